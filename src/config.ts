@@ -1,0 +1,114 @@
+/**
+ * The one configuration shape. The CLI (argv and config file, QEMU grammar) produces
+ * it; the composition root (src/usernet.ts) consumes it. Values here are already
+ * validated and defaulted: addresses are dotted-quad strings, ports numbers.
+ */
+
+/** an IPv4 endpoint; host "" means "any address" where binding */
+export interface InetAddress {
+  host: string;
+  port: number;
+}
+
+export interface HostForward {
+  proto: "tcp" | "udp";
+  /** "" binds all addresses (QEMU's default) */
+  hostAddr: string;
+  hostPort: number;
+  /** "" means the first DHCP address */
+  guestAddr: string;
+  guestPort: number;
+}
+
+export interface GuestForward {
+  proto: "tcp";
+  server: string;
+  port: number;
+  target: { kind: "cmd"; command: string } | { kind: "tcp"; host: string; port: number };
+}
+
+export interface UserNetdevConfig {
+  type: "user";
+  id: string;
+  hub: number;
+  /** network address, e.g. "10.0.2.0" */
+  net: string;
+  prefixLength: number;
+  /** gateway/host address, default net + 2 */
+  host: string;
+  /** first DHCP address, default net + 15 */
+  dhcpStart: string;
+  /** pool size, default 16 */
+  dhcpCount: number;
+  /** DNS server address, default net + 3 */
+  dns: string;
+  dnsSearch: string[];
+  domainName?: string;
+  hostname?: string;
+  restrict: boolean;
+  tftp?: string;
+  tftpServerName?: string;
+  bootfile?: string;
+  smb?: string;
+  /** default net + 4 */
+  smbServer: string;
+  hostfwd: HostForward[];
+  guestfwd: GuestForward[];
+  /** upstream resolvers "IP:PORT"; empty means /etc/resolv.conf */
+  dnsUpstream: InetAddress[];
+  hostLoopback: boolean;
+  outboundAddr?: string;
+  mtu: number;
+}
+
+export interface SocketNetdevConfig {
+  type: "socket";
+  id: string;
+  hub: number;
+  /** listen: accept many QEMU clients; connect: one outgoing stream with reconnect */
+  mode: "listen" | "connect" | "mcast" | "udp";
+  /** listen/connect: the TCP address; mcast: group and port; udp: remote peer */
+  addr: InetAddress;
+  /** mcast: local interface address; udp: local bind address and port */
+  localAddr?: InetAddress;
+}
+
+export interface StreamNetdevConfig {
+  type: "stream";
+  id: string;
+  hub: number;
+  server: boolean;
+  addr: { type: "inet"; host: string; port: number } | { type: "unix"; path: string };
+  /** client side: seconds between reconnect attempts (0 = QEMU's default of none; we still back off) */
+  reconnect: number;
+}
+
+export interface DgramNetdevConfig {
+  type: "dgram";
+  id: string;
+  hub: number;
+  local?: { type: "inet"; host: string; port: number } | { type: "unix"; path: string };
+  remote?: { type: "inet"; host: string; port: number } | { type: "unix"; path: string };
+}
+
+export interface TapNetdevConfig {
+  type: "tap";
+  id: string;
+  hub: number;
+  ifname: string;
+}
+
+export type NetdevConfig =
+  | UserNetdevConfig
+  | SocketNetdevConfig
+  | StreamNetdevConfig
+  | DgramNetdevConfig
+  | TapNetdevConfig;
+
+export interface Config {
+  netdevs: NetdevConfig[];
+  /** management API unix socket path; undefined = none */
+  apiSocket?: string;
+  stateDir?: string;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
