@@ -1,0 +1,137 @@
+/**
+ * QEMU's stream framing: each Ethernet frame is preceded by its length as a 4-byte
+ * big-endian integer (net/socket.c and net/stream.c, both directions; no vnet header).
+ *
+ * Theory of operation
+ * - Decoding is pure and incremental: `push(chunk)` returns the complete frames it
+ *   finished. A frame lying inside one chunk is returned as a view into that chunk;
+ *   only a frame spanning chunks is copied, once, into a buffer of its exact size.
+ *   Views keep their chunk alive, which is fine: socket reads hand out fresh buffers.
+ * - A length above `maxLength` (QEMU's NET_BUFSIZE, 4096 + 65536 = 69632 bytes, the
+ *   largest frame QEMU accepts) cannot be resynchronised: the decoder fails for good
+ *   with reason "bad-length" and the caller drops the peer. A length below
+ *   `minLength` (14, an Ethernet header; including 0) is skipped and counted in
+ *   `tooShort`, and the stream goes on. QEMU's own socket backend wedges the link
+ *   forever on such a frame; we keep the peer.
+ * - Encoding adds one 4-byte header per frame and returns the [header, frame, ...]
+ *   list for a single vectored write; frame bytes are never copied. The encoder does
+ *   not check lengths: the port filters what a QEMU peer would refuse.
+ */
+
+/** QEMU NET_BUFSIZE: the largest frame a QEMU stream peer accepts. */
+export const qemuMaxFrameLength = 4096 + 65536;
+/** An Ethernet header: anything shorter is not a frame. */
+export const minFrameLength = 14;
+export const frameHeaderLength = 4;
+
+export interface DecodedFrames {
+  frames: Buffer[];
+  /** frames skipped in this push because their length was below the minimum */
+  tooShort: number;
+  /** set once the stream is unusable; the peer must be dropped */
+  error?: string;
+}
+
+export interface FrameDecoderOptions {
+  maxLength?: number;
+  minLength?: number;
+}
+
+export class LengthPrefixedFrames {
+  private readonly maxLength: number;
+  private readonly minLength: number;
+  private readonly header = Buffer.alloc(frameHeaderLength);
+  private headerHave = 0;
+  /** a frame spanning chunks, and how much of it has arrived */
+  private partial: Buffer | undefined;
+  private partialHave = 0;
+  /** bytes of a too-short frame still to skip */
+  private skip = 0;
+  private failure: string | undefined;
+
+  constructor(options: FrameDecoderOptions = {}) {
+    this.maxLength = options.maxLength ?? qemuMaxFrameLength;
+    this.minLength = options.minLength ?? minFrameLength;
+  }
+
+  /** true when bytes of an unfinished frame or header are held */
+  get midFrame(): boolean {
+    return this.headerHave > 0 || this.partial !== undefined || this.skip > 0;
+  }
+
+  push(chunk: Buffer): DecodedFrames {
+    const frames: Buffer[] = [];
+    let tooShort = 0;
+    if (this.failure) return { frames, tooShort, error: this.failure };
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (this.skip > 0) {
+        const k = Math.min(this.skip, n - i);
+        this.skip -= k;
+        i += k;
+        continue;
+      }
+      if (this.partial) {
+        const k = Math.min(this.partial.length - this.partialHave, n - i);
+        chunk.copy(this.partial, this.partialHave, i, i + k);
+        this.partialHave += k;
+        i += k;
+        if (this.partialHave === this.partial.length) {
+          frames.push(this.partial);
+          this.partial = undefined;
+          this.partialHave = 0;
+        }
+        continue;
+      }
+      let length: number;
+      if (this.headerHave === 0 && n - i >= frameHeaderLength) {
+        length = chunk.readUInt32BE(i);
+        i += frameHeaderLength;
+      } else {
+        const k = Math.min(frameHeaderLength - this.headerHave, n - i);
+        chunk.copy(this.header, this.headerHave, i, i + k);
+        this.headerHave += k;
+        i += k;
+        if (this.headerHave < frameHeaderLength) break;
+        this.headerHave = 0;
+        length = this.header.readUInt32BE(0);
+      }
+      if (length > this.maxLength) {
+        this.failure = "bad-length";
+        return { frames, tooShort, error: this.failure };
+      }
+      if (length < this.minLength) {
+        tooShort++;
+        this.skip = length;
+        continue;
+      }
+      if (n - i >= length) {
+        frames.push(chunk.subarray(i, i + length));
+        i += length;
+      } else {
+        this.partial = Buffer.allocUnsafe(length);
+        this.partialHave = n - i;
+        chunk.copy(this.partial, 0, i, n);
+        i = n;
+      }
+    }
+    return { frames, tooShort };
+  }
+}
+
+/**
+ * The buffers for one vectored write of `frames`: [header, frame, header, frame, ...].
+ * All headers share one small allocation; frames are passed through, not copied.
+ */
+export function encodeFrames(frames: readonly Buffer[]): Buffer[] {
+  const headers = Buffer.allocUnsafe(frameHeaderLength * frames.length);
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const f of frames) {
+    headers.writeUInt32BE(f.length, at);
+    out.push(headers.subarray(at, at + frameHeaderLength), f);
+    at += frameHeaderLength;
+  }
+  return out;
+}

@@ -1,0 +1,239 @@
+/**
+ * Stream listener: `-netdev socket,listen=[host]:port` and `-netdev stream,server=on`
+ * (TCP or unix socket). QEMU clients connect with `-netdev socket,connect=` or
+ * `-netdev stream,server=off`.
+ *
+ * Theory of operation
+ * - Accepts MANY clients at once (QEMU's own listener takes one). Each client becomes
+ *   its own StreamPort named "ID#N" (N counts up from 1, never reused), attached to the
+ *   hub on accept and detached when its connection ends, for whatever reason. A client
+ *   that sends an impossible frame length is disconnected with a log line; the listener
+ *   and the other clients carry on.
+ * - Bounded: at most `maxClients` (256) at once; more are closed at once and counted.
+ * - Unix sockets: a socket file left by a dead process is removed before listening
+ *   (QEMU unlinks unconditionally); a live one (something answers a connect) or a path
+ *   that is not a socket is refused. The socket is made mode 0660: QEMU guests usually
+ *   run as a different user than this service (libvirt's qemu user, a CI runner) and
+ *   share a group with it, so group access is what makes the socket usable; others
+ *   get nothing, since whoever can connect can put frames on the virtual LAN. Between
+ *   bind and chmod the mode follows the umask for a moment. The file is removed on
+ *   close if it is still ours (same inode).
+ * - No timeouts: an idle QEMU stays connected as long as it likes, as with QEMU.
+ */
+import { chmod, lstat, stat, unlink } from "node:fs/promises";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import type { Hub } from "../hub/hub.js";
+import type { Logger } from "../log.js";
+import { bindHost, describeError, formatAddress, type StreamAddress } from "./address.js";
+import { StreamPort, type StreamPortOptions } from "./stream-port.js";
+
+export const defaultMaxClients = 256;
+const unixSocketMode = 0o660;
+const staleProbeTimeoutMs = 1000;
+
+export interface StreamListenerOptions extends StreamPortOptions {
+  /** netdev id; clients are named "ID#N" */
+  id: string;
+  /** port kind, e.g. "socket-listen" or "stream-listen" */
+  kind: string;
+  address: StreamAddress;
+  hub: Hub;
+  log: Logger;
+  maxClients?: number;
+}
+
+export interface StreamListenerStats {
+  accepted: number;
+  active: number;
+  /** connections refused because `maxClients` were connected */
+  rejected: number;
+  /** clients dropped for sending an impossible frame length */
+  badLength: number;
+}
+
+export class StreamListener {
+  private readonly clientPorts = new Set<StreamPort>();
+  private readonly log: Logger;
+  private readonly maxClients: number;
+  private seq = 0;
+  private accepted = 0;
+  private rejected = 0;
+  private badLength = 0;
+  private closing: Promise<void> | undefined;
+  /** unix socket inode, to remove only our own file on close */
+  private unixIno: number | undefined;
+
+  private constructor(
+    private readonly server: Server,
+    private readonly options: StreamListenerOptions,
+    /** the address actually bound (port 0 resolved) */
+    readonly address: StreamAddress,
+  ) {
+    this.log = options.log;
+    this.maxClients = options.maxClients ?? defaultMaxClients;
+    server.on("connection", (socket) => this.accept(socket));
+    server.on("error", (err) => this.log.error("listener error", { error: describeError(err) }));
+  }
+
+  /** Listens; rejects with an Error naming the address when that is impossible. */
+  static async open(options: StreamListenerOptions): Promise<StreamListener> {
+    const where = formatAddress(options.address);
+    const fail = (why: string) => new Error(`${options.id}: cannot listen on ${where}: ${why}`);
+    if (options.address.type === "unix") await removeStaleSocket(options.address.path, fail);
+    const server = createServer({ noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(fail(describeError(err)));
+      server.once("error", onError);
+      const done = () => {
+        server.off("error", onError);
+        resolve();
+      };
+      if (options.address.type === "unix") server.listen({ path: options.address.path }, done);
+      else server.listen({ host: bindHost(options.address.host), port: options.address.port }, done);
+    });
+    let bound: StreamAddress;
+    let ino: number | undefined;
+    if (options.address.type === "unix") {
+      bound = options.address;
+      try {
+        await chmod(options.address.path, unixSocketMode);
+        ino = (await stat(options.address.path)).ino;
+      } catch (err) {
+        server.close();
+        throw fail(`cannot set its mode: ${describeError(err)}`);
+      }
+    } else {
+      const a = server.address();
+      const port = a && typeof a === "object" ? a.port : options.address.port;
+      bound = { type: "inet", host: options.address.host, port };
+    }
+    const listener = new StreamListener(server, options, bound);
+    listener.unixIno = ino;
+    listener.log.info("listening", { address: formatAddress(bound) });
+    return listener;
+  }
+
+  clients(): readonly StreamPort[] {
+    return [...this.clientPorts];
+  }
+
+  stats(): StreamListenerStats {
+    return {
+      accepted: this.accepted,
+      active: this.clientPorts.size,
+      rejected: this.rejected,
+      badLength: this.badLength,
+    };
+  }
+
+  describe(): string {
+    const n = this.clientPorts.size;
+    if (this.closing) return `closed (was listening on ${formatAddress(this.address)})`;
+    return `listening on ${formatAddress(this.address)}, ${n} client${n === 1 ? "" : "s"}`;
+  }
+
+  /** Stops listening, disconnects every client, detaches their ports, removes the unix socket. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const port of this.clientPorts) this.forget(port);
+    await closed;
+    if (this.address.type === "unix" && this.unixIno !== undefined) {
+      try {
+        if ((await stat(this.address.path)).ino === this.unixIno) await unlink(this.address.path);
+      } catch {
+        // already gone: nothing to clean up
+      }
+    }
+    this.log.info("listener closed", { address: formatAddress(this.address) });
+  }
+
+  private accept(socket: Socket): void {
+    const hub = this.options.hub;
+    if (this.closing || hub.closed) {
+      socket.destroy();
+      return;
+    }
+    if (this.clientPorts.size >= this.maxClients) {
+      this.rejected++;
+      this.log.warn("too many clients; connection refused", { max: this.maxClients });
+      socket.destroy();
+      return;
+    }
+    this.accepted++;
+    const name = `${this.options.id}#${++this.seq}`;
+    const peer =
+      this.address.type === "unix"
+        ? `${this.address.path} (client ${this.seq})`
+        : `${socket.remoteAddress}:${socket.remotePort}`;
+    const port = new StreamPort(name, this.options.kind, this.log, this.options);
+    try {
+      hub.attach(port);
+    } catch (err) {
+      this.log.error("cannot attach client to the hub; connection closed", {
+        port: name,
+        error: describeError(err),
+      });
+      socket.destroy();
+      return;
+    }
+    this.clientPorts.add(port);
+    this.log.info("client connected", { port: name, peer });
+    port.useSocket(socket, peer, (reason) => {
+      if (reason === "bad-length") this.badLength++;
+      if (this.clientPorts.has(port)) {
+        this.forget(port);
+        this.log.info("client disconnected", { port: name, peer, reason });
+      }
+    });
+  }
+
+  private forget(port: StreamPort): void {
+    this.clientPorts.delete(port);
+    this.options.hub.detach(port);
+    port.close();
+  }
+}
+
+/**
+ * Makes room for a unix socket at `path`: nothing there is fine; a socket nobody
+ * answers on is a leftover and is removed; anything else is an error.
+ */
+async function removeStaleSocket(path: string, fail: (why: string) => Error): Promise<void> {
+  let st: Awaited<ReturnType<typeof lstat>>;
+  try {
+    st = await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw fail(describeError(err));
+  }
+  if (!st.isSocket()) throw fail("the path exists and is not a socket; refusing to remove it");
+  if (await someoneListens(path)) throw fail("another process is listening on that socket");
+  try {
+    await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+      throw fail(`cannot remove stale socket: ${describeError(err)}`);
+  }
+}
+
+function someoneListens(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection({ path });
+    const finish = (live: boolean) => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(live);
+    };
+    // a listener with a full backlog may not answer at once: count it as live
+    const timer = setTimeout(() => finish(true), staleProbeTimeoutMs);
+    probe.once("connect", () => finish(true));
+    probe.once("error", (err: NodeJS.ErrnoException) =>
+      finish(err.code !== "ECONNREFUSED" && err.code !== "ENOENT"),
+    );
+  });
+}

@@ -1,0 +1,173 @@
+/**
+ * A hub port over one QEMU stream connection (TCP or unix), in QEMU's framing: a 4-byte
+ * big-endian length before every frame (see length-prefixed-frames.ts).
+ *
+ * Theory of operation
+ * - Receive: one socket `data` event is one batch to the hub. Frames are views into
+ *   the chunk read. Frames shorter than an Ethernet header are dropped and counted
+ *   ("frame-too-short"); a length QEMU would never send (above NET_BUFSIZE) drops the
+ *   connection ("bad-length") with a log line — the owner decides what happens next
+ *   (a listener forgets the client, a connector reconnects).
+ * - Transmit: a batch from the hub becomes one corked write of [len, frame, len,
+ *   frame, ...], which Node turns into one writev; frame bytes are not copied.
+ * - Backpressure: while more than `maxQueuedBytes` (2 MiB by default) sit in the
+ *   socket's user-space write queue, further frames are dropped and counted
+ *   ("tx-queue-full") until it drains. A slow or stopped peer costs a bounded amount
+ *   of memory and never stalls the hub. Guest TCP recovers from the drops like from
+ *   any lossy link.
+ * - Frames a QEMU peer would refuse are never sent: shorter than 14 bytes (QEMU's
+ *   socket backend wedges on those) or longer than NET_BUFSIZE (it would disconnect).
+ * - The port outlives connections: `useSocket` puts a new one in place, counters carry
+ *   on. With no connection, frames are dropped and counted ("not-connected").
+ * - Not here: accepting, connecting, reconnecting (stream-listener.ts,
+ *   stream-connector.ts).
+ */
+import type { Socket } from "node:net";
+import type { FrameSink, Port, PortStats } from "../hub/port.js";
+import { PortCounters } from "../hub/port.js";
+import type { Logger } from "../log.js";
+import {
+  encodeFrames,
+  LengthPrefixedFrames,
+  minFrameLength,
+  qemuMaxFrameLength,
+} from "./length-prefixed-frames.js";
+
+export const defaultMaxQueuedBytes = 2 * 1024 * 1024;
+
+export interface StreamPortOptions {
+  /** user-space write queue bound per connection, bytes */
+  maxQueuedBytes?: number;
+}
+
+/** why a connection ended: "closed" (peer or us), "bad-length", or a socket error code */
+export type StreamEndReason = string;
+
+export class StreamPort implements Port {
+  private readonly counters = new PortCounters();
+  private readonly maxQueuedBytes: number;
+  private sink: FrameSink | undefined;
+  private socket: Socket | undefined;
+  private peer = "";
+  private isClosed = false;
+
+  constructor(
+    readonly name: string,
+    readonly kind: string,
+    private readonly log: Logger,
+    options: StreamPortOptions = {},
+  ) {
+    this.maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes;
+  }
+
+  get connected(): boolean {
+    return this.socket !== undefined;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /**
+   * Carries frames over `socket` (already connected) until it ends; then `onEnd` is
+   * called once with the reason. Replaces nothing: the port must be idle.
+   */
+  useSocket(socket: Socket, peer: string, onEnd: (reason: StreamEndReason) => void): void {
+    if (this.isClosed) {
+      socket.destroy();
+      onEnd("closed");
+      return;
+    }
+    if (this.socket) throw new Error(`port ${this.name} already has a connection`);
+    this.socket = socket;
+    this.peer = peer;
+    socket.setNoDelay(true);
+    const decoder = new LengthPrefixedFrames();
+    let reason: StreamEndReason = "closed";
+    socket.on("data", (chunk: Buffer) => {
+      const r = decoder.push(chunk);
+      if (r.tooShort > 0) this.counters.drop("frame-too-short", r.tooShort);
+      if (r.frames.length > 0) this.deliver(r.frames);
+      if (r.error !== undefined && !socket.destroyed) {
+        reason = r.error;
+        this.counters.drop(r.error);
+        this.log.warn("peer sent an impossible frame length; disconnecting it", {
+          port: this.name,
+          peer,
+          max: qemuMaxFrameLength,
+        });
+        socket.destroy();
+      }
+    });
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      reason = err.code ?? err.message;
+      this.log.debug("connection error", { port: this.name, peer, error: reason });
+    });
+    socket.once("close", () => {
+      if (this.socket === socket) this.socket = undefined;
+      onEnd(reason);
+    });
+  }
+
+  send(frames: readonly Buffer[]): void {
+    const socket = this.socket;
+    if (!socket?.writable) {
+      this.counters.drop("not-connected", frames.length);
+      return;
+    }
+    let queued = socket.writableLength;
+    const accepted: Buffer[] = [];
+    for (const f of frames) {
+      if (f.length < minFrameLength) {
+        this.counters.drop("frame-too-short");
+      } else if (f.length > qemuMaxFrameLength) {
+        this.counters.drop("frame-too-long");
+      } else if (queued >= this.maxQueuedBytes) {
+        this.counters.drop("tx-queue-full");
+      } else {
+        queued += f.length + 4;
+        this.counters.countTx(f);
+        accepted.push(f);
+      }
+    }
+    if (accepted.length === 0) return;
+    socket.cork();
+    for (const b of encodeFrames(accepted)) socket.write(b);
+    socket.uncork();
+  }
+
+  setReceiver(sink: FrameSink | undefined): void {
+    this.sink = sink;
+  }
+
+  stats(): PortStats {
+    return this.counters.snapshot();
+  }
+
+  /** bytes waiting in user space to be written to the peer */
+  queuedBytes(): number {
+    return this.socket?.writableLength ?? 0;
+  }
+
+  describe(): string {
+    if (this.isClosed) return "closed";
+    return this.socket ? `connected to ${this.peer}` : "not connected";
+  }
+
+  /** Drops the current connection, if any; the port stays usable. */
+  disconnect(): void {
+    this.socket?.destroy();
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.socket?.destroy();
+  }
+
+  private deliver(frames: Buffer[]): void {
+    this.counters.countRx(frames);
+    if (this.sink) this.sink(frames);
+    else this.counters.drop("no-receiver", frames.length);
+  }
+}

@@ -1,0 +1,174 @@
+import { describe, expect, test } from "vitest";
+import { Hub, HubRegistry } from "../../../src/hub/hub.js";
+import { type FrameSink, type Port, PortCounters, type PortStats } from "../../../src/hub/port.js";
+
+/** A port that records what the hub sends it and injects frames on demand. */
+class FakePort implements Port {
+  readonly kind = "fake";
+  readonly received: Buffer[][] = [];
+  sink: FrameSink | undefined;
+  onSend: ((frames: readonly Buffer[]) => void) | undefined;
+  private readonly counters = new PortCounters();
+  constructor(readonly name: string) {}
+  send(frames: readonly Buffer[]): void {
+    this.received.push([...frames]);
+    this.onSend?.(frames);
+  }
+  setReceiver(sink: FrameSink | undefined): void {
+    this.sink = sink;
+  }
+  inject(...frames: Buffer[]): void {
+    this.sink?.(frames);
+  }
+  stats(): PortStats {
+    return this.counters.snapshot();
+  }
+  describe(): string {
+    return this.name;
+  }
+  close(): void {}
+}
+
+const frame = (tag: number, len = 60) => Buffer.alloc(len, tag);
+
+describe("Hub", () => {
+  test("floods a batch to every other port, never back to the sender", () => {
+    const hub = new Hub(0);
+    const [a, b, c] = [new FakePort("a"), new FakePort("b"), new FakePort("c")];
+    for (const p of [a, b, c]) hub.attach(p);
+    const f1 = frame(1);
+    const f2 = frame(2);
+    a.inject(f1, f2);
+    expect(a.received).toEqual([]);
+    expect(b.received).toEqual([[f1, f2]]);
+    expect(c.received).toEqual([[f1, f2]]);
+    expect(b.received[0]?.[0]).toBe(f1); // handed over, not copied
+    expect(hub.stats()).toMatchObject({ id: 0, ports: 3, batches: 1, frames: 2, bytes: 120, delivered: 4 });
+  });
+
+  test("attach and detach at run time install and remove the receiver", () => {
+    const hub = new Hub(1);
+    const a = new FakePort("a");
+    const b = new FakePort("b");
+    hub.attach(a);
+    a.inject(frame(1));
+    expect(hub.stats().unheard).toBe(1);
+    hub.attach(b);
+    expect(hub.ports().map((p) => p.name)).toEqual(["a", "b"]);
+    a.inject(frame(2));
+    expect(b.received).toHaveLength(1);
+    expect(hub.detach(b)).toBe(true);
+    expect(b.sink).toBeUndefined();
+    expect(hub.detach(b)).toBe(false);
+    a.inject(frame(3));
+    expect(b.received).toHaveLength(1);
+    expect(hub.ports().map((p) => p.name)).toEqual(["a"]);
+  });
+
+  test("refuses the same port twice, a duplicate name, and attaching to a closed hub", () => {
+    const hub = new Hub(2);
+    const a = new FakePort("a");
+    hub.attach(a);
+    expect(() => hub.attach(a)).toThrow(/already attached/);
+    expect(() => hub.attach(new FakePort("a"))).toThrow(/already has a port named a/);
+    hub.close();
+    expect(a.sink).toBeUndefined();
+    expect(hub.ports()).toEqual([]);
+    expect(() => hub.attach(new FakePort("z"))).toThrow(/closed/);
+  });
+
+  test("a stale receiver of a detached port does nothing", () => {
+    const hub = new Hub(3);
+    const a = new FakePort("a");
+    const b = new FakePort("b");
+    hub.attach(a);
+    hub.attach(b);
+    const stale = a.sink;
+    hub.detach(a);
+    stale?.([frame(1)]);
+    expect(b.received).toEqual([]);
+  });
+
+  test("a synchronous reply from inside send is delivered after the current batch, in order", () => {
+    const hub = new Hub(4);
+    const [a, stack, c] = [new FakePort("a"), new FakePort("stack"), new FakePort("c")];
+    for (const p of [a, stack, c]) hub.attach(p);
+    const request = frame(1);
+    const reply = frame(2);
+    stack.onSend = (frames) => {
+      if (frames[0] === request) stack.inject(reply);
+    };
+    a.inject(request);
+    expect(a.received).toEqual([[reply]]);
+    // c saw the request before the reply, although the reply was made first
+    expect(c.received).toEqual([[request], [reply]]);
+  });
+
+  test("a feedback loop between ports is cut by the pending-batch bound", () => {
+    const hub = new Hub(5, { maxPendingBatches: 10 });
+    const a = new FakePort("a");
+    const b = new FakePort("b");
+    hub.attach(a);
+    hub.attach(b);
+    let echoes = 0;
+    // each port echoes every batch, twice: the pending queue would grow for ever
+    for (const p of [a, b]) {
+      p.onSend = (frames) => {
+        if (echoes++ < 10_000) {
+          p.inject(...frames);
+          p.inject(...frames);
+        }
+      };
+    }
+    a.inject(frame(1));
+    expect(hub.stats().drops["reentry-overflow"]).toBeGreaterThan(0);
+  });
+
+  test("a port that throws does not stop delivery to the others", () => {
+    const hub = new Hub(6);
+    const [a, bad, c] = [new FakePort("a"), new FakePort("bad"), new FakePort("c")];
+    for (const p of [a, bad, c]) hub.attach(p);
+    bad.onSend = () => {
+      throw new Error("bug");
+    };
+    a.inject(frame(1));
+    a.inject(frame(2));
+    expect(c.received).toHaveLength(2);
+    expect(hub.stats().drops["port-send-threw"]).toBe(2);
+  });
+
+  test("a port detached by another port's send gets nothing more", () => {
+    const hub = new Hub(7);
+    const [a, b, c] = [new FakePort("a"), new FakePort("b"), new FakePort("c")];
+    for (const p of [a, b, c]) hub.attach(p);
+    b.onSend = () => hub.detach(c);
+    a.inject(frame(1));
+    expect(b.received).toHaveLength(1);
+    expect(c.received).toHaveLength(0);
+  });
+
+  test("describe names the ports", () => {
+    const hub = new Hub(8);
+    hub.attach(new FakePort("s0#1"));
+    hub.attach(new FakePort("u0"));
+    expect(hub.describe()).toBe("hub 8: 2 ports (s0#1, u0)");
+  });
+});
+
+describe("HubRegistry", () => {
+  test("gets or creates hubs by number and lists them in order", () => {
+    const hubs = new HubRegistry();
+    const h2 = hubs.get(2);
+    expect(hubs.get(2)).toBe(h2);
+    hubs.get(0);
+    expect(hubs.find(1)).toBeUndefined();
+    expect(hubs.list().map((h) => h.id)).toEqual([0, 2]);
+    expect(() => hubs.get(-1)).toThrow(/non-negative integer/);
+    const p = new FakePort("p");
+    h2.attach(p);
+    hubs.close();
+    expect(h2.closed).toBe(true);
+    expect(p.sink).toBeUndefined();
+    expect(hubs.list()).toEqual([]);
+  });
+});
