@@ -1,0 +1,109 @@
+/**
+ * A LeaseStore backed by one JSON file in the state directory.
+ *
+ * Theory of operation
+ * - `save` writes `{ "version": 1, "leases": [...] }` to a temp file next to the target,
+ *   fsyncs it, renames it over the target and fsyncs the directory, so a crash leaves
+ *   either the old or the new file, never a torn one. Writes are synchronous: they
+ *   happen only when a lease changes (bind, renew, release, decline, BOOTP), which is
+ *   rare next to the packet rate, and it keeps the order of saves trivially right.
+ * - `load` reads the file once at start. A missing file is an empty table; an
+ *   unreadable or corrupt one is logged and treated as empty (the guests then get
+ *   addresses by the usual rules, most likely the same ones), never a crash.
+ *   Malformed entries are skipped and logged.
+ * - A failing save is logged, not thrown: the server keeps serving from memory.
+ * Not done: locking against a second process using the same file (one usernet per
+ *   state directory is assumed).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Logger } from "../../log.js";
+import { type Lease, type LeaseStore, parseLeases } from "./dhcp-lease.js";
+
+export const LEASE_FILE_VERSION = 1;
+
+export class FileLeaseStore implements LeaseStore {
+  readonly file: string;
+
+  /**
+   * @param stateDir directory for state; created if missing
+   * @param fileName e.g. "dhcp-leases-n0.json" (one file per user netdev)
+   */
+  constructor(
+    readonly stateDir: string,
+    fileName: string,
+    private readonly log: Logger,
+  ) {
+    if (fileName === "" || fileName !== path.basename(fileName)) {
+      throw new Error(`lease file name must be a plain file name, got "${fileName}"`);
+    }
+    this.file = path.join(stateDir, fileName);
+  }
+
+  load(): Lease[] {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
+        this.log.warn("cannot read DHCP lease file, starting empty", {
+          file: this.file,
+          error: String(e),
+        });
+      }
+      return [];
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      this.log.warn("DHCP lease file is not JSON, starting empty", { file: this.file });
+      return [];
+    }
+    const body = data as { version?: unknown; leases?: unknown } | null;
+    if (typeof body !== "object" || body === null || body.version !== LEASE_FILE_VERSION) {
+      this.log.warn("DHCP lease file has an unknown format, starting empty", { file: this.file });
+      return [];
+    }
+    const { leases, skipped } = parseLeases(body.leases);
+    if (skipped > 0) this.log.warn("skipped malformed DHCP leases", { file: this.file, skipped });
+    return leases;
+  }
+
+  save(leases: Lease[]): void {
+    const tmp = `${this.file}.tmp-${process.pid}`;
+    try {
+      fs.mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+      const text = `${JSON.stringify({ version: LEASE_FILE_VERSION, leases }, null, 1)}\n`;
+      const fd = fs.openSync(tmp, "w", 0o600);
+      try {
+        fs.writeFileSync(fd, text);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, this.file);
+      syncDirectory(this.stateDir);
+    } catch (e) {
+      this.log.error("cannot save DHCP leases", { file: this.file, error: String(e) });
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        // nothing more to do: the old file is intact
+      }
+    }
+  }
+}
+
+/** Makes a rename durable. Some filesystems refuse fsync on a directory; that is fine. */
+function syncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, "r");
+    fs.fsyncSync(fd);
+  } catch {
+    // best effort
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
