@@ -1,0 +1,60 @@
+/**
+ * What `usernet` with no -netdev/-net option runs (e.g. `npm start`): hub 0 with
+ *   user0    a `-netdev user` with QEMU's defaults (10.0.2.0/24),
+ *   stream0  a QEMU stream/socket listener on 127.0.0.1:8010 (loopback only),
+ *   unix0    a unix stream listener at $XDG_RUNTIME_DIR/usernet/hub0.sock, or
+ *            <tmpdir>/usernet-<uid>/hub0.sock without XDG_RUNTIME_DIR.
+ * <tmpdir> is Node's os.tmpdir() rule applied to the environment passed in (TMPDIR,
+ * TMP, TEMP, else /tmp), so callers and tests control it. Creating the directory
+ * (mode 0700) is the transport's job when it binds.
+ */
+import type { NetdevConfig } from "../config.js";
+import type { NetdevEntry } from "./netdev.js";
+import { defaultUserNetdev } from "./netdev-user.js";
+import { UsageError } from "./usage-error.js";
+
+export const defaultStreamPort = 8010;
+
+function tmpdir(env: NodeJS.ProcessEnv): string {
+  let p = env.TMPDIR || env.TMP || env.TEMP || "/tmp";
+  if (p.length > 1 && p.endsWith("/")) p = p.slice(0, -1);
+  return p;
+}
+
+export function defaultUnixSocketPath(env: NodeJS.ProcessEnv, uid: number): string {
+  const xdg = env.XDG_RUNTIME_DIR;
+  return xdg ? `${xdg.replace(/\/+$/, "")}/usernet/hub0.sock` : `${tmpdir(env)}/usernet-${uid}/hub0.sock`;
+}
+
+export function defaultNetdevs(env: NodeJS.ProcessEnv, uid: number): NetdevEntry[] {
+  const path = defaultUnixSocketPath(env, uid);
+  if (Buffer.byteLength(path) > 107) {
+    throw new UsageError(
+      `default unix socket path ${path} is longer than 107 bytes; set a shorter XDG_RUNTIME_DIR or give -netdev options`,
+    );
+  }
+  const entry = (config: NetdevConfig, form: string): NetdevEntry => ({
+    config,
+    written: config.type,
+    origin: `the default ${form}`,
+    implicit: true,
+  });
+  return [
+    entry(defaultUserNetdev("user0", 0), "-netdev user,id=user0"),
+    entry(
+      {
+        type: "stream",
+        id: "stream0",
+        hub: 0,
+        server: true,
+        addr: { type: "inet", host: "127.0.0.1", port: defaultStreamPort },
+        reconnect: 0,
+      },
+      `-netdev stream,id=stream0 on 127.0.0.1:${defaultStreamPort}`,
+    ),
+    entry(
+      { type: "stream", id: "unix0", hub: 0, server: true, addr: { type: "unix", path }, reconnect: 0 },
+      `-netdev stream,id=unix0 on ${path}`,
+    ),
+  ];
+}

@@ -1,0 +1,120 @@
+/**
+ * The port-forward grammars of QEMU's user networking:
+ *
+ *   hostfwd=[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport
+ *   -redir [tcp|udp]:hostport:[guestaddr]:guestport            (legacy, all host addresses)
+ *   guestfwd=[tcp]:[server]:port-cmd:COMMAND
+ *   guestfwd=[tcp]:[server]:port-tcp:HOST:PORT
+ *
+ * As in QEMU (net/slirp.c): an empty protocol means tcp, an empty host address binds
+ * every address, host port 0 asks the kernel for any free port, an empty guest address
+ * means the first DHCP address, and an empty guestfwd server means net + 4 (filled in
+ * by the user netdev, which knows the network). The colon after the protocol is not
+ * optional: `tcp:2222-:22` is refused, as QEMU refuses it.
+ *
+ * Only the syntax is checked here; whether addresses fit the network is the user
+ * netdev's job. guestfwd's chardev target is limited to `tcp:HOST:PORT` (QEMU takes any
+ * chardev there) and `cmd:` runs COMMAND through the shell for each connection.
+ */
+import type { GuestForward, HostForward } from "../config.js";
+import { isHost, parseHostPort, parseIpv4, parsePort } from "./inet.js";
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+const good = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const bad = <T>(reason: string): Parsed<T> => ({ ok: false, reason });
+
+export const hostfwdForm =
+  "[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport such as hostfwd=tcp::2222-:22";
+export const redirForm = "[tcp|udp]:hostport:[guestaddr]:guestport such as -redir tcp:2222::22";
+export const guestfwdForm =
+  "[tcp]:[server]:port-cmd:COMMAND or [tcp]:[server]:port-tcp:HOST:PORT such as guestfwd=tcp:10.0.2.100:1234-tcp:127.0.0.1:80";
+
+/** cuts `s` at the first `sep`; undefined when there is none */
+function cut(s: string, sep: string): [string, string] | undefined {
+  const i = s.indexOf(sep);
+  return i < 0 ? undefined : [s.slice(0, i), s.slice(i + sep.length)];
+}
+
+function parseProto(s: string): "tcp" | "udp" | undefined {
+  if (s === "" || s === "tcp") return "tcp";
+  if (s === "udp") return "udp";
+  return undefined;
+}
+
+function parseOptionalAddr(s: string): string | undefined {
+  return s === "" || parseIpv4(s) !== undefined ? s : undefined;
+}
+
+export function parseHostForward(s: string): Parsed<HostForward> {
+  const p1 = cut(s, ":");
+  if (!p1) return bad("missing ':' after the protocol");
+  const proto = parseProto(p1[0]);
+  if (!proto) return bad(`bad protocol "${p1[0]}" (tcp or udp)`);
+  const p2 = cut(p1[1], ":");
+  if (!p2) return bad("missing ':' after the host address");
+  const hostAddr = parseOptionalAddr(p2[0]);
+  if (hostAddr === undefined) return bad(`bad host address "${p2[0]}"`);
+  const p3 = cut(p2[1], "-");
+  if (!p3) return bad("missing '-' between host and guest side");
+  const hostPort = parsePort(p3[0], 0);
+  if (hostPort === undefined) return bad(`bad host port "${p3[0]}" (0..65535)`);
+  return guestSide(p3[1], { proto, hostAddr, hostPort });
+}
+
+export function parseRedirect(s: string): Parsed<HostForward> {
+  const p1 = cut(s, ":");
+  if (!p1) return bad("missing ':' after the protocol");
+  const proto = parseProto(p1[0]);
+  if (!proto) return bad(`bad protocol "${p1[0]}" (tcp or udp)`);
+  const p2 = cut(p1[1], ":");
+  if (!p2) return bad("missing ':' after the host port");
+  const hostPort = parsePort(p2[0], 0);
+  if (hostPort === undefined) return bad(`bad host port "${p2[0]}" (0..65535)`);
+  return guestSide(p2[1], { proto, hostAddr: "", hostPort });
+}
+
+function guestSide(
+  s: string,
+  host: Pick<HostForward, "proto" | "hostAddr" | "hostPort">,
+): Parsed<HostForward> {
+  const p = cut(s, ":");
+  if (!p) return bad("missing ':' between guest address and port");
+  const guestAddr = parseOptionalAddr(p[0]);
+  if (guestAddr === undefined) return bad(`bad guest address "${p[0]}"`);
+  const guestPort = parsePort(p[1]);
+  if (guestPort === undefined) return bad(`bad guest port "${p[1]}" (1..65535)`);
+  return good({ ...host, guestAddr, guestPort });
+}
+
+/** `server` is "" when not given; the caller fills in the network's default */
+export function parseGuestForward(s: string): Parsed<GuestForward> {
+  const p1 = cut(s, ":");
+  if (!p1) return bad("missing ':' after the protocol");
+  if (p1[0] !== "" && p1[0] !== "tcp") return bad(`bad protocol "${p1[0]}" (only tcp)`);
+  const p2 = cut(p1[1], ":");
+  if (!p2) return bad("missing ':' after the server address");
+  const server = parseOptionalAddr(p2[0]);
+  if (server === undefined) return bad(`bad server address "${p2[0]}"`);
+  const p3 = cut(p2[1], "-");
+  if (!p3) return bad("missing '-' before the target");
+  const port = parsePort(p3[0]);
+  if (port === undefined) return bad(`bad port "${p3[0]}" (1..65535)`);
+  const target = p3[1];
+  if (target.startsWith("cmd:")) {
+    const command = target.slice(4);
+    if (command.trim() === "") return bad("empty command after cmd:");
+    return good({ proto: "tcp", server, port, target: { kind: "cmd", command } });
+  }
+  if (target.startsWith("tcp:")) {
+    const hp = parseHostPort(target.slice(4));
+    if (!hp || hp.host === "" || !isHost(hp.host)) return bad(`bad target "${target}" (tcp:HOST:PORT)`);
+    return good({ proto: "tcp", server, port, target: { kind: "tcp", host: hp.host, port: hp.port } });
+  }
+  return bad(`bad target "${target}" (cmd:COMMAND or tcp:HOST:PORT)`);
+}
+
+/** back to QEMU's spelling, for messages */
+export function formatHostForward(f: HostForward): string {
+  return `${f.proto}:${f.hostAddr}:${f.hostPort}-${f.guestAddr}:${f.guestPort}`;
+}

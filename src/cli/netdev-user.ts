@@ -1,0 +1,341 @@
+/**
+ * `-netdev user`: one virtual network with QEMU's slirp defaults, checked as QEMU
+ * checks it and a little more.
+ *
+ * Defaults follow net/slirp.c exactly: an address is the network ORed with a fixed
+ * offset under the host part of the mask: host = net | (0.0.2.2 & ~mask), dns = .2.3,
+ * dhcpstart = .2.15, smbserver and an empty guestfwd server = .2.4. In the usual /24
+ * that is net+2, +3, +15, +4; in 10.0.0.0/8 it is still 10.0.2.2. `net=` without a
+ * prefix takes QEMU's classful mask (10.x.x.x → /8, 172.16/12, 128-191 → /16,
+ * 192.168 → /16, 198.18 → /15, 224+ → /24, otherwise /28), and host bits of `net=`
+ * are masked off, both as QEMU does.
+ *
+ * Stricter than QEMU, because the alternative is a guest that silently misbehaves: a
+ * non-contiguous netmask, a prefix outside 4..30, host/dns/smbserver/guestfwd servers
+ * on the network or broadcast address or inside the DHCP pool, a pool running past the
+ * end of the network, and hostfwd guest addresses outside the network are refused.
+ * ipv4=off is refused (the stack is IPv4) and ipv6=on is "not supported yet".
+ */
+import type { GuestForward, HostForward, InetAddress, UserNetdevConfig } from "../config.js";
+import { guestfwdForm, hostfwdForm, parseGuestForward, parseHostForward } from "./forwards.js";
+import {
+  formatIpv4,
+  isDomainName,
+  maskPrefix,
+  parseDecimal,
+  parseHostPort,
+  parseIpv4,
+  prefixMask,
+} from "./inet.js";
+import type { OptionSet, OptionSpec } from "./qemu-opts.js";
+import { UsageError } from "./usage-error.js";
+
+const ipForm = (key: string, example: string): OptionSpec => ({
+  kind: "value",
+  form: `an IPv4 address such as ${key}=${example}`,
+});
+const boolForm = (key: string, example: "on" | "off"): OptionSpec => ({
+  kind: "bool",
+  form: `on or off such as ${key}=${example}`,
+});
+
+export const userSpec: Readonly<Record<string, OptionSpec>> = {
+  net: { kind: "value", form: "ADDR[/PREFIX] such as net=10.0.2.0/24" },
+  host: ipForm("host", "10.0.2.2"),
+  dhcpstart: ipForm("dhcpstart", "10.0.2.15"),
+  dhcpcount: { kind: "value", form: "a pool size such as dhcpcount=16" },
+  dns: ipForm("dns", "10.0.2.3"),
+  dnssearch: { kind: "list", form: "a domain name such as dnssearch=example.com" },
+  domainname: { kind: "value", form: "a domain name such as domainname=example.com" },
+  hostname: { kind: "value", form: "1 to 255 printable characters such as hostname=guest" },
+  restrict: boolForm("restrict", "on"),
+  tftp: { kind: "value", form: "a directory such as tftp=/srv/tftp" },
+  "tftp-server-name": {
+    kind: "value",
+    form: "1 to 255 printable characters such as tftp-server-name=10.0.2.2",
+  },
+  bootfile: { kind: "value", form: "a file name of at most 127 bytes such as bootfile=pxelinux.0" },
+  smb: { kind: "value", form: "a directory such as smb=/srv/share" },
+  smbserver: ipForm("smbserver", "10.0.2.4"),
+  hostfwd: { kind: "list", form: hostfwdForm },
+  guestfwd: { kind: "list", form: guestfwdForm },
+  ipv4: boolForm("ipv4", "on"),
+  ipv6: boolForm("ipv6", "off"),
+  "dns-upstream": { kind: "list", form: "IP[:PORT] such as dns-upstream=127.0.0.1:5353" },
+  "host-loopback": boolForm("host-loopback", "off"),
+  "outbound-addr": ipForm("outbound-addr", "192.0.2.10"),
+  mtu: { kind: "value", form: "68..65520 such as mtu=65520" },
+};
+
+const ipv6Later = "not supported yet (IPv6 is planned)";
+export const userRefused: Readonly<Record<string, string>> = {
+  "ipv6-net": ipv6Later,
+  "ipv6-host": ipv6Later,
+  "ipv6-prefix": ipv6Later,
+  "ipv6-prefixlen": ipv6Later,
+  "ipv6-dns": ipv6Later,
+};
+
+/** a network as numbers, for placing addresses in it */
+interface Network {
+  net: number;
+  prefix: number;
+  mask: number;
+  broadcast: number;
+}
+
+function network(net: number, prefix: number): Network {
+  const mask = prefixMask(prefix);
+  return { net, prefix, mask, broadcast: (net | ~mask) >>> 0 };
+}
+
+const cidr = (n: Network) => `${formatIpv4(n.net)}/${n.prefix}`;
+
+/** QEMU's default for an address: the network ORed with an offset under the mask */
+const qemuDefault = (n: Network, offset: number) => (n.net | (offset & ~n.mask)) >>> 0;
+
+/** why `a` cannot be a host on `n`, or undefined when it can */
+function placeProblem(n: Network, a: number): string | undefined {
+  if ((a & n.mask) >>> 0 !== n.net) return `not inside net=${cidr(n)}`;
+  if (a === n.net) return `is the network address of ${cidr(n)}`;
+  if (a === n.broadcast) return `is the broadcast address of ${cidr(n)}`;
+  return undefined;
+}
+
+/** QEMU's classful guess when net= has no prefix (net/slirp.c) */
+function classfulPrefix(a: number): number {
+  if ((a & 0x80000000) === 0) return 8;
+  if ((a & 0xfff00000) >>> 0 === 0xac100000) return 12;
+  if ((a & 0xc0000000) >>> 0 === 0x80000000) return 16;
+  if ((a & 0xffff0000) >>> 0 === 0xc0a80000) return 16;
+  if ((a & 0xffff0000) >>> 0 === 0xc6120000) return 15;
+  if ((a & 0xe0000000) >>> 0 === 0xe0000000) return 24;
+  return 28;
+}
+
+function parseNet(opts: OptionSet): Network {
+  const v = opts.get("net");
+  if (v === undefined) return network(0x0a000200, 24);
+  const slash = v.indexOf("/");
+  const addr = parseIpv4(slash < 0 ? v : v.slice(0, slash));
+  if (addr === undefined) return opts.fail("net", v);
+  let prefix: number | undefined;
+  if (slash < 0) {
+    prefix = classfulPrefix(addr);
+  } else {
+    const rest = v.slice(slash + 1);
+    const mask = parseIpv4(rest);
+    if (mask !== undefined) {
+      prefix = maskPrefix(mask);
+      if (prefix === undefined)
+        return opts.fail("net", v, "netmask must be contiguous, such as 255.255.255.0");
+    } else {
+      prefix = parseDecimal(rest, 0, 32);
+      if (prefix === undefined) return opts.fail("net", v);
+    }
+  }
+  if (prefix < 4 || prefix > 30) {
+    return opts.fail("net", v, "prefix must be 4..30 (room for gateway, DNS and guests)");
+  }
+  return network((addr & prefixMask(prefix)) >>> 0, prefix);
+}
+
+const printable = (s: string, max: number) =>
+  s.length > 0 && Buffer.byteLength(s) <= max && /^[\x21-\x7e]+$/.test(s);
+
+export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserNetdevConfig {
+  const where = opts.where;
+  if (!opts.bool("ipv4", true))
+    opts.fail("ipv4", opts.get("ipv4") ?? "", "not supported: usernet needs IPv4");
+  if (opts.bool("ipv6", false)) opts.fail("ipv6", opts.get("ipv6") ?? "", "not supported yet (use ipv6=off)");
+
+  const n = parseNet(opts);
+  /** "key=ADDR", marked when the address is the default rather than written */
+  const label = (key: string, a: number) => `${key}=${formatIpv4(a)}${opts.has(key) ? "" : " (default)"}`;
+  const place = (key: string, offset: number): number => {
+    const given = opts.get(key);
+    const a = given === undefined ? qemuDefault(n, offset) : parseIpv4(given);
+    if (a === undefined) return opts.fail(key, given ?? "");
+    const problem = placeProblem(n, a);
+    if (problem) throw new UsageError(`${where}: ${label(key, a)}: ${problem}`);
+    return a;
+  };
+  const host = place("host", 0x0202);
+  const dns = place("dns", 0x0203);
+  const dhcpStart = place("dhcpstart", 0x020f);
+  const smbServer = place("smbserver", 0x0204);
+  if (dns === host)
+    throw new UsageError(`${where}: ${label("dns", dns)}: must differ from ${label("host", host)}`);
+  for (const [other, a] of [
+    ["host", host],
+    ["dns", dns],
+  ] as const) {
+    if (smbServer === a) {
+      throw new UsageError(`${where}: ${label("smbserver", smbServer)}: must differ from ${label(other, a)}`);
+    }
+  }
+
+  const countText = opts.get("dhcpcount");
+  const dhcpCount = countText === undefined ? 16 : parseDecimal(countText, 1, 65534);
+  if (dhcpCount === undefined) return opts.fail("dhcpcount", countText ?? "");
+  const poolEnd = dhcpStart + dhcpCount - 1;
+  if (poolEnd >= n.broadcast) {
+    throw new UsageError(
+      `${where}: ${label("dhcpstart", dhcpStart)}: a pool of ${dhcpCount} runs past ` +
+        `${formatIpv4(n.broadcast - 1)}, the last address of ${cidr(n)}`,
+    );
+  }
+  const pool = `${formatIpv4(dhcpStart)}-${formatIpv4(poolEnd)}`;
+  const inPool = (a: number) => a >= dhcpStart && a <= poolEnd;
+  const smb = opts.get("smb");
+  const fixed: [string, number][] = [
+    ["host", host],
+    ["dns", dns],
+  ];
+  if (smb !== undefined) fixed.push(["smbserver", smbServer]);
+  for (const [key, a] of fixed) {
+    if (!inPool(a)) continue;
+    // blame what the user wrote: the address if they gave it, else the pool they moved
+    throw new UsageError(
+      opts.has(key)
+        ? `${where}: ${label(key, a)}: inside the DHCP pool ${pool}`
+        : `${where}: ${label("dhcpstart", dhcpStart)}: the DHCP pool ${pool} holds ${label(key, a)}`,
+    );
+  }
+
+  const dnsSearch = opts.list("dnssearch");
+  for (const d of dnsSearch) if (!isDomainName(d)) opts.fail("dnssearch", d);
+  const domainName = opts.get("domainname");
+  if (domainName !== undefined && !isDomainName(domainName)) opts.fail("domainname", domainName);
+  const hostname = opts.get("hostname");
+  if (hostname !== undefined && !printable(hostname, 255)) opts.fail("hostname", hostname);
+  const tftpServerName = opts.get("tftp-server-name");
+  if (tftpServerName !== undefined && !printable(tftpServerName, 255)) {
+    opts.fail("tftp-server-name", tftpServerName);
+  }
+  const bootfile = opts.get("bootfile");
+  if (bootfile !== undefined && !(/^[\x20-\x7e]+$/.test(bootfile) && bootfile.length <= 127)) {
+    opts.fail("bootfile", bootfile);
+  }
+  const tftp = opts.get("tftp");
+  if (tftp !== undefined && !/^[^\0]+$/.test(tftp)) opts.fail("tftp", tftp);
+  if (smb !== undefined && !/^[^\0]+$/.test(smb)) opts.fail("smb", smb);
+
+  const mtuText = opts.get("mtu");
+  const mtu = mtuText === undefined ? 1500 : parseDecimal(mtuText, 68, 65520);
+  if (mtu === undefined) return opts.fail("mtu", mtuText ?? "");
+
+  const outboundAddr = opts.get("outbound-addr");
+  if (outboundAddr !== undefined && parseIpv4(outboundAddr) === undefined) {
+    opts.fail("outbound-addr", outboundAddr);
+  }
+  const dnsUpstream: InetAddress[] = opts.list("dns-upstream").map((v) => {
+    const hp = v.includes(":") ? parseHostPort(v) : { host: v, port: 53 };
+    if (!hp || parseIpv4(hp.host) === undefined) return opts.fail("dns-upstream", v);
+    return hp;
+  });
+
+  const cfg: UserNetdevConfig = {
+    type: "user",
+    id,
+    hub,
+    net: formatIpv4(n.net),
+    prefixLength: n.prefix,
+    host: formatIpv4(host),
+    dhcpStart: formatIpv4(dhcpStart),
+    dhcpCount,
+    dns: formatIpv4(dns),
+    dnsSearch,
+    restrict: opts.bool("restrict", false),
+    smbServer: formatIpv4(smbServer),
+    hostfwd: [],
+    guestfwd: [],
+    dnsUpstream,
+    hostLoopback: opts.bool("host-loopback", true),
+    mtu,
+  };
+  if (domainName !== undefined) cfg.domainName = domainName;
+  if (hostname !== undefined) cfg.hostname = hostname;
+  if (tftp !== undefined) cfg.tftp = tftp;
+  if (tftpServerName !== undefined) cfg.tftpServerName = tftpServerName;
+  if (bootfile !== undefined) cfg.bootfile = bootfile;
+  if (smb !== undefined) cfg.smb = smb;
+  if (outboundAddr !== undefined) cfg.outboundAddr = outboundAddr;
+
+  for (const v of opts.list("hostfwd")) {
+    const f = parseHostForward(v);
+    if (!f.ok) return opts.fail("hostfwd", v, `${f.reason}; expected ${hostfwdForm}`);
+    const problem = guestAddressProblem(cfg, f.value);
+    if (problem) opts.fail("hostfwd", v, problem);
+    cfg.hostfwd.push(f.value);
+  }
+  for (const v of opts.list("guestfwd")) {
+    const f = parseGuestForward(v);
+    if (!f.ok) return opts.fail("guestfwd", v, `${f.reason}; expected ${guestfwdForm}`);
+    const g: GuestForward = { ...f.value, server: f.value.server || formatIpv4(qemuDefault(n, 0x0204)) };
+    const problem = guestfwdProblem(cfg, g, n, inPool);
+    if (problem) opts.fail("guestfwd", v, problem);
+    cfg.guestfwd.push(g);
+  }
+  return cfg;
+}
+
+function guestfwdProblem(
+  cfg: UserNetdevConfig,
+  g: GuestForward,
+  n: Network,
+  inPool: (a: number) => boolean,
+): string | undefined {
+  const a = parseIpv4(g.server) ?? 0;
+  const place = placeProblem(n, a);
+  if (place) return `server ${g.server} ${place}`;
+  if (g.server === cfg.host) return `server ${g.server} is the host address`;
+  if (g.server === cfg.dns) return `server ${g.server} is the DNS address`;
+  if (inPool(a)) return `server ${g.server} is inside the DHCP pool`;
+  if (cfg.smb !== undefined && g.server === cfg.smbServer && g.port === 139) {
+    return `${g.server}:139 is taken by smb=`;
+  }
+  if (cfg.guestfwd.some((o) => o.server === g.server && o.port === g.port)) {
+    return `${g.server}:${g.port} is forwarded twice`;
+  }
+  return undefined;
+}
+
+/**
+ * Why a host forward cannot reach its guest address on this network, or undefined.
+ * Used for hostfwd= here and for -redir, which lands on a user netdev later.
+ */
+export function guestAddressProblem(cfg: UserNetdevConfig, f: HostForward): string | undefined {
+  if (f.guestAddr === "") return undefined;
+  const a = parseIpv4(f.guestAddr);
+  if (a === undefined) return `bad guest address "${f.guestAddr}"`;
+  const n = network(parseIpv4(cfg.net) ?? 0, cfg.prefixLength);
+  const place = placeProblem(n, a);
+  if (place) return `guest address ${f.guestAddr} ${place}`;
+  if (f.guestAddr === cfg.host) return `guest address ${f.guestAddr} is the host address`;
+  if (f.guestAddr === cfg.dns) return `guest address ${f.guestAddr} is the DNS address`;
+  return undefined;
+}
+
+/** QEMU's `-netdev user` with nothing but an id and a hub */
+export function defaultUserNetdev(id: string, hub: number): UserNetdevConfig {
+  return {
+    type: "user",
+    id,
+    hub,
+    net: "10.0.2.0",
+    prefixLength: 24,
+    host: "10.0.2.2",
+    dhcpStart: "10.0.2.15",
+    dhcpCount: 16,
+    dns: "10.0.2.3",
+    dnsSearch: [],
+    restrict: false,
+    smbServer: "10.0.2.4",
+    hostfwd: [],
+    guestfwd: [],
+    dnsUpstream: [],
+    hostLoopback: true,
+    mtu: 1500,
+  };
+}

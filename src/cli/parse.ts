@@ -1,0 +1,212 @@
+/**
+ * argv (and --config files) → one validated Config, or a help/version request.
+ *
+ * Two passes. The first reads tokens: `-name`, `--name`, `--name=value` and
+ * `-name value` are the same option (QEMU accepts one or two dashes), `--config FILE`
+ * is replaced in place by the file's tokens (not recursively), and -h/--help or
+ * -V/--version anywhere wins over everything else, even over bad options. The second
+ * interprets the options in order and throws UsageError at the first problem: -netdev
+ * and -net netdevs are built as they come, -redir forwards are applied at the end to
+ * the first user netdev of hub 0 (as old QEMU applied them to its one slirp), and no
+ * -netdev/-net at all means the defaults (see defaults.ts). --state-dir and
+ * --log-level keep their last value, so the command line can override a config file
+ * read before it. Finally, netdevs that would bind the same host socket are refused.
+ *
+ * Pure apart from the injected readFile and the process uid (for the default socket
+ * path); the environment is a parameter.
+ */
+import { readFileSync } from "node:fs";
+import type { Config, HostForward } from "../config.js";
+import { checkBindConflicts } from "./binds.js";
+import { tokenizeConfigFile } from "./config-file.js";
+import { defaultNetdevs } from "./defaults.js";
+import { parseRedirect, redirForm } from "./forwards.js";
+import { NetdevList } from "./netdev.js";
+import { defaultUserNetdev, guestAddressProblem } from "./netdev-user.js";
+import { usageText } from "./usage.js";
+import { UsageError } from "./usage-error.js";
+import { readVersion } from "./version.js";
+
+export type CommandLine =
+  | { action: "run"; config: Config }
+  | { action: "help"; text: string }
+  | { action: "version"; text: string };
+
+/** options that take a value, with the spelling and form used in messages */
+const valued: Record<string, { display: string; form: string }> = {
+  netdev: { display: "-netdev", form: "TYPE,id=ID,... such as -netdev user,id=n0" },
+  net: { display: "-net", form: "TYPE,... such as -net user,vlan=0" },
+  redir: { display: "-redir", form: redirForm },
+  config: { display: "--config", form: "FILE such as --config /etc/usernet.conf" },
+  "state-dir": { display: "--state-dir", form: "DIR such as --state-dir /var/lib/usernet" },
+  "log-level": { display: "--log-level", form: "debug, info, warn or error such as --log-level debug" },
+  device: { display: "-device", form: "" },
+  nic: { display: "-nic", form: "" },
+};
+const flags: Record<string, "help" | "version"> = {
+  h: "help",
+  help: "help",
+  V: "version",
+  version: "version",
+};
+const logLevels = ["debug", "info", "warn", "error"] as const;
+type LogLevel = (typeof logLevels)[number];
+const isLogLevel = (s: string): s is LogLevel => (logLevels as readonly string[]).includes(s);
+
+type Token =
+  | { kind: "option"; name: string; value: string; raw: string }
+  | { kind: "flag"; name: "help" | "version"; raw: string }
+  | { kind: "bad"; message: string };
+
+function readTokens(
+  args: readonly string[],
+  readFile: (p: string) => string,
+  inFile: string | undefined,
+): Token[] {
+  const out: Token[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const raw = args[i] as string;
+    const dashes = raw.startsWith("--") ? 2 : raw.startsWith("-") ? 1 : 0;
+    let name = raw.slice(dashes);
+    if (dashes === 0 || name === "") {
+      out.push({
+        kind: "bad",
+        message: `unexpected argument "${raw}": options start with - (see usernet --help)`,
+      });
+      continue;
+    }
+    let inline: string | undefined;
+    const eq = name.indexOf("=");
+    if (eq >= 0) {
+      inline = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    const flag = Object.hasOwn(flags, name) ? flags[name] : undefined;
+    if (flag !== undefined) {
+      out.push(
+        inline === undefined
+          ? { kind: "flag", name: flag, raw }
+          : { kind: "bad", message: `${raw}: ${name} takes no value` },
+      );
+      continue;
+    }
+    const spec = Object.hasOwn(valued, name) ? valued[name] : undefined;
+    if (spec === undefined) {
+      out.push({ kind: "bad", message: `unknown option "${raw}" (see usernet --help)` });
+      continue;
+    }
+    let value = inline;
+    if (value === undefined) {
+      if (i + 1 >= args.length) {
+        out.push({
+          kind: "bad",
+          message: `${spec.display}: missing value: expected ${spec.display} ${spec.form}`,
+        });
+        continue;
+      }
+      value = args[++i] as string;
+    }
+    if (name !== "config") {
+      out.push({ kind: "option", name, value, raw });
+      continue;
+    }
+    if (inFile !== undefined) {
+      out.push({
+        kind: "bad",
+        message: `--config ${inFile}: --config ${value}: config files cannot include others`,
+      });
+      continue;
+    }
+    let text: string;
+    try {
+      text = readFile(value);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      throw new UsageError(`--config ${value}: cannot read: ${why}`);
+    }
+    out.push(...readTokens(tokenizeConfigFile(text, `--config ${value}`), readFile, value));
+  }
+  return out;
+}
+
+export function parseCommandLine(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  readFile: (path: string) => string = (p) => readFileSync(p, "utf8"),
+): CommandLine {
+  const tokens = readTokens(argv, readFile, undefined);
+  for (const t of tokens) {
+    if (t.kind === "flag") {
+      return t.name === "help"
+        ? { action: "help", text: usageText }
+        : { action: "version", text: `usernet ${readVersion()}\n` };
+    }
+  }
+
+  const list = new NetdevList();
+  const redirs: { raw: string; forward: HostForward }[] = [];
+  let sawNetdev = false;
+  let stateDir: string | undefined;
+  let logLevel: LogLevel = "info";
+  for (const t of tokens) {
+    if (t.kind === "bad") throw new UsageError(t.message);
+    if (t.kind !== "option") continue;
+    const { name, value } = t;
+    switch (name) {
+      case "netdev":
+      case "net":
+        sawNetdev = true;
+        list.add(name === "net" ? "-net" : "-netdev", value);
+        break;
+      case "redir": {
+        const r = parseRedirect(value);
+        if (!r.ok) throw new UsageError(`-redir ${value}: ${r.reason}; expected ${redirForm}`);
+        redirs.push({ raw: value, forward: r.value });
+        break;
+      }
+      case "state-dir":
+        if (value === "" || value.includes("\0"))
+          throw new UsageError(`--state-dir ${value}: expected a directory`);
+        stateDir = value;
+        break;
+      case "log-level":
+        if (!isLogLevel(value)) {
+          throw new UsageError(`--log-level ${value}: expected ${valued["log-level"]?.form}`);
+        }
+        logLevel = value;
+        break;
+      default:
+        throw new UsageError(
+          `-${name}: is a QEMU guest option; it belongs on the QEMU command line, not usernet's`,
+        );
+    }
+  }
+
+  if (!sawNetdev) for (const e of defaultNetdevs(env, process.getuid?.() ?? 0)) list.push(e);
+
+  const owners = new Map<HostForward, string>();
+  if (redirs.length > 0) {
+    let target = list.entries.find((e) => e.config.type === "user" && e.config.hub === 0)?.config;
+    if (target?.type !== "user") {
+      const id = list.generatedId("user");
+      target = defaultUserNetdev(id, 0);
+      list.push({
+        config: target,
+        written: "user",
+        origin: `-net user,id=${id} (added for -redir)`,
+        implicit: true,
+      });
+    }
+    for (const { raw, forward } of redirs) {
+      const problem = guestAddressProblem(target, forward);
+      if (problem) throw new UsageError(`-redir ${raw}: ${problem}`);
+      target.hostfwd.push(forward);
+      owners.set(forward, `-redir ${raw}`);
+    }
+  }
+  checkBindConflicts(list.entries, owners);
+
+  const config: Config = { netdevs: list.entries.map((e) => e.config), logLevel };
+  if (stateDir !== undefined) config.stateDir = stateDir;
+  return { action: "run", config };
+}

@@ -1,0 +1,96 @@
+/**
+ * The `usernet` program around the parser, with its outside world injected so it can
+ * be tested: parse argv; print help/version (exit 0) or `usernet: <message>` for a
+ * UsageError (exit 2); otherwise start the network, print the QEMU attach lines, and
+ * run until SIGINT or SIGTERM, then close and exit 0. A start-up failure (a port
+ * already taken, ...) is logged as one line and exits 1, as is a failure to close. A
+ * second signal while closing gives up waiting and exits 1.
+ */
+import type { Config } from "../config.js";
+import { createLogger, type Logger } from "../log.js";
+import { formatQemuAttachCommands } from "./attach.js";
+import { parseCommandLine } from "./parse.js";
+import { UsageError } from "./usage-error.js";
+
+export interface Running {
+  close(): Promise<void>;
+}
+
+export interface CliEnvironment {
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+  readFile?: (path: string) => string;
+  /** starts the network; src/usernet.ts's startUsernet in the real program */
+  start(config: Config, log: Logger): Promise<Running>;
+  /** calls `handler` on SIGINT/SIGTERM; returns the unsubscribe function */
+  onSignal(handler: (signal: string) => void): () => void;
+  /** defaults to src/log.ts's createLogger writing to stderr */
+  logger?: (level: Config["logLevel"]) => Logger;
+}
+
+const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ");
+
+/** runs the program; resolves to the process exit status */
+export async function runCli(io: CliEnvironment): Promise<number> {
+  let parsed: ReturnType<typeof parseCommandLine>;
+  try {
+    parsed = parseCommandLine(io.argv, io.env, io.readFile);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.stderr.write(`usernet: ${e.message}\n`);
+    return 2;
+  }
+  if (parsed.action !== "run") {
+    io.stdout.write(parsed.text);
+    return 0;
+  }
+  const { config } = parsed;
+  const log = io.logger ? io.logger(config.logLevel) : createLogger(config.logLevel, io.stderr);
+
+  // Subscribe before starting, so a signal during start-up is not the default kill.
+  let stop!: (signal: string) => void;
+  const stopped = new Promise<string>((resolve) => {
+    stop = resolve;
+  });
+  let force!: () => void;
+  const forced = new Promise<"forced">((resolve) => {
+    force = () => resolve("forced");
+  });
+  let signals = 0;
+  const unsubscribe = io.onSignal((signal) => {
+    signals++;
+    if (signals === 1) stop(signal);
+    else force();
+  });
+  try {
+    let running: Running | "forced";
+    try {
+      running = await Promise.race([io.start(config, log), forced]);
+    } catch (e) {
+      log.error(`start-up failed: ${oneLine(e)}`);
+      return 1;
+    }
+    if (running === "forced") {
+      log.error("stopped twice during start-up; exiting without closing");
+      return 1;
+    }
+    const lines = formatQemuAttachCommands(config);
+    if (lines.length > 0) io.stdout.write(`# attach a QEMU guest with one of:\n${lines.join("\n")}\n`);
+    const signal = await stopped;
+    log.info(`${signal}: closing`);
+    try {
+      if ((await Promise.race([running.close(), forced])) === "forced") {
+        log.error("second signal while closing; exiting without a clean close");
+        return 1;
+      }
+    } catch (e) {
+      log.error(`close failed: ${oneLine(e)}`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    unsubscribe();
+  }
+}

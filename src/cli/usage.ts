@@ -1,0 +1,85 @@
+/** The --help text: every option, its accepted form and an example. */
+export const usageText = `usage: usernet [OPTION]...
+
+A user-mode network stack (QEMU's slirp networking as a service). QEMU guests and
+other peers plug into hubs (virtual LANs); a -netdev user on a hub gives them DHCP,
+DNS, TFTP, SMB, NAT to the host's network and port forwards. Options use QEMU's
+grammar: TYPE,key=value,...; ",," is a comma inside a value; booleans are on/off
+(also yes/no, true/false). -name and --name are the same option, and
+--name=VALUE works as well as --name VALUE.
+
+Without any -netdev/-net option usernet runs hub 0 with a default user network
+(user0, 10.0.2.0/24), a stream listener on 127.0.0.1:8010 (stream0) and a unix
+stream listener (unix0) at $XDG_RUNTIME_DIR/usernet/hub0.sock (else
+$TMPDIR/usernet-UID/hub0.sock), and prints the QEMU options that attach a guest.
+
+Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
+  -netdev user,id=ID[,key=value...]     a virtual network with its services
+      net=ADDR[/PREFIX|/NETMASK]        network (10.0.2.0/24); no prefix: classful, as QEMU
+      host=ADDR                         gateway, reaches the host (net+2: 10.0.2.2)
+      dns=ADDR                          DNS forwarder (net+3: 10.0.2.3)
+      dhcpstart=ADDR dhcpcount=N        DHCP pool (10.0.2.15, 16 addresses)
+      dnssearch=DOMAIN                  DHCP search list (repeatable)
+      domainname=DOMAIN hostname=NAME   DHCP domain name and guest host name
+      restrict=on|off                   isolate the guest from the host network (off)
+      tftp=DIR tftp-server-name=NAME bootfile=FILE     TFTP root and PXE boot file
+      smb=DIR smbserver=ADDR            SMB share served by smbd (net+4: 10.0.2.4)
+      hostfwd=[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport   (repeatable)
+                                        host port 0 = any free port; empty guestaddr =
+                                        the first DHCP address
+      guestfwd=[tcp]:[server]:port-cmd:COMMAND                         (repeatable)
+      guestfwd=[tcp]:[server]:port-tcp:HOST:PORT                       (repeatable)
+      ipv4=on ipv6=off                  accepted; ipv4=off and ipv6=on are not supported
+      dns-upstream=IP[:PORT]            resolvers to forward to (repeatable; default
+                                        /etc/resolv.conf)
+      host-loopback=on|off              may the guest reach the host's 127.0.0.1 via
+                                        the gateway (on)
+      outbound-addr=ADDR                source address for NAT'ed connections
+      mtu=N                             68..65520 (1500)
+    e.g. -netdev user,id=n0,net=192.168.76.0/24,hostfwd=tcp::2222-:22,tftp=/srv/tftp,bootfile=pxelinux.0
+
+  -netdev socket,id=ID,listen=[HOST]:PORT            QEMU clients connect here
+  -netdev socket,id=ID,connect=HOST:PORT             connect to a QEMU listen=
+  -netdev socket,id=ID,mcast=GROUP:PORT[,localaddr=ADDR]   multicast LAN (224.0.0.0/4)
+  -netdev socket,id=ID,udp=HOST:PORT,localaddr=[HOST]:PORT one UDP peer
+    e.g. -netdev socket,id=s0,listen=127.0.0.1:8010
+
+  -netdev stream,id=ID,server=on|off,addr.type=inet,addr.host=HOST,addr.port=PORT
+  -netdev stream,id=ID,server=on|off,addr.type=unix,addr.path=PATH
+      reconnect=SECONDS                 client only: retry interval
+    e.g. -netdev stream,id=st0,server=on,addr.type=unix,addr.path=/run/user/1000/vm.sock
+
+  -netdev dgram,id=ID,local.type=inet,local.host=HOST,local.port=PORT,
+                      remote.type=inet,remote.host=HOST,remote.port=PORT
+      a multicast remote.host makes a multicast LAN (local.* then optional)
+    e.g. -netdev dgram,id=d0,local.type=inet,local.host=127.0.0.1,local.port=8011,remote.type=inet,remote.host=127.0.0.1,remote.port=8012
+
+  -net TYPE,[vlan=N][,name=ID][,key=value...]
+      legacy spelling of -netdev: vlan= is the hub, name= the id (default TYPE.N)
+    e.g. -net user,vlan=1,hostfwd=tcp::8080-:80
+
+  -redir [tcp|udp]:hostport:[guestaddr]:guestport
+      legacy port forward onto the first user netdev of hub 0 (one is created if
+      there is none)
+    e.g. -redir tcp:2222::22
+
+Not supported: -netdev tap (needs the native addon, planned), unix datagram
+sockets, file descriptors (fd=), IPv6. -net nic, -nic and -device are guest options:
+they belong on the QEMU command line.
+
+Other options:
+  --config FILE        read options from FILE: the same tokens as the command line,
+                       separated by spaces or newlines; # starts a comment; "..." or
+                       '...' quote values with spaces. Combines with the command line
+                       in order.
+    e.g. --config /etc/usernet.conf
+  --state-dir DIR      where DHCP leases and runtime forwards are kept
+    e.g. --state-dir /var/lib/usernet
+  --log-level LEVEL    debug, info, warn or error (info)
+    e.g. --log-level debug
+  -h, --help           this text
+  -V, --version        the version
+
+Exit status: 0 after a clean stop (SIGINT/SIGTERM), 1 when start-up fails, 2 on a
+bad command line.
+`;

@@ -1,0 +1,168 @@
+import { describe, expect, it, vi } from "vitest";
+import { type CliEnvironment, runCli } from "../../../src/cli/run.js";
+import { usageText } from "../../../src/cli/usage.js";
+import type { Config } from "../../../src/config.js";
+
+interface Fake {
+  io: CliEnvironment;
+  out: string[];
+  err: string[];
+  signal(name: string): void;
+  started: Config[];
+  unsubscribed: () => boolean;
+}
+
+function fake(argv: string[], start?: CliEnvironment["start"]): Fake {
+  const out: string[] = [];
+  const err: string[] = [];
+  const started: Config[] = [];
+  let handler: ((s: string) => void) | undefined;
+  let unsubscribed = false;
+  const io: CliEnvironment = {
+    argv,
+    env: { XDG_RUNTIME_DIR: "/run/user/1" },
+    stdout: { write: (s: string) => out.push(s) },
+    stderr: { write: (s: string) => err.push(s) },
+    readFile: () => {
+      throw new Error("no files");
+    },
+    start:
+      start ??
+      (async (config) => {
+        started.push(config);
+        return { close: async () => {} };
+      }),
+    onSignal(h) {
+      handler = h;
+      return () => {
+        unsubscribed = true;
+      };
+    },
+  };
+  return {
+    io,
+    out,
+    err,
+    started,
+    signal: (name) => handler?.(name),
+    unsubscribed: () => unsubscribed,
+  };
+}
+
+/** lets pending promise callbacks run */
+const settle = () => new Promise((r) => setTimeout(r, 0));
+
+describe("runCli", () => {
+  it("prints help and the version to stdout", async () => {
+    const h = fake(["--help"]);
+    expect(await runCli(h.io)).toBe(0);
+    expect(h.out.join("")).toBe(usageText);
+    const v = fake(["-V"]);
+    expect(await runCli(v.io)).toBe(0);
+    expect(v.out.join("")).toMatch(/^usernet \d+\.\d+\.\d+\n$/);
+    expect(h.err.concat(v.err)).toEqual([]);
+  });
+
+  it("prints a usage error as one line on stderr and exits 2 without starting", async () => {
+    const f = fake(["-netdev", "user,id=n0,net=10.0.2.0/33"]);
+    expect(await runCli(f.io)).toBe(2);
+    expect(f.err).toEqual([
+      "usernet: -netdev user: net=10.0.2.0/33: expected ADDR[/PREFIX] such as net=10.0.2.0/24\n",
+    ]);
+    expect(f.out).toEqual([]);
+    expect(f.started).toEqual([]);
+  });
+
+  it("starts, prints the attach lines, and closes cleanly on a signal", async () => {
+    const close = vi.fn(async () => {});
+    const f = fake(
+      ["-netdev", "user,id=n0", "-netdev", "socket,id=s0,listen=127.0.0.1:9000"],
+      async (config) => {
+        f.started.push(config);
+        return { close };
+      },
+    );
+    const done = runCli(f.io);
+    await settle();
+    expect(f.started).toHaveLength(1);
+    expect(f.out.join("")).toBe(
+      "# attach a QEMU guest with one of:\n" +
+        "qemu-system-x86_64 ... -netdev stream,id=net0,server=off,addr.type=inet,addr.host=127.0.0.1,addr.port=9000 -device virtio-net-pci,netdev=net0  # hub 0 via s0\n" +
+        "qemu-system-x86_64 ... -netdev socket,id=net0,connect=127.0.0.1:9000 -device virtio-net-pci,netdev=net0  # hub 0 via s0\n",
+    );
+    expect(close).not.toHaveBeenCalled();
+    f.signal("SIGTERM");
+    expect(await done).toBe(0);
+    expect(close).toHaveBeenCalledTimes(1);
+    expect(f.err).toEqual(["usernet info: SIGTERM: closing\n"]);
+    expect(f.unsubscribed()).toBe(true);
+  });
+
+  it("logs at the configured level", async () => {
+    const f = fake(["--log-level", "warn"]);
+    const done = runCli(f.io);
+    await settle();
+    f.signal("SIGINT");
+    expect(await done).toBe(0);
+    expect(f.err).toEqual([]);
+    expect(f.started[0]?.logLevel).toBe("warn");
+  });
+
+  it("logs a start-up failure as one line and exits 1", async () => {
+    const f = fake([], async () => {
+      throw new Error("listen EADDRINUSE: address already in use\n    127.0.0.1:8010");
+    });
+    expect(await runCli(f.io)).toBe(1);
+    expect(f.err).toEqual([
+      "usernet error: start-up failed: listen EADDRINUSE: address already in use 127.0.0.1:8010\n",
+    ]);
+    expect(f.out).toEqual([]);
+    expect(f.unsubscribed()).toBe(true);
+  });
+
+  it("closes right after start-up when stopped while starting", async () => {
+    let finish!: (r: { close(): Promise<void> }) => void;
+    const close = vi.fn(async () => {});
+    const f = fake([], () => new Promise((r) => (finish = r)));
+    const done = runCli(f.io);
+    await settle();
+    f.signal("SIGINT");
+    finish({ close });
+    expect(await done).toBe(0);
+    expect(close).toHaveBeenCalledTimes(1);
+  });
+
+  it("exits 1 when closing fails", async () => {
+    const f = fake([], async () => ({
+      close: async () => {
+        throw new Error("stuck");
+      },
+    }));
+    const done = runCli(f.io);
+    await settle();
+    f.signal("SIGINT");
+    expect(await done).toBe(1);
+    expect(f.err.at(-1)).toBe("usernet error: close failed: stuck\n");
+  });
+
+  it("gives up on a hanging close at the second signal", async () => {
+    const f = fake([], async () => ({ close: () => new Promise<void>(() => {}) }));
+    const done = runCli(f.io);
+    await settle();
+    f.signal("SIGINT");
+    await settle();
+    f.signal("SIGINT");
+    expect(await done).toBe(1);
+    expect(f.err.at(-1)).toBe("usernet error: second signal while closing; exiting without a clean close\n");
+  });
+
+  it("gives up on a hanging start-up at the second signal", async () => {
+    const f = fake([], () => new Promise(() => {}));
+    const done = runCli(f.io);
+    await settle();
+    f.signal("SIGINT");
+    f.signal("SIGINT");
+    expect(await done).toBe(1);
+    expect(f.err.at(-1)).toBe("usernet error: stopped twice during start-up; exiting without closing\n");
+  });
+});
