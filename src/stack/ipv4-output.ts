@@ -1,0 +1,79 @@
+/**
+ * Builds outgoing Ethernet+IPv4 frames for the stack, fragmenting to the link MTU.
+ *
+ * The caller gives the finished transport payload (an ICMP message, a UDP datagram
+ * with its header, a TCP segment); this module adds the IPv4 header (TTL 64, a fresh
+ * id per datagram) and the Ethernet header, and splits datagrams larger than the MTU
+ * into fragments whose data lengths are multiples of 8 (RFC 791). DF datagrams larger
+ * than the MTU are the caller's mistake and are fragmented anyway: the stack only
+ * sends DF on TCP, which it sizes to the MSS.
+ */
+import { EtherType, encodeEthernet, ethernetHeaderLength } from "./wire/ethernet.js";
+import { encodeIpv4, ipv4HeaderLength, ipv4MaxLength } from "./wire/ipv4.js";
+
+export interface Ipv4Out {
+  srcMac: Buffer;
+  dstMac: Buffer;
+  src: number;
+  dst: number;
+  protocol: number;
+  payload: Buffer;
+  tos?: number;
+  ttl?: number;
+  dontFragment?: boolean;
+}
+
+const noOptions = Buffer.alloc(0);
+
+export class Ipv4Output {
+  private nextId = 1;
+
+  constructor(private readonly mtu: number) {}
+
+  /** The frames that carry one datagram: one, or its fragments in order. */
+  frames(d: Ipv4Out): Buffer[] {
+    const maxData = this.mtu - ipv4HeaderLength;
+    if (ipv4HeaderLength + d.payload.length > ipv4MaxLength) return [];
+    const id = this.nextId;
+    this.nextId = (this.nextId + 1) & 0xffff || 1;
+    if (d.payload.length <= maxData) return [this.frame(d, id, 0, false, d.payload)];
+    const step = maxData & ~7;
+    const out: Buffer[] = [];
+    for (let off = 0; off < d.payload.length; off += step) {
+      const end = Math.min(off + step, d.payload.length);
+      out.push(this.frame(d, id, off, end < d.payload.length, d.payload.subarray(off, end)));
+    }
+    return out;
+  }
+
+  private frame(d: Ipv4Out, id: number, offset: number, more: boolean, data: Buffer): Buffer {
+    const out = Buffer.allocUnsafe(ethernetHeaderLength + ipv4HeaderLength + data.length);
+    encodeIpv4(
+      {
+        tos: d.tos ?? 0,
+        id,
+        dontFragment: (d.dontFragment ?? false) && offset === 0 && !more,
+        moreFragments: more,
+        fragmentOffset: offset,
+        ttl: d.ttl ?? 64,
+        protocol: d.protocol,
+        src: d.src,
+        dst: d.dst,
+        options: noOptions,
+        payload: data,
+      },
+      out,
+      ethernetHeaderLength,
+    );
+    encodeEthernet(
+      {
+        dst: d.dstMac,
+        src: d.srcMac,
+        ethertype: EtherType.ipv4,
+        payload: out.subarray(ethernetHeaderLength),
+      },
+      out,
+    );
+    return out;
+  }
+}

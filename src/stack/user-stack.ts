@@ -1,0 +1,377 @@
+/**
+ * The user stack: the virtual gateway a guest sees on its LAN, as QEMU's slirp
+ * presents it. Sans-I/O: frames in, frames out, time from an injected clock.
+ *
+ * What it does today:
+ * - answers ARP requests for the addresses it owns (the gateway/host address, the
+ *   DNS address, the SMB address when SMB is on, guestfwd servers), each with the
+ *   MAC libslirp uses for it (52:55 followed by the IPv4 address);
+ * - learns guest MACs from ARP and from the source of guest IPv4 frames;
+ * - validates IPv4 (header checksum, lengths) and reassembles fragments;
+ * - answers ICMP echo sent to its addresses, fragmenting large replies to the MTU;
+ * - hands every valid guest UDP datagram (to its addresses, to the outside, or to
+ *   the broadcast address) to the `udp` hook, which routes it to a built-in service
+ *   or the NAT proxy, and sends UDP and ICMP errors back on their behalf.
+ *
+ * What it deliberately does not: forward frames between guests (the hub does),
+ * answer for addresses it does not own (another guest may hold them), act on
+ * 802.1Q-tagged frames (on a hub, the hub number is the VLAN).
+ *
+ * Every frame that is not acted on is counted: malformed input under its decoder's
+ * reason, well-formed traffic meant for someone else as "ignored", traffic to the
+ * outside (not routed yet) as "ipv4-unrouted". Nothing in here throws on guest bytes.
+ *
+ * Timers: IPv4 reassembly gives up on a datagram after 30 s (`nextDeadline`, `onTimer`).
+ */
+
+import { ArpTable } from "./arp-table.js";
+import type { Clock } from "./clock.js";
+import { gatewayAddresses, type StackConfig, virtualMac } from "./config.js";
+import { DropCounters } from "./drop-counters.js";
+import { Ipv4Output } from "./ipv4-output.js";
+import { Ipv4Reassembler } from "./ipv4-reassembler.js";
+import { BROADCAST_MAC, isBroadcastMac, isIpv4Multicast } from "./wire/addr.js";
+import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "./wire/arp.js";
+import { decodeEthernet, EtherType, encodeEthernet, ethernetHeaderLength } from "./wire/ethernet.js";
+import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "./wire/icmp.js";
+import { decodeIpv4, encodeIpv4, IpProto, ipv4HeaderLength } from "./wire/ipv4.js";
+import { decodeUdp, encodeUdp, udpHeaderLength } from "./wire/udp.js";
+
+/** A UDP datagram from a guest. `payload` is a view, valid only during the hook call. */
+export interface GuestUdp {
+  srcMac: Buffer;
+  src: number;
+  srcPort: number;
+  dst: number;
+  dstPort: number;
+  payload: Buffer;
+  /** the start of the datagram as an ICMP error quotes it (IPv4 header + 8 bytes) */
+  quote(): Buffer;
+}
+
+/** UDP the stack sends to a guest on someone's behalf. */
+export interface UdpToGuest {
+  src: number;
+  srcPort: number;
+  dst: number;
+  dstPort: number;
+  payload: Buffer;
+  /** where the frame goes; the ARP table's entry for `dst` when absent, broadcast for 255.255.255.255 */
+  dstMac?: Buffer;
+}
+
+/** The stack's only ways out, given at construction. */
+export interface UserStackHooks {
+  /** frames produced outside `input` (replies to host events) */
+  emit(frames: Buffer[]): void;
+  /** guest UDP; the stack answers nothing on UDP by itself */
+  udp?(d: GuestUdp): void;
+}
+
+export interface UserStackCounters {
+  rxFrames: number;
+  txFrames: number;
+  arpReplies: number;
+  echoReplies: number;
+  /** well-formed frames meant for another station on the hub */
+  ignored: number;
+}
+
+export class UserStack {
+  readonly drops = new DropCounters();
+  readonly arp = new ArpTable();
+  readonly counters: UserStackCounters = {
+    rxFrames: 0,
+    txFrames: 0,
+    arpReplies: 0,
+    echoReplies: 0,
+    ignored: 0,
+  };
+  private readonly reassembler: Ipv4Reassembler;
+  private readonly output: Ipv4Output;
+  /** IPv4 address → the MAC the stack answers with for it */
+  private readonly owned = new Map<number, Buffer>();
+  private readonly ownMacs: Buffer[];
+  private readonly broadcast: number;
+
+  constructor(
+    readonly config: StackConfig,
+    private readonly clock: Clock,
+    private readonly hooks: UserStackHooks = { emit() {} },
+  ) {
+    for (const a of gatewayAddresses(config)) this.owned.set(a, virtualMac(a));
+    this.ownMacs = [...this.owned.values()];
+    this.broadcast = (config.net | ~config.mask) >>> 0;
+    this.reassembler = new Ipv4Reassembler({ drops: this.drops });
+    this.output = new Ipv4Output(config.mtu);
+  }
+
+  /** The MAC the gateway uses for its own frames. */
+  get gatewayMac(): Buffer {
+    return virtualMac(this.config.host);
+  }
+
+  /** Takes a batch of frames from the hub; returns the frames to send back. */
+  input(frames: readonly Buffer[]): Buffer[] {
+    const out: Buffer[] = [];
+    for (const frame of frames) {
+      this.counters.rxFrames++;
+      this.inputFrame(frame, out);
+    }
+    this.counters.txFrames += out.length;
+    return out;
+  }
+
+  /** When `onTimer` next has work, in clock time; undefined when nothing is pending. */
+  nextDeadline(): number | undefined {
+    return this.reassembler.nextDeadline();
+  }
+
+  onTimer(): void {
+    this.reassembler.expire(this.clock.now());
+  }
+
+  private isForUs(dst: Buffer): boolean {
+    if (isBroadcastMac(dst)) return true;
+    for (const m of this.ownMacs) if (m.equals(dst)) return true;
+    return false;
+  }
+
+  private inputFrame(frame: Buffer, out: Buffer[]): void {
+    const eth = decodeEthernet(frame);
+    if (!eth.ok) return this.drops.drop(eth.reason);
+    const f = eth.value;
+    if (f.vlan) return this.drops.drop("ethernet-vlan-tagged");
+    if (!this.isForUs(f.dst)) {
+      this.counters.ignored++;
+      return;
+    }
+    if (f.ethertype === EtherType.arp) return this.inputArp(f.src, f.payload, out);
+    if (f.ethertype === EtherType.ipv4) return this.inputIpv4(f.src, f.payload, out);
+    this.drops.drop("ethernet-unsupported-ethertype");
+  }
+
+  private inputArp(srcMac: Buffer, payload: Buffer, out: Buffer[]): void {
+    const r = decodeArp(payload);
+    if (!r.ok) return this.drops.drop(r.reason);
+    const arp = r.value;
+    if (arp.senderIp !== 0 && this.inNetwork(arp.senderIp)) this.arp.learn(arp.senderIp, arp.senderMac);
+    if (arp.op !== ArpOp.request) return;
+    const mac = this.owned.get(arp.targetIp);
+    if (mac === undefined) {
+      this.counters.ignored++;
+      return;
+    }
+    const reply = Buffer.allocUnsafe(ethernetHeaderLength + arpPacketLength);
+    encodeArp(
+      {
+        op: ArpOp.reply,
+        senderMac: mac,
+        senderIp: arp.targetIp,
+        targetMac: arp.senderMac,
+        targetIp: arp.senderIp,
+      },
+      reply,
+      ethernetHeaderLength,
+    );
+    encodeEthernet(
+      { dst: srcMac, src: mac, ethertype: EtherType.arp, payload: reply.subarray(ethernetHeaderLength) },
+      reply,
+    );
+    this.counters.arpReplies++;
+    out.push(reply);
+  }
+
+  private inNetwork(ip: number): boolean {
+    return (
+      (ip & this.config.mask) >>> 0 === this.config.net && ip !== this.broadcast && ip !== this.config.net
+    );
+  }
+
+  private inputIpv4(srcMac: Buffer, payload: Buffer, out: Buffer[]): void {
+    const r = decodeIpv4(payload);
+    if (!r.ok) return this.drops.drop(r.reason);
+    const ip = r.value;
+    if (this.inNetwork(ip.src) && !this.owned.has(ip.src)) this.arp.learn(ip.src, srcMac);
+    const ourMac = this.owned.get(ip.dst);
+    const broadcast = ip.dst === this.broadcast || ip.dst === 0xffffffff;
+    if (ourMac === undefined && broadcast && ip.protocol !== IpProto.udp) {
+      this.counters.ignored++;
+      return;
+    }
+    if (ip.src === 0xffffffff || isIpv4Multicast(ip.src) || this.owned.has(ip.src)) {
+      return this.drops.drop("ipv4-bad-source");
+    }
+    if (isIpv4Multicast(ip.dst)) return this.drops.drop("ipv4-multicast-not-forwarded");
+    const whole = this.reassembler.push(
+      {
+        src: ip.src,
+        dst: ip.dst,
+        id: ip.id,
+        protocol: ip.protocol,
+        fragmentOffset: ip.fragmentOffset,
+        moreFragments: ip.moreFragments,
+        payload: ip.payload,
+        headerLength: 20 + ip.options.length,
+      },
+      this.clock.now(),
+    );
+    if (whole === undefined) return;
+    if (whole.protocol === IpProto.udp) return this.inputUdp(srcMac, whole.src, whole.dst, whole.payload);
+    if (ourMac === undefined) {
+      // TCP and ICMP to the outside: the NAT proxy's job, not built yet.
+      return this.drops.drop("ipv4-unrouted");
+    }
+    if (whole.protocol === IpProto.icmp)
+      return this.inputIcmp(srcMac, ourMac, whole.src, whole.dst, whole.payload, out);
+    this.drops.drop("ipv4-unsupported-protocol");
+  }
+
+  private inputUdp(srcMac: Buffer, src: number, dst: number, payload: Buffer): void {
+    const r = decodeUdp(payload, { src, dst });
+    if (!r.ok) return this.drops.drop(r.reason);
+    const u = r.value;
+    if (!this.hooks.udp) return this.drops.drop("udp-no-handler");
+    this.hooks.udp({
+      srcMac,
+      src,
+      srcPort: u.srcPort,
+      dst,
+      dstPort: u.dstPort,
+      payload: u.payload,
+      quote: () => this.quote(src, dst, IpProto.udp, payload),
+    });
+  }
+
+  /** What an ICMP error quotes of a datagram: its IPv4 header (rebuilt, as it may have been reassembled) and 8 bytes. */
+  private quote(src: number, dst: number, protocol: number, payload: Buffer): Buffer {
+    const head = payload.subarray(0, 8);
+    const q = Buffer.alloc(ipv4HeaderLength + head.length);
+    encodeIpv4(
+      {
+        tos: 0,
+        id: 0,
+        dontFragment: false,
+        moreFragments: false,
+        fragmentOffset: 0,
+        ttl: 64,
+        protocol,
+        src,
+        dst,
+        options: Buffer.alloc(0),
+        payload: head,
+      },
+      q,
+    );
+    // the total length the guest sent, not the truncated quote's
+    q.writeUInt16BE(Math.min(0xffff, ipv4HeaderLength + payload.length), 2);
+    return q;
+  }
+
+  /** Sends a UDP datagram to a guest; false when the guest's MAC is unknown (an ARP request goes out instead). */
+  sendUdp(d: UdpToGuest): boolean {
+    const dstMac = d.dstMac ?? (d.dst === 0xffffffff ? BROADCAST_MAC : this.arp.lookup(d.dst));
+    if (dstMac === undefined) {
+      this.resolve(d.dst);
+      this.drops.drop("udp-guest-mac-unknown");
+      return false;
+    }
+    const dgram = Buffer.allocUnsafe(udpHeaderLength + d.payload.length);
+    encodeUdp({ srcPort: d.srcPort, dstPort: d.dstPort, payload: d.payload }, dgram, 0, {
+      src: d.src,
+      dst: d.dst,
+    });
+    this.emit(
+      this.output.frames({
+        srcMac: this.owned.get(d.src) ?? this.gatewayMac,
+        dstMac,
+        src: d.src,
+        dst: d.dst,
+        protocol: IpProto.udp,
+        payload: dgram,
+      }),
+    );
+    return true;
+  }
+
+  /** Tells a guest its datagram could not be delivered; `from` is the address it was sent to. */
+  sendUnreachable(to: number, from: number, code: number, quote: Buffer): void {
+    const dstMac = this.arp.lookup(to);
+    if (dstMac === undefined) return this.drops.drop("icmp-guest-mac-unknown");
+    const msg = Buffer.allocUnsafe(icmpHeaderLength + quote.length);
+    encodeIcmp({ kind: "dest-unreachable", code, nextHopMtu: 0, payload: quote }, msg);
+    this.emit(
+      this.output.frames({
+        srcMac: this.owned.get(from) ?? this.gatewayMac,
+        dstMac,
+        src: from,
+        dst: to,
+        protocol: IpProto.icmp,
+        payload: msg,
+      }),
+    );
+  }
+
+  /** Asks the LAN who has `ip` (for guests we must reach but have not heard from). */
+  private resolve(ip: number): void {
+    if (!this.inNetwork(ip)) return;
+    const req = Buffer.allocUnsafe(ethernetHeaderLength + arpPacketLength);
+    encodeArp(
+      {
+        op: ArpOp.request,
+        senderMac: this.gatewayMac,
+        senderIp: this.config.host,
+        targetMac: Buffer.alloc(6),
+        targetIp: ip,
+      },
+      req,
+      ethernetHeaderLength,
+    );
+    encodeEthernet(
+      {
+        dst: BROADCAST_MAC,
+        src: this.gatewayMac,
+        ethertype: EtherType.arp,
+        payload: req.subarray(ethernetHeaderLength),
+      },
+      req,
+    );
+    this.emit([req]);
+  }
+
+  private emit(frames: Buffer[]): void {
+    if (frames.length === 0) return;
+    this.counters.txFrames += frames.length;
+    this.hooks.emit(frames);
+  }
+
+  private inputIcmp(
+    guestMac: Buffer,
+    ourMac: Buffer,
+    src: number,
+    dst: number,
+    payload: Buffer,
+    out: Buffer[],
+  ): void {
+    const r = decodeIcmp(payload);
+    if (!r.ok) return this.drops.drop(r.reason);
+    const m = r.value;
+    if (m.kind !== "echo-request") {
+      this.counters.ignored++;
+      return;
+    }
+    const reply = Buffer.allocUnsafe(icmpHeaderLength + m.payload.length);
+    encodeIcmp({ kind: "echo-reply", code: 0, id: m.id, seq: m.seq, payload: m.payload }, reply);
+    for (const frame of this.output.frames({
+      srcMac: ourMac,
+      dstMac: guestMac,
+      src: dst,
+      dst: src,
+      protocol: IpProto.icmp,
+      payload: reply,
+    })) {
+      out.push(frame);
+    }
+    this.counters.echoReplies++;
+  }
+}

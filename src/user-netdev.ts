@@ -1,0 +1,199 @@
+/**
+ * One `-netdev user`: a user stack on a hub, with its built-in services and NAT.
+ * This is the hub port that carries frames between the hub and the sans-I/O stack,
+ * routes guest UDP (DHCP to the DHCP server, the rest to the NAT), and owns the one
+ * timer the stack and NAT share (each says when it next has work; this schedules it).
+ */
+import type { UserNetdevConfig } from "./config.js";
+import { type FrameSink, type Port, PortCounters, type PortStats } from "./hub/port.js";
+import type { Logger } from "./log.js";
+import { type HostNet, nodeHostNet } from "./proxy/host-net.js";
+import { NatPolicy } from "./proxy/nat-policy.js";
+import { UdpNat } from "./proxy/udp-nat.js";
+import { dhcpConfigFromNetdev } from "./services/dhcp/dhcp-config.js";
+import { MemoryLeaseStore } from "./services/dhcp/dhcp-lease.js";
+import { FileLeaseStore } from "./services/dhcp/dhcp-lease-file.js";
+import { DhcpServer } from "./services/dhcp/dhcp-server.js";
+import { type Clock, systemClock } from "./stack/clock.js";
+import type { StackConfig } from "./stack/config.js";
+import { type GuestUdp, UserStack } from "./stack/user-stack.js";
+import { BROADCAST_MAC, parseIpv4, prefixToMask } from "./stack/wire/addr.js";
+import { IcmpUnreachableCode } from "./stack/wire/icmp.js";
+
+const dhcpServerPort = 67;
+const dhcpClientPort = 68;
+
+export function stackConfigOf(cfg: UserNetdevConfig): StackConfig {
+  const ip = (s: string, what: string): number => {
+    const v = parseIpv4(s);
+    if (v === undefined) throw new Error(`-netdev user,id=${cfg.id}: ${what}=${s} is not an IPv4 address`);
+    return v;
+  };
+  const guestfwdServers = cfg.guestfwd.map((g) => ip(g.server, "guestfwd server"));
+  return {
+    net: ip(cfg.net, "net"),
+    mask: prefixToMask(cfg.prefixLength),
+    host: ip(cfg.host, "host"),
+    dns: ip(cfg.dns, "dns"),
+    smb: cfg.smb === undefined ? undefined : ip(cfg.smbServer, "smbserver"),
+    extraAddresses: guestfwdServers,
+    mtu: cfg.mtu,
+  };
+}
+
+export interface UserNetdevOptions {
+  clock?: Clock;
+  /** wall-clock milliseconds, for DHCP leases that outlive the process */
+  wallClock?: () => number;
+  hostNet?: HostNet;
+  /** where DHCP leases are kept across restarts; memory only when absent */
+  stateDir?: string | undefined;
+}
+
+export class UserNetdev implements Port {
+  readonly kind = "user";
+  readonly stack: UserStack;
+  readonly dhcp: DhcpServer;
+  readonly udpNat: UdpNat;
+  private readonly stackConfig: StackConfig;
+  private receiver: FrameSink | undefined;
+  private readonly counters = new PortCounters();
+  private readonly clock: Clock;
+  private readonly wallClock: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private closed = false;
+
+  constructor(
+    readonly config: UserNetdevConfig,
+    private readonly log: Logger,
+    options: UserNetdevOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.wallClock = options.wallClock ?? Date.now;
+    this.stackConfig = stackConfigOf(config);
+    this.stack = new UserStack(this.stackConfig, this.clock, {
+      emit: (frames) => this.deliver(frames),
+      udp: (d) => this.routeUdp(d),
+    });
+    const store = options.stateDir
+      ? new FileLeaseStore(options.stateDir, `dhcp-leases-${config.id}.json`, log)
+      : new MemoryLeaseStore();
+    this.dhcp = new DhcpServer(dhcpConfigFromNetdev(config), store, log.child({ service: "dhcp" }));
+    const policy = new NatPolicy({
+      host: this.stackConfig.host,
+      hostLoopback: config.hostLoopback,
+      restrict: config.restrict,
+      outboundAddr: config.outboundAddr,
+    });
+    this.udpNat = new UdpNat(
+      options.hostNet ?? nodeHostNet,
+      policy,
+      {
+        toGuest: (d) => {
+          this.stack.sendUdp(d);
+          this.schedule();
+        },
+        unreachable: (to, from, code, quote) => this.stack.sendUnreachable(to, from, code, quote),
+      },
+      log.child({ proxy: "udp" }),
+    );
+  }
+
+  get name(): string {
+    return this.config.id;
+  }
+
+  send(frames: readonly Buffer[]): void {
+    if (this.closed) return;
+    this.counters.countRx(frames);
+    this.deliver(this.stack.input(frames));
+    this.schedule();
+  }
+
+  setReceiver(sink: FrameSink | undefined): void {
+    this.receiver = sink;
+  }
+
+  stats(): PortStats {
+    const s = this.counters.snapshot();
+    return { ...s, drops: { ...s.drops, ...this.stack.drops.toJSON(), ...this.udpNat.drops.toJSON() } };
+  }
+
+  describe(): string {
+    const c = this.config;
+    return `user stack ${c.net}/${c.prefixLength}, gateway ${c.host}, DNS ${c.dns}, DHCP from ${c.dhcpStart}`;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.udpNat.closeAll();
+  }
+
+  private routeUdp(d: GuestUdp): void {
+    const c = this.stackConfig;
+    if (d.dstPort === dhcpServerPort && (d.dst === 0xffffffff || d.dst === c.host)) return this.toDhcp(d);
+    if (d.dst === 0xffffffff || d.dst === (c.net | ~c.mask) >>> 0) {
+      // broadcasts are not forwarded; only the DHCP server listens on them
+      this.stack.drops.drop("udp-broadcast-not-forwarded");
+      return;
+    }
+    if (d.dst !== c.host && (d.dst === c.dns || d.dst === c.smb || c.extraAddresses.includes(d.dst))) {
+      // a virtual address with no service on this port: what a real host answers
+      this.stack.drops.drop("udp-no-service");
+      this.stack.sendUnreachable(d.src, d.dst, IcmpUnreachableCode.port, d.quote());
+      return;
+    }
+    this.udpNat.fromGuest(d, this.clock.now());
+  }
+
+  private toDhcp(d: GuestUdp): void {
+    const reply = this.dhcp.handle(d.payload, this.wallClock());
+    if (!reply) return;
+    const to = reply.to;
+    this.stack.sendUdp({
+      src: this.stackConfig.host,
+      srcPort: dhcpServerPort,
+      dst: to === "broadcast" ? 0xffffffff : to.ip,
+      dstPort: dhcpClientPort,
+      dstMac: to === "broadcast" ? BROADCAST_MAC : to.mac,
+      payload: reply.payload,
+    });
+  }
+
+  private deliver(frames: Buffer[]): void {
+    if (frames.length === 0) return;
+    for (const f of frames) this.counters.countTx(f);
+    if (this.receiver) this.receiver(frames);
+    else this.counters.drop("not-attached", frames.length);
+  }
+
+  private nextDeadline(): number | undefined {
+    const a = this.stack.nextDeadline();
+    const b = this.udpNat.nextDeadline();
+    if (a === undefined) return b;
+    return b === undefined ? a : Math.min(a, b);
+  }
+
+  /** Keeps one timer armed for the earliest deadline. */
+  private schedule(): void {
+    const at = this.nextDeadline();
+    if (at === undefined || at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, at - this.clock.now()));
+    this.timer.unref();
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    if (this.closed) return;
+    const now = this.clock.now();
+    this.stack.onTimer();
+    this.udpNat.expire(now);
+    this.schedule();
+  }
+}

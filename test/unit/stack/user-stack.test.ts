@@ -1,0 +1,192 @@
+import { fc, test } from "@fast-check/vitest";
+import { describe, expect, it } from "vitest";
+import { ManualClock } from "../../../src/stack/clock.js";
+import { type StackConfig, virtualMac } from "../../../src/stack/config.js";
+import { Ipv4Output } from "../../../src/stack/ipv4-output.js";
+import { UserStack } from "../../../src/stack/user-stack.js";
+import { parseIpv4, parseMac } from "../../../src/stack/wire/addr.js";
+import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "../../../src/stack/wire/arp.js";
+import { decodeEthernet, EtherType, encodeEthernet } from "../../../src/stack/wire/ethernet.js";
+import { decodeIcmp, encodeIcmp } from "../../../src/stack/wire/icmp.js";
+import { decodeIpv4, IpProto } from "../../../src/stack/wire/ipv4.js";
+
+const ip = (s: string): number => parseIpv4(s) ?? Number.NaN;
+const guestMac = parseMac("52:54:00:12:34:56") ?? Buffer.alloc(6);
+const guestIp = ip("10.0.2.15");
+
+function config(over: Partial<StackConfig> = {}): StackConfig {
+  return {
+    net: ip("10.0.2.0"),
+    mask: ip("255.255.255.0"),
+    host: ip("10.0.2.2"),
+    dns: ip("10.0.2.3"),
+    smb: undefined,
+    extraAddresses: [],
+    mtu: 1500,
+    ...over,
+  };
+}
+
+function arpRequest(target: number, senderIp = guestIp): Buffer {
+  const f = Buffer.alloc(14 + arpPacketLength);
+  encodeArp(
+    { op: ArpOp.request, senderMac: guestMac, senderIp, targetMac: Buffer.alloc(6), targetIp: target },
+    f,
+    14,
+  );
+  encodeEthernet(
+    { dst: Buffer.alloc(6, 0xff), src: guestMac, ethertype: EtherType.arp, payload: f.subarray(14) },
+    f,
+  );
+  return f;
+}
+
+/** Off-link destinations go to the gateway's MAC, as a guest's routing sends them. */
+function echoRequest(dst: number, data: Buffer, mtu = 1500): Buffer[] {
+  const onLink = (dst & 0xffffff00) >>> 0 === ip("10.0.2.0");
+  const icmp = Buffer.alloc(8 + data.length);
+  encodeIcmp({ kind: "echo-request", code: 0, id: 0x1234, seq: 7, payload: data }, icmp);
+  return new Ipv4Output(mtu).frames({
+    srcMac: guestMac,
+    dstMac: virtualMac(onLink ? dst : ip("10.0.2.2")),
+    src: guestIp,
+    dst,
+    protocol: IpProto.icmp,
+    payload: icmp,
+  });
+}
+
+function decodeReplies(frames: Buffer[]) {
+  return frames.map((f) => {
+    const eth = decodeEthernet(f);
+    if (!eth.ok) throw new Error(eth.reason);
+    const ipr = decodeIpv4(eth.value.payload);
+    if (!ipr.ok) throw new Error(ipr.reason);
+    return { eth: eth.value, ip: ipr.value };
+  });
+}
+
+describe("UserStack ARP", () => {
+  it("answers for the gateway and DNS with libslirp's MACs", () => {
+    const stack = new UserStack(config(), new ManualClock());
+    for (const [addr, mac] of [
+      ["10.0.2.2", "52:55:0a:00:02:02"],
+      ["10.0.2.3", "52:55:0a:00:02:03"],
+    ] as const) {
+      const out = stack.input([arpRequest(ip(addr))]);
+      expect(out).toHaveLength(1);
+      const eth = decodeEthernet(out[0] as Buffer);
+      if (!eth.ok) throw new Error(eth.reason);
+      expect(eth.value.dst.equals(guestMac)).toBe(true);
+      expect(eth.value.src.equals(parseMac(mac) as Buffer)).toBe(true);
+      const arp = decodeArp(eth.value.payload);
+      if (!arp.ok) throw new Error(arp.reason);
+      expect(arp.value).toMatchObject({ op: ArpOp.reply, senderIp: ip(addr), targetIp: guestIp });
+      expect(arp.value.senderMac.equals(parseMac(mac) as Buffer)).toBe(true);
+      expect(arp.value.targetMac.equals(guestMac)).toBe(true);
+    }
+    expect(stack.arp.lookup(guestIp)?.equals(guestMac)).toBe(true);
+  });
+
+  it("stays silent for .1, .4 (no smb) and other guests, like libslirp", () => {
+    const stack = new UserStack(config(), new ManualClock());
+    for (const a of ["10.0.2.1", "10.0.2.4", "10.0.2.16", "10.0.2.99"])
+      expect(stack.input([arpRequest(ip(a))])).toEqual([]);
+    expect(stack.counters.ignored).toBe(4);
+  });
+
+  it("answers for the SMB address once SMB is on, and follows net=/host=/dns=", () => {
+    const smbOn = new UserStack(config({ smb: ip("10.0.2.4") }), new ManualClock());
+    expect(smbOn.input([arpRequest(ip("10.0.2.4"))])).toHaveLength(1);
+    const moved = new UserStack(
+      config({ net: ip("192.168.76.0"), host: ip("192.168.76.1"), dns: ip("192.168.76.53") }),
+      new ManualClock(),
+    );
+    expect(moved.input([arpRequest(ip("192.168.76.1"), ip("192.168.76.9"))])).toHaveLength(1);
+    expect(moved.input([arpRequest(ip("192.168.76.53"), ip("192.168.76.9"))])).toHaveLength(1);
+    expect(moved.input([arpRequest(ip("10.0.2.2"), ip("192.168.76.9"))])).toHaveLength(0);
+  });
+});
+
+describe("UserStack ICMP echo", () => {
+  it("answers a ping to 10.0.2.2 from the pinged address with the same id, seq and data", () => {
+    const stack = new UserStack(config(), new ManualClock());
+    const data = Buffer.from("abcdefghijklmnopqrstuvwabcdefghi");
+    const [reply, ...rest] = decodeReplies(stack.input(echoRequest(ip("10.0.2.2"), data)));
+    expect(rest).toEqual([]);
+    if (!reply) throw new Error("no reply");
+    expect(reply.ip).toMatchObject({ src: ip("10.0.2.2"), dst: guestIp, ttl: 64, protocol: IpProto.icmp });
+    expect(reply.eth.dst.equals(guestMac)).toBe(true);
+    const icmp = decodeIcmp(reply.ip.payload);
+    if (!icmp.ok) throw new Error(icmp.reason);
+    expect(icmp.value).toMatchObject({ kind: "echo-reply", id: 0x1234, seq: 7 });
+    expect(icmp.value.payload.equals(data)).toBe(true);
+  });
+
+  it("reassembles a fragmented 8000-byte ping and answers it fragmented to the MTU", () => {
+    const stack = new UserStack(config(), new ManualClock());
+    const data = Buffer.alloc(8000, 0x5a);
+    const request = echoRequest(ip("10.0.2.3"), data);
+    expect(request.length).toBeGreaterThan(1);
+    const frames = stack.input(request);
+    expect(frames.length).toBe(6);
+    for (const f of frames) expect(f.length).toBeLessThanOrEqual(1514);
+    const parts = decodeReplies(frames).map((r) => r.ip);
+    const whole = Buffer.concat(parts.map((p) => p.payload));
+    expect(parts.at(-1)?.moreFragments).toBe(false);
+    const icmp = decodeIcmp(whole);
+    if (!icmp.ok) throw new Error(icmp.reason);
+    expect(icmp.value.payload.equals(data)).toBe(true);
+  });
+
+  it("does not answer pings to addresses it does not own, and counts them", () => {
+    const stack = new UserStack(config(), new ManualClock());
+    expect(stack.input(echoRequest(ip("198.51.100.1"), Buffer.alloc(8)))).toEqual([]);
+    expect(stack.drops.get("ipv4-unrouted")).toBe(1);
+  });
+
+  it("drops a corrupted IPv4 header and counts the reason", () => {
+    const stack = new UserStack(config(), new ManualClock());
+    const [frame] = echoRequest(ip("10.0.2.2"), Buffer.alloc(8));
+    if (!frame) throw new Error("no frame");
+    frame[14 + 10] = (frame[14 + 10] ?? 0) ^ 0xff; // header checksum
+    expect(stack.input([frame])).toEqual([]);
+    expect(stack.drops.total()).toBe(1);
+  });
+
+  it("gives up on an incomplete datagram after the reassembly timeout", () => {
+    const clock = new ManualClock();
+    const stack = new UserStack(config(), clock);
+    const [first] = echoRequest(ip("10.0.2.2"), Buffer.alloc(4000));
+    if (!first) throw new Error("no frame");
+    expect(stack.input([first])).toEqual([]);
+    const deadline = stack.nextDeadline();
+    expect(deadline).toBeDefined();
+    clock.advance(30_001);
+    stack.onTimer();
+    expect(stack.nextDeadline()).toBeUndefined();
+    expect(stack.drops.get("reasm-timeout")).toBe(1);
+  });
+});
+
+describe("UserStack under hostile input", () => {
+  test.prop([fc.array(fc.uint8Array({ maxLength: 1600 }), { maxLength: 20 })])(
+    "random frames never throw",
+    (frames) => {
+      const stack = new UserStack(config(), new ManualClock());
+      stack.input(frames.map((f) => Buffer.from(f)));
+    },
+  );
+
+  test.prop([
+    fc.integer({ min: 0, max: 1513 }),
+    fc.integer({ min: 0, max: 255 }),
+    fc.integer({ min: 0, max: 1514 }),
+  ])("mutated and truncated pings never throw", (at, value, cut) => {
+    const stack = new UserStack(config(), new ManualClock());
+    const [frame] = echoRequest(ip("10.0.2.2"), Buffer.alloc(1472, 1));
+    if (!frame) throw new Error("no frame");
+    frame[at] = value;
+    stack.input([frame.subarray(0, cut)]);
+  });
+});
