@@ -1,0 +1,122 @@
+/**
+ * Runs the built usernet CLI (`node dist/cli/main.js ARGS`) inside a test's namespace.
+ *
+ * It runs in the namespace AND in a private mount namespace whose /etc/resolv.conf says
+ * `nameserver 127.0.0.1` (`unshare -m`, then `mount --bind` of a temp file over
+ * /etc/resolv.conf, then exec): whatever the DNS forwarder falls back to, it is
+ * loopback inside the namespace, never the machine's resolver. The chain of execs keeps
+ * one pid (ip → unshare → sh → node), so close() kills usernet itself by pid.
+ *
+ * Readiness: the caller says what to wait for — TCP/UDP ports listening inside the
+ * namespace (polled with `ss`), unix socket files existing, or a line on stdout. A
+ * probe connection is never made: for a listener it would become a hub port.
+ */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Netns } from "./netns.js";
+import { trace, usernetMain } from "./prereqs.js";
+import type { Proc } from "./proc.js";
+
+export interface UsernetReady {
+  tcp?: number[];
+  udp?: number[];
+  unix?: string[];
+  /** a line on stdout matching this */
+  stdout?: RegExp;
+  /** default 20 s */
+  timeoutMs?: number;
+}
+
+export interface UsernetOptions {
+  env?: NodeJS.ProcessEnv;
+  ready?: UsernetReady;
+  label?: string;
+}
+
+export class Usernet {
+  private constructor(
+    readonly proc: Proc,
+    readonly args: readonly string[],
+    private readonly tmp: string,
+  ) {}
+
+  static async start(ns: Netns, args: readonly string[], opts: UsernetOptions = {}): Promise<Usernet> {
+    const main = usernetMain();
+    if (!main) throw new Error("dist/cli/main.js is missing: run npx tsc -p tsconfig.json");
+    const tmp = mkdtempSync(join(tmpdir(), "une2e-usernet-"));
+    const resolv = join(tmp, "resolv.conf");
+    writeFileSync(resolv, "nameserver 127.0.0.1\n");
+    const script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"';
+    const proc = ns.spawn(
+      opts.label ?? "usernet",
+      "unshare",
+      ["-m", "--propagation", "private", "sh", "-c", script, resolv, process.execPath, main, ...args],
+      { env: opts.env ?? process.env },
+    );
+    const u = new Usernet(proc, args, tmp);
+    const t0 = Date.now();
+    try {
+      await u.waitReady(ns, opts.ready ?? {});
+      trace(`usernet ${args.join(" ")}: ready after ${Date.now() - t0} ms`);
+    } catch (e) {
+      await u.close();
+      throw e;
+    }
+    return u;
+  }
+
+  get stdout(): string {
+    return this.proc.stdout;
+  }
+
+  get stderr(): string {
+    return this.proc.stderr;
+  }
+
+  private async waitReady(ns: Netns, ready: UsernetReady): Promise<void> {
+    const timeoutMs = ready.timeoutMs ?? 20_000;
+    const deadline = Date.now() + timeoutMs;
+    if (ready.stdout) {
+      const re = ready.stdout;
+      await this.proc.until(`a stdout line matching ${re}`, timeoutMs, () =>
+        this.proc.stdout.split("\n").some((l) => re.test(l)) ? true : undefined,
+      );
+    }
+    const tcp = ready.tcp ?? [];
+    const udp = ready.udp ?? [];
+    const unix = ready.unix ?? [];
+    for (;;) {
+      if (this.proc.exit) {
+        throw new Error(`usernet exited during start-up (args: ${this.args.join(" ")})\n${this.proc.tail()}`);
+      }
+      const missing: string[] = unix.filter((p) => !existsSync(p));
+      if (tcp.length + udp.length > 0) {
+        const r = await ns.exec("ss", ["-Hlntu"], 5000);
+        const local = r.stdout
+          .split("\n")
+          .map((l) => l.trim().split(/\s+/))
+          .filter((f) => f.length >= 5)
+          .map((f) => ({ proto: f[0], port: Number((f[4] ?? "").split(":").pop()) }));
+        for (const p of tcp)
+          if (!local.some((l) => l.proto === "tcp" && l.port === p)) missing.push(`tcp ${p}`);
+        for (const p of udp)
+          if (!local.some((l) => l.proto === "udp" && l.port === p)) missing.push(`udp ${p}`);
+      }
+      if (missing.length === 0) return;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `usernet not ready after ${timeoutMs} ms: no ${missing.join(", ")}\n${this.proc.tail()}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** SIGTERM by pid (SIGKILL after 3 s); resolves with how it ended. */
+  async close() {
+    const r = await this.proc.kill(3000);
+    rmSync(this.tmp, { recursive: true, force: true });
+    return r;
+  }
+}
