@@ -7,6 +7,7 @@
 import type { UserNetdevConfig } from "./config.js";
 import { type FrameSink, type Port, PortCounters, type PortStats } from "./hub/port.js";
 import type { Logger } from "./log.js";
+import { HostDnsUpstream } from "./proxy/dns-upstream.js";
 import { type HostNet, nodeHostNet } from "./proxy/host-net.js";
 import { NatPolicy } from "./proxy/nat-policy.js";
 import { UdpNat } from "./proxy/udp-nat.js";
@@ -14,12 +15,19 @@ import { dhcpConfigFromNetdev } from "./services/dhcp/dhcp-config.js";
 import { MemoryLeaseStore } from "./services/dhcp/dhcp-lease.js";
 import { FileLeaseStore } from "./services/dhcp/dhcp-lease-file.js";
 import { DhcpServer } from "./services/dhcp/dhcp-server.js";
+import { DnsForwarder } from "./services/dns/dns-forwarder.js";
+import { LocalNames } from "./services/dns/local-names.js";
+import { chooseUpstreams } from "./services/dns/resolv-conf.js";
+import { TFTP_PORT } from "./services/tftp/tftp-packet.js";
+import { TftpRoot } from "./services/tftp/tftp-root.js";
+import { type TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
 import type { StackConfig } from "./stack/config.js";
 import { type GuestUdp, UserStack } from "./stack/user-stack.js";
 import { BROADCAST_MAC, parseIpv4, prefixToMask } from "./stack/wire/addr.js";
 import { IcmpUnreachableCode } from "./stack/wire/icmp.js";
 
+const dnsPort = 53;
 const dhcpServerPort = 67;
 const dhcpClientPort = 68;
 
@@ -48,13 +56,22 @@ export interface UserNetdevOptions {
   hostNet?: HostNet;
   /** where DHCP leases are kept across restarts; memory only when absent */
   stateDir?: string | undefined;
+  /** the host's /etc/resolv.conf text, used when no dns-upstream= is given */
+  resolvConf?: string | undefined;
 }
+
+/** The name guests reach the gateway (the host) by, answered by the DNS forwarder. */
+export const gatewayName = "host.usernet.internal";
 
 export class UserNetdev implements Port {
   readonly kind = "user";
   readonly stack: UserStack;
   readonly dhcp: DhcpServer;
   readonly udpNat: UdpNat;
+  readonly dns: DnsForwarder;
+  readonly localNames: LocalNames;
+  readonly tftp: TftpServer | undefined;
+  private readonly dnsUpstream: HostDnsUpstream;
   private readonly stackConfig: StackConfig;
   private receiver: FrameSink | undefined;
   private readonly counters = new PortCounters();
@@ -66,7 +83,7 @@ export class UserNetdev implements Port {
 
   constructor(
     readonly config: UserNetdevConfig,
-    log: Logger,
+    private readonly log: Logger,
     options: UserNetdevOptions = {},
   ) {
     this.clock = options.clock ?? systemClock;
@@ -98,6 +115,30 @@ export class UserNetdev implements Port {
       },
       log.child({ proxy: "udp" }),
     );
+    const dnsLog = log.child({ service: "dns" });
+    const upstreams = chooseUpstreams(config.dnsUpstream, options.resolvConf);
+    for (const note of upstreams.notes) dnsLog.warn(note);
+    dnsLog.info(
+      `DNS upstreams from ${upstreams.source}: ${upstreams.servers.map((s) => `${s.host}:${s.port}`).join(", ") || "none"}`,
+    );
+    this.localNames = new LocalNames();
+    this.localNames.set(gatewayName, this.stackConfig.host);
+    this.dnsUpstream = new HostDnsUpstream({ logger: dnsLog, localAddress: config.outboundAddr });
+    this.dns = new DnsForwarder({
+      upstream: this.dnsUpstream,
+      servers: upstreams.servers,
+      logger: dnsLog,
+      localNames: this.localNames,
+    });
+    this.tftp =
+      config.tftp === undefined
+        ? undefined
+        : new TftpServer({
+            files: new TftpRoot(config.tftp),
+            root: config.tftp,
+            logger: log.child({ service: "tftp" }),
+            mtu: config.mtu,
+          });
   }
 
   get name(): string {
@@ -130,6 +171,7 @@ export class UserNetdev implements Port {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.udpNat.closeAll();
+    this.dnsUpstream.close();
   }
 
   private routeUdp(d: GuestUdp): void {
@@ -140,6 +182,10 @@ export class UserNetdev implements Port {
       this.stack.drops.drop("udp-broadcast-not-forwarded");
       return;
     }
+    if (d.dst === c.dns && d.dstPort === dnsPort) return this.toDns(d);
+    if (this.tftp && d.dst === c.host && (d.dstPort === TFTP_PORT || this.tftp.ownsPort(d.dstPort))) {
+      return this.toTftp(this.tftp, d);
+    }
     if (d.dst !== c.host && (d.dst === c.dns || d.dst === c.smb || c.extraAddresses.includes(d.dst))) {
       // a virtual address with no service on this port: what a real host answers
       this.stack.drops.drop("udp-no-service");
@@ -149,9 +195,49 @@ export class UserNetdev implements Port {
     this.udpNat.fromGuest(d, this.clock.now());
   }
 
+  private toDns(d: GuestUdp): void {
+    // the payload is a view of a frame; the forwarder copies what it keeps
+    const guest = { src: d.src, srcPort: d.srcPort };
+    void this.dns.handle(d.payload, "udp").then((answer) => {
+      if (!answer || this.closed) return;
+      this.stack.sendUdp({
+        src: this.stackConfig.dns,
+        srcPort: dnsPort,
+        dst: guest.src,
+        dstPort: guest.srcPort,
+        payload: answer,
+      });
+      this.schedule();
+    });
+  }
+
+  private toTftp(tftp: TftpServer, d: GuestUdp): void {
+    const req = {
+      client: { addr: d.src, port: d.srcPort },
+      serverPort: d.dstPort,
+      payload: Buffer.from(d.payload),
+    };
+    void tftp.handle(req, this.clock.now()).then((sends) => this.sendTftp(sends));
+  }
+
+  private sendTftp(sends: TftpSend[]): void {
+    if (this.closed) return;
+    for (const s of sends) {
+      this.stack.sendUdp({
+        src: this.stackConfig.host,
+        srcPort: s.fromPort,
+        dst: s.to.addr,
+        dstPort: s.to.port,
+        payload: s.payload,
+      });
+    }
+    this.schedule();
+  }
+
   private toDhcp(d: GuestUdp): void {
     const reply = this.dhcp.handle(d.payload, this.wallClock());
     if (!reply) return;
+    this.learnHostnames();
     const to = reply.to;
     this.stack.sendUdp({
       src: this.stackConfig.host,
@@ -163,6 +249,13 @@ export class UserNetdev implements Port {
     });
   }
 
+  /** Guests' DHCP host names become DNS names, as a home router does. */
+  private learnHostnames(): void {
+    for (const lease of this.dhcp.leases(this.wallClock())) {
+      if (lease.hostname && lease.state === "bound") this.localNames.set(lease.hostname, lease.ip);
+    }
+  }
+
   private deliver(frames: Buffer[]): void {
     if (frames.length === 0) return;
     for (const f of frames) this.counters.countTx(f);
@@ -171,10 +264,11 @@ export class UserNetdev implements Port {
   }
 
   private nextDeadline(): number | undefined {
-    const a = this.stack.nextDeadline();
-    const b = this.udpNat.nextDeadline();
-    if (a === undefined) return b;
-    return b === undefined ? a : Math.min(a, b);
+    let at: number | undefined;
+    for (const d of [this.stack.nextDeadline(), this.udpNat.nextDeadline(), this.tftp?.nextDeadline()]) {
+      if (d !== undefined && (at === undefined || d < at)) at = d;
+    }
+    return at;
   }
 
   /** Keeps one timer armed for the earliest deadline. */
@@ -194,6 +288,7 @@ export class UserNetdev implements Port {
     const now = this.clock.now();
     this.stack.onTimer();
     this.udpNat.expire(now);
+    if (this.tftp) void this.tftp.onTimer(now).then((sends) => this.sendTftp(sends));
     this.schedule();
   }
 }

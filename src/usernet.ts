@@ -2,7 +2,7 @@
  * The composition root: builds hubs, ports and user stacks from one Config, and the
  * control facade the CLI (and later the API) uses. Nothing else wires modules together.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Config, NetdevConfig } from "./config.js";
 import { HubRegistry } from "./hub/hub.js";
@@ -31,12 +31,21 @@ export async function startUsernet(config: Config, log: Logger): Promise<Usernet
     hubs.close();
   };
 
+  // read once, only when some user netdev has no dns-upstream= of its own
+  const needResolvConf = config.netdevs.some((nd) => nd.type === "user" && nd.dnsUpstream.length === 0);
+  const resolvConf = needResolvConf
+    ? await readFile("/etc/resolv.conf", "utf8").catch(() => undefined)
+    : undefined;
+
   try {
     for (const nd of config.netdevs) {
       const hub = hubs.get(nd.hub);
       switch (nd.type) {
         case "user": {
-          const u = new UserNetdev(nd, log.child({ netdev: nd.id }), { stateDir: config.stateDir });
+          const u = new UserNetdev(nd, log.child({ netdev: nd.id }), {
+            stateDir: config.stateDir,
+            resolvConf,
+          });
           hub.attach(u);
           users.push(u);
           log.info(`hub ${nd.hub}: ${nd.id}: ${u.describe()}`);
