@@ -1,0 +1,27 @@
+{
+  "targets": [
+    {
+      "target_name": "usernet_native",
+      "conditions": [
+        [
+          "OS=='linux'",
+          {
+            "sources": [
+              "native/addon.c",
+              "native/util.c",
+              "native/tap.c",
+              "native/ping.c",
+              "native/poller.c"
+            ],
+            "defines": ["NAPI_VERSION=8"],
+            "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
+          },
+          {
+            "sources": ["native/unsupported.c"],
+            "defines": ["NAPI_VERSION=8"]
+          }
+        ]
+      ]
+    }
+  ]
+}
