@@ -10,6 +10,7 @@ import type { Logger } from "./log.js";
 import { HostDnsUpstream } from "./proxy/dns-upstream.js";
 import { type HostNet, nodeHostNet } from "./proxy/host-net.js";
 import { NatPolicy } from "./proxy/nat-policy.js";
+import { TcpRelay } from "./proxy/tcp-relay.js";
 import { UdpNat } from "./proxy/udp-nat.js";
 import { dhcpConfigFromNetdev } from "./services/dhcp/dhcp-config.js";
 import { MemoryLeaseStore } from "./services/dhcp/dhcp-lease.js";
@@ -23,6 +24,8 @@ import { TftpRoot } from "./services/tftp/tftp-root.js";
 import { type TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
 import type { StackConfig } from "./stack/config.js";
+import type { GuestTcpConnection } from "./stack/guest-tcp.js";
+import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
 import { type GuestUdp, UserStack } from "./stack/user-stack.js";
 import { BROADCAST_MAC, parseIpv4, prefixToMask } from "./stack/wire/addr.js";
 import { IcmpUnreachableCode } from "./stack/wire/icmp.js";
@@ -68,6 +71,7 @@ export class UserNetdev implements Port {
   readonly stack: UserStack;
   readonly dhcp: DhcpServer;
   readonly udpNat: UdpNat;
+  readonly tcpRelay: TcpRelay;
   readonly dns: DnsForwarder;
   readonly localNames: LocalNames;
   readonly tftp: TftpServer | undefined;
@@ -92,6 +96,8 @@ export class UserNetdev implements Port {
     this.stack = new UserStack(this.stackConfig, this.clock, {
       emit: (frames) => this.deliver(frames),
       udp: (d) => this.routeUdp(d),
+      tcp: (conn, ev) => this.routeTcp(conn, ev),
+      timersChanged: () => this.schedule(),
     });
     const store = options.stateDir
       ? new FileLeaseStore(options.stateDir, `dhcp-leases-${config.id}.json`, log)
@@ -103,6 +109,9 @@ export class UserNetdev implements Port {
       restrict: config.restrict,
       outboundAddr: config.outboundAddr,
     });
+    this.tcpRelay = new TcpRelay(options.hostNet ?? nodeHostNet, policy, log.child({ proxy: "tcp" }), () =>
+      this.clock.now(),
+    );
     this.udpNat = new UdpNat(
       options.hostNet ?? nodeHostNet,
       policy,
@@ -171,7 +180,21 @@ export class UserNetdev implements Port {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.udpNat.closeAll();
+    this.tcpRelay.closeAll();
     this.dnsUpstream.close();
+  }
+
+  private routeTcp(conn: GuestTcpConnection, ev: TcpEvent): void {
+    if (ev.type === "connect-request") {
+      const c = this.stackConfig;
+      const dst = conn.remoteAddr;
+      if (dst !== c.host && (dst === c.dns || dst === c.smb || c.extraAddresses.includes(dst))) {
+        // a virtual address with nothing listening on this port
+        this.stack.drops.drop("tcp-no-service");
+        return conn.refuse();
+      }
+    }
+    this.tcpRelay.event(conn, ev);
   }
 
   private routeUdp(d: GuestUdp): void {

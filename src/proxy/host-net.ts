@@ -4,6 +4,8 @@
  * sockets on a guest's behalf.
  */
 import dgram from "node:dgram";
+import net from "node:net";
+import { FdPoller, openPingSocket, sendPing } from "../native/binding.js";
 
 export interface HostEndpoint {
   address: string;
@@ -20,12 +22,125 @@ export interface HostUdp {
   close(): void;
 }
 
+export type HostTcpEvent =
+  | { type: "connected" }
+  /** the connect failed: ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT ... */
+  | { type: "connect-failed"; code: string }
+  | { type: "data"; data: Buffer }
+  /** the host closed its sending side (FIN) */
+  | { type: "end" }
+  /** the connection broke after it was up (ECONNRESET ...) */
+  | { type: "error"; code: string }
+  | { type: "closed" };
+
+export interface HostTcp {
+  /** `done` runs once the bytes are handed to the kernel */
+  write(data: Buffer, done: () => void): void;
+  /** FIN after what is queued */
+  end(): void;
+  /** RST */
+  reset(): void;
+  pause(): void;
+  resume(): void;
+}
+
+export type HostPingEvent =
+  | { type: "reply"; message: Buffer; from: string }
+  | { type: "error"; code: string };
+
+export interface HostPing {
+  /** sends an ICMP echo request (the kernel sets the id); false when the socket is full */
+  send(icmpMessage: Buffer, to: string): boolean;
+  close(): void;
+}
+
 export interface HostNet {
+  /**
+   * An unprivileged ICMP ping socket (net.ipv4.ping_group_range must allow our group).
+   * Throws with `code` (EACCES where the host forbids them, ERR_USERNET_NATIVE_UNAVAILABLE
+   * without the addon).
+   */
+  openPing(localAddress: string | undefined, events: (e: HostPingEvent) => void): HostPing;
+  /** an outgoing TCP connection, half-open allowed, bound to `localAddress` when given */
+  connectTcp(
+    to: HostEndpoint,
+    localAddress: string | undefined,
+    timeoutMs: number,
+    events: (e: HostTcpEvent) => void,
+  ): HostTcp;
   /** a UDP socket on an ephemeral port, bound to `localAddress` when given */
   bindUdp(localAddress: string | undefined, events: (e: HostUdpEvent) => void): HostUdp;
 }
 
 export const nodeHostNet: HostNet = {
+  openPing(localAddress, events) {
+    const fd = openPingSocket(localAddress);
+    const poller = new FdPoller(
+      fd,
+      "ping",
+      (messages, sources) => {
+        messages.forEach((message, i) => {
+          events({ type: "reply", message, from: sources[i] ?? "" });
+        });
+      },
+      { onError: (err: NodeJS.ErrnoException) => events({ type: "error", code: err.code ?? "EIO" }) },
+    );
+    poller.unref();
+    return {
+      send: (msg, to) => sendPing(fd, to, msg),
+      close: () => poller.close(),
+    };
+  },
+  connectTcp(to, localAddress, timeoutMs, events) {
+    const sock = net.connect({
+      host: to.address,
+      port: to.port,
+      localAddress,
+      allowHalfOpen: true,
+      noDelay: true,
+    });
+    let up = false;
+    let finished = false;
+    const timer = setTimeout(() => {
+      if (!up) sock.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
+    }, timeoutMs);
+    timer.unref();
+    sock.once("connect", () => {
+      up = true;
+      clearTimeout(timer);
+      events({ type: "connected" });
+    });
+    sock.on("data", (data) => events({ type: "data", data }));
+    sock.on("end", () => events({ type: "end" }));
+    sock.on("error", (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const code = err.code ?? "EIO";
+      events(up ? { type: "error", code } : { type: "connect-failed", code });
+    });
+    sock.on("close", () => {
+      clearTimeout(timer);
+      if (!finished) events({ type: "closed" });
+      finished = true;
+    });
+    return {
+      write(data, done) {
+        sock.write(data, () => done());
+      },
+      end() {
+        sock.end();
+      },
+      reset() {
+        finished = true;
+        if (!sock.destroyed) sock.resetAndDestroy();
+      },
+      pause() {
+        sock.pause();
+      },
+      resume() {
+        sock.resume();
+      },
+    };
+  },
   bindUdp(localAddress, events) {
     const sock = dgram.createSocket({ type: "udp4" });
     let closed = false;

@@ -46,8 +46,27 @@ export class Ipv4Output {
     return out;
   }
 
-  private frame(d: Ipv4Out, id: number, offset: number, more: boolean, data: Buffer): Buffer {
-    const out = Buffer.allocUnsafe(ethernetHeaderLength + ipv4HeaderLength + data.length);
+  /**
+   * One unfragmented frame whose transport payload (`length` bytes) `fill` writes in
+   * place at `at`: no intermediate buffer, one allocation per frame.
+   */
+  single(d: Omit<Ipv4Out, "payload">, length: number, fill: (buf: Buffer, at: number) => void): Buffer {
+    const id = this.nextId;
+    this.nextId = (this.nextId + 1) & 0xffff || 1;
+    const out = Buffer.allocUnsafe(ethernetHeaderLength + ipv4HeaderLength + length);
+    const l4At = ethernetHeaderLength + ipv4HeaderLength;
+    fill(out, l4At);
+    return this.frame({ ...d, payload: out.subarray(l4At) }, id, 0, false, out.subarray(l4At), out);
+  }
+
+  private frame(
+    d: Ipv4Out,
+    id: number,
+    offset: number,
+    more: boolean,
+    data: Buffer,
+    out = Buffer.allocUnsafe(ethernetHeaderLength + ipv4HeaderLength + data.length),
+  ): Buffer {
     encodeIpv4(
       {
         tos: d.tos ?? 0,

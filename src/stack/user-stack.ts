@@ -28,13 +28,17 @@ import { ArpTable } from "./arp-table.js";
 import type { Clock } from "./clock.js";
 import { gatewayAddresses, type StackConfig, virtualMac } from "./config.js";
 import { DropCounters } from "./drop-counters.js";
+import { type GuestTcpEvents, GuestTcpLayer } from "./guest-tcp.js";
 import { Ipv4Output } from "./ipv4-output.js";
 import { Ipv4Reassembler } from "./ipv4-reassembler.js";
+import type { TcpFlowTableOptions } from "./tcp/flow-table.js";
+import type { TcpOutput } from "./tcp/tcp-endpoint.js";
 import { BROADCAST_MAC, isBroadcastMac, isIpv4Multicast } from "./wire/addr.js";
 import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "./wire/arp.js";
 import { decodeEthernet, EtherType, encodeEthernet, ethernetHeaderLength } from "./wire/ethernet.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "./wire/icmp.js";
 import { decodeIpv4, encodeIpv4, IpProto, ipv4HeaderLength } from "./wire/ipv4.js";
+import { decodeTcp, encodeTcp, tcpEncodingLength } from "./wire/tcp.js";
 import { decodeUdp, encodeUdp, udpHeaderLength } from "./wire/udp.js";
 
 /** A UDP datagram from a guest. `payload` is a view, valid only during the hook call. */
@@ -66,6 +70,14 @@ export interface UserStackHooks {
   emit(frames: Buffer[]): void;
   /** guest UDP; the stack answers nothing on UDP by itself */
   udp?(d: GuestUdp): void;
+  /** events of guest TCP connections (a SYN arrives as `connect-request`) */
+  tcp?: GuestTcpEvents;
+  /** a timer was armed outside `input` (the driver re-reads `nextDeadline`) */
+  timersChanged?(): void;
+}
+
+export interface UserStackOptions {
+  tcp?: Partial<TcpFlowTableOptions>;
 }
 
 export interface UserStackCounters {
@@ -79,6 +91,7 @@ export interface UserStackCounters {
 
 export class UserStack {
   readonly drops = new DropCounters();
+  readonly tcp: GuestTcpLayer;
   readonly arp = new ArpTable();
   readonly counters: UserStackCounters = {
     rxFrames: 0,
@@ -98,12 +111,22 @@ export class UserStack {
     readonly config: StackConfig,
     private readonly clock: Clock,
     private readonly hooks: UserStackHooks = { emit() {} },
+    options: UserStackOptions = {},
   ) {
     for (const a of gatewayAddresses(config)) this.owned.set(a, virtualMac(a));
     this.ownMacs = [...this.owned.values()];
     this.broadcast = (config.net | ~config.mask) >>> 0;
     this.reassembler = new Ipv4Reassembler({ drops: this.drops });
     this.output = new Ipv4Output(config.mtu);
+    const tcpEvents = hooks.tcp;
+    this.tcp = new GuestTcpLayer(
+      clock,
+      this.drops,
+      (segments) => this.sendTcp(segments),
+      tcpEvents ?? ((conn, ev) => ev.type === "connect-request" && conn.refuse()),
+      { ...options.tcp, endpoint: { mss: config.mtu - 40, ...options.tcp?.endpoint } },
+      () => hooks.timersChanged?.(),
+    );
   }
 
   /** The MAC the gateway uses for its own frames. */
@@ -124,11 +147,15 @@ export class UserStack {
 
   /** When `onTimer` next has work, in clock time; undefined when nothing is pending. */
   nextDeadline(): number | undefined {
-    return this.reassembler.nextDeadline();
+    const a = this.reassembler.nextDeadline();
+    const b = this.tcp.nextDeadline();
+    if (a === undefined) return b;
+    return b === undefined ? a : Math.min(a, b);
   }
 
   onTimer(): void {
     this.reassembler.expire(this.clock.now());
+    this.tcp.onTimer();
   }
 
   private isForUs(dst: Buffer): boolean {
@@ -218,6 +245,12 @@ export class UserStack {
     );
     if (whole === undefined) return;
     if (whole.protocol === IpProto.udp) return this.inputUdp(srcMac, whole.src, whole.dst, whole.payload);
+    if (whole.protocol === IpProto.tcp) {
+      if (broadcast) return this.drops.drop("tcp-broadcast");
+      const t = decodeTcp(whole.payload, whole);
+      if (!t.ok) return this.drops.drop(t.reason);
+      return this.tcp.input(whole.src, whole.dst, t.value);
+    }
     if (ourMac === undefined) {
       // TCP and ICMP to the outside: the NAT proxy's job, not built yet.
       return this.drops.drop("ipv4-unrouted");
@@ -292,6 +325,35 @@ export class UserStack {
       }),
     );
     return true;
+  }
+
+  /** Frames TCP segments for guests; segments to a guest whose MAC is unknown are dropped after an ARP request. */
+  private sendTcp(segments: TcpOutput[]): void {
+    const frames: Buffer[] = [];
+    for (const { src, dst, seg } of segments) {
+      const dstMac = this.arp.lookup(dst);
+      if (dstMac === undefined) {
+        this.resolve(dst);
+        this.drops.drop("tcp-guest-mac-unknown");
+        continue;
+      }
+      const l4 = tcpEncodingLength(seg);
+      frames.push(
+        this.output.single(
+          {
+            srcMac: this.owned.get(src) ?? this.gatewayMac,
+            dstMac,
+            src,
+            dst,
+            protocol: IpProto.tcp,
+            dontFragment: true,
+          },
+          l4,
+          (buf, at) => encodeTcp(seg, buf, at, { src, dst }),
+        ),
+      );
+    }
+    this.emit(frames);
   }
 
   /** Tells a guest its datagram could not be delivered; `from` is the address it was sent to. */

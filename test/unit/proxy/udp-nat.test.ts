@@ -27,6 +27,12 @@ class FakeSocket {
 function setup(opts: { restrict?: boolean; maxFlows?: number; outboundAddr?: string } = {}) {
   const sockets: FakeSocket[] = [];
   const host: HostNet = {
+    connectTcp() {
+      throw new Error("the UDP NAT opens no TCP connections");
+    },
+    openPing() {
+      throw new Error("the UDP NAT opens no ping sockets");
+    },
     bindUdp(local, events) {
       const s = new FakeSocket(local, events);
       sockets.push(s);

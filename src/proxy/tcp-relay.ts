@@ -1,0 +1,237 @@
+/**
+ * TCP relay: carries each guest TCP connection (terminated by the stack's endpoint)
+ * over an ordinary host socket, and back.
+ *
+ * Theory of operation
+ * - A guest SYN reaches us as `connect-request`. The NAT policy picks the host address
+ *   (the gateway stands for 127.0.0.1); the relay connects, and only when the host
+ *   accepted does the guest get its SYN-ACK (`accept`). A refused, unreachable or
+ *   timed-out connect (after `connectTimeoutMs`, 30 s) answers the guest with RST, so a
+ *   guest never hangs on a dead destination. A destination the policy forbids
+ *   (restrict=on, host-loopback=off) is refused at once.
+ * - Guest → host: in-order guest bytes (`data`) are written to the socket; the stack is
+ *   told `consume` only when the socket has handed them to the kernel, so the window
+ *   the guest sees closes when the host reads slowly. The bytes are views into guest
+ *   frames, which the hub contract keeps immutable, so nothing is copied here.
+ * - Host → guest: socket data goes to `write`, which takes what fits in the endpoint's
+ *   bounded send buffer. If it takes less, the rest is held (one chunk) and the socket
+ *   is paused until the endpoint says `writable`: a slow guest stops the host socket.
+ * - Half-close both ways: guest FIN → socket end(); host FIN → `shutdownWrite` once the
+ *   held data is in. RST both ways: guest RST → socket reset; host reset → `abort`.
+ * - Bounds: the endpoint's buffers (send and receive) plus at most one held chunk per
+ *   connection (a socket read, 64 KiB); the number of connections is the stack's flow
+ *   table bound.
+ */
+import type { Logger } from "../log.js";
+import type { TcpEvent } from "../stack/tcp/tcp-endpoint.js";
+import { ipv4ToString } from "../stack/wire/addr.js";
+import type { HostNet, HostTcp, HostTcpEvent } from "./host-net.js";
+import type { NatPolicy } from "./nat-policy.js";
+
+/** One guest connection as the stack lets the relay drive it. */
+export interface GuestTcp {
+  readonly guestAddr: number;
+  readonly guestPort: number;
+  readonly remoteAddr: number;
+  readonly remotePort: number;
+  accept(): void;
+  refuse(): void;
+  /** bytes for the guest; returns how many the endpoint took */
+  write(data: Buffer): number;
+  consume(n: number): void;
+  shutdownWrite(): void;
+  abort(): void;
+}
+
+export interface TcpRelayOptions {
+  connectTimeoutMs?: number;
+}
+
+export interface TcpFlowInfo {
+  guest: string;
+  remote: string;
+  host: string;
+  state: "connecting" | "open" | "closing";
+  toHostBytes: number;
+  toGuestBytes: number;
+  ageMs: number;
+}
+
+interface Relay {
+  conn: GuestTcp;
+  host: string;
+  socket: HostTcp | undefined;
+  state: "connecting" | "open" | "closing";
+  /** host bytes the endpoint could not take yet */
+  held: Buffer | undefined;
+  hostEnded: boolean;
+  toHostBytes: number;
+  toGuestBytes: number;
+  created: number;
+}
+
+export interface TcpRelayCounters {
+  connects: number;
+  refused: number;
+  failed: number;
+  denied: number;
+}
+
+export class TcpRelay {
+  readonly counters: TcpRelayCounters = { connects: 0, refused: 0, failed: 0, denied: 0 };
+  private readonly relays = new Map<GuestTcp, Relay>();
+  private readonly connectTimeoutMs: number;
+
+  constructor(
+    private readonly hostNet: HostNet,
+    private readonly policy: NatPolicy,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    options: TcpRelayOptions = {},
+  ) {
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 30_000;
+  }
+
+  /** What the stack reports about a connection. */
+  event(conn: GuestTcp, ev: TcpEvent): void {
+    if (ev.type === "connect-request") return this.connect(conn);
+    const r = this.relays.get(conn);
+    if (!r) return;
+    switch (ev.type) {
+      case "data": {
+        const n = ev.data.length;
+        r.toHostBytes += n;
+        r.socket?.write(ev.data, () => {
+          if (this.relays.get(conn) === r) conn.consume(n);
+        });
+        return;
+      }
+      case "writable":
+        return this.flushHeld(r);
+      case "eof":
+        r.socket?.end();
+        return;
+      case "reset":
+        r.socket?.reset();
+        this.relays.delete(conn);
+        return;
+      case "closed":
+        if (r.state !== "closing") r.socket?.reset();
+        this.relays.delete(conn);
+        return;
+      case "established":
+        return;
+    }
+  }
+
+  list(): TcpFlowInfo[] {
+    const now = this.now();
+    return [...this.relays.values()].map((r) => ({
+      guest: `${ipv4ToString(r.conn.guestAddr)}:${r.conn.guestPort}`,
+      remote: `${ipv4ToString(r.conn.remoteAddr)}:${r.conn.remotePort}`,
+      host: `${r.host}:${r.conn.remotePort}`,
+      state: r.state,
+      toHostBytes: r.toHostBytes,
+      toGuestBytes: r.toGuestBytes,
+      ageMs: now - r.created,
+    }));
+  }
+
+  get size(): number {
+    return this.relays.size;
+  }
+
+  closeAll(): void {
+    for (const r of this.relays.values()) {
+      r.socket?.reset();
+      r.conn.abort();
+    }
+    this.relays.clear();
+  }
+
+  private connect(conn: GuestTcp): void {
+    const dest = this.policy.destination(conn.remoteAddr);
+    if (!dest.ok) {
+      this.counters.denied++;
+      conn.refuse();
+      return;
+    }
+    const r: Relay = {
+      conn,
+      host: dest.address,
+      socket: undefined,
+      state: "connecting",
+      held: undefined,
+      hostEnded: false,
+      toHostBytes: 0,
+      toGuestBytes: 0,
+      created: this.now(),
+    };
+    this.relays.set(conn, r);
+    r.socket = this.hostNet.connectTcp(
+      { address: dest.address, port: conn.remotePort },
+      this.policy.config.outboundAddr,
+      this.connectTimeoutMs,
+      (e) => this.fromHost(r, e),
+    );
+  }
+
+  private fromHost(r: Relay, e: HostTcpEvent): void {
+    if (this.relays.get(r.conn) !== r) return;
+    switch (e.type) {
+      case "connected":
+        this.counters.connects++;
+        r.state = "open";
+        r.conn.accept();
+        return;
+      case "connect-failed":
+        if (e.code === "ECONNREFUSED") this.counters.refused++;
+        else this.counters.failed++;
+        this.log.debug("tcp connect failed", { to: `${r.host}:${r.conn.remotePort}`, code: e.code });
+        this.relays.delete(r.conn);
+        r.conn.refuse();
+        return;
+      case "data":
+        return this.toGuest(r, e.data);
+      case "end":
+        r.hostEnded = true;
+        if (r.held === undefined) r.conn.shutdownWrite();
+        return;
+      case "error":
+        this.relays.delete(r.conn);
+        r.conn.abort();
+        return;
+      case "closed":
+        r.state = "closing";
+        return;
+    }
+  }
+
+  private toGuest(r: Relay, data: Buffer): void {
+    if (r.held !== undefined) {
+      // the socket is paused; a chunk already in flight in Node joins the held one
+      r.held = Buffer.concat([r.held, data]);
+      return;
+    }
+    const took = r.conn.write(data);
+    r.toGuestBytes += took;
+    if (took < data.length) {
+      r.held = data.subarray(took);
+      r.socket?.pause();
+    }
+  }
+
+  private flushHeld(r: Relay): void {
+    const held = r.held;
+    if (held === undefined) return;
+    const took = r.conn.write(held);
+    r.toGuestBytes += took;
+    if (took < held.length) {
+      r.held = held.subarray(took);
+      return;
+    }
+    r.held = undefined;
+    if (r.hostEnded) r.conn.shutdownWrite();
+    else r.socket?.resume();
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The stack's TCP layer: guest segments to their connection endpoints, endpoints'
+ * segments back out as frames, their events to whoever relays the connection (the
+ * proxy), and all their timers in one deadline queue.
+ *
+ * A `GuestTcpConnection` is the handle the relay drives: each call runs the endpoint
+ * at the current time and applies the step it returns (segments out, events to the
+ * relay, the next deadline). Steps may nest (the relay answers an event by calling
+ * back); each is applied whole, in call order.
+ *
+ * Segments for unknown connections get a RST (RFC 9293 §3.10.7.1), as do SYNs past
+ * the flow table's bounds (counted there). The layer never throws on guest input.
+ */
+import type { Clock } from "./clock.js";
+import { DeadlineQueue } from "./deadline-queue.js";
+import type { DropCounters } from "./drop-counters.js";
+import { isTcpOpen, TcpFlowTable, type TcpFlowTableOptions } from "./tcp/flow-table.js";
+import type { TcpEndpoint, TcpEvent, TcpOutput, TcpStep } from "./tcp/tcp-endpoint.js";
+import type { TcpSegment } from "./wire/tcp.js";
+
+/** Receives every event of every connection; `connect-request` asks for a host connect. */
+export type GuestTcpEvents = (conn: GuestTcpConnection, ev: TcpEvent) => void;
+
+export class GuestTcpConnection {
+  constructor(
+    private readonly layer: GuestTcpLayer,
+    readonly endpoint: TcpEndpoint,
+  ) {}
+
+  get guestAddr(): number {
+    return this.endpoint.tuple.guestAddr;
+  }
+  get guestPort(): number {
+    return this.endpoint.tuple.guestPort;
+  }
+  get remoteAddr(): number {
+    return this.endpoint.tuple.remoteAddr;
+  }
+  get remotePort(): number {
+    return this.endpoint.tuple.remotePort;
+  }
+
+  accept(): void {
+    this.layer.apply(this, this.endpoint.accept(this.layer.now()));
+  }
+  refuse(): void {
+    this.layer.apply(this, this.endpoint.refuse(this.layer.now()));
+  }
+  write(data: Buffer): number {
+    const r = this.endpoint.write(data, this.layer.now());
+    this.layer.apply(this, r);
+    return r.accepted;
+  }
+  consume(n: number): void {
+    this.layer.apply(this, this.endpoint.consume(n, this.layer.now()));
+  }
+  shutdownWrite(): void {
+    this.layer.apply(this, this.endpoint.shutdownWrite(this.layer.now()));
+  }
+  abort(): void {
+    this.layer.apply(this, this.endpoint.abort(this.layer.now()));
+  }
+}
+
+export class GuestTcpLayer {
+  readonly table: TcpFlowTable;
+  private readonly timers = new DeadlineQueue<GuestTcpConnection>();
+  private readonly conns = new Map<TcpEndpoint, GuestTcpConnection>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly drops: DropCounters,
+    /** segments for guests, to be framed and sent */
+    private readonly output: (segments: TcpOutput[]) => void,
+    private readonly events: GuestTcpEvents,
+    options: Partial<TcpFlowTableOptions> = {},
+    /** told after any timer was armed, so the driver can move its one timer earlier */
+    private readonly timersChanged: () => void = () => {},
+  ) {
+    this.table = new TcpFlowTable(options);
+  }
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** A segment a guest at `src` sent to `dst`. */
+  input(src: number, dst: number, seg: TcpSegment): void {
+    let ep = this.table.lookup(src, dst, seg);
+    if (ep !== undefined && isTcpOpen(seg) && ep.canReuseFor(seg)) {
+      // a new SYN on a tuple lingering in TIME_WAIT: the old connection is over
+      const old = this.connectionOf(ep);
+      this.timers.set(old, undefined);
+      this.conns.delete(ep);
+      this.table.delete(ep.tuple);
+      this.events(old, { type: "closed" });
+      ep = undefined;
+    }
+    if (ep === undefined) {
+      if (!isTcpOpen(seg)) {
+        const rst = this.table.reject(src, dst, seg);
+        if (rst) this.output([rst]);
+        return this.drops.drop("tcp-no-connection");
+      }
+      ep = this.table.open(src, dst, seg);
+      if (ep === undefined) {
+        const rst = this.table.reject(src, dst, seg);
+        if (rst) this.output([rst]);
+        return this.drops.drop("tcp-too-many-connections");
+      }
+    }
+    const conn = this.connectionOf(ep);
+    this.apply(conn, ep.onSegment(seg, this.now()));
+  }
+
+  nextDeadline(): number | undefined {
+    return this.timers.peek();
+  }
+
+  onTimer(): void {
+    const now = this.now();
+    for (const conn of this.timers.due(now)) this.apply(conn, conn.endpoint.onTimer(now));
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  connections(): IterableIterator<GuestTcpConnection> {
+    return this.conns.values();
+  }
+
+  /** Applies one endpoint step: segments out, the timer, then events (which may nest calls). */
+  apply(conn: GuestTcpConnection, step: TcpStep): void {
+    if (step.send.length > 0) this.output(step.send);
+    let closed = false;
+    for (const ev of step.events) if (ev.type === "closed") closed = true;
+    if (closed) {
+      this.timers.set(conn, undefined);
+      this.table.delete(conn.endpoint.tuple);
+      this.conns.delete(conn.endpoint);
+    } else {
+      this.timers.set(conn, step.deadline);
+      if (step.deadline !== undefined) this.timersChanged();
+    }
+    for (const ev of step.events) this.events(conn, ev);
+  }
+
+  private connectionOf(ep: TcpEndpoint): GuestTcpConnection {
+    let conn = this.conns.get(ep);
+    if (!conn) {
+      conn = new GuestTcpConnection(this, ep);
+      this.conns.set(ep, conn);
+    }
+    return conn;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The table of guest TCP connections: 4-tuple → endpoint, with a bound per guest
+ * address, and the RST answer for a segment that belongs to no connection.
+ *
+ * Theory of operation: the stack looks a guest segment up by (guest address, guest port,
+ * remote address, remote port). An unknown SYN (no ACK, no RST) opens a passive endpoint
+ * through `open`, which refuses once the guest holds `maxFlowsPerGuest` connections (or
+ * the table `maxFlows`) and counts the refusal; the stack then answers the SYN with
+ * `rstFor` (what libslirp does when it cannot take a connection is to RST too). A SYN for
+ * a tuple whose endpoint lingers in TIME_WAIT replaces it when the endpoint allows reuse
+ * (`TcpEndpoint.canReuseFor`). Any other segment for an unknown tuple gets `rstFor`. The
+ * stack deletes an entry when its endpoint emits `closed`. Nothing here runs timers.
+ *
+ * Keys are strings ("guest:port>remote:port" in hex): 96 bits do not fit a JS number and
+ * a string key is what a Map hashes fastest short of that.
+ */
+import { seqAdd } from "../wire/seq.js";
+import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
+import { TcpEndpoint, type TcpEndpointOptions, type TcpOutput, type TcpTuple } from "./tcp-endpoint.js";
+
+export interface TcpFlowTableOptions {
+  /** connections one guest address may hold at once */
+  maxFlowsPerGuest: number;
+  /** connections in the whole table */
+  maxFlows: number;
+  /** options for the endpoints `open` creates */
+  endpoint: Partial<TcpEndpointOptions>;
+}
+
+export const tcpFlowTableDefaults: TcpFlowTableOptions = Object.freeze({
+  maxFlowsPerGuest: 4096,
+  maxFlows: 16384,
+  endpoint: {},
+});
+
+export interface TcpFlowTableCounters {
+  opened: number;
+  /** SYNs refused because a bound was reached */
+  refused: number;
+  /** RSTs generated for segments of unknown flows */
+  resets: number;
+}
+
+const { fin: FIN, syn: SYN, rst: RST, ack: ACK } = TcpFlag;
+
+export function tcpTupleKey(t: TcpTuple): string {
+  return `${t.guestAddr.toString(16)}:${t.guestPort.toString(16)}>${t.remoteAddr.toString(16)}:${t.remotePort.toString(16)}`;
+}
+
+/** The tuple of a segment sent by the guest from `src` to `dst`. */
+export function tcpTupleFromGuest(src: number, dst: number, seg: TcpSegment): TcpTuple {
+  return { guestAddr: src >>> 0, guestPort: seg.srcPort, remoteAddr: dst >>> 0, remotePort: seg.dstPort };
+}
+
+/** True for a segment that may open a connection: SYN without ACK and RST. */
+export const isTcpOpen = (seg: TcpSegment): boolean => (seg.flags & (SYN | ACK | RST)) === SYN;
+
+/**
+ * The RST answering `seg` (from the guest at `src` to `dst`) when no connection exists
+ * (RFC 9293 §3.10.7.1): none for a RST; with ACK, <SEQ=SEG.ACK><CTL=RST>; otherwise
+ * <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>, SYN and FIN counting in SEG.LEN.
+ */
+export function rstFor(src: number, dst: number, seg: TcpSegment): TcpOutput | undefined {
+  if (seg.flags & RST) return undefined;
+  const base = {
+    srcPort: seg.dstPort,
+    dstPort: seg.srcPort,
+    window: 0,
+    urgent: 0,
+    payload: Buffer.alloc(0),
+  };
+  const reply: TcpSegment =
+    seg.flags & ACK
+      ? { ...base, seq: seg.ack, ack: 0, flags: RST }
+      : {
+          ...base,
+          seq: 0,
+          ack: seqAdd(seg.seq, seg.payload.length + (seg.flags & SYN ? 1 : 0) + (seg.flags & FIN ? 1 : 0)),
+          flags: RST | ACK,
+        };
+  return { src: dst >>> 0, dst: src >>> 0, seg: reply };
+}
+
+export class TcpFlowTable {
+  readonly counters: TcpFlowTableCounters = { opened: 0, refused: 0, resets: 0 };
+  private readonly o: TcpFlowTableOptions;
+  private readonly flows = new Map<string, TcpEndpoint>();
+  private readonly perGuest = new Map<number, number>();
+
+  constructor(options: Partial<TcpFlowTableOptions> = {}) {
+    this.o = { ...tcpFlowTableDefaults, ...options };
+  }
+
+  get size(): number {
+    return this.flows.size;
+  }
+
+  /** Connections the guest at `addr` holds. */
+  countFor(addr: number): number {
+    return this.perGuest.get(addr >>> 0) ?? 0;
+  }
+
+  get(t: TcpTuple): TcpEndpoint | undefined {
+    return this.flows.get(tcpTupleKey(t));
+  }
+
+  /** The endpoint for a guest segment from `src` to `dst`, if any. */
+  lookup(src: number, dst: number, seg: TcpSegment): TcpEndpoint | undefined {
+    return this.flows.get(tcpTupleKey(tcpTupleFromGuest(src, dst, seg)));
+  }
+
+  /**
+   * Opens a passive endpoint for the guest SYN `seg` (not yet fed to it); undefined when
+   * a bound is reached (counted). An endpoint lingering in TIME_WAIT that allows reuse
+   * is replaced; any other existing endpoint is returned as it is.
+   */
+  open(src: number, dst: number, seg: TcpSegment): TcpEndpoint | undefined {
+    const tuple = tcpTupleFromGuest(src, dst, seg);
+    const existing = this.get(tuple);
+    if (existing) {
+      if (!existing.canReuseFor(seg)) return existing;
+      this.delete(tuple);
+    }
+    return this.insert(tuple, TcpEndpoint.listen(tuple, this.o.endpoint));
+  }
+
+  /** Adds an endpoint (e.g. an active open for a port forward); false when a bound is reached or the tuple is taken. */
+  add(endpoint: TcpEndpoint): boolean {
+    if (this.get(endpoint.tuple)) return false;
+    return this.insert(endpoint.tuple, endpoint) !== undefined;
+  }
+
+  private insert(tuple: TcpTuple, ep: TcpEndpoint): TcpEndpoint | undefined {
+    const n = this.countFor(tuple.guestAddr);
+    if (n >= this.o.maxFlowsPerGuest || this.flows.size >= this.o.maxFlows) {
+      this.counters.refused++;
+      return undefined;
+    }
+    this.flows.set(tcpTupleKey(tuple), ep);
+    this.perGuest.set(tuple.guestAddr >>> 0, n + 1);
+    this.counters.opened++;
+    return ep;
+  }
+
+  /** Removes the entry for `t` (when its endpoint emitted `closed`); false if absent. */
+  delete(t: TcpTuple): boolean {
+    const key = tcpTupleKey(t);
+    if (!this.flows.delete(key)) return false;
+    const g = t.guestAddr >>> 0;
+    const n = (this.perGuest.get(g) ?? 1) - 1;
+    if (n > 0) this.perGuest.set(g, n);
+    else this.perGuest.delete(g);
+    return true;
+  }
+
+  /** `rstFor`, counted. */
+  reject(src: number, dst: number, seg: TcpSegment): TcpOutput | undefined {
+    const r = rstFor(src, dst, seg);
+    if (r) this.counters.resets++;
+    return r;
+  }
+
+  [Symbol.iterator](): IterableIterator<TcpEndpoint> {
+    return this.flows.values();
+  }
+}

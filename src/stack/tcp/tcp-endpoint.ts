@@ -1,0 +1,1142 @@
+/**
+ * The guest-facing TCP endpoint: one connection between a guest and the remote address
+ * the guest talks to, which this endpoint impersonates (usernet is a NAT like slirp: the
+ * relay carries the bytes on to a host socket). Sans-I/O: segments and time in, segments
+ * and events out.
+ *
+ * Theory of operation
+ * -------------------
+ * Calls: `onSegment(seg, now)` for each segment from the guest, `onTimer(now)` once
+ * `now >= step.deadline`, and from the relay `accept` (host connect succeeded: send the
+ * SYN-ACK), `refuse` (host refused: RST), `write` (host bytes for the guest), `consume`
+ * (the relay has passed n guest bytes on to the host), `shutdownWrite` (host EOF: FIN
+ * after the queued data) and `abort` (RST). Every call returns a `TcpStep`:
+ * `send` — segments for the guest with their IPv4 addresses (src = the remote address,
+ * dst = the guest); `events` — what the relay must act on; `deadline` — when to call
+ * `onTimer` next (absent: no timer pending). Only the driver owns setTimeout.
+ *
+ * Events: `connect-request` (a guest SYN arrived: connect to the host, then call accept
+ * or refuse); `established`; `data` (in-order guest bytes — *views* on the guest's
+ * segment payload, valid as long as the caller keeps that frame unmodified: copy before
+ * reusing the frame buffer; bytes that waited in the out-of-order queue are copies);
+ * `writable` (the send buffer, which refused part of an earlier `write`, has at least
+ * half its capacity free again: resume the host socket); `eof` (guest FIN: shut down the
+ * host socket's write side); `reset` (the connection was aborted: reason "guest" for a
+ * guest RST, "refused" for a RST answering our SYN, "timeout" when retransmission gave
+ * up); `closed` (the flow can be freed; every endpoint emits it exactly once, last).
+ *
+ * Backpressure: `write` takes only what fits in the bounded send buffer (acknowledged
+ * bytes leave it); the relay pauses its host socket on a short write and resumes on
+ * `writable`. The other way, delivered guest bytes count against the receive buffer until
+ * the relay `consume`s them: the advertised window re-opens only then, so a slow host
+ * stops the guest.
+ *
+ * Handshake: honours the guest's MSS (536 when absent, RFC 9293 §3.7.1), window scale
+ * (RFC 7323: we scale ours by `windowScale`, 7 by default, only if the guest offered),
+ * SACK-permitted and timestamps (we echo TSval; RTT is measured from TSecr). The SYN-ACK
+ * goes out only on `accept()`; a retransmitted SYN before that is absorbed. ISN and the
+ * timestamp offset come from the injected `random` source.
+ *
+ * Receiving: segments are checked for acceptability and trimmed to the window; data past
+ * a hole waits in a bounded out-of-order queue (copied) and we answer at once with SACK
+ * blocks when permitted. ACKs are delayed: every second full-sized segment is acked at
+ * once, otherwise after `delayedAckMs` (40 ms); out-of-order data, duplicates, a filled
+ * hole and a FIN are acked at once. The window's right edge never moves left, and only
+ * moves right by at least min(receive buffer / 2, MSS) (receiver SWS avoidance, RFC
+ * 1122 §4.2.3.3); `consume` sends a window update when the open window had fallen below
+ * half the buffer. A scaled window is rounded up to the scale's unit (as Linux does), so
+ * up to 2^shift - 1 bytes beyond the receive buffer may be accepted; with the default
+ * shift 7 that is under 128 bytes.
+ *
+ * Sending: segments of the guest's MSS minus the timestamp option (12 bytes), within
+ * min(send window, cwnd); PSH on the segment that empties the buffer. No Nagle (the host
+ * side has already batched) but sender SWS avoidance: while data is in flight, a short
+ * segment waits unless it is the tail of the buffer or at least half the largest window
+ * the guest offered. A zero window with data waiting arms the persist timer, which sends
+ * window probes (an ACK with sequence number SND.UNA - 1, as Linux does) with
+ * exponential backoff for as long as the guest answers.
+ *
+ * Retransmission: RFC 6298 RTO (see rto.ts: initial 1 s, min 200 ms like Linux, max
+ * 60 s), samples from timestamps when negotiated (except echoes of TSvals older than our
+ * last retransmission, which may span a lost ACK's timeout), else one timed segment at a
+ * time under Karn's rule; doubling on each timeout, the timer restarted when new data is acked. On
+ * timeout: go back to SND.UNA with cwnd = 1 MSS. Congestion control per RFC 5681 (initial
+ * window 10 MSS per RFC 6928, slow start with L = 1 MSS, congestion avoidance) with fast
+ * retransmit on the third duplicate ACK and NewReno recovery (RFC 6582, resetting the
+ * timer on each partial ACK). After `maxRetransmits` (15) timeouts without progress, or
+ * `userTimeoutMs` (120 s) since the first of them, the endpoint gives up: RST, `reset`
+ * ("timeout"), `closed`. SYN and SYN-ACK are retried `synRetries` times (5).
+ *
+ * Closing: each direction closes on its own (guest FIN → `eof`, we keep sending; host EOF
+ * → our FIN after the data); simultaneous close goes through CLOSING. TIME_WAIT lasts
+ * `timeWaitMs` (60 s; a retransmitted FIN is re-acked and restarts it) and then emits
+ * `closed`; a new SYN with a higher sequence number may reuse the 4-tuple earlier
+ * (`canReuseFor`). FIN_WAIT_2 (our FIN acked, the guest still open) ends after
+ * `finWait2TimeoutMs` (60 s) without any segment from the guest: RST, `reset`, `closed`.
+ * A guest RST is honoured only at exactly RCV.NXT; in the window it draws a challenge
+ * ACK, outside it is dropped (RFC 5961 §3); a SYN on an open connection draws a challenge
+ * ACK (§4); ACKs for data never sent or far too old are answered and dropped (§5).
+ *
+ * Not done: SACK-based loss recovery (RFC 6675: the guest's SACK blocks are not used to
+ * skip retransmissions), D-SACK, PAWS (RFC 7323 §5), challenge-ACK rate limiting, urgent
+ * data (the URG flag and pointer are ignored), ECN, keepalives (the relay's business),
+ * TCP Fast Open, data on a SYN (dropped; the guest retransmits it).
+ */
+import { seqAdd, seqGe, seqGt, seqLe, seqMax, seqSub } from "../wire/seq.js";
+import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
+import { ReassemblyQueue } from "./reassembly-queue.js";
+import { RtoEstimator, type RtoOptions, rtoDefaults } from "./rto.js";
+import { SendBuffer } from "./send-buffer.js";
+
+export type TcpState =
+  | "listen"
+  | "syn-sent"
+  | "syn-received"
+  | "established"
+  | "fin-wait-1"
+  | "fin-wait-2"
+  | "closing"
+  | "time-wait"
+  | "close-wait"
+  | "last-ack"
+  | "closed";
+
+/** The connection's addresses: the guest's, and the remote one this endpoint plays. */
+export interface TcpTuple {
+  guestAddr: number;
+  guestPort: number;
+  remoteAddr: number;
+  remotePort: number;
+}
+
+/** A segment for the guest with its IPv4 source and destination. */
+export interface TcpOutput {
+  src: number;
+  dst: number;
+  seg: TcpSegment;
+}
+
+export type TcpResetReason = "guest" | "refused" | "timeout";
+
+export type TcpEvent =
+  | { type: "connect-request" }
+  | { type: "established" }
+  | { type: "data"; data: Buffer }
+  | { type: "writable" }
+  | { type: "eof" }
+  | { type: "reset"; reason: TcpResetReason }
+  | { type: "closed" };
+
+export interface TcpStep {
+  send: TcpOutput[];
+  events: TcpEvent[];
+  /** call onTimer at or after this time (ms); absent when no timer runs */
+  deadline?: number;
+}
+
+export interface TcpEndpointOptions extends RtoOptions {
+  /** bytes from the host held until the guest acks them */
+  sendBufferSize: number;
+  /** guest bytes in flight to the host (delivered, not consumed) plus the open window */
+  recvBufferSize: number;
+  /** MSS we advertise and the most we send (MTU - 40) */
+  mss: number;
+  /** our window scale shift when the guest offers scaling (0..14) */
+  windowScale: number;
+  sack: boolean;
+  timestamps: boolean;
+  delayedAckMs: number;
+  timeWaitMs: number;
+  finWait2TimeoutMs: number;
+  /** RTO expirations without progress before giving up */
+  maxRetransmits: number;
+  /** give up this long after the first unanswered retransmission (ms) */
+  userTimeoutMs: number;
+  /** SYN / SYN-ACK retransmissions before giving up */
+  synRetries: number;
+  /** initial congestion window in segments (RFC 6928) */
+  initialWindowSegments: number;
+  /** a uniformly random uint32 (ISN, timestamp offset) */
+  random: () => number;
+}
+
+const defaultRandom = (): number => globalThis.crypto.getRandomValues(new Uint32Array(1))[0] ?? 0;
+
+export const tcpEndpointDefaults: TcpEndpointOptions = Object.freeze({
+  ...rtoDefaults,
+  sendBufferSize: 256 * 1024,
+  recvBufferSize: 256 * 1024,
+  mss: 1460,
+  windowScale: 7,
+  sack: true,
+  timestamps: true,
+  delayedAckMs: 40,
+  timeWaitMs: 60_000,
+  finWait2TimeoutMs: 60_000,
+  maxRetransmits: 15,
+  userTimeoutMs: 120_000,
+  synRetries: 5,
+  initialWindowSegments: 10,
+  random: defaultRandom,
+});
+
+const { fin: FIN, syn: SYN, rst: RST, psh: PSH, ack: ACK } = TcpFlag;
+const TS_OPTION_BYTES = 12;
+const DEFAULT_GUEST_MSS = 536;
+const MIN_MSS = 64;
+const MAX_WINDOW_SHIFT = 14;
+/** a hard bound on segments one call emits, beyond what windows already bound */
+const MAX_BURST = 4096;
+
+export class TcpEndpoint {
+  state: TcpState;
+  private readonly o: TcpEndpointOptions;
+  private readonly rtt: RtoEstimator;
+  private readonly sendBuf: SendBuffer;
+  private readonly ooo = new ReassemblyQueue();
+
+  // send side (names as in RFC 9293)
+  private iss = 0;
+  private sndUna = 0;
+  private sndNxt = 0;
+  /** the highest sequence number sent + 1 (sndNxt goes back to sndUna on timeout) */
+  private sndMax = 0;
+  private sndWnd = 0;
+  private sndWl1 = 0;
+  private sndWl2 = 0;
+  private maxSndWnd = 0;
+  private sndShift = 0;
+  private sndMss = DEFAULT_GUEST_MSS;
+  /** sequence number of the first byte in sendBuf */
+  private bufSeq = 0;
+  private finQueued = false;
+  private finSent = false;
+  private writeBlocked = false;
+
+  // receive side
+  private irs = 0;
+  private rcvNxt = 0;
+  /** the right edge of the window we advertised last */
+  private rcvAdv = 0;
+  private rcvShift = 0;
+  private unconsumed = 0;
+  private pendingFin: number | undefined;
+  private finReceived = false;
+  private largestRcvSeg = 0;
+  private fullSegsUnacked = 0;
+  private ackNow = false;
+
+  // options
+  private tsOk = false;
+  private wsOk = false;
+  private sackOk = false;
+  private tsRecent = 0;
+  private tsOffset = 0;
+  private lastAckSent = 0;
+  private accepted = false;
+
+  // timers (absolute ms) and their counters
+  private rtxAt: number | undefined;
+  private delackAt: number | undefined;
+  private persistAt: number | undefined;
+  private timeWaitAt: number | undefined;
+  private finWait2At: number | undefined;
+  private retries = 0;
+  private firstRetransmitAt: number | undefined;
+  private persistBackoff = 0;
+  private rttSeq: number | undefined;
+  /** our TSval when we last retransmitted anything */
+  private lastRetransmitTs: number | undefined;
+  private rttStart = 0;
+
+  // congestion control (RFC 5681, RFC 6582)
+  private cwnd = 0;
+  private ssthresh = 0x3fffffff;
+  private dupAcks = 0;
+  private inRecovery = false;
+  private recover = 0;
+
+  /** the time of the call being handled (ms) */
+  private now = 0;
+  /** window probes sent without any ACK in between */
+  private probesUnanswered = 0;
+
+  // the step being built
+  private out: TcpOutput[] = [];
+  private ev: TcpEvent[] = [];
+
+  private constructor(
+    readonly tuple: TcpTuple,
+    options: Partial<TcpEndpointOptions>,
+  ) {
+    this.o = { ...tcpEndpointDefaults, ...options };
+    this.o.windowScale = Math.max(0, Math.min(MAX_WINDOW_SHIFT, this.o.windowScale));
+    this.rtt = new RtoEstimator(this.o);
+    this.sendBuf = new SendBuffer(this.o.sendBufferSize);
+    this.state = "listen";
+  }
+
+  /** A passive endpoint: feed it the guest's SYN through `onSegment`. */
+  static listen(tuple: TcpTuple, options: Partial<TcpEndpointOptions> = {}): TcpEndpoint {
+    return new TcpEndpoint(tuple, options);
+  }
+
+  /** An active open towards the guest (port forwards): sends the SYN. */
+  static connect(
+    tuple: TcpTuple,
+    options: Partial<TcpEndpointOptions>,
+    now: number,
+  ): { endpoint: TcpEndpoint; step: TcpStep } {
+    const ep = new TcpEndpoint(tuple, options);
+    ep.now = now;
+    ep.chooseIss();
+    ep.state = "syn-sent";
+    ep.sendSyn(now, false);
+    return { endpoint: ep, step: ep.step() };
+  }
+
+  // ---- public accessors (for the relay, stats and tests) ----
+
+  /** Bytes `write` would accept now. */
+  get writeSpace(): number {
+    return this.finQueued || this.state === "closed" ? 0 : this.sendBuf.free;
+  }
+  /** The current retransmission timeout (ms). */
+  get rto(): number {
+    return this.rtt.rto;
+  }
+  get srtt(): number | undefined {
+    return this.rtt.srtt;
+  }
+  get rttvar(): number | undefined {
+    return this.rtt.rttvar;
+  }
+  get congestionWindow(): number {
+    return this.cwnd;
+  }
+  get slowStartThreshold(): number {
+    return this.ssthresh;
+  }
+  /** Negotiated options, for stats. */
+  get negotiated(): {
+    sendMss: number;
+    sendShift: number;
+    recvShift: number;
+    sack: boolean;
+    timestamps: boolean;
+  } {
+    return {
+      sendMss: this.sndMss,
+      sendShift: this.sndShift,
+      recvShift: this.rcvShift,
+      sack: this.sackOk,
+      timestamps: this.tsOk,
+    };
+  }
+
+  /**
+   * True when `seg` is a SYN that may start a new connection on this 4-tuple although
+   * this endpoint lingers in TIME_WAIT (its sequence number is beyond ours, RFC 9293
+   * §3.6.1): the caller then drops this endpoint and opens a new one.
+   */
+  canReuseFor(seg: TcpSegment): boolean {
+    return (
+      this.state === "time-wait" && (seg.flags & (SYN | ACK | RST)) === SYN && seqGt(seg.seq, this.rcvNxt)
+    );
+  }
+
+  // ---- relay-facing calls ----
+
+  /** The host connect succeeded: send the SYN-ACK. */
+  accept(now: number): TcpStep {
+    this.now = now;
+    if (this.state === "syn-received" && !this.accepted) {
+      this.accepted = true;
+      this.chooseIss();
+      this.sendSyn(now, true);
+    }
+    return this.step();
+  }
+
+  /** The host refused: RST the guest's SYN and close. */
+  refuse(now: number): TcpStep {
+    this.now = now;
+    if (this.state === "syn-received" && !this.accepted) {
+      this.emitRst(0, this.rcvNxt, true);
+      this.close();
+    }
+    return this.step();
+  }
+
+  /** Queues host bytes for the guest; takes only what fits (see `writable`). */
+  write(data: Buffer, now: number): TcpStep & { accepted: number } {
+    this.now = now;
+    let accepted = 0;
+    if (!this.finQueued && this.state !== "closed" && this.state !== "time-wait") {
+      accepted = this.sendBuf.push(data);
+      if (accepted < data.length) this.writeBlocked = true;
+      this.output(now);
+    }
+    return { ...this.step(), accepted };
+  }
+
+  /** The relay passed n bytes of guest data on to the host: the window may re-open. */
+  consume(n: number, now: number): TcpStep {
+    this.now = now;
+    this.unconsumed = Math.max(0, this.unconsumed - Math.max(0, n));
+    if (this.synchronized() && !this.finReceived) {
+      const advertised = seqSub(this.rcvAdv, this.rcvNxt);
+      if (advertised < this.o.recvBufferSize / 2 && this.windowEdgeWouldMove()) this.ackNow = true;
+      this.output(now);
+    }
+    return this.step();
+  }
+
+  /** The host sent EOF: FIN after the queued data. */
+  shutdownWrite(now: number): TcpStep {
+    this.now = now;
+    if (!this.finQueued && this.state !== "closed" && this.state !== "listen") {
+      this.finQueued = true;
+      this.output(now);
+    }
+    return this.step();
+  }
+
+  /** Resets the connection (the relay gives up on it). */
+  abort(now: number): TcpStep {
+    this.now = now;
+    if (this.state !== "closed") {
+      if (this.state === "syn-received" && !this.accepted) this.emitRst(0, this.rcvNxt, true);
+      else if (this.state !== "listen" && this.state !== "time-wait")
+        this.emitRst(this.sndMax, this.rcvNxt, this.state !== "syn-sent");
+      this.close();
+    }
+    return this.step();
+  }
+
+  // ---- segments from the guest ----
+
+  onSegment(seg: TcpSegment, now: number): TcpStep {
+    this.now = now;
+    switch (this.state) {
+      case "closed":
+        break;
+      case "listen":
+        this.onListen(seg);
+        break;
+      case "syn-sent":
+        this.onSynSent(seg, now);
+        break;
+      default:
+        this.onSynchronized(seg, now);
+    }
+    return this.step();
+  }
+
+  private onListen(seg: TcpSegment): void {
+    if (seg.flags & RST) return;
+    if (seg.flags & ACK) {
+      this.emitRst(seg.ack, 0, false);
+      this.close();
+      return;
+    }
+    if (!(seg.flags & SYN)) return;
+    this.takeSynOptions(seg, true);
+    this.state = "syn-received";
+    this.ev.push({ type: "connect-request" });
+  }
+
+  private onSynSent(seg: TcpSegment, now: number): void {
+    const f = seg.flags;
+    if (f & ACK && (seqLe(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax))) {
+      if (!(f & RST)) this.emitRst(seg.ack, 0, false);
+      return;
+    }
+    if (f & RST) {
+      if (f & ACK) this.reset("refused");
+      return;
+    }
+    if (!(f & SYN)) return;
+    this.takeSynOptions(seg, false);
+    if (f & ACK) {
+      this.sndUna = seg.ack;
+      this.bufSeq = seg.ack;
+      this.rttSampleFromAck(seg, now);
+      this.retries = 0;
+      this.rtxAt = undefined;
+      this.updateWindow(seg, true);
+      this.establish();
+      this.ackNow = true;
+      this.output(now);
+    } else {
+      // simultaneous open
+      this.state = "syn-received";
+      this.accepted = true;
+      this.sendSyn(now, true, true);
+    }
+  }
+
+  private onSynchronized(seg: TcpSegment, now: number): void {
+    const f = seg.flags;
+    if (this.state === "syn-received" && !this.accepted) {
+      // waiting for the host: absorb retransmitted SYNs, honour an exact RST
+      if (f & RST && seg.seq === this.rcvNxt) this.reset("guest");
+      return;
+    }
+    if (this.state === "fin-wait-2") this.finWait2At = now + this.o.finWait2TimeoutMs;
+    if (this.state === "syn-received" && f & SYN && !(f & (ACK | RST)) && seg.seq === this.irs) {
+      this.sendSyn(now, true, true); // the guest lost our SYN-ACK
+      return;
+    }
+    const len = seg.payload.length + (f & SYN ? 1 : 0) + (f & FIN ? 1 : 0);
+    if (!this.acceptable(seg.seq, len)) {
+      if (!(f & RST)) this.ackNow = true;
+      if (this.state === "time-wait" && f & FIN) this.timeWaitAt = now + this.o.timeWaitMs;
+      this.output(now);
+      return;
+    }
+    if (f & RST) {
+      if (seg.seq === this.rcvNxt) this.reset("guest");
+      else this.ackNow = true; // challenge ACK (RFC 5961 §3.2)
+      this.output(now);
+      return;
+    }
+    if (f & SYN) {
+      this.ackNow = true; // challenge ACK (RFC 5961 §4)
+      this.output(now);
+      return;
+    }
+    if (!(f & ACK)) return;
+    if (this.tsOk && seg.tsVal !== undefined && seqLe(seg.seq, this.lastAckSent)) this.tsRecent = seg.tsVal;
+
+    if (this.state === "syn-received") {
+      if (seg.ack !== seqAdd(this.iss, 1)) {
+        this.emitRst(seg.ack, 0, false);
+        return;
+      }
+      this.sndUna = seg.ack;
+      this.bufSeq = seg.ack;
+      this.rttSampleFromAck(seg, now);
+      this.retries = 0;
+      this.rtxAt = undefined;
+      this.updateWindow(seg, true);
+      this.establish();
+    } else if (!this.processAck(seg, now)) {
+      this.output(now);
+      return;
+    }
+    if (this.state === "closed") return;
+    this.processData(seg, now);
+    this.output(now);
+  }
+
+  /** RFC 9293 §3.10.7.4 first check, Linux-style: some of the segment must be new and in the window. */
+  private acceptable(seq: number, len: number): boolean {
+    const end = seqAdd(seq, len);
+    const wndEnd = seqAdd(this.rcvNxt, Math.max(this.rcvWindow(), 0));
+    if (len === 0) return seqGe(seq, this.rcvNxt) && seqLe(seq, wndEnd);
+    return seqGt(end, this.rcvNxt) && seqLe(seq, wndEnd);
+  }
+
+  /** ACK processing in synchronized states; false when the segment is to be dropped. */
+  private processAck(seg: TcpSegment, now: number): boolean {
+    const ack = seg.ack;
+    if (seqGt(ack, this.sndMax)) {
+      this.ackNow = true; // acks what we never sent
+      return false;
+    }
+    if (seqSub(ack, this.sndUna) < -Math.max(this.maxSndWnd, this.sndMss)) {
+      this.ackNow = true; // challenge ACK (RFC 5961 §5.2)
+      return false;
+    }
+    const oldWnd = this.sndWnd;
+    this.probesUnanswered = 0;
+    if (seqGt(ack, this.sndUna)) this.newAck(seg, now);
+    else if (
+      ack === this.sndUna &&
+      seg.payload.length === 0 &&
+      !(seg.flags & (SYN | FIN)) &&
+      this.sndMax !== this.sndUna &&
+      seg.window << this.sndShift === oldWnd
+    ) {
+      this.dupAck(now);
+    }
+    this.updateWindow(seg, false);
+    if (this.sndWnd > 0 && this.persistAt !== undefined) {
+      this.persistAt = undefined;
+      this.persistBackoff = 0;
+    }
+    const finAcked = this.finSent && seqGe(this.sndUna, seqAdd(this.finSeq(), 1));
+    switch (this.state) {
+      case "fin-wait-1":
+        if (finAcked) {
+          this.state = "fin-wait-2";
+          this.finWait2At = now + this.o.finWait2TimeoutMs;
+        }
+        break;
+      case "closing":
+        if (finAcked) this.enterTimeWait(now);
+        break;
+      case "last-ack":
+        if (finAcked) {
+          this.close();
+          return false;
+        }
+        break;
+      default:
+    }
+    return true;
+  }
+
+  private newAck(seg: TcpSegment, now: number): void {
+    const ack = seg.ack;
+    const acked = seqSub(ack, this.sndUna);
+    this.rttSampleFromAck(seg, now);
+    const dataEnd = seqAdd(this.bufSeq, this.sendBuf.length);
+    const dataAcked = seqSub(seqGe(ack, dataEnd) ? dataEnd : ack, this.bufSeq);
+    if (dataAcked > 0) {
+      this.sendBuf.drop(dataAcked);
+      this.bufSeq = seqAdd(this.bufSeq, dataAcked);
+    }
+    const flight = seqSub(this.sndMax, this.sndUna);
+    this.sndUna = ack;
+    if (seqGt(ack, this.sndNxt)) this.sndNxt = ack;
+    if (this.inRecovery) {
+      if (seqGe(ack, this.recover)) {
+        this.inRecovery = false;
+        this.cwnd = Math.min(this.ssthresh, Math.max(flight - acked, this.sndMss) + this.sndMss);
+      } else {
+        // NewReno partial ACK (RFC 6582 §3.2 step 3)
+        this.retransmitFirst(now);
+        this.cwnd = Math.max(this.sndMss, this.cwnd - acked + (acked >= this.sndMss ? this.sndMss : 0));
+      }
+    } else if (this.cwnd < this.ssthresh) {
+      this.cwnd += Math.min(acked, this.sndMss);
+    } else {
+      this.cwnd += Math.max(1, Math.floor((this.sndMss * this.sndMss) / this.cwnd));
+    }
+    this.dupAcks = 0;
+    this.retries = 0;
+    this.firstRetransmitAt = undefined;
+    this.rtxAt = this.sndUna === this.sndMax ? undefined : now + this.rtt.rto;
+    if (this.writeBlocked && this.sendBuf.free >= this.o.sendBufferSize / 2 && !this.finQueued) {
+      this.writeBlocked = false;
+      this.ev.push({ type: "writable" });
+    }
+  }
+
+  private dupAck(now: number): void {
+    this.dupAcks++;
+    if (this.dupAcks === 3 && !this.inRecovery && seqGt(this.sndUna, this.recover)) {
+      // fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2)
+      const flight = seqSub(this.sndMax, this.sndUna);
+      this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.sndMss);
+      this.recover = this.sndMax;
+      this.inRecovery = true;
+      this.retransmitFirst(now);
+      this.cwnd = this.ssthresh + 3 * this.sndMss;
+    } else if (this.dupAcks === 3 && !this.inRecovery) {
+      // a third duplicate for data sent before the last recovery: not a new loss (RFC 6582 §4.1)
+    } else if (this.dupAcks > 3 && this.inRecovery) {
+      this.cwnd += this.sndMss;
+    }
+  }
+
+  private processData(seg: TcpSegment, now: number): void {
+    const canReceive =
+      this.state === "established" || this.state === "fin-wait-1" || this.state === "fin-wait-2";
+    const hasFin = (seg.flags & FIN) !== 0;
+    const payload = seg.payload;
+    if (!canReceive) {
+      // after the guest's FIN: only a retransmitted FIN matters
+      if (payload.length > 0 || hasFin) this.ackNow = true;
+      if (this.state === "time-wait" && hasFin) this.timeWaitAt = now + this.o.timeWaitMs;
+      return;
+    }
+    if (payload.length === 0 && !hasFin) return;
+    let start = seg.seq;
+    let data = payload;
+    const before = seqSub(this.rcvNxt, start);
+    if (before > 0) {
+      data = data.subarray(Math.min(before, data.length));
+      start = this.rcvNxt;
+    }
+    const room = seqSub(seqAdd(this.rcvNxt, this.rcvWindow()), start);
+    let fin = hasFin;
+    if (data.length > room) {
+      data = data.subarray(0, Math.max(0, room));
+      fin = false;
+      this.ackNow = true; // the guest overran the window: tell it where the edge is
+    }
+    const finSeq = seqAdd(seg.seq, payload.length);
+    if (data.length === 0 && (!fin || seqGt(finSeq, this.rcvNxt))) {
+      this.ackNow = true; // a duplicate, or nothing fits: tell the guest where we are
+      if (fin) this.pendingFin = finSeq;
+      return;
+    }
+    if (start === this.rcvNxt) {
+      if (data.length > 0) {
+        this.deliver(data);
+        this.largestRcvSeg = Math.max(this.largestRcvSeg, data.length);
+        // "full-sized" against the guest's largest segment so far (at least 536, like Linux)
+        const full = data.length >= Math.min(this.rcvMss(), Math.max(this.largestRcvSeg, DEFAULT_GUEST_MSS));
+        if (!this.ooo.empty) {
+          for (const piece of this.ooo.take(this.rcvNxt)) this.deliver(piece);
+          this.ackNow = true; // a hole filled (RFC 5681 §4.2)
+        }
+        if (full) this.fullSegsUnacked++;
+        if (this.fullSegsUnacked >= 2) this.ackNow = true;
+        else if (this.delackAt === undefined) this.delackAt = now + this.o.delayedAckMs;
+      }
+      if (fin) this.pendingFin = finSeq;
+    } else {
+      this.ooo.insert(start, data, this.rcvNxt);
+      if (fin) this.pendingFin = finSeq;
+      this.ackNow = true;
+    }
+    if (this.pendingFin !== undefined && this.pendingFin === this.rcvNxt) this.receiveFin(now);
+  }
+
+  private deliver(data: Buffer): void {
+    this.rcvNxt = seqAdd(this.rcvNxt, data.length);
+    this.unconsumed += data.length;
+    this.ev.push({ type: "data", data });
+  }
+
+  private receiveFin(now: number): void {
+    this.pendingFin = undefined;
+    this.finReceived = true;
+    this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    this.ooo.clear();
+    this.ackNow = true;
+    this.ev.push({ type: "eof" });
+    switch (this.state) {
+      case "established":
+        this.state = "close-wait";
+        break;
+      case "fin-wait-1":
+        // our FIN is unacked here, or processAck would have moved us to fin-wait-2
+        this.state = "closing";
+        break;
+      case "fin-wait-2":
+        this.enterTimeWait(now);
+        break;
+      default:
+    }
+  }
+
+  // ---- timers ----
+
+  onTimer(now: number): TcpStep {
+    this.now = now;
+    if (this.timeWaitAt !== undefined && now >= this.timeWaitAt) {
+      this.close();
+      return this.step();
+    }
+    if (this.finWait2At !== undefined && now >= this.finWait2At && this.state === "fin-wait-2") {
+      this.emitRst(this.sndMax, this.rcvNxt, true);
+      this.reset("timeout");
+      return this.step();
+    }
+    if (this.rtxAt !== undefined && now >= this.rtxAt) this.onRetransmitTimer(now);
+    if (this.state !== "closed" && this.persistAt !== undefined && now >= this.persistAt) {
+      this.onPersistTimer(now);
+    }
+    if (this.state !== "closed" && this.delackAt !== undefined && now >= this.delackAt) {
+      this.ackNow = true;
+      this.output(now);
+    }
+    return this.step();
+  }
+
+  private onRetransmitTimer(now: number): void {
+    this.rtxAt = undefined;
+    this.retries++;
+    this.rttSeq = undefined;
+    if (this.state === "syn-sent" || this.state === "syn-received") {
+      if (this.retries > this.o.synRetries) {
+        if (this.state === "syn-received") this.emitRst(this.sndMax, this.rcvNxt, true);
+        this.reset("timeout");
+        return;
+      }
+      this.rtt.backoff();
+      this.sendSyn(now, this.state === "syn-received", true);
+      return;
+    }
+    this.firstRetransmitAt ??= now;
+    if (this.retries > this.o.maxRetransmits || now - this.firstRetransmitAt >= this.o.userTimeoutMs) {
+      this.emitRst(this.sndMax, this.rcvNxt, true);
+      this.reset("timeout");
+      return;
+    }
+    // RFC 5681 §3.1 eq. 4 (only for the first timeout of a loss), RFC 6298 §5.5-5.6
+    if (this.retries === 1) {
+      const flight = seqSub(this.sndMax, this.sndUna);
+      this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.sndMss);
+    }
+    this.cwnd = this.sndMss;
+    this.inRecovery = false;
+    this.recover = this.sndMax;
+    this.dupAcks = 0;
+    this.rtt.backoff();
+    this.sndNxt = this.sndUna;
+    this.retransmitFirst(now);
+    this.output(now);
+  }
+
+  private onPersistTimer(now: number): void {
+    this.persistAt = undefined;
+    if (this.sndWnd > 0 || this.sendBuf.length === 0) return;
+    this.persistBackoff++;
+    this.probesUnanswered++;
+    if (this.probesUnanswered > this.o.maxRetransmits) {
+      this.emitRst(this.sndMax, this.rcvNxt, true);
+      this.reset("timeout");
+      return;
+    }
+    // a window probe: an old sequence number makes the guest answer with its window
+    this.emit(ACK, seqAdd(this.sndUna, -1), EMPTY);
+    this.persistAt = now + this.persistInterval();
+  }
+
+  private persistInterval(): number {
+    return Math.min(this.o.maxRto, this.rtt.rto * 2 ** this.persistBackoff);
+  }
+
+  // ---- output ----
+
+  /** Sends what the windows allow, then a bare ACK if one is still owed. */
+  private output(now: number): void {
+    if (this.dataStates()) {
+      for (let n = 0; n < MAX_BURST; n++) if (!this.sendOne(now)) break;
+      if (
+        this.sndWnd === 0 &&
+        this.sndNxt === this.sndUna &&
+        this.sendBuf.length > seqSub(this.sndNxt, this.bufSeq) &&
+        this.rtxAt === undefined &&
+        this.persistAt === undefined
+      ) {
+        this.persistAt = now + this.persistInterval();
+      }
+    }
+    if (this.ackNow && this.state !== "closed" && this.state !== "listen" && this.state !== "syn-sent") {
+      this.emit(ACK, this.sndMax, EMPTY);
+    }
+  }
+
+  /** Sends the next segment at sndNxt if allowed; false when nothing (more) goes out. */
+  private sendOne(now: number): boolean {
+    const off = seqSub(this.sndNxt, this.bufSeq);
+    const avail = this.sendBuf.length - off;
+    const usable = seqSub(seqAdd(this.sndUna, Math.min(this.sndWnd, this.cwnd)), this.sndNxt);
+    const len = Math.max(0, Math.min(avail, this.sndMss, usable));
+    const fin = this.finQueued && off + len === this.sendBuf.length && off <= this.sendBuf.length;
+    if (len === 0 && !fin) return false;
+    if (
+      len > 0 &&
+      len < this.sndMss &&
+      len < avail &&
+      this.sndNxt !== this.sndUna &&
+      len < this.maxSndWnd / 2
+    ) {
+      return false; // sender SWS avoidance: wait for a fuller window
+    }
+    this.sendData(off, len, fin, now);
+    return true;
+  }
+
+  /** Sends bytes [off, off+len) of the buffer (+FIN) at their sequence number; advances sndNxt. */
+  private sendData(off: number, len: number, fin: boolean, now: number): void {
+    const seq = seqAdd(this.bufSeq, off);
+    const payload = this.sendBuf.read(off, len);
+    let flags = ACK;
+    if (len > 0 && off + len === this.sendBuf.length) flags |= PSH;
+    if (fin) flags |= FIN;
+    const end = seqAdd(seq, len + (fin ? 1 : 0));
+    const retransmission = seq !== this.sndMax;
+    this.emit(flags, seq, payload);
+    if (fin) {
+      this.finSent = true;
+      if (this.state === "established") this.state = "fin-wait-1";
+      else if (this.state === "close-wait") this.state = "last-ack";
+    }
+    if (seqGt(end, this.sndNxt)) this.sndNxt = end;
+    this.sndMax = seqMax(this.sndMax, end);
+    if (retransmission) {
+      this.rttSeq = undefined;
+      this.lastRetransmitTs = this.tsValue();
+    } else if (this.rttSeq === undefined && !this.tsOk) {
+      this.rttSeq = end;
+      this.rttStart = now;
+    }
+    this.rtxAt ??= now + this.rtt.rto;
+  }
+
+  /** Retransmits the segment at sndUna (fast retransmit, partial ACK, timeout). */
+  private retransmitFirst(now: number): void {
+    const off = seqSub(this.sndUna, this.bufSeq);
+    const avail = Math.max(0, this.sendBuf.length - Math.max(0, off));
+    // within the guest's window when it is open (Linux does the same): a segment that
+    // overran it would only be trimmed and leave a hole; a closed window gets a full one
+    const len = Math.min(avail, this.sndMss, this.sndWnd > 0 ? this.sndWnd : this.sndMss);
+    const fin = this.finSent && len === avail;
+    if (len === 0 && !fin) return;
+    this.sendData(Math.max(0, off), len, fin, now);
+    this.rttSeq = undefined;
+    this.rtxAt = now + this.rtt.rto;
+  }
+
+  /** Emits a segment from the remote to the guest with the usual ACK, window and options. */
+  private emit(flags: number, seq: number, payload: Buffer): void {
+    const seg: TcpSegment = {
+      srcPort: this.tuple.remotePort,
+      dstPort: this.tuple.guestPort,
+      seq,
+      ack: flags & ACK ? this.rcvNxt : 0,
+      flags,
+      window: flags & SYN ? Math.min(0xffff, this.rcvSpace()) : this.advertiseWindow(),
+      urgent: 0,
+      payload,
+    };
+    if (this.tsOk) {
+      seg.tsVal = this.tsValue();
+      seg.tsEcr = this.tsRecent;
+    }
+    if (this.sackOk && !(flags & SYN) && !this.ooo.empty) {
+      seg.sack = this.ooo.sackBlocks(seg.tsVal !== undefined ? 3 : 4);
+    }
+    if (flags & ACK) {
+      this.lastAckSent = this.rcvNxt;
+      this.ackNow = false;
+      this.delackAt = undefined;
+      this.fullSegsUnacked = 0;
+    }
+    this.push(seg);
+  }
+
+  private sendSyn(now: number, synAck: boolean, retransmit = false): void {
+    const flags = synAck ? SYN | ACK : SYN;
+    const seg: TcpSegment = {
+      srcPort: this.tuple.remotePort,
+      dstPort: this.tuple.guestPort,
+      seq: this.iss,
+      ack: synAck ? this.rcvNxt : 0,
+      flags,
+      window: Math.min(0xffff, this.rcvSpace()),
+      urgent: 0,
+      payload: EMPTY,
+      mss: this.o.mss,
+    };
+    // In a SYN-ACK, offer each option only if the guest's SYN did (RFC 7323, RFC 2018).
+    if (!synAck || this.wsOk) seg.windowScale = this.o.windowScale;
+    if (synAck ? this.sackOk : this.o.sack) seg.sackPermitted = true;
+    if (synAck ? this.tsOk : this.o.timestamps) {
+      seg.tsVal = this.tsValue();
+      seg.tsEcr = synAck ? this.tsRecent : 0;
+    }
+    if (synAck) {
+      this.rcvAdv = seqAdd(this.rcvNxt, seg.window);
+      this.lastAckSent = this.rcvNxt;
+    }
+    this.sndMax = seqMax(this.sndMax, seqAdd(this.iss, 1));
+    this.sndNxt = this.sndMax;
+    this.push(seg);
+    if (retransmit) {
+      this.rttSeq = undefined;
+      this.lastRetransmitTs = this.tsValue();
+    } else if (!this.tsOk) {
+      this.rttSeq = seqAdd(this.iss, 1);
+      this.rttStart = now;
+    }
+    this.rtxAt = now + this.rtt.rto;
+  }
+
+  private emitRst(seq: number, ack: number, withAck: boolean): void {
+    this.push({
+      srcPort: this.tuple.remotePort,
+      dstPort: this.tuple.guestPort,
+      seq,
+      ack: withAck ? ack : 0,
+      flags: withAck ? RST | ACK : RST,
+      window: 0,
+      urgent: 0,
+      payload: EMPTY,
+    });
+  }
+
+  private push(seg: TcpSegment): void {
+    this.out.push({ src: this.tuple.remoteAddr, dst: this.tuple.guestAddr, seg });
+  }
+
+  // ---- helpers ----
+
+  private chooseIss(): void {
+    this.iss = this.o.random() >>> 0;
+    this.tsOffset = this.o.random() >>> 0;
+    this.sndUna = this.iss;
+    this.sndNxt = this.iss;
+    this.sndMax = this.iss;
+    this.bufSeq = seqAdd(this.iss, 1);
+    this.recover = this.iss;
+  }
+
+  /** Options and sequence numbers from the guest's SYN (or SYN-ACK). */
+  private takeSynOptions(seg: TcpSegment, passive: boolean): void {
+    this.irs = seg.seq;
+    this.rcvNxt = seqAdd(seg.seq, 1);
+    this.sndWl1 = seg.seq;
+    this.sackOk = this.o.sack && seg.sackPermitted === true;
+    this.tsOk = this.o.timestamps && seg.tsVal !== undefined;
+    if (this.tsOk) this.tsRecent = seg.tsVal ?? 0;
+    this.wsOk = seg.windowScale !== undefined;
+    if (seg.windowScale !== undefined) {
+      this.sndShift = Math.min(MAX_WINDOW_SHIFT, seg.windowScale);
+      this.rcvShift = this.o.windowScale;
+    } else {
+      this.sndShift = 0;
+      this.rcvShift = 0;
+    }
+    const guestMss = seg.mss === undefined || seg.mss === 0 ? DEFAULT_GUEST_MSS : seg.mss;
+    this.sndMss = Math.max(MIN_MSS, Math.min(guestMss, this.o.mss)) - (this.tsOk ? TS_OPTION_BYTES : 0);
+    this.sndWnd = seg.window; // never scaled in a SYN
+    this.maxSndWnd = this.sndWnd;
+    if (!passive) this.rcvAdv = seqAdd(this.rcvNxt, Math.min(0xffff, this.rcvSpace()));
+  }
+
+  private establish(): void {
+    this.state = "established";
+    this.cwnd = this.o.initialWindowSegments * this.sndMss;
+    this.ev.push({ type: "established" });
+  }
+
+  private updateWindow(seg: TcpSegment, force: boolean): void {
+    if (force || seqGt(seg.seq, this.sndWl1) || (seg.seq === this.sndWl1 && seqGe(seg.ack, this.sndWl2))) {
+      this.sndWnd = seg.flags & SYN ? seg.window : seg.window << this.sndShift;
+      this.sndWl1 = seg.seq;
+      this.sndWl2 = seg.ack;
+      this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
+    }
+  }
+
+  private rttSampleFromAck(seg: TcpSegment, now: number): void {
+    if (this.tsOk && seg.tsEcr !== undefined && seg.tsEcr !== 0) {
+      // Karn's rule for timestamps: an echo from before our last retransmission may
+      // span the timeout (the guest's ACK of the original was lost), so it is no sample.
+      if (this.lastRetransmitTs !== undefined && seqSub(seg.tsEcr, this.lastRetransmitTs) < 0) return;
+      const r = seqSub(this.tsValue(), seg.tsEcr);
+      if (r >= 0 && r <= this.o.maxRto * 2) this.rtt.sample(r);
+      return;
+    }
+    if (this.rttSeq !== undefined && seqGe(seg.ack, this.rttSeq)) {
+      this.rtt.sample(now - this.rttStart);
+      this.rttSeq = undefined;
+    }
+  }
+
+  /** Our timestamp clock: milliseconds from a random offset (RFC 7323 §5.4). */
+  private tsValue(): number {
+    return (this.tsOffset + Math.floor(this.now)) >>> 0;
+  }
+
+  /** Free receive buffer: what the window may cover beyond rcvNxt. */
+  private rcvSpace(): number {
+    return Math.max(0, this.o.recvBufferSize - this.unconsumed);
+  }
+
+  /** The window we may accept into now (never left of what we advertised). */
+  private rcvWindow(): number {
+    return Math.max(this.rcvSpace(), seqSub(this.rcvAdv, this.rcvNxt));
+  }
+
+  /** The effective MSS of guest segments (for delayed ACK counting). */
+  private rcvMss(): number {
+    return this.o.mss - (this.tsOk ? TS_OPTION_BYTES : 0);
+  }
+
+  private windowEdgeWouldMove(): boolean {
+    const edge = seqAdd(this.rcvNxt, this.rcvSpace());
+    return seqSub(edge, this.rcvAdv) >= this.swsThreshold();
+  }
+
+  private swsThreshold(): number {
+    return Math.max(1, Math.min(Math.floor(this.o.recvBufferSize / 2), this.rcvMss()));
+  }
+
+  /** The window field for a non-SYN segment; updates rcvAdv (RFC 1122 §4.2.3.3). */
+  private advertiseWindow(): number {
+    const edge = seqAdd(this.rcvNxt, this.rcvSpace());
+    let target = this.rcvAdv;
+    if (seqSub(this.rcvAdv, this.rcvNxt) < 0) target = this.rcvNxt;
+    if (seqSub(edge, target) >= this.swsThreshold()) target = edge;
+    // Round up to the scale's unit, as Linux does: rounding down could shrink the window
+    // already offered or hide a small one entirely; the cost is accepting up to 2^shift - 1
+    // bytes beyond the receive buffer.
+    const win = Math.min(0xffff, Math.ceil(seqSub(target, this.rcvNxt) / 2 ** this.rcvShift));
+    const adv = seqAdd(this.rcvNxt, win << this.rcvShift);
+    if (seqGt(adv, this.rcvAdv)) this.rcvAdv = adv;
+    return win;
+  }
+
+  private finSeq(): number {
+    return seqAdd(this.bufSeq, this.sendBuf.length);
+  }
+
+  private synchronized(): boolean {
+    return (
+      this.state !== "listen" &&
+      this.state !== "syn-sent" &&
+      this.state !== "syn-received" &&
+      this.state !== "closed"
+    );
+  }
+
+  private dataStates(): boolean {
+    return (
+      this.state === "established" ||
+      this.state === "close-wait" ||
+      this.state === "fin-wait-1" ||
+      this.state === "closing" ||
+      this.state === "last-ack"
+    );
+  }
+
+  private enterTimeWait(now: number): void {
+    this.state = "time-wait";
+    this.rtxAt = undefined;
+    this.persistAt = undefined;
+    this.finWait2At = undefined;
+    this.timeWaitAt = now + this.o.timeWaitMs;
+  }
+
+  private reset(reason: TcpResetReason): void {
+    this.ev.push({ type: "reset", reason });
+    this.close();
+  }
+
+  private close(): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.rtxAt = undefined;
+    this.delackAt = undefined;
+    this.persistAt = undefined;
+    this.timeWaitAt = undefined;
+    this.finWait2At = undefined;
+    this.ackNow = false;
+    this.ooo.clear();
+    this.ev.push({ type: "closed" });
+  }
+
+  private step(): TcpStep {
+    const s: TcpStep = { send: this.out, events: this.ev };
+    this.out = [];
+    this.ev = [];
+    let d: number | undefined;
+    for (const t of [this.rtxAt, this.delackAt, this.persistAt, this.timeWaitAt, this.finWait2At]) {
+      if (t !== undefined && (d === undefined || t < d)) d = t;
+    }
+    if (d !== undefined) s.deadline = d;
+    return s;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

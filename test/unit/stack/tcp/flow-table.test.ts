@@ -1,0 +1,118 @@
+import { describe, expect, it } from "vitest";
+import { rstFor, TcpFlowTable, tcpTupleFromGuest } from "../../../../src/stack/tcp/flow-table.js";
+import { TcpFlag, type TcpSegment } from "../../../../src/stack/wire/tcp.js";
+
+const G1 = 0x0a00020f;
+const G2 = 0x0a000210;
+const R = 0xc6336401;
+
+function seg(flags: number, over: Partial<TcpSegment> = {}): TcpSegment {
+  return {
+    srcPort: 40000,
+    dstPort: 80,
+    seq: 5000,
+    ack: 0,
+    flags,
+    window: 65535,
+    urgent: 0,
+    payload: Buffer.alloc(0),
+    ...over,
+  };
+}
+
+describe("rstFor (RFC 9293 reset generation)", () => {
+  it("answers a SYN with RST+ACK acking the SYN", () => {
+    const r = rstFor(G1, R, seg(TcpFlag.syn));
+    expect(r?.src).toBe(R);
+    expect(r?.dst).toBe(G1);
+    expect(r?.seg).toMatchObject({
+      srcPort: 80,
+      dstPort: 40000,
+      seq: 0,
+      ack: 5001,
+      flags: TcpFlag.rst | TcpFlag.ack,
+    });
+  });
+
+  it("counts data and FIN in the acknowledgment", () => {
+    const r = rstFor(G1, R, seg(TcpFlag.fin | TcpFlag.psh, { seq: 0xfffffffe, payload: Buffer.from("abc") }));
+    expect(r?.seg).toMatchObject({ seq: 0, ack: 2, flags: TcpFlag.rst | TcpFlag.ack }); // wraps: 3 bytes + FIN
+  });
+
+  it("takes the sequence number from an ACK and sets no ACK", () => {
+    const r = rstFor(G1, R, seg(TcpFlag.ack, { ack: 777, payload: Buffer.from("x") }));
+    expect(r?.seg).toMatchObject({ seq: 777, ack: 0, flags: TcpFlag.rst });
+  });
+
+  it("never answers a RST", () => {
+    expect(rstFor(G1, R, seg(TcpFlag.rst))).toBeUndefined();
+    expect(rstFor(G1, R, seg(TcpFlag.rst | TcpFlag.ack))).toBeUndefined();
+  });
+});
+
+describe("TcpFlowTable", () => {
+  it("opens, finds and deletes flows by 4-tuple", () => {
+    const t = new TcpFlowTable();
+    const syn = seg(TcpFlag.syn);
+    const ep = t.open(G1, R, syn);
+    expect(ep).toBeDefined();
+    expect(t.lookup(G1, R, syn)).toBe(ep);
+    expect(t.lookup(G1, R, seg(TcpFlag.ack, { srcPort: 40001 }))).toBeUndefined();
+    expect(t.lookup(G2, R, syn)).toBeUndefined();
+    // a repeated SYN finds the same endpoint
+    expect(t.open(G1, R, syn)).toBe(ep);
+    expect(t.size).toBe(1);
+    expect(t.countFor(G1)).toBe(1);
+    expect(t.delete(tcpTupleFromGuest(G1, R, syn))).toBe(true);
+    expect(t.delete(tcpTupleFromGuest(G1, R, syn))).toBe(false);
+    expect(t.size).toBe(0);
+    expect(t.countFor(G1)).toBe(0);
+  });
+
+  it("bounds connections per guest and counts refusals", () => {
+    const t = new TcpFlowTable({ maxFlowsPerGuest: 2 });
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 1 }))).toBeDefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 2 }))).toBeDefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 3 }))).toBeUndefined();
+    expect(t.counters.refused).toBe(1);
+    // another guest is not affected
+    expect(t.open(G2, R, seg(TcpFlag.syn, { srcPort: 3 }))).toBeDefined();
+    // freeing one makes room again
+    t.delete(tcpTupleFromGuest(G1, R, seg(TcpFlag.syn, { srcPort: 1 })));
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 3 }))).toBeDefined();
+    expect(t.counters.opened).toBe(4);
+    expect([...t].length).toBe(3);
+  });
+
+  it("bounds the whole table", () => {
+    const t = new TcpFlowTable({ maxFlows: 1 });
+    expect(t.open(G1, R, seg(TcpFlag.syn))).toBeDefined();
+    expect(t.open(G2, R, seg(TcpFlag.syn))).toBeUndefined();
+    expect(t.counters.refused).toBe(1);
+  });
+
+  it("replaces a TIME_WAIT endpoint for a SYN with a higher sequence number", () => {
+    const t = new TcpFlowTable({ endpoint: { random: () => 1000 } });
+    const ep = t.open(G1, R, seg(TcpFlag.syn)) as NonNullable<ReturnType<TcpFlowTable["open"]>>;
+    ep.onSegment(seg(TcpFlag.syn), 0);
+    ep.accept(0);
+    ep.onSegment(seg(TcpFlag.ack, { seq: 5001, ack: 1001 }), 0);
+    ep.shutdownWrite(0);
+    ep.onSegment(seg(TcpFlag.ack | TcpFlag.fin, { seq: 5001, ack: 1002 }), 0);
+    expect(ep.state).toBe("time-wait");
+    expect(t.open(G1, R, seg(TcpFlag.syn, { seq: 4000 }))).toBe(ep);
+    const fresh = t.open(G1, R, seg(TcpFlag.syn, { seq: 9000 }));
+    expect(fresh).toBeDefined();
+    expect(fresh).not.toBe(ep);
+    expect(fresh?.state).toBe("listen");
+    expect(t.size).toBe(1);
+    expect(t.countFor(G1)).toBe(1);
+  });
+
+  it("counts the RSTs it generates for unknown flows", () => {
+    const t = new TcpFlowTable();
+    expect(t.reject(G1, R, seg(TcpFlag.ack, { ack: 9 }))?.seg.seq).toBe(9);
+    expect(t.reject(G1, R, seg(TcpFlag.rst))).toBeUndefined();
+    expect(t.counters.resets).toBe(1);
+  });
+});

@@ -1,0 +1,601 @@
+import { describe, expect, it } from "vitest";
+import { Dialogue, established, ISS, pattern } from "./dialogue.js";
+
+const MSS = 1460;
+
+describe("handshake", () => {
+  it("waits for accept(), absorbs a retransmitted SYN, then answers with all options", () => {
+    const d = Dialogue.passive();
+    d.fromGuest({ flags: "S", seq: 5000, mss: 1460, wscale: 7, sackOk: true, tsVal: 77 });
+    d.expectEvents("connect-request");
+    d.expectNothingSent();
+    expect(d.deadline).toBeUndefined();
+    d.advance(500).fromGuest({ flags: "S", seq: 5000, mss: 1460, wscale: 7, sackOk: true, tsVal: 577 });
+    d.expectNothingSent();
+    expect(d.takeEvents()).toEqual([]);
+    d.accept();
+    d.expectToGuest({
+      flags: "SA",
+      seq: ISS,
+      ack: 5001,
+      mss: 1460,
+      wscale: 7,
+      sackOk: true,
+      tsEcr: 77,
+      tsVal: ISS + 500,
+      window: 65535,
+    });
+    d.fromGuest({ flags: "A", seq: 5001, ack: ISS + 1, window: 502, tsVal: 600, tsEcr: ISS + 500 });
+    d.expectEvents("established");
+    expect(d.ep.state).toBe("established");
+    expect(d.ep.negotiated).toEqual({
+      sendMss: 1448,
+      sendShift: 7,
+      recvShift: 7,
+      sack: true,
+      timestamps: true,
+    });
+  });
+
+  it("offers no option the guest did not (MSS only, like a plain SYN)", () => {
+    const d = Dialogue.passive();
+    d.fromGuest({ flags: "S", seq: 5000 }).accept();
+    const sa = d.expectToGuest({ flags: "SA", ack: 5001, mss: 1460 });
+    expect(sa.windowScale).toBeUndefined();
+    expect(sa.sackPermitted ?? false).toBe(false);
+    expect(sa.tsVal).toBeUndefined();
+    d.fromGuest({ flags: "A", seq: 5001, ack: ISS + 1 });
+    expect(d.ep.negotiated).toEqual({
+      sendMss: 536,
+      sendShift: 0,
+      recvShift: 0,
+      sack: false,
+      timestamps: false,
+    });
+  });
+
+  it("clamps the guest's window scale to 14 and its MSS to ours", () => {
+    const d = established({ mss: 9000, wscale: 20 });
+    expect(d.ep.negotiated.sendShift).toBe(14);
+    expect(d.ep.negotiated.sendMss).toBe(1460);
+  });
+
+  it("refuse() answers the SYN with RST+ACK and closes", () => {
+    const d = Dialogue.passive();
+    d.fromGuest({ flags: "S", seq: 5000, data: "" }).refuse();
+    d.expectToGuest({ flags: "RA", seq: 0, ack: 5001 });
+    d.expectEvents("connect-request", "closed");
+    expect(d.ep.state).toBe("closed");
+  });
+
+  it("retransmits the SYN-ACK with backoff and gives up after synRetries", () => {
+    const d = Dialogue.passive({ synRetries: 2 });
+    d.fromGuest({ flags: "S", seq: 5000 }).accept();
+    d.expectToGuest({ flags: "SA" });
+    expect(d.deadline).toBe(1000);
+    d.advance(999).expectNothingSent();
+    d.advance(1);
+    d.expectToGuest({ flags: "SA", seq: ISS, ack: 5001 });
+    expect(d.deadline).toBe(3000);
+    d.advance(2000);
+    d.expectToGuest({ flags: "SA" });
+    expect(d.deadline).toBe(7000);
+    d.advance(4000);
+    d.expectToGuest({ flags: "RA" });
+    d.expectEvents("connect-request", "reset", "closed");
+  });
+
+  it("resends the SYN-ACK when the guest repeats its SYN after accept", () => {
+    const d = Dialogue.passive();
+    d.fromGuest({ flags: "S", seq: 5000 }).accept();
+    d.expectToGuest({ flags: "SA" });
+    d.advance(300).fromGuest({ flags: "S", seq: 5000 });
+    d.expectToGuest({ flags: "SA", seq: ISS, ack: 5001 });
+  });
+
+  it("answers an ACK for the wrong sequence number in SYN-RECEIVED with RST", () => {
+    const d = Dialogue.passive();
+    d.fromGuest({ flags: "S", seq: 5000 }).accept();
+    d.expectToGuest({ flags: "SA" });
+    d.fromGuest({ flags: "A", seq: 5001, ack: 4242 });
+    d.expectToGuest({ flags: "R", seq: 4242 });
+    expect(d.ep.state).toBe("syn-received");
+  });
+
+  it("a guest RST while waiting for the host ends the flow", () => {
+    const d = Dialogue.passive();
+    d.fromGuest({ flags: "S", seq: 5000 }).fromGuest({ flags: "R", seq: 5001 });
+    d.expectEvents("connect-request", "reset", "closed");
+  });
+
+  it("a non-SYN segment to a listening endpoint gets RST", () => {
+    const d = Dialogue.passive();
+    d.fromGuest({ flags: "A", seq: 1, ack: 777 });
+    d.expectToGuest({ flags: "R", seq: 777 });
+  });
+
+  it("active open: SYN with our options, SYN-ACK, ACK, established", () => {
+    const d = Dialogue.active({ windowScale: 7 });
+    d.expectToGuest({ flags: "S", seq: ISS, mss: 1460, wscale: 7, sackOk: true, tsVal: ISS, tsEcr: 0 });
+    d.advance(10).fromGuest({
+      flags: "SA",
+      seq: 9000,
+      ack: ISS + 1,
+      mss: 1400,
+      wscale: 2,
+      sackOk: true,
+      tsVal: 5,
+      tsEcr: ISS,
+      window: 1000,
+    });
+    // the full 256 KiB buffer, scaled by 7
+    d.expectToGuest({ flags: "A", seq: ISS + 1, ack: 9001, tsEcr: 5, window: 2048 });
+    d.expectEvents("established");
+    expect(d.ep.negotiated).toEqual({
+      sendMss: 1388,
+      sendShift: 2,
+      recvShift: 7,
+      sack: true,
+      timestamps: true,
+    });
+    expect(d.ep.srtt).toBe(10);
+    // the window in the SYN-ACK is not scaled; later ones are
+    d.write(pattern(1500));
+    d.expectToGuest({ flags: "A", seq: ISS + 1, data: pattern(1000) });
+    d.expectNothingSent();
+    d.fromGuest({ flags: "A", seq: 9001, ack: ISS + 1001, window: 1000, tsVal: 6, tsEcr: ISS + 10 });
+    d.expectToGuest({ flags: "PA", seq: ISS + 1001, data: pattern(500, 1000) });
+  });
+
+  it("active open refused by the guest's RST", () => {
+    const d = Dialogue.active();
+    d.expectToGuest({ flags: "S" });
+    d.fromGuest({ flags: "RA", seq: 0, ack: ISS + 1 });
+    d.expectEvents("reset", "closed");
+    expect(d.takeEvents()).toEqual([]);
+  });
+
+  it("active open retries the SYN, then gives up", () => {
+    const d = Dialogue.active({ synRetries: 1 });
+    d.expectToGuest({ flags: "S" });
+    d.advance(1000).expectToGuest({ flags: "S", seq: ISS });
+    d.advance(2000).expectNothingSent();
+    d.expectEvents("reset", "closed");
+  });
+
+  it("simultaneous open goes through SYN-RECEIVED", () => {
+    const d = Dialogue.active();
+    d.expectToGuest({ flags: "S" });
+    d.fromGuest({ flags: "S", seq: 9000, mss: 1460 });
+    d.expectToGuest({ flags: "SA", seq: ISS, ack: 9001 });
+    d.fromGuest({ flags: "A", seq: 9001, ack: ISS + 1 });
+    d.expectEvents("established");
+  });
+});
+
+describe("data from the guest", () => {
+  it("delivers in-order bytes and acks every second full segment at once", () => {
+    const d = established({ mss: MSS });
+    d.fromGuest({ seq: 5001, ack: ISS + 1, data: pattern(MSS) });
+    d.expectNothingSent();
+    expect(d.deadline).toBe(40);
+    d.fromGuest({ seq: 5001 + MSS, ack: ISS + 1, data: pattern(MSS, MSS) });
+    d.expectToGuest({ flags: "A", seq: ISS + 1, ack: 5001 + 2 * MSS });
+    expect(d.takeData().equals(pattern(2 * MSS))).toBe(true);
+    expect(d.deadline).toBeUndefined();
+  });
+
+  it("acks a lone segment after exactly 40 ms", () => {
+    const d = established();
+    d.fromGuest({ seq: 5001, ack: ISS + 1, data: "hello" });
+    expect(d.takeData().toString()).toBe("hello");
+    d.advance(39).expectNothingSent();
+    d.advance(1).expectToGuest({ flags: "A", ack: 5006 });
+  });
+
+  it("acks out-of-order data at once with a SACK block, then delivers when the hole fills", () => {
+    const d = established({ sackOk: true, tsVal: 1 });
+    d.fromGuest({ seq: 5101, ack: ISS + 1, data: pattern(100, 100), tsVal: 2 });
+    d.expectToGuest({ flags: "A", ack: 5001, sack: [{ left: 5101, right: 5201 }] });
+    d.fromGuest({ seq: 5301, ack: ISS + 1, data: pattern(100, 300), tsVal: 3 });
+    d.expectToGuest({
+      ack: 5001,
+      sack: [
+        { left: 5301, right: 5401 },
+        { left: 5101, right: 5201 },
+      ],
+    });
+    expect(d.takeData().length).toBe(0);
+    d.fromGuest({ seq: 5001, ack: ISS + 1, data: pattern(100), tsVal: 4 });
+    d.expectToGuest({ flags: "A", ack: 5201, sack: [{ left: 5301, right: 5401 }] });
+    d.fromGuest({ seq: 5201, ack: ISS + 1, data: pattern(100, 200), tsVal: 5 });
+    const ack = d.expectToGuest({ flags: "A", ack: 5401 });
+    expect(ack.sack).toBeUndefined();
+    expect(d.takeData().equals(pattern(400))).toBe(true);
+  });
+
+  it("acks a duplicate segment at once and does not deliver it twice", () => {
+    const d = established();
+    d.fromGuest({ seq: 5001, ack: ISS + 1, data: "abc" });
+    d.advance(40).expectToGuest({ ack: 5004 });
+    d.fromGuest({ seq: 5001, ack: ISS + 1, data: "abc" });
+    d.expectToGuest({ flags: "A", ack: 5004 });
+    expect(d.takeData().toString()).toBe("abc");
+  });
+
+  it("trims data beyond the window and only re-opens it on consume()", () => {
+    const d = established({}, { recvBufferSize: 4000 });
+    // the SYN-ACK advertised 4000 bytes
+    d.fromGuest({ seq: 5001, ack: ISS + 1, data: pattern(3000) });
+    d.fromGuest({ seq: 8001, ack: ISS + 1, data: pattern(1500, 3000) });
+    d.expectToGuest({ flags: "A", ack: 9001, window: 0 });
+    expect(d.takeData().equals(pattern(4000))).toBe(true);
+    // a segment into the zero window is dropped and answered
+    d.fromGuest({ seq: 9001, ack: ISS + 1, data: pattern(500, 4000) });
+    d.expectToGuest({ flags: "A", ack: 9001, window: 0 });
+    expect(d.takeData().length).toBe(0);
+    // a small consume stays below the SWS threshold: no update, still zero
+    d.consume(1000).expectNothingSent();
+    d.consume(1000);
+    d.expectToGuest({ flags: "A", ack: 9001, window: 2000 });
+    // half the buffer is open: the rest is announced with the next ACK, not on its own
+    d.consume(2000).expectNothingSent();
+    d.fromGuest({ seq: 9001, ack: ISS + 1, data: "z" });
+    d.advance(40).expectToGuest({ flags: "A", ack: 9002, window: 3999 });
+  });
+
+  it("holds a FIN that arrives before the data it follows", () => {
+    const d = established();
+    d.fromGuest({ flags: "FA", seq: 5004, ack: ISS + 1, data: "def" });
+    d.expectToGuest({ flags: "A", ack: 5001 });
+    expect(d.takeEvents()).toEqual([]);
+    d.fromGuest({ seq: 5001, ack: ISS + 1, data: "abc" });
+    d.expectToGuest({ flags: "A", ack: 5008 });
+    expect(d.takeData().toString()).toBe("abcdef");
+    d.expectEvents("eof");
+    expect(d.ep.state).toBe("close-wait");
+  });
+
+  it("ignores data on a SYN (no Fast Open): the guest sends it again", () => {
+    const d = Dialogue.passive();
+    d.fromGuest({ flags: "S", seq: 5000, data: "early" }).accept();
+    d.expectToGuest({ flags: "SA", ack: 5001 });
+    expect(d.takeData().length).toBe(0);
+  });
+
+  it("answers a zero-window probe with the current window", () => {
+    const d = established({}, { recvBufferSize: 1000 });
+    d.fromGuest({ seq: 5001, ack: ISS + 1, data: pattern(1000) });
+    d.advance(40).expectToGuest({ ack: 6001, window: 0 });
+    d.fromGuest({ seq: 6000, ack: ISS + 1 });
+    d.expectToGuest({ ack: 6001, window: 0 });
+  });
+});
+
+describe("data to the guest", () => {
+  it("segments to the guest's MSS minus the timestamp option, PSH on the last", () => {
+    const d = established({ mss: 1460, tsVal: 1 });
+    expect(d.write(pattern(5000))).toBe(5000);
+    for (let i = 0; i < 3; i++)
+      d.expectToGuest({ flags: "A", seq: ISS + 1 + i * 1448, data: pattern(1448, i * 1448) });
+    d.expectToGuest({ flags: "PA", seq: ISS + 1 + 3 * 1448, data: pattern(5000 - 3 * 1448, 3 * 1448) });
+    d.expectNothingSent();
+  });
+
+  it("sends within the guest's window and waits rather than send a silly segment", () => {
+    const d = established({ mss: 1460, window: 3000 });
+    d.write(pattern(4000));
+    d.expectToGuest({ seq: ISS + 1, data: pattern(1460) });
+    d.expectToGuest({ seq: ISS + 1461, data: pattern(1460, 1460) });
+    d.expectNothingSent(); // 80 usable bytes would be a silly segment
+    d.fromGuest({ seq: 5001, ack: ISS + 1 + 2920, window: 3000 });
+    d.expectToGuest({ seq: ISS + 2921, data: pattern(1080, 2920), flags: "PA" });
+  });
+
+  it("holds bytes written before the handshake completes", () => {
+    const d = Dialogue.passive();
+    d.fromGuest({ flags: "S", seq: 5000 }).accept();
+    d.expectToGuest({ flags: "SA" });
+    expect(d.write("banner")).toBe(6);
+    d.expectNothingSent();
+    d.fromGuest({ seq: 5001, ack: ISS + 1 });
+    d.expectToGuest({ flags: "PA", seq: ISS + 1, data: "banner" });
+  });
+
+  it("takes only what fits the send buffer and says when it is writable again", () => {
+    const d = established({ mss: 1000, window: 65535 }, { sendBufferSize: 4096 });
+    expect(d.write(pattern(10_000))).toBe(4096);
+    expect(d.ep.writeSpace).toBe(0);
+    expect(d.write(pattern(10))).toBe(0);
+    d.sent = [];
+    d.fromGuest({ seq: 5001, ack: ISS + 1 + 1000 });
+    expect(d.takeEvents()).toEqual([]); // 1000 free is under half the buffer
+    d.fromGuest({ seq: 5001, ack: ISS + 1 + 3000 });
+    d.expectEvents("writable");
+    expect(d.ep.writeSpace).toBe(3000);
+  });
+
+  it("probes a zero window with backoff until it opens", () => {
+    const d = established({ mss: 1000 });
+    d.write(pattern(1000));
+    d.expectToGuest({ data: pattern(1000) });
+    d.fromGuest({ seq: 5001, ack: ISS + 1001, window: 0 });
+    d.write(pattern(500, 1000));
+    d.expectNothingSent();
+    // rto is 200 (the minimum) after the handshake sample at rtt 0
+    expect(d.ep.rto).toBe(200);
+    expect(d.deadline).toBe(200);
+    d.advance(200);
+    d.expectToGuest({ flags: "A", seq: ISS + 1000, data: "" });
+    expect(d.deadline).toBe(200 + 400);
+    d.fromGuest({ seq: 5001, ack: ISS + 1001, window: 0 });
+    d.advance(400).expectToGuest({ flags: "A", seq: ISS + 1000 });
+    expect(d.deadline).toBe(600 + 800);
+    d.fromGuest({ seq: 5001, ack: ISS + 1001, window: 4000 });
+    d.expectToGuest({ flags: "PA", seq: ISS + 1001, data: pattern(500, 1000) });
+  });
+});
+
+describe("retransmission (RFC 6298)", () => {
+  it("starts at 1 s without a sample and doubles on each timeout", () => {
+    const d = Dialogue.passive();
+    d.fromGuest({ flags: "S", seq: 5000 }).accept();
+    d.expectToGuest({ flags: "SA" });
+    d.advance(1000).expectToGuest({ flags: "SA" }); // Karn: no sample from this handshake
+    d.fromGuest({ flags: "A", seq: 5001, ack: ISS + 1 });
+    expect(d.ep.srtt).toBeUndefined();
+    expect(d.ep.rto).toBe(2000);
+    d.write("x".repeat(100));
+    d.expectToGuest({ seq: ISS + 1 });
+    expect(d.deadline).toBe(1000 + 2000);
+    d.advance(2000).expectToGuest({ seq: ISS + 1, data: "x".repeat(100) });
+    expect(d.deadline).toBe(3000 + 4000);
+    d.advance(4000).expectToGuest({ seq: ISS + 1 });
+    expect(d.deadline).toBe(7000 + 8000);
+  });
+
+  it("samples RTT per the RFC formulas and arms the timer with the result", () => {
+    const d = Dialogue.passive();
+    d.fromGuest({ flags: "S", seq: 5000 }).accept();
+    d.expectToGuest({ flags: "SA" });
+    d.advance(100).fromGuest({ flags: "A", seq: 5001, ack: ISS + 1 });
+    // first sample R = 100: SRTT = 100, RTTVAR = 50, RTO = 100 + 4*50 = 300
+    expect([d.ep.srtt, d.ep.rttvar, d.ep.rto]).toEqual([100, 50, 300]);
+    d.write("a");
+    d.expectToGuest({ seq: ISS + 1 });
+    d.advance(50).fromGuest({ seq: 5001, ack: ISS + 2 });
+    // R' = 50: RTTVAR = 3/4*50 + 1/4*|100-50| = 50, SRTT = 7/8*100 + 1/8*50 = 93.75
+    expect([d.ep.srtt, d.ep.rttvar, d.ep.rto]).toEqual([93.75, 50, 293.75]);
+    d.write("b");
+    d.expectToGuest({ seq: ISS + 2 });
+    expect(d.deadline).toBe(150 + 293.75);
+    d.advance(293.75).expectToGuest({ seq: ISS + 2, data: "b" });
+    // Karn: the ACK of a retransmitted segment gives no sample
+    d.advance(10).fromGuest({ seq: 5001, ack: ISS + 3 });
+    expect(d.ep.srtt).toBe(93.75);
+    expect(d.ep.rto).toBe(587.5); // still backed off
+  });
+
+  it("clamps RTO to 200 ms below and 60 s above", () => {
+    const d = established({}, {}, 1);
+    expect(d.ep.rto).toBe(200);
+    d.write("x");
+    d.expectToGuest({ data: "x" });
+    for (let i = 0; i < 9; i++) d.advance(d.ep.rto).expectToGuest({ data: "x" });
+    expect(d.ep.rto).toBe(60_000);
+  });
+
+  it("measures RTT from echoed timestamps, retransmissions included", () => {
+    const d = established({ tsVal: 10 }, {}, 20);
+    expect(d.ep.srtt).toBe(20);
+    d.write("a");
+    const first = d.expectToGuest({ data: "a", tsEcr: 30 });
+    d.advance(d.ep.rto);
+    const again = d.expectToGuest({ data: "a" });
+    d.advance(5).fromGuest({ seq: 5001, ack: ISS + 2, tsVal: 40, tsEcr: again.tsVal });
+    // R = 5: the echo tells which transmission was acked
+    expect(d.ep.srtt).toBeCloseTo(0.875 * 20 + 0.125 * 5);
+    expect(d.ep.rto).toBe(200);
+    // an echo from before the last retransmission may include the timeout: no sample
+    d.write("b");
+    const b1 = d.expectToGuest({ data: "b" });
+    d.advance(200).expectToGuest({ data: "b" });
+    d.advance(5).fromGuest({ seq: 5001, ack: ISS + 3, tsVal: 41, tsEcr: b1.tsVal });
+    expect(d.ep.srtt).toBeCloseTo(0.875 * 20 + 0.125 * 5);
+    expect(first.tsVal).toBe(ISS + 20);
+  });
+
+  it("fast retransmit on the third duplicate ACK (RFC 5681), NewReno recovery (RFC 6582)", () => {
+    const d = established({ mss: 1000 });
+    d.write(pattern(5000));
+    for (let i = 0; i < 5; i++) d.expectToGuest({ seq: ISS + 1 + i * 1000 });
+    d.fromGuest({ seq: 5001, ack: ISS + 1001 });
+    expect(d.ep.congestionWindow).toBe(11_000);
+    d.fromGuest({ seq: 5001, ack: ISS + 1001 });
+    d.fromGuest({ seq: 5001, ack: ISS + 1001 });
+    d.expectNothingSent();
+    d.fromGuest({ seq: 5001, ack: ISS + 1001 });
+    d.expectToGuest({ seq: ISS + 1001, data: pattern(1000, 1000) });
+    // flight 4000: ssthresh = 2000, cwnd = ssthresh + 3 MSS
+    expect(d.ep.slowStartThreshold).toBe(2000);
+    expect(d.ep.congestionWindow).toBe(5000);
+    d.fromGuest({ seq: 5001, ack: ISS + 1001 });
+    expect(d.ep.congestionWindow).toBe(6000);
+    // partial ACK: retransmit the next hole at once
+    d.fromGuest({ seq: 5001, ack: ISS + 2001 });
+    d.expectToGuest({ seq: ISS + 2001, data: pattern(1000, 2000) });
+    // full ACK ends recovery with cwnd at most ssthresh
+    d.fromGuest({ seq: 5001, ack: ISS + 5001 });
+    expect(d.ep.congestionWindow).toBe(2000);
+    d.expectNothingSent();
+  });
+
+  it("restarts slow start from one segment after a timeout", () => {
+    const d = established({ mss: 1000 });
+    d.write(pattern(4000));
+    d.sent = [];
+    d.advance(200).expectToGuest({ seq: ISS + 1, data: pattern(1000) });
+    d.expectNothingSent();
+    expect(d.ep.congestionWindow).toBe(1000);
+    expect(d.ep.slowStartThreshold).toBe(2000);
+    d.fromGuest({ seq: 5001, ack: ISS + 1001 });
+    d.expectToGuest({ seq: ISS + 1001 });
+    d.expectToGuest({ seq: ISS + 2001 });
+    d.expectNothingSent();
+  });
+
+  it("gives up after maxRetransmits timeouts: RST, reset, closed", () => {
+    const d = established({}, { maxRetransmits: 3 });
+    d.write("x");
+    d.expectToGuest({ data: "x" });
+    d.advance(200 + 400 + 800).takeEvents();
+    expect(d.sent.length).toBe(3);
+    d.sent = [];
+    d.advance(1600);
+    d.expectToGuest({ flags: "RA", seq: ISS + 2 });
+    expect(d.expectEvents("reset", "closed")[0]).toEqual({ type: "reset", reason: "timeout" });
+    expect(d.deadline).toBeUndefined();
+  });
+
+  it("gives up after userTimeoutMs even below maxRetransmits", () => {
+    const d = established({}, { userTimeoutMs: 1000 });
+    d.write("x");
+    d.expectToGuest({ data: "x" });
+    d.advance(200 + 400 + 800);
+    expect(d.events.map((e) => e.type)).toEqual(["reset", "closed"]);
+  });
+});
+
+describe("closing", () => {
+  it("guest FIN: eof, ACK at once, we keep sending, then our FIN after the data", () => {
+    const d = established();
+    d.fromGuest({ flags: "FA", seq: 5001, ack: ISS + 1, data: "bye" });
+    d.expectToGuest({ flags: "A", ack: 5005 });
+    expect(d.takeData().toString()).toBe("bye");
+    d.expectEvents("eof");
+    expect(d.ep.state).toBe("close-wait");
+    d.write("more");
+    d.expectToGuest({ flags: "PA", seq: ISS + 1, ack: 5005, data: "more" });
+    d.shutdownWrite();
+    d.expectToGuest({ flags: "FA", seq: ISS + 5 });
+    expect(d.ep.state).toBe("last-ack");
+    d.fromGuest({ seq: 5005, ack: ISS + 6 });
+    d.expectEvents("closed");
+    d.expectNothingSent();
+  });
+
+  it("host EOF: FIN rides on the last data; the guest may keep sending; TIME_WAIT then closed", () => {
+    const d = established({}, { timeWaitMs: 30_000 });
+    d.write("tail");
+    d.shutdownWrite();
+    d.expectToGuest({ flags: "PA", data: "tail" });
+    d.expectToGuest({ flags: "FA", seq: ISS + 5 });
+    d.fromGuest({ seq: 5001, ack: ISS + 6 });
+    expect(d.ep.state).toBe("fin-wait-2");
+    d.fromGuest({ seq: 5001, ack: ISS + 6, data: "still here" });
+    expect(d.takeData().toString()).toBe("still here");
+    d.fromGuest({ flags: "FA", seq: 5011, ack: ISS + 6 });
+    d.expectToGuest({ flags: "A", ack: 5012 });
+    d.expectEvents("eof");
+    expect(d.ep.state).toBe("time-wait");
+    // a retransmitted FIN is acked again and restarts the wait
+    d.advance(10_000).fromGuest({ flags: "FA", seq: 5011, ack: ISS + 6 });
+    d.expectToGuest({ flags: "A", ack: 5012 });
+    d.advance(29_999);
+    expect(d.takeEvents()).toEqual([]);
+    d.advance(1);
+    d.expectEvents("closed");
+  });
+
+  it("FIN in one segment with data when the buffer drains", () => {
+    const d = established();
+    d.shutdownWrite();
+    d.expectToGuest({ flags: "FA", seq: ISS + 1, ack: 5001 });
+    expect(d.write("late")).toBe(0);
+    // the FIN is retransmitted like data
+    d.advance(200).expectToGuest({ flags: "FA", seq: ISS + 1 });
+  });
+
+  it("simultaneous close goes through CLOSING to TIME_WAIT", () => {
+    const d = established({}, { timeWaitMs: 1000 });
+    d.shutdownWrite();
+    d.expectToGuest({ flags: "FA", seq: ISS + 1 });
+    d.fromGuest({ flags: "FA", seq: 5001, ack: ISS + 1 });
+    d.expectToGuest({ flags: "A", seq: ISS + 2, ack: 5002 });
+    expect(d.ep.state).toBe("closing");
+    d.fromGuest({ seq: 5002, ack: ISS + 2 });
+    expect(d.ep.state).toBe("time-wait");
+    d.advance(1000);
+    d.expectEvents("eof", "closed");
+  });
+
+  it("FIN_WAIT_2 ends after finWait2TimeoutMs of guest silence", () => {
+    const d = established({}, { finWait2TimeoutMs: 5000 });
+    d.shutdownWrite();
+    d.expectToGuest({ flags: "FA" });
+    d.fromGuest({ seq: 5001, ack: ISS + 2 });
+    d.advance(3000).fromGuest({ seq: 5001, ack: ISS + 2, data: "x" });
+    d.advance(4999);
+    d.expectToGuest({ flags: "A" }); // the delayed ACK for "x"
+    d.expectNothingSent();
+    d.advance(1);
+    d.expectToGuest({ flags: "RA" });
+    expect(d.takeEvents().map((e) => e.type)).toEqual(["data", "reset", "closed"]);
+  });
+
+  it("honours a guest RST only at exactly RCV.NXT (RFC 5961)", () => {
+    const d = established();
+    d.fromGuest({ flags: "R", seq: 5100 });
+    d.expectToGuest({ flags: "A", seq: ISS + 1, ack: 5001 }); // challenge ACK
+    d.fromGuest({ flags: "R", seq: 5001 + 10_000_000 });
+    d.expectNothingSent();
+    expect(d.ep.state).toBe("established");
+    d.fromGuest({ flags: "R", seq: 5001 });
+    expect(d.expectEvents("reset", "closed")[0]).toEqual({ type: "reset", reason: "guest" });
+    d.expectNothingSent();
+  });
+
+  it("answers a SYN on an open connection with a challenge ACK", () => {
+    const d = established();
+    d.fromGuest({ flags: "S", seq: 123 });
+    d.expectToGuest({ flags: "A", ack: 5001 });
+    expect(d.ep.state).toBe("established");
+  });
+
+  it("answers an ACK for unsent data with an ACK and ignores it", () => {
+    const d = established();
+    d.fromGuest({ seq: 5001, ack: ISS + 100, data: "x" });
+    d.expectToGuest({ flags: "A", ack: 5001 });
+    expect(d.takeData().length).toBe(0);
+  });
+
+  it("abort() sends RST and closes", () => {
+    const d = established();
+    d.write("abc");
+    d.sent = [];
+    d.abort();
+    d.expectToGuest({ flags: "RA", seq: ISS + 4, ack: 5001 });
+    d.expectEvents("closed");
+    expect(d.deadline).toBeUndefined();
+    expect(d.write("x")).toBe(0);
+  });
+
+  it("allows a new SYN with a higher sequence number to reuse a TIME_WAIT tuple", () => {
+    const d = established();
+    d.shutdownWrite();
+    d.fromGuest({ flags: "FA", seq: 5001, ack: ISS + 2 });
+    expect(d.ep.state).toBe("time-wait");
+    const syn = (seq: number) => ({
+      srcPort: 40000,
+      dstPort: 80,
+      seq,
+      ack: 0,
+      flags: 2,
+      window: 1000,
+      urgent: 0,
+      payload: Buffer.alloc(0),
+    });
+    expect(d.ep.canReuseFor(syn(6000))).toBe(true);
+    expect(d.ep.canReuseFor(syn(4000))).toBe(false);
+  });
+});
