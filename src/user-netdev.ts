@@ -9,6 +9,7 @@ import { type FrameSink, type Port, PortCounters, type PortStats } from "./hub/p
 import type { Logger } from "./log.js";
 import { HostDnsUpstream } from "./proxy/dns-upstream.js";
 import { type HostNet, nodeHostNet } from "./proxy/host-net.js";
+import { IcmpEchoNat } from "./proxy/icmp-echo.js";
 import { NatPolicy } from "./proxy/nat-policy.js";
 import { TcpRelay } from "./proxy/tcp-relay.js";
 import { UdpNat } from "./proxy/udp-nat.js";
@@ -72,6 +73,7 @@ export class UserNetdev implements Port {
   readonly dhcp: DhcpServer;
   readonly udpNat: UdpNat;
   readonly tcpRelay: TcpRelay;
+  readonly icmp: IcmpEchoNat;
   readonly dns: DnsForwarder;
   readonly localNames: LocalNames;
   readonly tftp: TftpServer | undefined;
@@ -98,6 +100,10 @@ export class UserNetdev implements Port {
       udp: (d) => this.routeUdp(d),
       tcp: (conn, ev) => this.routeTcp(conn, ev),
       timersChanged: () => this.schedule(),
+      echo: (e) => {
+        this.icmp.fromGuest(e, this.clock.now());
+        this.schedule();
+      },
     });
     const store = options.stateDir
       ? new FileLeaseStore(options.stateDir, `dhcp-leases-${config.id}.json`, log)
@@ -111,6 +117,12 @@ export class UserNetdev implements Port {
     });
     this.tcpRelay = new TcpRelay(options.hostNet ?? nodeHostNet, policy, log.child({ proxy: "tcp" }), () =>
       this.clock.now(),
+    );
+    this.icmp = new IcmpEchoNat(
+      options.hostNet ?? nodeHostNet,
+      policy,
+      (e) => this.stack.sendEchoReply(e),
+      log.child({ proxy: "icmp" }),
     );
     this.udpNat = new UdpNat(
       options.hostNet ?? nodeHostNet,
@@ -167,7 +179,15 @@ export class UserNetdev implements Port {
 
   stats(): PortStats {
     const s = this.counters.snapshot();
-    return { ...s, drops: { ...s.drops, ...this.stack.drops.toJSON(), ...this.udpNat.drops.toJSON() } };
+    return {
+      ...s,
+      drops: {
+        ...s.drops,
+        ...this.stack.drops.toJSON(),
+        ...this.udpNat.drops.toJSON(),
+        ...this.icmp.drops.toJSON(),
+      },
+    };
   }
 
   describe(): string {
@@ -181,6 +201,7 @@ export class UserNetdev implements Port {
     this.timer = undefined;
     this.udpNat.closeAll();
     this.tcpRelay.closeAll();
+    this.icmp.closeAll();
     this.dnsUpstream.close();
   }
 
@@ -288,7 +309,12 @@ export class UserNetdev implements Port {
 
   private nextDeadline(): number | undefined {
     let at: number | undefined;
-    for (const d of [this.stack.nextDeadline(), this.udpNat.nextDeadline(), this.tftp?.nextDeadline()]) {
+    for (const d of [
+      this.stack.nextDeadline(),
+      this.udpNat.nextDeadline(),
+      this.icmp.nextDeadline(),
+      this.tftp?.nextDeadline(),
+    ]) {
       if (d !== undefined && (at === undefined || d < at)) at = d;
     }
     return at;
@@ -311,6 +337,7 @@ export class UserNetdev implements Port {
     const now = this.clock.now();
     this.stack.onTimer();
     this.udpNat.expire(now);
+    this.icmp.expire(now);
     if (this.tftp) void this.tftp.onTimer(now).then((sends) => this.sendTftp(sends));
     this.schedule();
   }

@@ -87,7 +87,15 @@ export const nodeHostNet: HostNet = {
     );
     poller.unref();
     return {
-      send: (msg, to) => sendPing(fd, to, msg),
+      send: (msg, to) => {
+        try {
+          return sendPing(fd, to, msg);
+        } catch (err) {
+          // ENETUNREACH and the like: the same answer a closed route gives, no reply
+          events({ type: "error", code: (err as NodeJS.ErrnoException).code ?? "EIO" });
+          return true;
+        }
+      },
       close: () => poller.close(),
     };
   },

@@ -72,6 +72,8 @@ export interface UserStackHooks {
   udp?(d: GuestUdp): void;
   /** events of guest TCP connections (a SYN arrives as `connect-request`) */
   tcp?: GuestTcpEvents;
+  /** an ICMP echo request to an address outside the stack's own */
+  echo?(e: { src: number; dst: number; id: number; seq: number; payload: Buffer }): void;
   /** a timer was armed outside `input` (the driver re-reads `nextDeadline`) */
   timersChanged?(): void;
 }
@@ -252,7 +254,8 @@ export class UserStack {
       return this.tcp.input(whole.src, whole.dst, t.value);
     }
     if (ourMac === undefined) {
-      // TCP and ICMP to the outside: the NAT proxy's job, not built yet.
+      if (whole.protocol === IpProto.icmp && !broadcast)
+        return this.inputOutsideIcmp(whole.src, whole.dst, whole.payload);
       return this.drops.drop("ipv4-unrouted");
     }
     if (whole.protocol === IpProto.icmp)
@@ -325,6 +328,33 @@ export class UserStack {
       }),
     );
     return true;
+  }
+
+  private inputOutsideIcmp(src: number, dst: number, payload: Buffer): void {
+    const r = decodeIcmp(payload);
+    if (!r.ok) return this.drops.drop(r.reason);
+    const m = r.value;
+    if (m.kind !== "echo-request") return this.drops.drop("icmp-not-forwarded");
+    if (!this.hooks.echo) return this.drops.drop("icmp-no-handler");
+    this.hooks.echo({ src, dst, id: m.id, seq: m.seq, payload: m.payload });
+  }
+
+  /** An echo reply to a guest, from `src` (an outside address that answered). */
+  sendEchoReply(e: { src: number; dst: number; id: number; seq: number; payload: Buffer }): void {
+    const dstMac = this.arp.lookup(e.dst);
+    if (dstMac === undefined) return this.drops.drop("icmp-guest-mac-unknown");
+    const msg = Buffer.allocUnsafe(icmpHeaderLength + e.payload.length);
+    encodeIcmp({ kind: "echo-reply", code: 0, id: e.id, seq: e.seq, payload: e.payload }, msg);
+    this.emit(
+      this.output.frames({
+        srcMac: this.gatewayMac,
+        dstMac,
+        src: e.src,
+        dst: e.dst,
+        protocol: IpProto.icmp,
+        payload: msg,
+      }),
+    );
   }
 
   /** Frames TCP segments for guests; segments to a guest whose MAC is unknown are dropped after an ARP request. */

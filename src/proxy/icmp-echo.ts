@@ -1,0 +1,166 @@
+/**
+ * ICMP echo NAT: a guest's ping to an outside address goes out of an unprivileged
+ * ICMP ping socket (SOCK_DGRAM, IPPROTO_ICMP), one per guest (address, echo id), and
+ * the replies come back to the guest with its own echo id.
+ *
+ * The kernel rewrites the echo id of what a ping socket sends to the socket's own
+ * identifier and delivers only replies carrying it, so sockets cannot be shared
+ * between guest ids. A flow idle for `idleTimeoutMs` (60 s) is closed; at most
+ * `maxFlows` are open (the least recently used is closed first, counted).
+ *
+ * Where the host forbids ping sockets (net.ipv4.ping_group_range excludes our group)
+ * or the native addon is missing, pings to the outside get no answer: logged once,
+ * counted per echo ("icmp-ping-socket-denied", "icmp-native-unavailable").
+ */
+import type { Logger } from "../log.js";
+import { DropCounters } from "../stack/drop-counters.js";
+import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "../stack/wire/icmp.js";
+import type { HostNet, HostPing, HostPingEvent } from "./host-net.js";
+import type { NatPolicy } from "./nat-policy.js";
+
+export interface GuestEcho {
+  src: number;
+  dst: number;
+  id: number;
+  seq: number;
+  payload: Buffer;
+}
+
+export interface EchoToGuest {
+  /** the address that answered, as the guest sees it */
+  src: number;
+  dst: number;
+  id: number;
+  seq: number;
+  payload: Buffer;
+}
+
+export interface IcmpEchoOptions {
+  idleTimeoutMs?: number;
+  maxFlows?: number;
+}
+
+interface Flow {
+  key: string;
+  guestAddr: number;
+  guestId: number;
+  socket: HostPing;
+  lastActive: number;
+}
+
+export class IcmpEchoNat {
+  readonly drops = new DropCounters();
+  private readonly flows = new Map<string, Flow>();
+  private readonly idleTimeoutMs: number;
+  private readonly maxFlows: number;
+  private warned = new Set<string>();
+  echoesSent = 0;
+  repliesReceived = 0;
+
+  constructor(
+    private readonly host: HostNet,
+    private readonly policy: NatPolicy,
+    private readonly toGuest: (e: EchoToGuest) => void,
+    private readonly log: Logger,
+    options: IcmpEchoOptions = {},
+  ) {
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+    this.maxFlows = options.maxFlows ?? 1024;
+  }
+
+  fromGuest(e: GuestEcho, now: number): void {
+    const dest = this.policy.destination(e.dst);
+    if (!dest.ok) return this.drops.drop(`icmp-${dest.reason}`);
+    const flow = this.flowFor(e, now);
+    if (flow === undefined) return;
+    const msg = Buffer.allocUnsafe(icmpHeaderLength + e.payload.length);
+    encodeIcmp({ kind: "echo-request", code: 0, id: e.id, seq: e.seq, payload: e.payload }, msg);
+    if (flow.socket.send(msg, dest.address)) this.echoesSent++;
+    else this.drops.drop("icmp-socket-full");
+  }
+
+  nextDeadline(): number | undefined {
+    const oldest = this.flows.values().next().value;
+    return oldest === undefined ? undefined : oldest.lastActive + this.idleTimeoutMs;
+  }
+
+  expire(now: number): void {
+    for (const flow of this.flows.values()) {
+      if (flow.lastActive + this.idleTimeoutMs > now) break;
+      this.close(flow);
+    }
+  }
+
+  get size(): number {
+    return this.flows.size;
+  }
+
+  closeAll(): void {
+    for (const f of this.flows.values()) this.close(f);
+  }
+
+  private flowFor(e: GuestEcho, now: number): Flow | undefined {
+    const key = `${e.src}:${e.id}`;
+    const known = this.flows.get(key);
+    if (known) {
+      known.lastActive = now;
+      this.flows.delete(key);
+      this.flows.set(key, known);
+      return known;
+    }
+    if (this.flows.size >= this.maxFlows) {
+      const oldest = this.flows.values().next().value;
+      if (oldest) {
+        this.drops.drop("icmp-flow-evicted");
+        this.close(oldest);
+      }
+    }
+    const flow: Flow = {
+      key,
+      guestAddr: e.src,
+      guestId: e.id,
+      socket: undefined as unknown as HostPing,
+      lastActive: now,
+    };
+    try {
+      flow.socket = this.host.openPing(this.policy.config.outboundAddr, (ev) => this.fromHost(flow, ev));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? "EIO";
+      const reason =
+        code === "EACCES"
+          ? "icmp-ping-socket-denied"
+          : code === "ERR_USERNET_NATIVE_UNAVAILABLE"
+            ? "icmp-native-unavailable"
+            : `icmp-ping-socket-${code.toLowerCase()}`;
+      this.drops.drop(reason);
+      if (!this.warned.has(reason)) {
+        this.warned.add(reason);
+        this.log.warn(
+          code === "EACCES"
+            ? "pings to the outside are not forwarded: the host forbids ping sockets for this group (sysctl net.ipv4.ping_group_range)"
+            : `pings to the outside are not forwarded: ${(err as Error).message}`,
+        );
+      }
+      return undefined;
+    }
+    this.flows.set(key, flow);
+    return flow;
+  }
+
+  private fromHost(flow: Flow, ev: HostPingEvent): void {
+    if (this.flows.get(flow.key) !== flow) return;
+    if (ev.type === "error") return this.drops.drop(`icmp-host-${ev.code.toLowerCase()}`);
+    const m = decodeIcmp(ev.message);
+    if (!m.ok || m.value.kind !== "echo-reply") return this.drops.drop("icmp-reply-not-echo");
+    const src = this.policy.guestSource(ev.from);
+    if (src === undefined) return this.drops.drop("icmp-reply-source-hidden");
+    this.repliesReceived++;
+    // the reply's data is a fresh buffer per message (the poller's contract): a view is fine
+    this.toGuest({ src, dst: flow.guestAddr, id: flow.guestId, seq: m.value.seq, payload: m.value.payload });
+  }
+
+  private close(flow: Flow): void {
+    this.flows.delete(flow.key);
+    flow.socket.close();
+  }
+}
