@@ -5,6 +5,8 @@
 # key=value lines on stdout for test/e2e/harness/prereqs.ts:
 #   kernel=/…/guest/<kver>/vmlinux (uncompressed, PVH boot) or vmlinuz
 #   initrd=/…/guest/<kver>/initramfs.gz
+#   initrd_dig=/…/guest/<kver>/initramfs-dig.gz (the same plus dig and its ~45 MB of
+#     libraries, appended as a second archive; only guests that need dig boot it)
 #   kver=6.1.0-NN-amd64
 #   accel=tcg|kvm
 # Progress and errors go to stderr.
@@ -18,6 +20,11 @@
 # the guest is booted once with KVM; if the ready marker does not appear within
 # USERNET_E2E_KVM_PROBE_SECONDS (20), TCG is used (nested KVM hangs early in boot on
 # some machines). The verdict is cached per kernel version in accel-<kver>.
+#
+# Client programs (ISC dhclient, tftp-hpa, atftp, iperf3, dig) come from Debian packages
+# fetched the same way (`apt-get download` into the cache, `dpkg -x`, never installed);
+# their shared libraries are taken from the extracted packages first, else from the
+# host's (same Debian release). A library found nowhere stops the build with its name.
 #
 # Debian packages needed: qemu-system-x86, busybox-static, kmod (modinfo), cpio is
 # NOT needed (busybox cpio), util-linux (flock, always present), apt + dpkg, gzip.
@@ -41,15 +48,25 @@ die() {
 # Later tests need more programs in the guest. Add them here:
 #  - EXTRA_BINARIES: host binaries copied to the same path in the guest, together with
 #    the shared libraries `ldd` names (e.g. /usr/bin/iperf3).
-#  - ./overlay/: copied verbatim over the root (e.g. overlay/usr/share/udhcpc/default.script,
+#  - ./overlay/: copied verbatim over the root (e.g. overlay/etc/udhcpc/default.script,
 #    overlay/etc/usernet-init.d/NN-name.sh hooks that /init sources before the shell).
 # The NIC drivers: loaded in dependency order (modinfo -F depends).
 EXTRA_BINARIES=()
+#  - DEB_PACKAGES: Debian packages unpacked (not installed) into the cache; DEB_BINARIES:
+#    programs taken from them, with their libraries: PATH, or PATH:GUEST_PATH for one
+#    that busybox --install would replace (tftp-hpa's tftp goes to /usr/local/bin;
+#    busybox sh runs its own applet for a bare `tftp`: call /usr/local/bin/tftp).
+#  - DIG_*: the same for a second archive appended to the first (initramfs-dig.gz): dig
+#    needs libicudata and friends (~45 MB), too heavy for every boot.
+DEB_PACKAGES=(isc-dhcp-client tftp-hpa atftp iperf3 libiperf0 libsctp1)
+DEB_BINARIES=(/sbin/dhclient /usr/bin/tftp:/usr/local/bin/tftp /usr/bin/atftp /usr/bin/iperf3)
+DIG_PACKAGES=(bind9-dnsutils bind9-libs libjemalloc2 libmaxminddb0 libfstrm0 libprotobuf-c1 liblmdb0)
+DIG_BINARIES=(/usr/bin/dig)
 MODULES=(e1000 virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net af_packet)
 # -------------------------------------------------------------------------------------
 
-for tool in busybox dpkg modinfo flock gzip xz sha256sum; do
-  command -v "$tool" >/dev/null || die "'$tool' not found (apt-get install busybox-static kmod)"
+for tool in busybox dpkg modinfo flock gzip xz sha256sum ldd readelf; do
+  command -v "$tool" >/dev/null || die "'$tool' not found (apt-get install busybox-static kmod binutils)"
 done
 busybox_bin=$(command -v busybox)
 # busybox-static: a dynamic busybox would need its libraries in the guest.
@@ -106,6 +123,38 @@ if [ -z "$deb" ]; then
 fi
 echo "$pkg" >"$cache/kernel-pkg"
 
+# ---- Client packages ---------------------------------------------------------------
+# One .deb per package name, kept once downloaded (an apt-get update does not replace
+# it: the guest stays what it was until the cache is cleared).
+extra_dir="$cache/debs/extra"
+mkdir -p "$extra_dir"
+cached_extra() {
+  local f
+  for f in "$extra_dir/$1"_*.deb; do
+    [ -f "$f" ] && echo "$f" && return 0
+  done
+  return 0
+}
+missing_debs=()
+for p in "${DEB_PACKAGES[@]}" "${DIG_PACKAGES[@]}"; do
+  [ -n "$(cached_extra "$p")" ] || missing_debs+=("$p")
+done
+if [ ${#missing_debs[@]} -gt 0 ]; then
+  log "downloading ${missing_debs[*]}"
+  dl=$(mktemp -d "$extra_dir/download.XXXXXX")
+  (cd "$dl" && apt-get download -q "${missing_debs[@]}" >&2) || {
+    rm -rf "$dl"
+    die "apt-get download ${missing_debs[*]} failed"
+  }
+  mv "$dl"/*.deb "$extra_dir/" && rm -rf "$dl"
+fi
+extra_debs=()
+for p in "${DEB_PACKAGES[@]}" "${DIG_PACKAGES[@]}"; do
+  f=$(cached_extra "$p")
+  [ -n "$f" ] || die "apt-get download $p produced no .deb in $extra_dir"
+  extra_debs+=("$f")
+done
+
 # ---- Initramfs inputs --------------------------------------------------------------
 out="$cache/guest/$kver"
 inputs=$(
@@ -113,6 +162,7 @@ inputs=$(
     echo "pkg=$pkg deb=$(basename "$deb")"
     echo "modules=${MODULES[*]}"
     echo "extras=${EXTRA_BINARIES[*]:-}"
+    echo "debs=${extra_debs[*]##*/} bins=${DEB_BINARIES[*]} dig=${DIG_BINARIES[*]}"
     # Contents only: the same script called by another path must hit the cache.
     for f in "$here/build-guest.sh" "$here/init" "$busybox_bin" "${EXTRA_BINARIES[@]:-}"; do
       if [ -n "$f" ]; then echo "$f $(sha256sum <"$f" | cut -d' ' -f1)"; fi
@@ -123,7 +173,7 @@ inputs=$(
   } | sha256sum | cut -d' ' -f1
 )
 
-if [ -f "$out/inputs" ] && [ "$(cat "$out/inputs")" = "$inputs" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.gz" ]; then
+if [ -f "$out/inputs" ] && [ "$(cat "$out/inputs")" = "$inputs" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.gz" ] && [ -f "$out/initramfs-dig.gz" ]; then
   log "guest for $kver is up to date"
 else
   log "building the guest for $kver"
@@ -190,6 +240,35 @@ else
       cp -Ln "$lib" "$root$lib"
     done
   done
+
+  # Programs from the unpacked client packages. ldd runs with the unpacked library
+  # dirs first, so a library from a package lands at its packaged path; the rest come
+  # from the host at the same path (the guest's ld.so searches the multiarch dirs).
+  debroot="$work/debroot"
+  mkdir -p "$debroot"
+  for d in "${extra_debs[@]}"; do dpkg -x "$d" "$debroot"; done
+  deb_libpath="$debroot/lib/x86_64-linux-gnu:$debroot/usr/lib/x86_64-linux-gnu:$debroot/usr/lib"
+  copy_deb_binary() { # <path in the package>[:<path in the guest>] <destination root>
+    local b=${1%%:*} to=${1#*:} dest=$2 lib rel
+    [ -f "$debroot$b" ] || die "$b is in none of ${DEB_PACKAGES[*]} ${DIG_PACKAGES[*]}"
+    mkdir -p "$dest$(dirname "$to")"
+    cp "$debroot$b" "$dest$to"
+    if LD_LIBRARY_PATH=$deb_libpath ldd "$debroot$b" | grep -q 'not found'; then
+      die "$b needs libraries no package provides: $(LD_LIBRARY_PATH=$deb_libpath ldd "$debroot$b" | awk '/not found/ { print $1 }' | sort -u | tr '\n' ' ')"
+    fi
+    for lib in $(LD_LIBRARY_PATH=$deb_libpath ldd "$debroot$b" | grep -o '/[^ ]*' || true); do
+      rel=${lib#"$debroot"}
+      mkdir -p "$dest$(dirname "$rel")"
+      # The dig layer leaves out what the base archive already has.
+      [ -e "$dest$rel" ] || [ -e "$root$rel" ] || cp -L "$lib" "$dest$rel"
+    done
+  }
+  for b in "${DEB_BINARIES[@]}"; do copy_deb_binary "$b" "$root"; done
+  # dhclient keeps its lease database here unless told otherwise.
+  mkdir -p "$root/var/lib/dhcp" "$root/etc/dhcp"
+  diglayer="$work/dig"
+  mkdir -p "$diglayer"
+  for b in "${DIG_BINARIES[@]}"; do copy_deb_binary "$b" "$diglayer"; done
   if [ -d "$here/overlay" ]; then
     cp -a "$here/overlay/." "$root/"
   fi
@@ -197,6 +276,9 @@ else
   stage="$work/out"
   mkdir -p "$stage"
   (cd "$root" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) | gzip -6 >"$stage/initramfs.gz"
+  # The kernel unpacks concatenated archives in order, the later over the earlier.
+  (cd "$diglayer" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) | gzip -6 >"$work/dig.gz"
+  cat "$stage/initramfs.gz" "$work/dig.gz" >"$stage/initramfs-dig.gz"
   cp "$vmlinuz" "$stage/vmlinuz"
   # Under TCG, decompressing the bzImage takes seconds. A kernel with CONFIG_PVH boots
   # from its uncompressed ELF directly (QEMU -kernel understands the PVH note).
@@ -262,5 +344,6 @@ fi
 
 echo "kernel=$kernel"
 echo "initrd=$out/initramfs.gz"
+echo "initrd_dig=$out/initramfs-dig.gz"
 echo "kver=$kver"
 echo "accel=$accel"

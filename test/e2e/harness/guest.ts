@@ -39,6 +39,15 @@ export interface GuestOptions {
   /** default route */
   gw?: string;
   mtu?: number;
+  /**
+   * Disk-less network boot (`-boot n`, no -kernel/-initrd/-append): the NIC's iPXE ROM
+   * (Debian's ipxe-qemu) takes everything from DHCP and TFTP; the kernel command line
+   * comes from the boot script, so ip/gw/mtu/append do not apply. SeaBIOS's and
+   * iPXE's messages appear on the serial console before the kernel's.
+   */
+  netboot?: boolean;
+  /** "dig": boot the initramfs that also holds dig (~25 MB more to unpack) */
+  initrd?: "base" | "dig";
   /** more kernel command-line words */
   append?: string[];
   /**
@@ -173,6 +182,11 @@ export class Guest {
 
 /** The QEMU argv (without the binary) for a guest. */
 export function qemuArgs(opts: GuestOptions, image: GuestImage): string[] {
+  let initrd = image.initrd;
+  if (opts.initrd === "dig") {
+    if (!image.initrdDig) throw new Error("Guest: the guest build printed no initrd_dig=");
+    initrd = image.initrdDig;
+  }
   const append = ["console=ttyS0", "quiet", "panic=-1"];
   if (opts.ip) append.push(`usernet.ip=${opts.ip}`);
   if (opts.gw) append.push(`usernet.gw=${opts.gw}`);
@@ -188,12 +202,10 @@ export function qemuArgs(opts: GuestOptions, image: GuestImage): string[] {
     String(opts.memoryMb ?? 256),
     "-accel",
     image.accel,
-    "-kernel",
-    image.kernel,
-    "-initrd",
-    image.initrd,
-    "-append",
-    append.join(" "),
+    // graphics=off: SeaBIOS and iPXE then print on the serial console too.
+    ...(opts.netboot
+      ? ["-boot", "n", "-machine", "graphics=off"]
+      : ["-kernel", image.kernel, "-initrd", initrd, "-append", append.join(" ")]),
     "-serial",
     "stdio",
   ];

@@ -47,6 +47,8 @@ export function e2eMode(env: NodeJS.ProcessEnv = process.env): E2eMode {
 export interface GuestImage {
   kernel: string;
   initrd: string;
+  /** the same initramfs plus dig and its libraries (a second, large archive) */
+  initrdDig?: string;
   kernelVersion: string;
   accel: "tcg" | "kvm";
 }
@@ -105,7 +107,17 @@ export function guestImage(): { ok: true; image: GuestImage } | { ok: false; rea
     guestCache = { ok: false, reason: `guest build printed no kernel/initrd/accel: ${r.stdout.trim()}` };
     return guestCache;
   }
-  guestCache = { ok: true, image: { kernel, initrd, accel, kernelVersion: kv.get("kver") ?? "" } };
+  const initrdDig = kv.get("initrd_dig");
+  guestCache = {
+    ok: true,
+    image: {
+      kernel,
+      initrd,
+      accel,
+      kernelVersion: kv.get("kver") ?? "",
+      ...(initrdDig ? { initrdDig } : {}),
+    },
+  };
   return guestCache;
 }
 

@@ -1,0 +1,112 @@
+/**
+ * A small DNS server for e2e tests: the ONLY upstream a test may give usernet's DNS
+ * forwarder (`dns-upstream=127.0.0.1:PORT`), so no query ever reaches a real resolver.
+ *
+ * Theory of operation
+ * - It runs as its own node process inside the test's namespace (on 127.0.0.1:PORT,
+ *   UDP only: the forwarder asks upstream over UDP for guest UDP queries), started with
+ *   `TestDnsServer.start(ns, { port, records })`. The server code is the small script
+ *   below, run with `node -e`; it decodes and encodes with dns-packet.
+ * - Answers: an A (or ANY) question for a name in `records` gets its addresses (TTL
+ *   30); any other type for a known name gets an empty NOERROR; an unknown name gets
+ *   NXDOMAIN. Names match case-insensitively, without a trailing dot.
+ * - "dead" mode: every query is read and counted, none is answered (the forwarder's
+ *   timeouts are what is tested).
+ * - Every query is printed on stdout as one line `query <id> <type> <name>`; the test
+ *   process counts them from there (`queries()`). Readiness: the line `listening PORT`.
+ * Limits: no TCP, no EDNS0 in answers, one question per query (others get FORMERR).
+ */
+import { createRequire } from "node:module";
+import type { Netns } from "./netns.js";
+import type { Proc } from "./proc.js";
+
+export interface DnsServerOptions {
+  /** UDP port on 127.0.0.1 inside the namespace; default 5353 */
+  port?: number;
+  /** name → IPv4 addresses for A questions */
+  records?: Record<string, string[]>;
+  /** never answer (count only) */
+  dead?: boolean;
+  /** default 10 s */
+  readyTimeoutMs?: number;
+}
+
+export interface DnsQueryLine {
+  id: number;
+  type: string;
+  name: string;
+}
+
+// Plain CommonJS so that `node -e` runs it as it is; argv: dns-packet's path, options JSON.
+const serverScript = `
+const dgram = require("node:dgram");
+const packet = require(process.argv[1]);
+const opts = JSON.parse(process.argv[2]);
+const records = new Map(Object.entries(opts.records).map(([k, v]) => [k.toLowerCase().replace(/\\.$/, ""), v]));
+const sock = dgram.createSocket("udp4");
+sock.on("message", (msg, from) => {
+  let q;
+  try { q = packet.decode(msg); } catch { process.stdout.write("undecodable\\n"); return; }
+  const question = (q.questions || [])[0];
+  const name = question ? question.name.toLowerCase().replace(/\\.$/, "") : "";
+  process.stdout.write("query " + q.id + " " + (question ? question.type : "-") + " " + name + "\\n");
+  if (opts.dead) return;
+  const reply = { type: "response", id: q.id, flags: packet.RECURSION_DESIRED | packet.RECURSION_AVAILABLE | packet.AUTHORITATIVE_ANSWER, questions: q.questions || [], answers: [] };
+  if (!question || (q.questions || []).length !== 1) reply.flags |= 1; // FORMERR
+  else if (!records.has(name)) reply.flags |= 3; // NXDOMAIN
+  else if (question.type === "A" || question.type === "ANY")
+    reply.answers = records.get(name).map((ip) => ({ type: "A", class: "IN", name: question.name, ttl: 30, data: ip }));
+  sock.send(packet.encode(reply), from.port, from.address);
+});
+sock.bind(opts.port, "127.0.0.1", () => process.stdout.write("listening " + opts.port + "\\n"));
+process.on("SIGTERM", () => process.exit(0));
+`;
+
+export class TestDnsServer {
+  private constructor(
+    readonly proc: Proc,
+    readonly port: number,
+  ) {}
+
+  static async start(ns: Netns, opts: DnsServerOptions = {}): Promise<TestDnsServer> {
+    const port = opts.port ?? 5353;
+    const dnsPacket = createRequire(import.meta.url).resolve("dns-packet");
+    const config = JSON.stringify({ port, records: opts.records ?? {}, dead: opts.dead ?? false });
+    const proc = ns.spawn(`dns server :${port}`, process.execPath, ["-e", serverScript, dnsPacket, config]);
+    const server = new TestDnsServer(proc, port);
+    try {
+      await proc.until(`the DNS server listening on ${port}`, opts.readyTimeoutMs ?? 10_000, () =>
+        proc.stdout.includes(`listening ${port}\n`) ? true : undefined,
+      );
+    } catch (e) {
+      await proc.kill(1000);
+      throw e;
+    }
+    return server;
+  }
+
+  /** the `dns-upstream=` value that points usernet here */
+  get upstream(): string {
+    return `dns-upstream=127.0.0.1:${this.port}`;
+  }
+
+  /** Every query received so far, in order. */
+  queries(): DnsQueryLine[] {
+    const out: DnsQueryLine[] = [];
+    for (const line of this.proc.stdout.split("\n")) {
+      const m = /^query (\d+) (\S+) (.*)$/.exec(line);
+      if (m) out.push({ id: Number(m[1]), type: m[2] as string, name: m[3] as string });
+    }
+    return out;
+  }
+
+  /** How many queries asked about `name` (any type). */
+  count(name: string): number {
+    const n = name.toLowerCase().replace(/\.$/, "");
+    return this.queries().filter((q) => q.name === n).length;
+  }
+
+  async close(): Promise<void> {
+    await this.proc.kill(2000);
+  }
+}
