@@ -8,6 +8,7 @@ import type { UserNetdevConfig } from "./config.js";
 import { type FrameSink, type Port, PortCounters, type PortStats } from "./hub/port.js";
 import type { Logger } from "./log.js";
 import { HostDnsUpstream } from "./proxy/dns-upstream.js";
+import { HostForwarder } from "./proxy/host-forward.js";
 import { type HostNet, nodeHostNet } from "./proxy/host-net.js";
 import { IcmpEchoNat } from "./proxy/icmp-echo.js";
 import { NatPolicy } from "./proxy/nat-policy.js";
@@ -74,6 +75,7 @@ export class UserNetdev implements Port {
   readonly udpNat: UdpNat;
   readonly tcpRelay: TcpRelay;
   readonly icmp: IcmpEchoNat;
+  readonly forwards: HostForwarder;
   readonly dns: DnsForwarder;
   readonly localNames: LocalNames;
   readonly tftp: TftpServer | undefined;
@@ -118,6 +120,19 @@ export class UserNetdev implements Port {
     this.tcpRelay = new TcpRelay(options.hostNet ?? nodeHostNet, policy, log.child({ proxy: "tcp" }), () =>
       this.clock.now(),
     );
+    this.forwards = new HostForwarder({
+      gateway: this.stackConfig.host,
+      defaultGuest: parseIpv4(config.dhcpStart) ?? 0,
+      tcp: this.stack.tcp,
+      relay: this.tcpRelay,
+      sendUdp: (d) => {
+        this.stack.sendUdp(d);
+        this.schedule();
+      },
+      drops: this.stack.drops,
+      log: log.child({ proxy: "hostfwd" }),
+      now: () => this.clock.now(),
+    });
     this.icmp = new IcmpEchoNat(
       options.hostNet ?? nodeHostNet,
       policy,
@@ -195,8 +210,14 @@ export class UserNetdev implements Port {
     return `user stack ${c.net}/${c.prefixLength}, gateway ${c.host}, DNS ${c.dns}, DHCP from ${c.dhcpStart}`;
   }
 
+  /** Opens the configured port forwards; a rule that cannot bind fails alone (logged). */
+  async start(): Promise<void> {
+    await this.forwards.open(this.config.hostfwd);
+  }
+
   close(): void {
     this.closed = true;
+    void this.forwards.close();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.udpNat.closeAll();
@@ -227,6 +248,7 @@ export class UserNetdev implements Port {
       return;
     }
     if (d.dst === c.dns && d.dstPort === dnsPort) return this.toDns(d);
+    if (this.forwards.fromGuestUdp(d.src, d.srcPort, d.dst, d.dstPort, d.payload)) return;
     if (this.tftp && d.dst === c.host && (d.dstPort === TFTP_PORT || this.tftp.ownsPort(d.dstPort))) {
       return this.toTftp(this.tftp, d);
     }
@@ -338,6 +360,7 @@ export class UserNetdev implements Port {
     this.stack.onTimer();
     this.udpNat.expire(now);
     this.icmp.expire(now);
+    this.forwards.expire(this.clock.now());
     if (this.tftp) void this.tftp.onTimer(now).then((sends) => this.sendTftp(sends));
     this.schedule();
   }

@@ -48,6 +48,7 @@ export async function startUsernet(config: Config, log: Logger): Promise<Usernet
           });
           hub.attach(u);
           users.push(u);
+          await u.start();
           log.info(`hub ${nd.hub}: ${nd.id}: ${u.describe()}`);
           break;
         }

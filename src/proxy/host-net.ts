@@ -107,47 +107,13 @@ export const nodeHostNet: HostNet = {
       allowHalfOpen: true,
       noDelay: true,
     });
-    let up = false;
-    let finished = false;
     const timer = setTimeout(() => {
-      if (!up) sock.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
+      sock.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
     }, timeoutMs);
     timer.unref();
-    sock.once("connect", () => {
-      up = true;
-      clearTimeout(timer);
-      events({ type: "connected" });
-    });
-    sock.on("data", (data) => events({ type: "data", data }));
-    sock.on("end", () => events({ type: "end" }));
-    sock.on("error", (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      const code = err.code ?? "EIO";
-      events(up ? { type: "error", code } : { type: "connect-failed", code });
-    });
-    sock.on("close", () => {
-      clearTimeout(timer);
-      if (!finished) events({ type: "closed" });
-      finished = true;
-    });
-    return {
-      write(data, done) {
-        sock.write(data, () => done());
-      },
-      end() {
-        sock.end();
-      },
-      reset() {
-        finished = true;
-        if (!sock.destroyed) sock.resetAndDestroy();
-      },
-      pause() {
-        sock.pause();
-      },
-      resume() {
-        sock.resume();
-      },
-    };
+    sock.once("connect", () => clearTimeout(timer));
+    sock.once("close", () => clearTimeout(timer));
+    return wrapTcpSocket(sock, false, events);
   },
   bindUdp(localAddress, events) {
     const sock = dgram.createSocket({ type: "udp4" });
@@ -173,3 +139,50 @@ export const nodeHostNet: HostNet = {
     };
   },
 };
+
+/**
+ * A net.Socket as a HostTcp. `connected` says whether it is up already (an accepted
+ * socket); otherwise "connected" or "connect-failed" comes first.
+ */
+export function wrapTcpSocket(
+  sock: net.Socket,
+  connected: boolean,
+  events: (e: HostTcpEvent) => void,
+): HostTcp {
+  let up = connected;
+  let finished = false;
+  if (!connected) {
+    sock.once("connect", () => {
+      up = true;
+      events({ type: "connected" });
+    });
+  }
+  sock.on("data", (data) => events({ type: "data", data }));
+  sock.on("end", () => events({ type: "end" }));
+  sock.on("error", (err: NodeJS.ErrnoException) => {
+    const code = err.code ?? "EIO";
+    events(up ? { type: "error", code } : { type: "connect-failed", code });
+  });
+  sock.on("close", () => {
+    if (!finished) events({ type: "closed" });
+    finished = true;
+  });
+  return {
+    write(data, done) {
+      sock.write(data, () => done());
+    },
+    end() {
+      sock.end();
+    },
+    reset() {
+      finished = true;
+      if (!sock.destroyed) sock.resetAndDestroy();
+    },
+    pause() {
+      sock.pause();
+    },
+    resume() {
+      sock.resume();
+    },
+  };
+}

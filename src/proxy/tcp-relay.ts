@@ -120,6 +120,11 @@ export class TcpRelay {
         this.relays.delete(conn);
         return;
       case "established":
+        if (r.state === "connecting") {
+          // a forwarded connection: the guest answered; let the host's bytes flow
+          r.state = "open";
+          r.socket?.resume();
+        }
         return;
     }
   }
@@ -147,6 +152,28 @@ export class TcpRelay {
       r.conn.abort();
     }
     this.relays.clear();
+  }
+
+  /**
+   * Relays a connection the host side opened (a port forward): `conn` is the active
+   * open towards the guest; the host socket stays paused until the guest answers.
+   * If the guest refuses (RST) the host client is reset too.
+   */
+  adopt(conn: GuestTcp, hostLabel: string, open: (events: (e: HostTcpEvent) => void) => HostTcp): void {
+    const r: Relay = {
+      conn,
+      host: hostLabel,
+      socket: undefined,
+      state: "connecting",
+      held: undefined,
+      hostEnded: false,
+      toHostBytes: 0,
+      toGuestBytes: 0,
+      created: this.now(),
+    };
+    this.relays.set(conn, r);
+    r.socket = open((e) => this.fromHost(r, e));
+    r.socket.pause();
   }
 
   private connect(conn: GuestTcp): void {

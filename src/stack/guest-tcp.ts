@@ -15,7 +15,14 @@ import type { Clock } from "./clock.js";
 import { DeadlineQueue } from "./deadline-queue.js";
 import type { DropCounters } from "./drop-counters.js";
 import { isTcpOpen, TcpFlowTable, type TcpFlowTableOptions } from "./tcp/flow-table.js";
-import type { TcpEndpoint, TcpEvent, TcpOutput, TcpStep } from "./tcp/tcp-endpoint.js";
+import {
+  TcpEndpoint,
+  type TcpEndpointOptions,
+  type TcpEvent,
+  type TcpOutput,
+  type TcpStep,
+  type TcpTuple,
+} from "./tcp/tcp-endpoint.js";
 import type { TcpSegment } from "./wire/tcp.js";
 
 /** Receives every event of every connection; `connect-request` asks for a host connect. */
@@ -66,6 +73,7 @@ export class GuestTcpLayer {
   readonly table: TcpFlowTable;
   private readonly timers = new DeadlineQueue<GuestTcpConnection>();
   private readonly conns = new Map<TcpEndpoint, GuestTcpConnection>();
+  private readonly endpointOptions: Partial<TcpEndpointOptions>;
 
   constructor(
     private readonly clock: Clock,
@@ -78,6 +86,25 @@ export class GuestTcpLayer {
     private readonly timersChanged: () => void = () => {},
   ) {
     this.table = new TcpFlowTable(options);
+    this.endpointOptions = options.endpoint ?? {};
+  }
+
+  /**
+   * Opens a connection towards a guest (a port forward): SYN from `tuple.remote*` to the
+   * guest. Undefined when the tuple is taken or a bound is reached.
+   */
+  connect(tuple: TcpTuple): GuestTcpConnection | undefined {
+    if (this.table.get(tuple)) return undefined;
+    const { endpoint, step } = TcpEndpoint.connect(tuple, this.endpointOptions, this.now());
+    if (!this.table.add(endpoint)) return undefined;
+    const conn = this.connectionOf(endpoint);
+    this.apply(conn, step);
+    return conn;
+  }
+
+  /** Whether a connection uses this tuple now. */
+  has(tuple: TcpTuple): boolean {
+    return this.table.get(tuple) !== undefined;
   }
 
   now(): number {
