@@ -21,7 +21,7 @@ import type { Logger } from "../log.js";
 import type { DropCounters } from "../stack/drop-counters.js";
 import type { GuestTcpLayer } from "../stack/guest-tcp.js";
 import type { UdpToGuest } from "../stack/user-stack.js";
-import { ipv4ToString } from "../stack/wire/addr.js";
+import { ipv4ToString, parseIpv4 } from "../stack/wire/addr.js";
 import { wrapTcpSocket } from "./host-net.js";
 import type { TcpRelay } from "./tcp-relay.js";
 
@@ -84,7 +84,9 @@ export class HostForwarder {
   async add(rule: HostForward): Promise<ForwardInfo> {
     const info: ForwardInfo = { rule };
     this.forwards.push(info);
-    const guest = rule.guestAddr === "" ? this.ctx.defaultGuest : ipToNumber(rule.guestAddr);
+    // the CLI validated the address; an unparsable one would be a programming error
+    const guest =
+      rule.guestAddr === "" ? this.ctx.defaultGuest : (parseIpv4(rule.guestAddr) ?? this.ctx.defaultGuest);
     const host = rule.hostAddr === "" ? "0.0.0.0" : rule.hostAddr;
     try {
       info.bound =
@@ -227,9 +229,4 @@ export class HostForwarder {
     r.byClient.delete(c.key);
     this.udpByGatewayPort.delete(c.gatewayPort);
   }
-}
-
-function ipToNumber(s: string): number {
-  const p = s.split(".").map(Number);
-  return (((p[0] ?? 0) << 24) | ((p[1] ?? 0) << 16) | ((p[2] ?? 0) << 8) | (p[3] ?? 0)) >>> 0;
 }
