@@ -139,10 +139,17 @@ describe("UserStack ICMP echo", () => {
     expect(icmp.value.payload.equals(data)).toBe(true);
   });
 
-  it("does not answer pings to addresses it does not own, and counts them", () => {
-    const stack = new UserStack(config(), new ManualClock());
+  it("hands pings to outside addresses to the echo hook, and answers none itself", () => {
+    const seen: Array<{ dst: number; id: number; seq: number }> = [];
+    const stack = new UserStack(config(), new ManualClock(), {
+      emit() {},
+      echo: (e) => seen.push({ dst: e.dst, id: e.id, seq: e.seq }),
+    });
     expect(stack.input(echoRequest(ip("198.51.100.1"), Buffer.alloc(8)))).toEqual([]);
-    expect(stack.drops.get("ipv4-unrouted")).toBe(1);
+    expect(seen).toEqual([{ dst: ip("198.51.100.1"), id: 0x1234, seq: 7 }]);
+    const hookless = new UserStack(config(), new ManualClock());
+    expect(hookless.input(echoRequest(ip("198.51.100.1"), Buffer.alloc(8)))).toEqual([]);
+    expect(hookless.drops.get("icmp-no-handler")).toBe(1);
   });
 
   it("drops a corrupted IPv4 header and counts the reason", () => {
