@@ -1,15 +1,31 @@
 /**
- * Host-to-guest port forwards (`hostfwd=`, `-redir`), as QEMU does them: a host
- * listener per rule; each connection (TCP) or client (UDP) becomes a flow to the
- * guest, which sees it coming from the gateway address, like QEMU.
+ * Host-to-guest port forwards (`hostfwd=`, `-redir`, and rules added at run time), as
+ * QEMU does them: a host listener per rule; each connection (TCP) or client (UDP)
+ * becomes a flow to the guest.
  *
- * TCP: each accepted socket becomes an active open from the gateway (on a port from
- * the forward port range) to the guest; the relay adopts the pair and keeps the host
- * socket paused until the guest answers. A guest that refuses resets the client.
+ * Where a forwarded flow comes from, as the guest sees it:
+ * - by default (QEMU's way) from the gateway address, on a port from the forward port
+ *   range (49152-65535), so the guest needs no route back to the real client;
+ * - with `preserveSource` from the real client's address and port, so the guest's
+ *   server logs and filters by the real client. Replies go to the guest's default
+ *   route (the gateway's MAC) and find the flow by its tuple. A client on the host's
+ *   loopback (127/8), or one whose address lies inside the virtual network, still
+ *   appears as the gateway: a Linux guest drops packets from 127/8 arriving on its NIC
+ *   as martians, and it would answer either kind directly instead of via the gateway.
+ *   A client whose tuple is taken (the same client port already forwarded to the same
+ *   guest port) falls back to the gateway too.
  *
- * UDP: each host client (address, port) gets its own gateway port towards the guest,
- * so the guest's replies find their way back; a mapping idle for `udpIdleMs` (240 s)
- * is forgotten; at most `maxUdpClients` per rule (the oldest goes first, counted).
+ * TCP: each accepted socket becomes an active open towards the guest; the relay adopts
+ * the pair and keeps the host socket paused until the guest answers. A guest that
+ * refuses resets the client.
+ *
+ * UDP: each host client (address, port) is a mapping with its own source towards the
+ * guest, so the guest's replies find their way back; a mapping idle for `udpIdleMs`
+ * (240 s) is forgotten; at most `maxUdpClients` per rule (the oldest goes first, counted).
+ *
+ * Rules have ids (given by the caller, who keeps them unique). `remove` closes the
+ * rule's listener, as QEMU's hostfwd_remove does: TCP connections already accepted
+ * stay up until they end; a UDP rule's mappings go with its socket.
  *
  * A rule whose host port cannot be bound fails alone, with a message naming the
  * address; the others keep working.
@@ -21,15 +37,20 @@ import type { Logger } from "../log.js";
 import type { DropCounters } from "../stack/drop-counters.js";
 import type { GuestTcpLayer } from "../stack/guest-tcp.js";
 import type { UdpToGuest } from "../stack/user-stack.js";
-import { ipv4ToString, parseIpv4 } from "../stack/wire/addr.js";
+import { ipv4ToString, isIpv4Loopback, isIpv4Multicast, parseIpv4 } from "../stack/wire/addr.js";
 import { wrapTcpSocket } from "./host-net.js";
 import type { TcpRelay } from "./tcp-relay.js";
 
 export interface HostForwardContext {
   /** the gateway address guests see forwarded connections come from */
   gateway: number;
+  /** the virtual network and its mask: clients inside it cannot keep their address */
+  net: number;
+  mask: number;
   /** the guest address for rules with an empty guest address (the first DHCP address) */
   defaultGuest: number;
+  /** whether rules that do not say keep the client's source address (the netdev's default) */
+  preserveSource: boolean;
   tcp: GuestTcpLayer;
   relay: TcpRelay;
   sendUdp(d: UdpToGuest): void;
@@ -39,7 +60,10 @@ export interface HostForwardContext {
 }
 
 export interface ForwardInfo {
+  id: number;
   rule: HostForward;
+  /** the guest address the rule forwards to (the default guest when the rule says "") */
+  guest: number;
   /** the bound host address, once listening */
   bound?: { address: string; port: number };
   error?: string;
@@ -49,15 +73,24 @@ interface UdpClient {
   key: string;
   address: string;
   port: number;
-  gatewayPort: number;
+  /** the source the guest sees: the client itself (preserved) or the gateway */
+  remote: number;
+  remotePort: number;
+  /** whether remotePort is a gateway port from the forward range */
+  gatewayPort: boolean;
   lastActive: number;
 }
 
 interface UdpRule {
-  rule: HostForward;
-  guest: number;
+  info: ForwardInfo;
   socket: dgram.Socket;
   byClient: Map<string, UdpClient>;
+}
+
+interface Entry {
+  info: ForwardInfo;
+  server?: net.Server;
+  udp?: UdpRule;
 }
 
 /** Gateway ports for forwarded flows; away from what guests usually listen on. */
@@ -65,57 +98,100 @@ const firstForwardPort = 49152;
 const forwardPortCount = 16384;
 
 export class HostForwarder {
-  private readonly tcpServers: net.Server[] = [];
-  private readonly udpRules: UdpRule[] = [];
-  /** gateway port → (rule, client) for UDP replies from the guest */
-  private readonly udpByGatewayPort = new Map<number, { rule: UdpRule; client: UdpClient }>();
+  private readonly entries = new Map<number, Entry>();
+  /** (remote, remotePort, guest, guestPort) as the guest sees it → the UDP mapping */
+  private readonly udpByGuestSide = new Map<string, { rule: UdpRule; client: UdpClient }>();
+  /** gateway ports taken by UDP mappings */
+  private readonly udpGatewayPorts = new Set<number>();
   private nextPort = 0;
-  readonly forwards: ForwardInfo[] = [];
   private readonly udpIdleMs = 240_000;
   private readonly maxUdpClients = 1024;
 
   constructor(private readonly ctx: HostForwardContext) {}
 
   /** Opens every rule; resolves when each is listening or has failed (never rejects). */
-  async open(rules: readonly HostForward[]): Promise<void> {
-    await Promise.all(rules.map((r) => this.add(r)));
+  async open(rules: readonly { id: number; rule: HostForward }[]): Promise<void> {
+    await Promise.all(rules.map((r) => this.add(r.id, r.rule)));
   }
 
-  async add(rule: HostForward): Promise<ForwardInfo> {
-    const info: ForwardInfo = { rule };
-    this.forwards.push(info);
-    // the CLI validated the address; an unparsable one would be a programming error
-    const guest =
-      rule.guestAddr === "" ? this.ctx.defaultGuest : (parseIpv4(rule.guestAddr) ?? this.ctx.defaultGuest);
+  /** Every rule, in id order, with its listener or its error. */
+  list(): ForwardInfo[] {
+    return [...this.entries.values()].map((e) => e.info).sort((a, b) => a.id - b.id);
+  }
+
+  get(id: number): ForwardInfo | undefined {
+    return this.entries.get(id)?.info;
+  }
+
+  /** Whether a rule keeps its clients' addresses. */
+  keepsSource(rule: HostForward): boolean {
+    return rule.preserveSource ?? this.ctx.preserveSource;
+  }
+
+  /** The guest address a rule resolves to on this network. */
+  guestOf(rule: HostForward): number {
+    // callers validated the address; an unparsable one would be a programming error
+    return rule.guestAddr === ""
+      ? this.ctx.defaultGuest
+      : (parseIpv4(rule.guestAddr) ?? this.ctx.defaultGuest);
+  }
+
+  /**
+   * Opens a rule under `id` (which must be new). Never rejects: a rule that cannot
+   * bind stays listed with its `error` until it is removed.
+   */
+  async add(id: number, rule: HostForward): Promise<ForwardInfo> {
+    if (this.entries.has(id)) throw new Error(`forward id ${id} is taken`);
+    const info: ForwardInfo = { id, rule, guest: this.guestOf(rule) };
+    const entry: Entry = { info };
+    this.entries.set(id, entry);
     const host = rule.hostAddr === "" ? "0.0.0.0" : rule.hostAddr;
     try {
-      info.bound =
-        rule.proto === "tcp"
-          ? await this.listenTcp(rule, guest, host)
-          : await this.bindUdp(rule, guest, host);
+      const bound =
+        rule.proto === "tcp" ? await this.listenTcp(entry, host) : await this.bindUdp(entry, host);
+      if (this.entries.get(id) !== entry) {
+        // removed while binding
+        this.closeEntry(entry);
+        return info;
+      }
+      info.bound = bound;
       this.ctx.log.info(
-        `forwarding ${rule.proto} ${info.bound.address}:${info.bound.port} to ${ipv4ToString(guest)}:${rule.guestPort}`,
+        `forwarding ${rule.proto} ${bound.address}:${bound.port} to ${ipv4ToString(info.guest)}:${rule.guestPort}${this.keepsSource(rule) ? " (client source kept)" : ""}`,
+        { id },
       );
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? "";
       info.error = `hostfwd=${rule.proto}:${rule.hostAddr}:${rule.hostPort}-${rule.guestAddr}:${rule.guestPort}: cannot bind ${host}:${rule.hostPort}: ${code || (err as Error).message}${code === "EADDRINUSE" ? " (port already in use)" : ""}`;
-      this.ctx.log.error(info.error);
+      this.ctx.log.error(info.error, { id });
     }
     return info;
   }
 
+  /** Closes a rule's listener (accepted TCP connections stay); false for an unknown id. */
+  remove(id: number): boolean {
+    const entry = this.entries.get(id);
+    if (!entry) return false;
+    this.entries.delete(id);
+    this.closeEntry(entry);
+    const r = entry.info.rule;
+    this.ctx.log.info(`removed forward ${r.proto} ${r.hostAddr || "0.0.0.0"}:${r.hostPort}`, { id });
+    return true;
+  }
+
   /** Routes a guest datagram to a forwarded client; false when it is not forward traffic. */
   fromGuestUdp(src: number, srcPort: number, dst: number, dstPort: number, payload: Buffer): boolean {
-    if (dst !== this.ctx.gateway) return false;
-    const m = this.udpByGatewayPort.get(dstPort);
-    if (!m || m.rule.guest !== src || m.rule.rule.guestPort !== srcPort) return false;
+    if (this.udpByGuestSide.size === 0) return false;
+    const m = this.udpByGuestSide.get(guestSideKey(dst, dstPort, src, srcPort));
+    if (!m) return false;
     m.client.lastActive = this.ctx.now();
     m.rule.socket.send(Buffer.from(payload), m.client.port, m.client.address);
     return true;
   }
 
   expire(now: number): void {
-    for (const r of this.udpRules) {
+    for (const e of this.entries.values()) {
+      const r = e.udp;
+      if (!r) continue;
       for (const c of r.byClient.values()) {
         if (c.lastActive + this.udpIdleMs > now) continue;
         this.forgetUdp(r, c);
@@ -124,8 +200,21 @@ export class HostForwarder {
   }
 
   async close(): Promise<void> {
-    for (const r of this.udpRules) r.socket.close();
-    await Promise.all(this.tcpServers.map((s) => new Promise<void>((res) => s.close(() => res()))));
+    const servers: net.Server[] = [];
+    for (const e of this.entries.values()) {
+      if (e.server) servers.push(e.server);
+      else this.closeEntry(e);
+    }
+    this.entries.clear();
+    await Promise.all(servers.map((s) => new Promise<void>((res) => s.close(() => res()))));
+  }
+
+  private closeEntry(e: Entry): void {
+    e.server?.close();
+    if (e.udp) {
+      for (const c of e.udp.byClient.values()) this.forgetUdp(e.udp, c);
+      e.udp.socket.close();
+    }
   }
 
   private gatewayPort(inUse: (p: number) => boolean): number | undefined {
@@ -139,36 +228,50 @@ export class HostForwarder {
     return undefined;
   }
 
-  private listenTcp(
-    rule: HostForward,
-    guest: number,
-    host: string,
-  ): Promise<{ address: string; port: number }> {
+  /** The client's own address as the guest may see it, or undefined when it must be the gateway. */
+  private keptSource(address: string | undefined): number | undefined {
+    if (address === undefined) return undefined;
+    const a = parseIpv4(address.startsWith("::ffff:") ? address.slice(7) : address);
+    if (a === undefined || a === 0 || a === 0xffffffff) return undefined;
+    if (isIpv4Loopback(a) || isIpv4Multicast(a)) return undefined;
+    if ((a & this.ctx.mask) >>> 0 === this.ctx.net) return undefined;
+    return a;
+  }
+
+  private listenTcp(entry: Entry, host: string): Promise<{ address: string; port: number }> {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) =>
-      this.acceptTcp(rule, guest, sock),
+      this.acceptTcp(entry.info, sock),
     );
+    entry.server = server;
     return new Promise((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ host, port: rule.hostPort }, () => {
+      server.listen({ host, port: entry.info.rule.hostPort }, () => {
         server.off("error", reject);
         server.on("error", (e) => this.ctx.log.warn("forward listener error", { error: e.message }));
-        this.tcpServers.push(server);
         const a = server.address() as net.AddressInfo;
         resolve({ address: a.address, port: a.port });
       });
     });
   }
 
-  private acceptTcp(rule: HostForward, guest: number, sock: net.Socket): void {
+  private acceptTcp(info: ForwardInfo, sock: net.Socket): void {
     sock.setNoDelay(true);
-    const tuple = (port: number) => ({
-      guestAddr: guest,
-      guestPort: rule.guestPort,
-      remoteAddr: this.ctx.gateway,
+    const tuple = (remote: number, port: number) => ({
+      guestAddr: info.guest,
+      guestPort: info.rule.guestPort,
+      remoteAddr: remote,
       remotePort: port,
     });
-    const port = this.gatewayPort((p) => this.ctx.tcp.has(tuple(p)));
-    const conn = port === undefined ? undefined : this.ctx.tcp.connect(tuple(port));
+    let conn: ReturnType<GuestTcpLayer["connect"]>;
+    const kept = this.keepsSource(info.rule) ? this.keptSource(sock.remoteAddress) : undefined;
+    if (kept !== undefined && sock.remotePort !== undefined) {
+      conn = this.ctx.tcp.connect(tuple(kept, sock.remotePort));
+      if (!conn) this.ctx.drops.drop("hostfwd-source-not-kept");
+    }
+    if (!conn) {
+      const port = this.gatewayPort((p) => this.ctx.tcp.has(tuple(this.ctx.gateway, p)));
+      conn = port === undefined ? undefined : this.ctx.tcp.connect(tuple(this.ctx.gateway, port));
+    }
     if (!conn) {
       this.ctx.drops.drop("hostfwd-no-room");
       sock.resetAndDestroy();
@@ -178,20 +281,16 @@ export class HostForwarder {
     this.ctx.relay.adopt(conn, client, (events) => wrapTcpSocket(sock, true, events));
   }
 
-  private bindUdp(
-    rule: HostForward,
-    guest: number,
-    host: string,
-  ): Promise<{ address: string; port: number }> {
+  private bindUdp(entry: Entry, host: string): Promise<{ address: string; port: number }> {
     const socket = dgram.createSocket({ type: "udp4" });
-    const r: UdpRule = { rule, guest, socket, byClient: new Map() };
+    const r: UdpRule = { info: entry.info, socket, byClient: new Map() };
+    entry.udp = r;
     return new Promise((resolve, reject) => {
       socket.once("error", reject);
-      socket.bind({ address: host, port: rule.hostPort, exclusive: true }, () => {
+      socket.bind({ address: host, port: entry.info.rule.hostPort, exclusive: true }, () => {
         socket.off("error", reject);
         socket.on("error", (e) => this.ctx.log.debug("forward udp socket error", { error: e.message }));
         socket.on("message", (data, from) => this.fromHostUdp(r, data, from.address, from.port));
-        this.udpRules.push(r);
         const a = socket.address();
         resolve({ address: a.address, port: a.port });
       });
@@ -200,6 +299,8 @@ export class HostForwarder {
 
   private fromHostUdp(r: UdpRule, data: Buffer, address: string, port: number): void {
     const key = `${address}:${port}`;
+    const guest = r.info.guest;
+    const guestPort = r.info.rule.guestPort;
     let c = r.byClient.get(key);
     if (!c) {
       if (r.byClient.size >= this.maxUdpClients) {
@@ -209,24 +310,41 @@ export class HostForwarder {
           this.forgetUdp(r, oldest);
         }
       }
-      const gp = this.gatewayPort((p) => this.udpByGatewayPort.has(p));
-      if (gp === undefined) return this.ctx.drops.drop("hostfwd-no-room");
-      c = { key, address, port, gatewayPort: gp, lastActive: 0 };
+      let remote: number | undefined = this.keepsSource(r.info.rule) ? this.keptSource(address) : undefined;
+      let remotePort = port;
+      if (remote !== undefined && this.udpByGuestSide.has(guestSideKey(remote, port, guest, guestPort))) {
+        this.ctx.drops.drop("hostfwd-source-not-kept");
+        remote = undefined;
+      }
+      if (remote === undefined) {
+        const gp = this.gatewayPort((p) => this.udpGatewayPorts.has(p));
+        if (gp === undefined) return this.ctx.drops.drop("hostfwd-no-room");
+        remote = this.ctx.gateway;
+        remotePort = gp;
+        this.udpGatewayPorts.add(gp);
+      }
+      c = {
+        key,
+        address,
+        port,
+        remote,
+        remotePort,
+        gatewayPort: remote === this.ctx.gateway,
+        lastActive: 0,
+      };
       r.byClient.set(key, c);
-      this.udpByGatewayPort.set(gp, { rule: r, client: c });
+      this.udpByGuestSide.set(guestSideKey(remote, remotePort, guest, guestPort), { rule: r, client: c });
     }
     c.lastActive = this.ctx.now();
-    this.ctx.sendUdp({
-      src: this.ctx.gateway,
-      srcPort: c.gatewayPort,
-      dst: r.guest,
-      dstPort: r.rule.guestPort,
-      payload: data,
-    });
+    this.ctx.sendUdp({ src: c.remote, srcPort: c.remotePort, dst: guest, dstPort: guestPort, payload: data });
   }
 
   private forgetUdp(r: UdpRule, c: UdpClient): void {
     r.byClient.delete(c.key);
-    this.udpByGatewayPort.delete(c.gatewayPort);
+    this.udpByGuestSide.delete(guestSideKey(c.remote, c.remotePort, r.info.guest, r.info.rule.guestPort));
+    if (c.gatewayPort) this.udpGatewayPorts.delete(c.remotePort);
   }
 }
+
+const guestSideKey = (remote: number, remotePort: number, guest: number, guestPort: number) =>
+  `${remote}:${remotePort}>${guest}:${guestPort}`;

@@ -1,0 +1,174 @@
+/**
+ * Port forwards added at run time (API), kept in one JSON file in the state directory
+ * so they come back after a restart. Forwards from the command line are not kept here:
+ * they come back from the command line.
+ *
+ * Theory of operation
+ * - The file is `{ "version": 1, "nextId": N, "forwards": [{ "id", "netdev", "rule" }] }`.
+ *   `nextId` is kept so that an id, once handed out, is never handed out again, not even
+ *   after a restart (a client holding an old id must never remove someone else's rule).
+ * - `save` writes a temp file next to the target, fsyncs it, renames it over the target
+ *   and fsyncs the directory: a crash leaves the old or the new file, never a torn one.
+ *   Synchronous, like the DHCP lease file: saves happen only when a forward is added or
+ *   removed. A failing save is logged and reported (false), never thrown.
+ * - `load` reads the file once at start. A missing file is empty; an unreadable or
+ *   corrupt one is logged and treated as empty; malformed entries are skipped (logged).
+ * Not done: locking against a second process using the same directory.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { HostForward } from "../config.js";
+import type { Logger } from "../log.js";
+import { parseIpv4 } from "../stack/wire/addr.js";
+
+export const FORWARD_FILE_VERSION = 1;
+export const forwardFileName = "forwards.json";
+
+export interface StoredForward {
+  id: number;
+  netdev: string;
+  rule: HostForward;
+}
+
+export interface ForwardFile {
+  nextId: number;
+  forwards: StoredForward[];
+}
+
+const isPort = (v: unknown, min: number): v is number =>
+  typeof v === "number" && Number.isInteger(v) && v >= min && v <= 65535;
+const isAddr = (v: unknown): v is string => typeof v === "string" && (v === "" || parseIpv4(v) !== undefined);
+
+/** A rule as read from JSON, or undefined when any field is wrong. */
+export function parseStoredRule(v: unknown): HostForward | undefined {
+  if (typeof v !== "object" || v === null) return undefined;
+  const r = v as Record<string, unknown>;
+  if (r.proto !== "tcp" && r.proto !== "udp") return undefined;
+  if (!isAddr(r.hostAddr) || !isPort(r.hostPort, 0) || !isAddr(r.guestAddr) || !isPort(r.guestPort, 1)) {
+    return undefined;
+  }
+  if (r.preserveSource !== undefined && typeof r.preserveSource !== "boolean") return undefined;
+  const rule: HostForward = {
+    proto: r.proto,
+    hostAddr: r.hostAddr,
+    hostPort: r.hostPort,
+    guestAddr: r.guestAddr,
+    guestPort: r.guestPort,
+  };
+  if (r.preserveSource !== undefined) rule.preserveSource = r.preserveSource;
+  return rule;
+}
+
+export class ForwardStore {
+  readonly file: string;
+
+  constructor(
+    readonly stateDir: string,
+    private readonly log: Logger,
+  ) {
+    this.file = path.join(stateDir, forwardFileName);
+  }
+
+  load(): ForwardFile {
+    const empty: ForwardFile = { nextId: 1, forwards: [] };
+    let text: string;
+    try {
+      text = fs.readFileSync(this.file, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
+        this.log.warn("cannot read the forward file, starting without runtime forwards", {
+          file: this.file,
+          error: String(e),
+        });
+      }
+      return empty;
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      this.log.warn("the forward file is not JSON, starting without runtime forwards", { file: this.file });
+      return empty;
+    }
+    const body = data as { version?: unknown; nextId?: unknown; forwards?: unknown } | null;
+    if (
+      typeof body !== "object" ||
+      body === null ||
+      body.version !== FORWARD_FILE_VERSION ||
+      !Array.isArray(body.forwards)
+    ) {
+      this.log.warn("the forward file has an unknown format, starting without runtime forwards", {
+        file: this.file,
+      });
+      return empty;
+    }
+    const out: ForwardFile = { nextId: 1, forwards: [] };
+    const seen = new Set<number>();
+    let skipped = 0;
+    for (const e of body.forwards as unknown[]) {
+      const entry = e as { id?: unknown; netdev?: unknown; rule?: unknown } | null;
+      const rule = entry === null || typeof entry !== "object" ? undefined : parseStoredRule(entry.rule);
+      const id = entry?.id;
+      if (
+        rule === undefined ||
+        typeof id !== "number" ||
+        !Number.isSafeInteger(id) ||
+        id < 1 ||
+        seen.has(id) ||
+        typeof entry?.netdev !== "string" ||
+        entry.netdev === ""
+      ) {
+        skipped++;
+        continue;
+      }
+      seen.add(id);
+      out.forwards.push({ id, netdev: entry.netdev, rule });
+    }
+    if (skipped > 0)
+      this.log.warn("skipped malformed entries in the forward file", { file: this.file, skipped });
+    const maxId = Math.max(0, ...seen);
+    const next = typeof body.nextId === "number" && Number.isSafeInteger(body.nextId) ? body.nextId : 1;
+    out.nextId = Math.max(next, maxId + 1);
+    return out;
+  }
+
+  /** true when the file is written and durable */
+  save(f: ForwardFile): boolean {
+    const tmp = `${this.file}.tmp-${process.pid}`;
+    try {
+      fs.mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+      const text = `${JSON.stringify({ version: FORWARD_FILE_VERSION, nextId: f.nextId, forwards: f.forwards }, null, 1)}\n`;
+      const fd = fs.openSync(tmp, "w", 0o600);
+      try {
+        fs.writeFileSync(fd, text);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, this.file);
+      syncDirectory(this.stateDir);
+      return true;
+    } catch (e) {
+      this.log.error("cannot save the runtime forwards", { file: this.file, error: String(e) });
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        // the old file is intact
+      }
+      return false;
+    }
+  }
+}
+
+/** Makes a rename durable. Some filesystems refuse fsync on a directory; that is fine. */
+function syncDirectory(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, "r");
+    fs.fsyncSync(fd);
+  } catch {
+    // best effort
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
