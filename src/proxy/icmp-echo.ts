@@ -14,6 +14,7 @@
  */
 import type { Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
+import { ipv4ToString } from "../stack/wire/addr.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "../stack/wire/icmp.js";
 import type { HostNet, HostPing, HostPingEvent } from "./host-net.js";
 import type { NatPolicy } from "./nat-policy.js";
@@ -35,6 +36,16 @@ export interface EchoToGuest {
   payload: Buffer;
 }
 
+/** A flow as the management API lists it. */
+export interface IcmpFlowInfo {
+  guest: string;
+  echoId: number;
+  lastDestination: string;
+  echoes: number;
+  replies: number;
+  ageMs: number;
+}
+
 export interface IcmpEchoOptions {
   idleTimeoutMs?: number;
   maxFlows?: number;
@@ -46,6 +57,10 @@ interface Flow {
   guestId: number;
   socket: HostPing;
   lastActive: number;
+  created: number;
+  lastDst: number;
+  echoes: number;
+  replies: number;
 }
 
 export class IcmpEchoNat {
@@ -75,8 +90,11 @@ export class IcmpEchoNat {
     if (flow === undefined) return;
     const msg = Buffer.allocUnsafe(icmpHeaderLength + e.payload.length);
     encodeIcmp({ kind: "echo-request", code: 0, id: e.id, seq: e.seq, payload: e.payload }, msg);
-    if (flow.socket.send(msg, dest.address)) this.echoesSent++;
-    else this.drops.drop("icmp-socket-full");
+    flow.lastDst = e.dst;
+    if (flow.socket.send(msg, dest.address)) {
+      this.echoesSent++;
+      flow.echoes++;
+    } else this.drops.drop("icmp-socket-full");
   }
 
   nextDeadline(): number | undefined {
@@ -89,6 +107,17 @@ export class IcmpEchoNat {
       if (flow.lastActive + this.idleTimeoutMs > now) break;
       this.close(flow);
     }
+  }
+
+  list(now: number): IcmpFlowInfo[] {
+    return [...this.flows.values()].map((f) => ({
+      guest: ipv4ToString(f.guestAddr),
+      echoId: f.guestId,
+      lastDestination: ipv4ToString(f.lastDst),
+      echoes: f.echoes,
+      replies: f.replies,
+      ageMs: now - f.created,
+    }));
   }
 
   get size(): number {
@@ -121,6 +150,10 @@ export class IcmpEchoNat {
       guestId: e.id,
       socket: undefined as unknown as HostPing,
       lastActive: now,
+      created: now,
+      lastDst: e.dst,
+      echoes: 0,
+      replies: 0,
     };
     try {
       flow.socket = this.host.openPing(this.policy.config.outboundAddr, (ev) => this.fromHost(flow, ev));
@@ -155,6 +188,7 @@ export class IcmpEchoNat {
     const src = this.policy.guestSource(ev.from);
     if (src === undefined) return this.drops.drop("icmp-reply-source-hidden");
     this.repliesReceived++;
+    flow.replies++;
     // the reply's data is a fresh buffer per message (the poller's contract): a view is fine
     this.toGuest({ src, dst: flow.guestAddr, id: flow.guestId, seq: m.value.seq, payload: m.value.payload });
   }

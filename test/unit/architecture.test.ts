@@ -61,10 +61,24 @@ describe("module boundaries (DESIGN.md)", () => {
     expect(bad).toEqual([]);
   });
 
-  it("hub/ imports nothing of ports/, and only ports/ and proxy/ open sockets", () => {
+  it("hub/ imports nothing of ports/, and only ports/, proxy/ and api/ (its own listeners) open sockets", () => {
     expect(all.filter((i) => within("hub")(i.from) && within("ports")(i.to))).toEqual([]);
     const sockets = all.filter((i) => /^node:(net|dgram)$/.test(i.to));
-    expect(sockets.filter((i) => !within("ports")(i.from) && !within("proxy")(i.from))).toEqual([]);
+    expect(
+      sockets.filter((i) => !within("ports")(i.from) && !within("proxy")(i.from) && !within("api")(i.from)),
+    ).toEqual([]);
+  });
+
+  it("api/ talks to the service only through the facade in usernet.ts", () => {
+    const bad = all.filter(
+      (i) =>
+        within("api")(i.from) &&
+        !i.to.startsWith("node:") &&
+        !/^[@a-z]/.test(i.to) &&
+        !within("api")(i.to) &&
+        !["usernet.ts", "log.ts"].includes(i.to),
+    );
+    expect(bad).toEqual([]);
   });
 
   it("services/ use the stack's wire codecs at most, never hub/ports/proxy", () => {

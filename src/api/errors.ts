@@ -1,0 +1,69 @@
+/**
+ * Every API error has one shape, `{ error: { reason, message } }`: a stable kebab-case
+ * reason for scripts and a sentence for people. This maps facade reasons and fastify's
+ * own errors (bad JSON, schema violations, wrong media type, too large) onto it.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Facade reasons (ControlError, forward errors) to HTTP statuses. */
+const statusOfReason: Record<string, number> = {
+  invalid: 400,
+  unsupported: 400,
+  "not-found": 404,
+  "not-removable": 409,
+  "id-taken": 409,
+  conflict: 409,
+  "bind-failed": 409,
+};
+
+/** An error thrown by the facade, as an ApiError; unknown errors stay 500s. */
+export function fromFacade(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  const err = e as { reason?: unknown; message?: unknown };
+  const message = typeof err?.message === "string" ? err.message : String(e);
+  if (typeof err?.reason === "string") {
+    return new ApiError(statusOfReason[err.reason] ?? 400, err.reason, message);
+  }
+  return new ApiError(500, "internal-error", message);
+}
+
+export function errorBody(reason: string, message: string) {
+  return { error: { reason, message } };
+}
+
+export function handleError(e: FastifyError | ApiError, req: FastifyRequest, reply: FastifyReply) {
+  if (e instanceof ApiError) {
+    if (e.statusCode >= 500) req.log.error({ err: e }, "request failed");
+    return reply.code(e.statusCode).send(errorBody(e.reason, e.message));
+  }
+  if (e.validation) {
+    const unknown = e.validation.find((v) => v.keyword === "additionalProperties");
+    const reason = unknown ? "unknown-field" : "invalid-request";
+    const field = unknown?.params?.additionalProperty;
+    const message = field ? `${e.validationContext ?? "body"}: unknown field "${field}"` : e.message;
+    return reply.code(400).send(errorBody(reason, message));
+  }
+  switch (e.code) {
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return reply.code(400).send(errorBody("malformed-json", e.message));
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return reply.code(415).send(errorBody("unsupported-media-type", e.message));
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return reply.code(413).send(errorBody("body-too-large", e.message));
+  }
+  if (e instanceof SyntaxError) return reply.code(400).send(errorBody("malformed-json", e.message));
+  const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
+  if (status >= 500) req.log.error({ err: e }, "request failed");
+  return reply.code(status).send(errorBody(status >= 500 ? "internal-error" : "bad-request", e.message));
+}
