@@ -1,0 +1,295 @@
+/**
+ * TAP ports: a Linux TAP device as a hub port, so a network namespace (or the host)
+ * with the kernel's own TCP/IP stack sits on a usernet hub — `-netdev tap,ifname=` and
+ * `usernet slirp4netns`.
+ *
+ * Theory of operation
+ * - Open: the native addon creates the TAP (IFF_TAP | IFF_NO_PI, no vnet header) in
+ *   this process's network namespace, or inside another one (`netns`: a path such as
+ *   /proc/PID/ns/net or /var/run/netns/NAME), joining a user namespace first when
+ *   `userns` is given (rootless). The device lives as long as the fd: closing the port
+ *   removes it. Addresses, routes, MTU and link state are not set here; whoever asked
+ *   for the TAP runs `ip` (the MTU should be the user netdev's `mtu=`).
+ * - Receive: an FdPoller reads what the kernel sends out of the TAP in batches (up to
+ *   `maxBatch` frames per wake-up) and the hub gets each batch in one call. Frames
+ *   shorter than an Ethernet header are dropped ("frame-too-short"). A read error
+ *   other than EAGAIN stops reading for good ("read-error") and is reported once to
+ *   `onFailure`: it happens when the device is gone (its namespace was destroyed),
+ *   which is how a drop-in for slirp4netns learns that its namespace went away.
+ * - Send: frames are written one write(2) each, in order, until the kernel says
+ *   EAGAIN (its queue, txqueuelen frames, is full). The rest are held in a bounded
+ *   queue (`maxQueuedFrames`, default 256) and written when the fd is writable again;
+ *   what does not fit in that queue is dropped ("tx-queue-full"), so a namespace that
+ *   does not read cannot make usernet grow. A frame the kernel refuses for another
+ *   reason (EIO while the link is down) is dropped ("write-error").
+ * - Checksums: plain frames only (no IFF_VNET_HDR): the kernel computes every checksum
+ *   before a frame leaves through the TAP, and verifies those we write, exactly as on
+ *   a wire. No GSO super-frames, so every frame is at most the TAP's MTU + 14 bytes.
+ *   (Offloads would be faster at MTU 1500; not done.)
+ * - Not here: multi-queue TAPs, vhost-net, bridges, persistent devices (TUNSETPERSIST),
+ *   QEMU's script=/downscript= helpers.
+ */
+import type { TapNetdevConfig } from "../config.js";
+import type { Hub } from "../hub/hub.js";
+import { type FrameSink, type Port, PortCounters, type PortStats } from "../hub/port.js";
+import type { Logger } from "../log.js";
+import { FdPoller, type NativeError, openTap, openTapInNetns, type TapHandle } from "../native/binding.js";
+import { minFrameLength } from "./length-prefixed-frames.js";
+import type { NetdevHandle } from "./netdev.js";
+
+export const defaultTapMaxQueuedFrames = 256;
+export const defaultTapMaxBatch = 64;
+
+export interface TapPortOptions {
+  /** the port's name on the hub (the netdev id) */
+  name: string;
+  /** interface name to create, at most 15 bytes; "" or a "tap%d" pattern lets the kernel pick */
+  ifname: string;
+  /** create the TAP inside this network namespace (a path); absent = this process's */
+  netns?: string | undefined;
+  /** join this user namespace first (a path; rootless), only with netns */
+  userns?: string | undefined;
+  log: Logger;
+  /** frames read per wake-up at most (1..4096, default 64) */
+  maxBatch?: number;
+  /** frames held while the kernel's queue is full before dropping (default 256) */
+  maxQueuedFrames?: number;
+  /** called once when the device stops working (read error: e.g. its namespace is gone) */
+  onFailure?: (err: NativeError) => void;
+}
+
+/** The parts of the native addon a TapPort uses; tests give fakes. */
+export interface TapNative {
+  open(opts: TapPortOptions): TapHandle;
+  poller(
+    fd: number,
+    onBatch: (frames: Buffer[]) => void,
+    onError: (err: NativeError) => void,
+    maxBatch: number,
+  ): TapPoller;
+}
+
+/** What TapPort needs of an FdPoller. */
+export interface TapPoller {
+  write(frames: readonly Buffer[]): number;
+  waitWritable(cb: () => void): void;
+  close(): void;
+  stats(): { writeErrors: number; lastError: string | null };
+}
+
+export const nativeTap: TapNative = {
+  open(opts) {
+    const tapOpts = { vnetHdr: false };
+    if (opts.netns !== undefined)
+      return openTapInNetns(opts.netns, opts.userns ?? null, opts.ifname, tapOpts);
+    if (opts.userns !== undefined) throw new Error(`${opts.name}: userns= needs netns=`);
+    return openTap(opts.ifname, tapOpts);
+  },
+  poller(fd, onBatch, onError, maxBatch) {
+    return new FdPoller(fd, "frames", onBatch, { maxBatch, onError });
+  },
+};
+
+export class TapPort implements Port {
+  readonly kind = "tap";
+  readonly name: string;
+  /** the interface name the kernel gave */
+  readonly ifname: string;
+  private readonly counters = new PortCounters();
+  private readonly log: Logger;
+  private readonly poller: TapPoller;
+  private readonly maxQueued: number;
+  private readonly where: string;
+  private readonly onFailure: ((err: NativeError) => void) | undefined;
+  /** frames waiting for the fd to become writable, oldest first */
+  private queue: Buffer[] = [];
+  private waiting = false;
+  private failed: NativeError | undefined;
+  private sink: FrameSink | undefined;
+  private isClosed = false;
+  /** kernel-refused writes already folded into the counters */
+  private seenWriteErrors = 0;
+
+  /** Opens the TAP; throws (the addon's Error, naming the failed call) when it cannot. */
+  static open(options: TapPortOptions, native: TapNative = nativeTap): TapPort {
+    const handle = native.open(options);
+    return new TapPort(options, handle, native);
+  }
+
+  private constructor(options: TapPortOptions, handle: TapHandle, native: TapNative) {
+    this.name = options.name;
+    this.ifname = handle.name;
+    this.log = options.log;
+    this.maxQueued = options.maxQueuedFrames ?? defaultTapMaxQueuedFrames;
+    this.onFailure = options.onFailure;
+    this.where =
+      options.netns === undefined ? `tap ${handle.name}` : `tap ${handle.name} in ${options.netns}`;
+    this.poller = native.poller(
+      handle.fd,
+      (frames) => this.fromKernel(frames),
+      (err) => this.readFailed(err),
+      options.maxBatch ?? defaultTapMaxBatch,
+    );
+  }
+
+  send(frames: readonly Buffer[]): void {
+    if (this.isClosed || this.failed) {
+      this.counters.drop(this.isClosed ? "closed" : "device-gone", frames.length);
+      return;
+    }
+    let rest: readonly Buffer[] = frames;
+    if (this.queue.length === 0) {
+      const n = this.write(frames);
+      if (n === frames.length) return;
+      rest = frames.slice(n);
+    }
+    const room = this.maxQueued - this.queue.length;
+    if (room < rest.length) {
+      this.counters.drop("tx-queue-full", rest.length - Math.max(room, 0));
+      rest = rest.slice(0, Math.max(room, 0));
+    }
+    // the hub's frames are immutable, so holding references is safe
+    for (const f of rest) this.queue.push(f);
+    this.armWritable();
+  }
+
+  setReceiver(sink: FrameSink | undefined): void {
+    this.sink = sink;
+  }
+
+  stats(): PortStats {
+    this.foldWriteErrors();
+    return this.counters.snapshot();
+  }
+
+  /** frames held for a full kernel queue now */
+  queuedFrames(): number {
+    return this.queue.length;
+  }
+
+  describe(): string {
+    if (this.isClosed) return "closed";
+    if (this.failed) return `${this.where}: stopped (${this.failed.code ?? this.failed.message})`;
+    return this.where;
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.queue = [];
+    this.foldWriteErrors();
+    this.poller.close();
+  }
+
+  private fromKernel(frames: Buffer[]): void {
+    if (this.isClosed) return;
+    let batch = frames;
+    if (frames.some((f) => f.length < minFrameLength)) {
+      batch = frames.filter((f) => f.length >= minFrameLength);
+      this.counters.drop("frame-too-short", frames.length - batch.length);
+    }
+    if (batch.length === 0) return;
+    this.counters.countRx(batch);
+    if (this.sink) this.sink(batch);
+    else this.counters.drop("no-receiver", batch.length);
+  }
+
+  private readFailed(err: NativeError): void {
+    if (this.failed || this.isClosed) return;
+    this.failed = err;
+    this.counters.drop("read-error");
+    this.log.warn("TAP read failed; the device stops (its namespace may be gone)", {
+      port: this.name,
+      tap: this.ifname,
+      error: `${err.code ?? ""} ${err.message}`.trim(),
+    });
+    this.dropQueue("device-gone");
+    this.onFailure?.(err);
+  }
+
+  /** writes what the kernel takes now; returns how many frames were consumed */
+  private write(frames: readonly Buffer[]): number {
+    const n = this.poller.write(frames);
+    for (let i = 0; i < n; i++) this.counters.countTx(frames[i] as Buffer);
+    return n;
+  }
+
+  private armWritable(): void {
+    if (this.waiting || this.queue.length === 0) return;
+    this.waiting = true;
+    this.poller.waitWritable(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.waiting = false;
+    if (this.isClosed || this.failed) return;
+    const n = this.write(this.queue);
+    this.queue = n === 0 ? this.queue : this.queue.slice(n);
+    this.armWritable();
+  };
+
+  private dropQueue(reason: string): void {
+    if (this.queue.length > 0) this.counters.drop(reason, this.queue.length);
+    this.queue = [];
+  }
+
+  private foldWriteErrors(): void {
+    const e = this.poller.stats().writeErrors;
+    if (e > this.seenWriteErrors) {
+      this.counters.drop("write-error", e - this.seenWriteErrors);
+      this.seenWriteErrors = e;
+    }
+  }
+}
+
+/**
+ * `-netdev tap`: opens the TAP and attaches it to the hub. Throws an Error naming the
+ * netdev and the failed call when the TAP cannot be opened (no addon, EPERM, EBUSY).
+ */
+export function openTapNetdev(
+  cfg: TapNetdevConfig,
+  hub: Hub,
+  log: Logger,
+  options: { onFailure?: (err: NativeError) => void; native?: TapNative } = {},
+): NetdevHandle {
+  const plog = log.child({ netdev: cfg.id });
+  let port: TapPort;
+  try {
+    port = TapPort.open(
+      {
+        name: cfg.id,
+        ifname: cfg.ifname,
+        netns: cfg.netns,
+        userns: cfg.userns,
+        log: plog,
+        onFailure: options.onFailure,
+      },
+      options.native,
+    );
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    const where = cfg.netns === undefined ? "" : ` in ${cfg.netns}`;
+    throw new Error(`-netdev tap,id=${cfg.id}: cannot open TAP "${cfg.ifname}"${where}: ${why}`, {
+      cause: e,
+    });
+  }
+  try {
+    hub.attach(port);
+  } catch (e) {
+    port.close();
+    throw e;
+  }
+  let closed = false;
+  return {
+    id: cfg.id,
+    kind: port.kind,
+    describe: () => port.describe(),
+    ports: () => (closed ? [] : [port]),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      hub.detach(port);
+      port.close();
+    },
+  };
+}
