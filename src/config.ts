@@ -18,6 +18,11 @@ export interface HostForward {
   /** "" means the first DHCP address */
   guestAddr: string;
   guestPort: number;
+  /**
+   * the guest sees the real client's address and port instead of the gateway's;
+   * absent: the netdev's `preserveSource` (QEMU's way, the gateway, by default)
+   */
+  preserveSource?: boolean;
 }
 
 export interface GuestForward {
@@ -53,6 +58,8 @@ export interface UserNetdevConfig {
   /** default net + 4 */
   smbServer: string;
   hostfwd: HostForward[];
+  /** default for forwards that do not say (hostfwd-source=preserve); absent = gateway */
+  preserveSource?: boolean;
   guestfwd: GuestForward[];
   /** upstream resolvers "IP:PORT"; empty means /etc/resolv.conf */
   dnsUpstream: InetAddress[];
@@ -95,7 +102,12 @@ export interface TapNetdevConfig {
   type: "tap";
   id: string;
   hub: number;
+  /** interface name; "" lets the kernel pick (tap0, tap1, ...) */
   ifname: string;
+  /** create the TAP inside this network namespace (/proc/PID/ns/net, /var/run/netns/NAME) */
+  netns?: string;
+  /** join this user namespace first (rootless); only with netns */
+  userns?: string;
 }
 
 export type NetdevConfig =
@@ -105,10 +117,22 @@ export type NetdevConfig =
   | DgramNetdevConfig
   | TapNetdevConfig;
 
+/** Where the management API listens. */
+export interface ApiConfig {
+  /** unix socket path (mode 0600) */
+  socket?: string;
+  /** TCP listener; only together with `token` */
+  listen?: InetAddress;
+  /** the bearer token TCP clients must send */
+  token?: string;
+}
+
 export interface Config {
   netdevs: NetdevConfig[];
-  /** management API unix socket path; undefined = none */
-  apiSocket?: string;
+  /** slirp4netns-compatible JSON API (add/list/remove_hostfwd) unix socket path; undefined = none */
+  slirp4netnsApiSocket?: string;
+  /** the management API (src/api); undefined = none */
+  api?: ApiConfig;
   stateDir?: string;
   logLevel: "debug" | "info" | "warn" | "error";
 }

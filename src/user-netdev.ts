@@ -1,17 +1,24 @@
 /**
  * One `-netdev user`: a user stack on a hub, with its built-in services and NAT.
  * This is the hub port that carries frames between the hub and the sans-I/O stack,
- * routes guest UDP (DHCP to the DHCP server, the rest to the NAT), and owns the one
+ * routes guest UDP (DHCP to the DHCP server, the rest to the NAT) and TCP (DNS over
+ * TCP and SMB served locally, the rest to the relay), and owns the one
  * timer the stack and NAT share (each says when it next has work; this schedules it).
  */
+import { userInfo } from "node:os";
 import type { UserNetdevConfig } from "./config.js";
 import { type FrameSink, type Port, PortCounters, type PortStats } from "./hub/port.js";
 import type { Logger } from "./log.js";
+import { dnsOverTcp } from "./proxy/dns-tcp.js";
 import { HostDnsUpstream } from "./proxy/dns-upstream.js";
+import { GuestForwarder } from "./proxy/guest-forward.js";
 import { HostForwarder } from "./proxy/host-forward.js";
 import { type HostNet, nodeHostNet } from "./proxy/host-net.js";
+import { hostPipe } from "./proxy/host-pipe.js";
 import { IcmpEchoNat } from "./proxy/icmp-echo.js";
+import { LocalTcpService } from "./proxy/local-tcp-service.js";
 import { NatPolicy } from "./proxy/nat-policy.js";
+import { nodeSmbdHost } from "./proxy/smbd-host.js";
 import { TcpRelay } from "./proxy/tcp-relay.js";
 import { UdpNat } from "./proxy/udp-nat.js";
 import { dhcpConfigFromNetdev } from "./services/dhcp/dhcp-config.js";
@@ -21,6 +28,7 @@ import { DhcpServer } from "./services/dhcp/dhcp-server.js";
 import { DnsForwarder } from "./services/dns/dns-forwarder.js";
 import { LocalNames } from "./services/dns/local-names.js";
 import { chooseUpstreams } from "./services/dns/resolv-conf.js";
+import { type SmbdHost, SmbdLauncher } from "./services/smb/smbd-launcher.js";
 import { TFTP_PORT } from "./services/tftp/tftp-packet.js";
 import { TftpRoot } from "./services/tftp/tftp-root.js";
 import { type TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
@@ -33,6 +41,9 @@ import { BROADCAST_MAC, parseIpv4, prefixToMask } from "./stack/wire/addr.js";
 import { IcmpUnreachableCode } from "./stack/wire/icmp.js";
 
 const dnsPort = 53;
+const smbPorts = [445, 139];
+/** a DNS-over-TCP connection with no bytes either way for this long is reset */
+const dnsTcpIdleMs = 30_000;
 const dhcpServerPort = 67;
 const dhcpClientPort = 68;
 
@@ -63,6 +74,9 @@ export interface UserNetdevOptions {
   stateDir?: string | undefined;
   /** the host's /etc/resolv.conf text, used when no dns-upstream= is given */
   resolvConf?: string | undefined;
+  /** how smbd is run for smb=DIR (tests inject a fake) */
+  smbdHost?: SmbdHost;
+  smbdPath?: string;
 }
 
 /** The name guests reach the gateway (the host) by, answered by the DNS forwarder. */
@@ -76,9 +90,17 @@ export class UserNetdev implements Port {
   readonly tcpRelay: TcpRelay;
   readonly icmp: IcmpEchoNat;
   readonly forwards: HostForwarder;
+  /** guestfwd=: guest TCP to SERVER:PORT onto a host socket or a command */
+  readonly guestForwards: GuestForwarder;
   readonly dns: DnsForwarder;
   readonly localNames: LocalNames;
   readonly tftp: TftpServer | undefined;
+  /** DNS over TCP at the DNS address, port 53 */
+  readonly dnsTcp: LocalTcpService;
+  /** smb=DIR: smbd, started at the first connection to the SMB address */
+  readonly smb: SmbdLauncher | undefined;
+  private readonly smbTcp: LocalTcpService | undefined;
+  private stopping: Promise<void> = Promise.resolve();
   private readonly dnsUpstream: HostDnsUpstream;
   private readonly stackConfig: StackConfig;
   private receiver: FrameSink | undefined;
@@ -122,7 +144,10 @@ export class UserNetdev implements Port {
     );
     this.forwards = new HostForwarder({
       gateway: this.stackConfig.host,
+      net: this.stackConfig.net,
+      mask: this.stackConfig.mask,
       defaultGuest: parseIpv4(config.dhcpStart) ?? 0,
+      preserveSource: config.preserveSource ?? false,
       tcp: this.stack.tcp,
       relay: this.tcpRelay,
       sendUdp: (d) => {
@@ -131,6 +156,12 @@ export class UserNetdev implements Port {
       },
       drops: this.stack.drops,
       log: log.child({ proxy: "hostfwd" }),
+      now: () => this.clock.now(),
+    });
+    this.guestForwards = new GuestForwarder(config.guestfwd, {
+      gateway: this.stackConfig.host,
+      hostNet: options.hostNet ?? nodeHostNet,
+      log: log.child({ proxy: "guestfwd" }),
       now: () => this.clock.now(),
     });
     this.icmp = new IcmpEchoNat(
@@ -166,6 +197,36 @@ export class UserNetdev implements Port {
       logger: dnsLog,
       localNames: this.localNames,
     });
+    this.dnsTcp = new LocalTcpService(
+      {
+        name: "dns-tcp",
+        open: dnsOverTcp({ resolve: (q) => this.dns.handle(q, "tcp") }),
+        idleTimeoutMs: dnsTcpIdleMs,
+      },
+      dnsLog,
+    );
+    if (config.smb !== undefined) {
+      const smbLog = log.child({ service: "smb" });
+      const smb = new SmbdLauncher({
+        shareDir: config.smb,
+        user: userInfo().username,
+        host: options.smbdHost ?? nodeSmbdHost(smbLog),
+        smbdPath: options.smbdPath,
+        log: smbLog,
+      });
+      this.smb = smb;
+      this.smbTcp = new LocalTcpService(
+        {
+          name: "smb",
+          open: hostPipe({
+            hostNet: options.hostNet ?? nodeHostNet,
+            target: async () => ({ address: "127.0.0.1", port: await smb.port() }),
+            log: smbLog,
+          }),
+        },
+        smbLog,
+      );
+    }
     this.tftp =
       config.tftp === undefined
         ? undefined
@@ -210,9 +271,13 @@ export class UserNetdev implements Port {
     return `user stack ${c.net}/${c.prefixLength}, gateway ${c.host}, DNS ${c.dns}, DHCP from ${c.dhcpStart}`;
   }
 
-  /** Opens the configured port forwards; a rule that cannot bind fails alone (logged). */
+  /**
+   * Checks what must work before the network runs. The port forwards are opened by
+   * the composition root (src/forwards.ts), which gives them their ids.
+   */
   async start(): Promise<void> {
-    await this.forwards.open(this.config.hostfwd);
+    // smb= without smbd (or with an unusable directory) stops start-up, as in QEMU
+    await this.smb?.check();
   }
 
   close(): void {
@@ -222,14 +287,29 @@ export class UserNetdev implements Port {
     this.timer = undefined;
     this.udpNat.closeAll();
     this.tcpRelay.closeAll();
+    this.guestForwards.closeAll();
+    this.dnsTcp.closeAll();
+    this.smbTcp?.closeAll();
+    if (this.smb) this.stopping = this.smb.close();
     this.icmp.closeAll();
     this.dnsUpstream.close();
   }
 
+  /** Settles when what close() started (stopping smbd) is done. */
+  whenClosed(): Promise<void> {
+    return this.stopping;
+  }
+
   private routeTcp(conn: GuestTcpConnection, ev: TcpEvent): void {
+    if (this.guestForwards.owns(conn.remoteAddr, conn.remotePort)) return this.guestForwards.event(conn, ev);
+    if (this.dnsTcp.owns(conn)) return this.dnsTcp.event(conn, ev);
+    if (this.smbTcp?.owns(conn)) return this.smbTcp.event(conn, ev);
     if (ev.type === "connect-request") {
       const c = this.stackConfig;
       const dst = conn.remoteAddr;
+      if (dst === c.dns && conn.remotePort === dnsPort) return this.dnsTcp.event(conn, ev);
+      if (this.smbTcp && dst === c.smb && smbPorts.includes(conn.remotePort))
+        return this.smbTcp.event(conn, ev);
       if (dst !== c.host && (dst === c.dns || dst === c.smb || c.extraAddresses.includes(dst))) {
         // a virtual address with nothing listening on this port
         this.stack.drops.drop("tcp-no-service");

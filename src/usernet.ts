@@ -1,33 +1,66 @@
 /**
- * The composition root: builds hubs, ports and user stacks from one Config, and the
- * control facade the CLI (and later the API) uses. Nothing else wires modules together.
+ * The composition root: builds hubs, ports, user stacks and the management API from
+ * one Config, and the control facade (src/control.ts) the API and `usernet ctl` use.
+ * Nothing else wires modules together.
  */
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { type RunningApi, startApi } from "./api/server.js";
+import { type Slirp4netnsApi, startSlirp4netnsApi } from "./api/slirp4netns-api.js";
 import type { Config, NetdevConfig } from "./config.js";
+import { type Control, createControl } from "./control.js";
+import { Forwards, type ForwardsFacade } from "./forwards.js";
 import { HubRegistry } from "./hub/hub.js";
 import type { Logger } from "./log.js";
+import type { NativeError } from "./native/binding.js";
 import { type NetdevHandle, openNetdev } from "./ports/netdev.js";
+import { openTapNetdev } from "./ports/tap-port.js";
 import { UserNetdev } from "./user-netdev.js";
 
-export interface Usernet {
+export type { ApiConfig } from "./config.js";
+export * from "./control.js";
+export { ForwardError, type ForwardErrorReason, type ForwardsFacade, type ForwardView } from "./forwards.js";
+export type { Logger } from "./log.js";
+export type { PortNetdevConfig } from "./ports/netdev.js";
+
+/** The control facade (src/control.ts) is what the management API and `usernet ctl` see. */
+export interface Usernet extends Control {
   readonly hubs: HubRegistry;
   readonly userNetdevs: readonly UserNetdev[];
   readonly portNetdevs: readonly NetdevHandle[];
+  /** port forwards of every user netdev: list, add and remove at run time */
+  readonly forwards: ForwardsFacade;
   close(): Promise<void>;
 }
 
-export async function startUsernet(config: Config, log: Logger): Promise<Usernet> {
+export interface UsernetOptions {
+  /** a TAP port's device stopped working (e.g. its namespace is gone); default: logged only */
+  onTapFailure?: (netdevId: string, err: NativeError) => void;
+  /** shown by the API's status and metrics */
+  version?: string;
+}
+
+export async function startUsernet(
+  config: Config,
+  log: Logger,
+  options: UsernetOptions = {},
+): Promise<Usernet> {
   const hubs = new HubRegistry({ log });
   const users: UserNetdev[] = [];
   const handles: NetdevHandle[] = [];
+  let slirpApi: Slirp4netnsApi | undefined;
+  let api: RunningApi | undefined;
 
   const close = async () => {
+    await api?.close();
+    await slirpApi?.close();
     await Promise.allSettled(handles.map((h) => h.close()));
     for (const u of users) {
       hubs.find(u.config.hub)?.detach(u);
       u.close();
     }
+    // smbd is stopped (by pid) and its directory removed before close resolves
+    await Promise.allSettled(users.map((u) => u.whenClosed()));
     hubs.close();
   };
 
@@ -37,6 +70,7 @@ export async function startUsernet(config: Config, log: Logger): Promise<Usernet
     ? await readFile("/etc/resolv.conf", "utf8").catch(() => undefined)
     : undefined;
 
+  let forwards: Forwards;
   try {
     for (const nd of config.netdevs) {
       const hub = hubs.get(nd.hub);
@@ -52,8 +86,14 @@ export async function startUsernet(config: Config, log: Logger): Promise<Usernet
           log.info(`hub ${nd.hub}: ${nd.id}: ${u.describe()}`);
           break;
         }
-        case "tap":
-          throw new Error(`-netdev tap,id=${nd.id}: TAP ports are not supported yet`);
+        case "tap": {
+          const h = openTapNetdev(nd, hub, log, {
+            onFailure: (err) => options.onTapFailure?.(nd.id, err),
+          });
+          handles.push(h);
+          log.info(`hub ${nd.hub}: ${nd.id}: ${h.describe()}`);
+          break;
+        }
         default: {
           await prepareSocketDirectory(nd);
           const h = await openNetdev(nd, hub, log);
@@ -62,12 +102,39 @@ export async function startUsernet(config: Config, log: Logger): Promise<Usernet
         }
       }
     }
+    forwards = await Forwards.open(users, config.stateDir, log.child({ component: "forwards" }));
+    if (config.slirp4netnsApiSocket !== undefined) {
+      slirpApi = await startSlirp4netnsApi(config.slirp4netnsApiSocket, forwards, {
+        log: log.child({ component: "slirp4netns-api" }),
+      });
+    }
   } catch (e) {
     await close();
     throw e;
   }
 
-  return { hubs, userNetdevs: users, portNetdevs: handles, close };
+  const control = createControl({
+    hubs,
+    users,
+    handles,
+    log,
+    version: options.version ?? "unknown",
+    open: openNetdev,
+    configuredHubs: new Map(config.netdevs.map((nd) => [nd.id, nd.hub])),
+  });
+  const usernet: Usernet = { ...control, hubs, userNetdevs: users, portNetdevs: handles, forwards, close };
+  if (config.api) {
+    try {
+      api = await startApi(config.api, usernet, log.child({ component: "api" }), {
+        logLevel: config.logLevel,
+        version: options.version,
+      });
+    } catch (e) {
+      await close();
+      throw e;
+    }
+  }
+  return usernet;
 }
 
 /** A unix listener's directory (the default one lives under $XDG_RUNTIME_DIR) is created private to the user. */

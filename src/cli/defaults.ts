@@ -3,7 +3,8 @@
  *   user0    a `-netdev user` with QEMU's defaults (10.0.2.0/24),
  *   stream0  a QEMU stream/socket listener on 127.0.0.1:8010 (loopback only),
  *   unix0    a unix stream listener at $XDG_RUNTIME_DIR/usernet/hub0.sock, or
- *            <tmpdir>/usernet-<uid>/hub0.sock without XDG_RUNTIME_DIR.
+ *            <tmpdir>/usernet-<uid>/hub0.sock without XDG_RUNTIME_DIR,
+ * and the management API on api.sock in the same directory (parse.ts adds it).
  * <tmpdir> is Node's os.tmpdir() rule applied to the environment passed in (TMPDIR,
  * TMP, TEMP, else /tmp), so callers and tests control it. Creating the directory
  * (mode 0700) is the transport's job when it binds.
@@ -24,6 +25,11 @@ function tmpdir(env: NodeJS.ProcessEnv): string {
 export function defaultUnixSocketPath(env: NodeJS.ProcessEnv, uid: number): string {
   const xdg = env.XDG_RUNTIME_DIR;
   return xdg ? `${xdg.replace(/\/+$/, "")}/usernet/hub0.sock` : `${tmpdir(env)}/usernet-${uid}/hub0.sock`;
+}
+
+/** The management API's socket when usernet runs its defaults: next to hub0.sock. */
+export function defaultApiSocketPath(env: NodeJS.ProcessEnv, uid: number): string {
+  return defaultUnixSocketPath(env, uid).replace(/hub0\.sock$/, "api.sock");
 }
 
 export function defaultNetdevs(env: NodeJS.ProcessEnv, uid: number): NetdevEntry[] {

@@ -4,15 +4,16 @@
  * loaded only when there is something to run, so --help and bad options stay fast.
  */
 import { runCli } from "./run.js";
+import { readVersion } from "./version.js";
 
 const code = await runCli({
   argv: process.argv.slice(2),
   env: process.env,
   stdout: process.stdout,
   stderr: process.stderr,
-  async start(config, log) {
+  async start(config, log, options) {
     const { startUsernet } = await import("../usernet.js");
-    return startUsernet(config, log);
+    return startUsernet(config, log, { version: readVersion(), ...options });
   },
   onSignal(handler) {
     const on = (signal: NodeJS.Signals) => handler(signal);

@@ -15,6 +15,11 @@
  * on the network or broadcast address or inside the DHCP pool, a pool running past the
  * end of the network, and hostfwd guest addresses outside the network are refused.
  * ipv4=off is refused (the stack is IPv4) and ipv6=on is "not supported yet".
+ *
+ * Not in QEMU: `hostfwd-source=preserve|gateway` (default gateway, QEMU's way) says
+ * whether forwarded connections reach the guest from the real client's address and
+ * port; it applies to the netdev's hostfwd= rules, -redir rules landing on it, and
+ * runtime forwards that do not say otherwise.
  */
 import type { GuestForward, HostForward, InetAddress, UserNetdevConfig } from "../config.js";
 import { guestfwdForm, hostfwdForm, parseGuestForward, parseHostForward } from "./forwards.js";
@@ -58,6 +63,7 @@ export const userSpec: Readonly<Record<string, OptionSpec>> = {
   smb: { kind: "value", form: "a directory such as smb=/srv/share" },
   smbserver: ipForm("smbserver", "10.0.2.4"),
   hostfwd: { kind: "list", form: hostfwdForm },
+  "hostfwd-source": { kind: "value", form: "preserve or gateway such as hostfwd-source=preserve" },
   guestfwd: { kind: "list", form: guestfwdForm },
   ipv4: boolForm("ipv4", "on"),
   ipv6: boolForm("ipv6", "off"),
@@ -235,6 +241,11 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
     return hp;
   });
 
+  const hostfwdSource = opts.get("hostfwd-source");
+  if (hostfwdSource !== undefined && hostfwdSource !== "preserve" && hostfwdSource !== "gateway") {
+    opts.fail("hostfwd-source", hostfwdSource);
+  }
+
   const cfg: UserNetdevConfig = {
     type: "user",
     id,
@@ -261,6 +272,7 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
   if (bootfile !== undefined) cfg.bootfile = bootfile;
   if (smb !== undefined) cfg.smb = smb;
   if (outboundAddr !== undefined) cfg.outboundAddr = outboundAddr;
+  if (hostfwdSource === "preserve") cfg.preserveSource = true;
 
   for (const v of opts.list("hostfwd")) {
     const f = parseHostForward(v);

@@ -7,7 +7,7 @@
  * before it ("user.0", "socket.1"). Ids are QEMU identifiers and must be unique.
  *
  * Guest-side options (`-net nic`, `-net none`) are QEMU's business and refused with a
- * pointer there; TAP waits for the native addon; other QEMU backends (bridge, vde,
+ * pointer there; other QEMU backends (bridge, vde,
  * l2tpv3, vhost-user, ...) are unknown types.
  */
 import type { NetdevConfig } from "../config.js";
@@ -15,6 +15,7 @@ import { parseDecimal } from "./inet.js";
 import { buildDgramNetdev, dgramRefused, dgramSpec } from "./netdev-dgram.js";
 import { buildSocketNetdev, socketRefused, socketSpec } from "./netdev-socket.js";
 import { buildStreamNetdev, streamRefused, streamSpec } from "./netdev-stream.js";
+import { buildTapNetdev, tapRefused, tapSpec } from "./netdev-tap.js";
 import { buildUserNetdev, userRefused, userSpec } from "./netdev-user.js";
 import { OptionSet, type OptionSpec, parseQemuOptString } from "./qemu-opts.js";
 import { UsageError } from "./usage-error.js";
@@ -51,6 +52,7 @@ const types = {
   socket: { spec: socketSpec, refused: socketRefused, build: buildSocketNetdev },
   stream: { spec: streamSpec, refused: streamRefused, build: buildStreamNetdev },
   dgram: { spec: dgramSpec, refused: dgramRefused, build: buildDgramNetdev },
+  tap: { spec: tapSpec, refused: tapRefused, build: buildTapNetdev },
 } as const;
 
 const isType = (t: string): t is keyof typeof types => Object.hasOwn(types, t);
@@ -80,8 +82,6 @@ export class NetdevList {
         `${where}: is a QEMU guest option; it belongs on the QEMU command line, not usernet's`,
       );
     }
-    if (type === "tap")
-      throw new UsageError(`${where}: not supported yet: TAP ports need the native addon (planned)`);
     if (type === "hubport") throw new UsageError(`${where}: not needed: every -netdev takes hubid=N`);
     if (!isType(type)) {
       throw new UsageError(

@@ -9,18 +9,19 @@
  * and -net netdevs are built as they come, -redir forwards are applied at the end to
  * the first user netdev of hub 0 (as old QEMU applied them to its one slirp), and no
  * -netdev/-net at all means the defaults (see defaults.ts). --state-dir and
- * --log-level keep their last value, so the command line can override a config file
+ * --log-level (and --api-socket) keep their last value, so the command line can override a config file
  * read before it. Finally, netdevs that would bind the same host socket are refused.
  *
  * Pure apart from the injected readFile and the process uid (for the default socket
  * path); the environment is a parameter.
  */
 import { readFileSync } from "node:fs";
-import type { Config, HostForward } from "../config.js";
+import type { ApiConfig, Config, HostForward } from "../config.js";
 import { checkBindConflicts } from "./binds.js";
 import { tokenizeConfigFile } from "./config-file.js";
-import { defaultNetdevs } from "./defaults.js";
+import { defaultApiSocketPath, defaultNetdevs } from "./defaults.js";
 import { parseRedirect, redirForm } from "./forwards.js";
+import { parseHostPort } from "./inet.js";
 import { NetdevList } from "./netdev.js";
 import { defaultUserNetdev, guestAddressProblem } from "./netdev-user.js";
 import { usageText } from "./usage.js";
@@ -39,6 +40,13 @@ const valued: Record<string, { display: string; form: string }> = {
   redir: { display: "-redir", form: redirForm },
   config: { display: "--config", form: "FILE such as --config /etc/usernet.conf" },
   "state-dir": { display: "--state-dir", form: "DIR such as --state-dir /var/lib/usernet" },
+  "api-socket": {
+    display: "--api-socket",
+    form: "PATH (slirp4netns's JSON API) such as --api-socket /run/user/1000/usernet.api",
+  },
+  api: { display: "--api", form: "PATH or off such as --api /run/user/1000/usernet/api.sock" },
+  "api-listen": { display: "--api-listen", form: "HOST:PORT such as --api-listen 127.0.0.1:8180" },
+  "api-token-file": { display: "--api-token-file", form: "FILE such as --api-token-file ~/.usernet-token" },
   "log-level": { display: "--log-level", form: "debug, info, warn or error such as --log-level debug" },
   device: { display: "-device", form: "" },
   nic: { display: "-nic", form: "" },
@@ -147,6 +155,10 @@ export function parseCommandLine(
   const redirs: { raw: string; forward: HostForward }[] = [];
   let sawNetdev = false;
   let stateDir: string | undefined;
+  let apiSocket: string | undefined;
+  let api: string | undefined;
+  let apiListen: { host: string; port: number } | undefined;
+  let apiTokenFile: string | undefined;
   let logLevel: LogLevel = "info";
   for (const t of tokens) {
     if (t.kind === "bad") throw new UsageError(t.message);
@@ -168,6 +180,32 @@ export function parseCommandLine(
         if (value === "" || value.includes("\0"))
           throw new UsageError(`--state-dir ${value}: expected a directory`);
         stateDir = value;
+        break;
+      case "api-socket":
+        if (value === "" || value.includes("\0") || Buffer.byteLength(value) > 107) {
+          throw new UsageError(
+            `--api-socket ${value}: expected ${valued["api-socket"]?.form} (at most 107 bytes)`,
+          );
+        }
+        apiSocket = value;
+        break;
+      case "api":
+        if (value === "" || value.includes("\0") || Buffer.byteLength(value) > 107) {
+          throw new UsageError(`--api ${value}: expected ${valued.api?.form} (at most 107 bytes)`);
+        }
+        api = value;
+        break;
+      case "api-listen":
+        apiListen = parseHostPort(value, 0);
+        if (apiListen === undefined) {
+          throw new UsageError(`--api-listen ${value}: expected ${valued["api-listen"]?.form}`);
+        }
+        break;
+      case "api-token-file":
+        if (value === "" || value.includes("\0")) {
+          throw new UsageError(`--api-token-file ${value}: expected ${valued["api-token-file"]?.form}`);
+        }
+        apiTokenFile = value;
         break;
       case "log-level":
         if (!isLogLevel(value)) {
@@ -208,5 +246,52 @@ export function parseCommandLine(
 
   const config: Config = { netdevs: list.entries.map((e) => e.config), logLevel };
   if (stateDir !== undefined) config.stateDir = stateDir;
+  if (apiSocket !== undefined) config.slirp4netnsApiSocket = apiSocket;
+  const apiConfig = managementApi(api, apiListen, apiTokenFile, sawNetdev, env, readFile);
+  if (apiConfig) config.api = apiConfig;
   return { action: "run", config };
+}
+
+/**
+ * The management API: `--api PATH` (or the default path when usernet runs its defaults,
+ * as `npm start` does; `--api off` turns it off), and/or `--api-listen HOST:PORT`,
+ * which needs `--api-token-file` (the token is the file's first line).
+ */
+function managementApi(
+  api: string | undefined,
+  listen: { host: string; port: number } | undefined,
+  tokenFile: string | undefined,
+  sawNetdev: boolean,
+  env: NodeJS.ProcessEnv,
+  readFile: (path: string) => string,
+): ApiConfig | undefined {
+  const out: ApiConfig = {};
+  if (api !== undefined && api !== "off") out.socket = api;
+  else if (api === undefined && !sawNetdev) out.socket = defaultApiSocketPath(env, process.getuid?.() ?? 0);
+  if (listen !== undefined) {
+    if (tokenFile === undefined) {
+      throw new UsageError(
+        `--api-listen ${listen.host}:${listen.port}: a TCP API needs a token: add ${valued["api-token-file"]?.display} ${valued["api-token-file"]?.form}`,
+      );
+    }
+    let text: string;
+    try {
+      text = readFile(tokenFile);
+    } catch (e) {
+      throw new UsageError(
+        `--api-token-file ${tokenFile}: cannot read: ${e instanceof Error ? e.message : e}`,
+      );
+    }
+    const token = text.split("\n", 1)[0]?.trim() ?? "";
+    if (token.length < 16) {
+      throw new UsageError(
+        `--api-token-file ${tokenFile}: the token (its first line) needs at least 16 characters`,
+      );
+    }
+    out.listen = listen;
+    out.token = token;
+  } else if (tokenFile !== undefined) {
+    throw new UsageError(`--api-token-file ${tokenFile}: only useful with --api-listen HOST:PORT`);
+  }
+  return out.socket === undefined && out.listen === undefined ? undefined : out;
 }

@@ -5,11 +5,16 @@
  * run until SIGINT or SIGTERM, then close and exit 0. A start-up failure (a port
  * already taken, ...) is logged as one line and exits 1, as is a failure to close. A
  * second signal while closing gives up waiting and exits 1.
+ *
+ * `usernet ctl ...` is the management API's client (ctl.ts).
+ * `usernet slirp4netns ...` (first argument) is the slirp4netns drop-in instead, with
+ * its own grammar (slirp4netns.ts, slirp4netns-run.ts).
  */
 import type { Config } from "../config.js";
 import { createLogger, type Logger } from "../log.js";
 import { formatQemuAttachCommands } from "./attach.js";
 import { parseCommandLine } from "./parse.js";
+import type { StartOptions } from "./slirp4netns-run.js";
 import { UsageError } from "./usage-error.js";
 
 export interface Running {
@@ -23,7 +28,7 @@ export interface CliEnvironment {
   stderr: { write(s: string): unknown };
   readFile?: (path: string) => string;
   /** starts the network; src/usernet.ts's startUsernet in the real program */
-  start(config: Config, log: Logger): Promise<Running>;
+  start(config: Config, log: Logger, options?: StartOptions): Promise<Running>;
   /** calls `handler` on SIGINT/SIGTERM; returns the unsubscribe function */
   onSignal(handler: (signal: string) => void): () => void;
   /** defaults to src/log.ts's createLogger writing to stderr */
@@ -34,6 +39,14 @@ const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).rep
 
 /** runs the program; resolves to the process exit status */
 export async function runCli(io: CliEnvironment): Promise<number> {
+  if (io.argv[0] === "ctl") {
+    const { runCtl } = await import("./ctl.js");
+    return runCtl({ ...io, argv: io.argv.slice(1) });
+  }
+  if (io.argv[0] === "slirp4netns") {
+    const { runSlirp4netns } = await import("./slirp4netns-run.js");
+    return runSlirp4netns({ ...io, argv: io.argv.slice(1) });
+  }
   let parsed: ReturnType<typeof parseCommandLine>;
   try {
     parsed = parseCommandLine(io.argv, io.env, io.readFile);

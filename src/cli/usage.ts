@@ -27,6 +27,10 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       hostfwd=[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport   (repeatable)
                                         host port 0 = any free port; empty guestaddr =
                                         the first DHCP address
+      hostfwd-source=preserve|gateway   forwarded clients reach the guest from their own
+                                        address and port (preserve), or from the gateway
+                                        like QEMU (gateway, the default); loopback clients
+                                        always come from the gateway
       guestfwd=[tcp]:[server]:port-cmd:COMMAND                         (repeatable)
       guestfwd=[tcp]:[server]:port-tcp:HOST:PORT                       (repeatable)
       ipv4=on ipv6=off                  accepted; ipv4=off and ipv6=on are not supported
@@ -54,6 +58,14 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       a multicast remote.host makes a multicast LAN (local.* then optional)
     e.g. -netdev dgram,id=d0,local.type=inet,local.host=127.0.0.1,local.port=8011,remote.type=inet,remote.host=127.0.0.1,remote.port=8012
 
+  -netdev tap,id=ID[,ifname=NAME][,netns=PATH|NAME][,userns=PATH]
+      a Linux TAP device (native addon; root, or /dev/net/tun access) whose kernel
+      stack joins the hub; netns= creates it inside another network namespace
+      (/proc/PID/ns/net, or a name from \`ip netns add\`), userns= joins that user
+      namespace first (rootless). Addresses, routes and MTU are yours to set with ip;
+      script=no, downscript=no and vnet_hdr=off are accepted.
+    e.g. -netdev tap,id=t0,ifname=tap0,netns=ns1
+
   -net TYPE,[vlan=N][,name=ID][,key=value...]
       legacy spelling of -netdev: vlan= is the hub, name= the id (default TYPE.N)
     e.g. -net user,vlan=1,hostfwd=tcp::8080-:80
@@ -63,9 +75,12 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       there is none)
     e.g. -redir tcp:2222::22
 
-Not supported: -netdev tap (needs the native addon, planned), unix datagram
-sockets, file descriptors (fd=), IPv6. -net nic, -nic and -device are guest options:
+Not supported: unix datagram sockets, file descriptors (fd=), vnet_hdr=on, IPv6. -net nic, -nic and -device are guest options:
 they belong on the QEMU command line.
+
+Subcommand:
+  usernet slirp4netns [OPTION]... PID|PATH TAPNAME
+      a drop-in for slirp4netns 1.2 (rootlesskit, Podman): see usernet slirp4netns --help
 
 Other options:
   --config FILE        read options from FILE: the same tokens as the command line,
@@ -75,10 +90,27 @@ Other options:
     e.g. --config /etc/usernet.conf
   --state-dir DIR      where DHCP leases and runtime forwards are kept
     e.g. --state-dir /var/lib/usernet
+  --api-socket PATH    slirp4netns's JSON API on a unix socket (mode 0600): add_hostfwd,
+                       list_hostfwd, remove_hostfwd, one request per connection; forwards
+                       added there persist in --state-dir; guest_addr defaults to the
+                       first DHCP address
+    e.g. --api-socket /run/user/1000/usernet.api
+  --api PATH|off       the management API (HTTP/JSON, see usernet ctl) on a unix socket
+                       (mode 0600); on by default at $XDG_RUNTIME_DIR/usernet/api.sock
+                       (else $TMPDIR/usernet-UID/api.sock) when no -netdev/-net is given
+    e.g. --api /run/user/1000/usernet/api.sock
+  --api-listen HOST:PORT  the management API on TCP as well; needs --api-token-file
+  --api-token-file FILE   the bearer token TCP clients must send (the file's first
+                       line, at least 16 characters)
+    e.g. --api-listen 127.0.0.1:8180 --api-token-file ~/.config/usernet/token
   --log-level LEVEL    debug, info, warn or error (info)
     e.g. --log-level debug
   -h, --help           this text
   -V, --version        the version
+
+Talking to a running usernet (see usernet ctl --help):
+  usernet ctl [--api PATH | --api-url URL --token-file FILE] [--json] COMMAND
+    e.g. usernet ctl status; usernet ctl capture 0 hub0.pcap --count 100
 
 Exit status: 0 after a clean stop (SIGINT/SIGTERM), 1 when start-up fails, 2 on a
 bad command line.

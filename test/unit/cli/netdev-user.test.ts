@@ -169,7 +169,7 @@ describe("-netdev user: valid lines", () => {
 describe("-netdev user: errors", () => {
   const accepted =
     "id, hubid, net, host, dhcpstart, dhcpcount, dns, dnssearch, domainname, hostname, restrict, tftp, " +
-    "tftp-server-name, bootfile, smb, smbserver, hostfwd, guestfwd, ipv4, ipv6, dns-upstream, host-loopback, " +
+    "tftp-server-name, bootfile, smb, smbserver, hostfwd, hostfwd-source, guestfwd, ipv4, ipv6, dns-upstream, host-loopback, " +
     "outbound-addr, mtu";
   it.each([
     [",net=10.0.2.0/33", "-netdev user: net=10.0.2.0/33: expected ADDR[/PREFIX] such as net=10.0.2.0/24"],

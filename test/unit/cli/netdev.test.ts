@@ -108,10 +108,13 @@ describe("NetdevList", () => {
     [[["-netdev", "user,id=a,vlan=1"]], "-netdev user: vlan=1: belongs to -net; -netdev takes hubid=N"],
     [[["-net", "user,hubid=1"]], "-net user: hubid=1: belongs to -netdev; -net takes vlan=N"],
     [
-      [["-netdev", "tap,id=t0,ifname=tap0"]],
-      "-netdev tap: not supported yet: TAP ports need the native addon (planned)",
+      [["-netdev", "tap,id=t0,fd=3"]],
+      "-netdev tap: fd=3: not supported: usernet does not take file descriptors from a parent",
     ],
-    [[["-net", "tap"]], "-net tap: not supported yet: TAP ports need the native addon (planned)"],
+    [
+      [["-net", "tap,script=/etc/qemu-ifup"]],
+      "-net tap: script=/etc/qemu-ifup: expected no such as script=no (usernet runs no scripts)",
+    ],
     [
       [["-net", "nic,model=e1000"]],
       "-net nic: is a QEMU guest option; it belongs on the QEMU command line, not usernet's",
@@ -121,11 +124,14 @@ describe("NetdevList", () => {
       "-net none: is a QEMU guest option; it belongs on the QEMU command line, not usernet's",
     ],
     [[["-netdev", "hubport,id=h,hubid=1"]], "-netdev hubport: not needed: every -netdev takes hubid=N"],
-    [[["-netdev", "bridge,id=b"]], '-netdev: unknown type "bridge" (accepted: user, socket, stream, dgram)'],
-    [[["-netdev", "User,id=b"]], '-netdev: unknown type "User" (accepted: user, socket, stream, dgram)'],
+    [
+      [["-netdev", "bridge,id=b"]],
+      '-netdev: unknown type "bridge" (accepted: user, socket, stream, dgram, tap)',
+    ],
+    [[["-netdev", "User,id=b"]], '-netdev: unknown type "User" (accepted: user, socket, stream, dgram, tap)'],
     [
       [["-netdev", "toString,id=b"]],
-      '-netdev: unknown type "toString" (accepted: user, socket, stream, dgram)',
+      '-netdev: unknown type "toString" (accepted: user, socket, stream, dgram, tap)',
     ],
     [[["-netdev", ",id=b"]], "-netdev: missing type: expected TYPE,key=value,... such as -netdev user,id=n0"],
     [[["-netdev", "id=b"]], "-netdev: missing type: expected TYPE,key=value,... such as -netdev user,id=n0"],

@@ -70,6 +70,7 @@ describe("parseCommandLine: valid command lines", () => {
           reconnect: 0,
         },
       ],
+      api: { socket: "/run/user/1000/usernet/api.sock" },
     });
   });
 
@@ -156,6 +157,7 @@ describe("parseCommandLine: valid command lines", () => {
           user("user0", { hostfwd: [fwd(2222, 22), fwd(5353, 53, "udp", "10.0.2.15")] }),
           ...defaults.slice(1),
         ],
+        api: { socket: "/run/user/1000/usernet/api.sock" },
       },
     ],
     // ... on the first user netdev of hub 0, after its own forwards
@@ -342,7 +344,7 @@ describe("parseCommandLine: help and version", () => {
 describe("parseCommandLine: errors", () => {
   it.each<[string[], string]>([
     [["--bogus"], 'unknown option "--bogus" (see usernet --help)'],
-    [["--api-socket", "/x"], 'unknown option "--api-socket" (see usernet --help)'],
+    [["--api-sock", "/x"], 'unknown option "--api-sock" (see usernet --help)'],
     [["user,id=n0"], 'unexpected argument "user,id=n0": options start with - (see usernet --help)'],
     [["-"], 'unexpected argument "-": options start with - (see usernet --help)'],
     [["-netdev"], "-netdev: missing value: expected -netdev TYPE,id=ID,... such as -netdev user,id=n0"],
