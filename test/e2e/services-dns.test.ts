@@ -6,7 +6,7 @@
  *
  * One guest serves all checks: it listens and usernet connects to it, so usernet can
  * be restarted with a dead upstream under the same guest (harness/guest-server.ts).
- * Not tested here: DNS over TCP (usernet has no guest TCP yet).
+ * DNS over TCP (dig +tcp) is tested in services-dns-tcp.test.ts.
  */
 import { expect, test } from "vitest";
 import { TestDnsServer } from "./harness/dns-server.js";

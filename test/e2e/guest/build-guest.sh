@@ -7,6 +7,8 @@
 #   initrd=/…/guest/<kver>/initramfs.gz
 #   initrd_dig=/…/guest/<kver>/initramfs-dig.gz (the same plus dig and its ~45 MB of
 #     libraries, appended as a second archive; only guests that need dig boot it)
+#   initrd_smb=/…/guest/<kver>/initramfs-smb.gz (the base plus Samba's smbclient and
+#     its ~70 MB of libraries, the same way; for the SMB tests)
 #   kver=6.1.0-NN-amd64
 #   accel=tcg|kvm
 # Progress and errors go to stderr.
@@ -62,6 +64,11 @@ DEB_PACKAGES=(isc-dhcp-client tftp-hpa atftp iperf3 libiperf0 libsctp1)
 DEB_BINARIES=(/sbin/dhclient /usr/bin/tftp:/usr/local/bin/tftp /usr/bin/atftp /usr/bin/iperf3)
 DIG_PACKAGES=(bind9-dnsutils bind9-libs libjemalloc2 libmaxminddb0 libfstrm0 libprotobuf-c1 liblmdb0)
 DIG_BINARIES=(/usr/bin/dig)
+#  - SMB_*: the same for a third archive (initramfs-smb.gz, base + smbclient): Samba's
+#    client libraries are ~70 MB. Libraries no package here provides (ICU, GnuTLS, ...)
+#    come from the host, as for dig.
+SMB_PACKAGES=(smbclient samba-libs libwbclient0 libtalloc2 libtdb1 libtevent0 libldb2 libjansson4 libarchive13 libpopt0 libldap-2.5-0 libsasl2-2)
+SMB_BINARIES=(/usr/bin/smbclient)
 MODULES=(e1000 virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover net_failover virtio_net af_packet)
 # -------------------------------------------------------------------------------------
 
@@ -136,7 +143,7 @@ cached_extra() {
   return 0
 }
 missing_debs=()
-for p in "${DEB_PACKAGES[@]}" "${DIG_PACKAGES[@]}"; do
+for p in "${DEB_PACKAGES[@]}" "${DIG_PACKAGES[@]}" "${SMB_PACKAGES[@]}"; do
   [ -n "$(cached_extra "$p")" ] || missing_debs+=("$p")
 done
 if [ ${#missing_debs[@]} -gt 0 ]; then
@@ -149,7 +156,7 @@ if [ ${#missing_debs[@]} -gt 0 ]; then
   mv "$dl"/*.deb "$extra_dir/" && rm -rf "$dl"
 fi
 extra_debs=()
-for p in "${DEB_PACKAGES[@]}" "${DIG_PACKAGES[@]}"; do
+for p in "${DEB_PACKAGES[@]}" "${DIG_PACKAGES[@]}" "${SMB_PACKAGES[@]}"; do
   f=$(cached_extra "$p")
   [ -n "$f" ] || die "apt-get download $p produced no .deb in $extra_dir"
   extra_debs+=("$f")
@@ -162,7 +169,7 @@ inputs=$(
     echo "pkg=$pkg deb=$(basename "$deb")"
     echo "modules=${MODULES[*]}"
     echo "extras=${EXTRA_BINARIES[*]:-}"
-    echo "debs=${extra_debs[*]##*/} bins=${DEB_BINARIES[*]} dig=${DIG_BINARIES[*]}"
+    echo "debs=${extra_debs[*]##*/} bins=${DEB_BINARIES[*]} dig=${DIG_BINARIES[*]} smb=${SMB_BINARIES[*]}"
     # Contents only: the same script called by another path must hit the cache.
     for f in "$here/build-guest.sh" "$here/init" "$busybox_bin" "${EXTRA_BINARIES[@]:-}"; do
       if [ -n "$f" ]; then echo "$f $(sha256sum <"$f" | cut -d' ' -f1)"; fi
@@ -173,7 +180,7 @@ inputs=$(
   } | sha256sum | cut -d' ' -f1
 )
 
-if [ -f "$out/inputs" ] && [ "$(cat "$out/inputs")" = "$inputs" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.gz" ] && [ -f "$out/initramfs-dig.gz" ]; then
+if [ -f "$out/inputs" ] && [ "$(cat "$out/inputs")" = "$inputs" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.gz" ] && [ -f "$out/initramfs-dig.gz" ] && [ -f "$out/initramfs-smb.gz" ]; then
   log "guest for $kver is up to date"
 else
   log "building the guest for $kver"
@@ -250,7 +257,7 @@ else
   deb_libpath="$debroot/lib/x86_64-linux-gnu:$debroot/usr/lib/x86_64-linux-gnu:$debroot/usr/lib"
   copy_deb_binary() { # <path in the package>[:<path in the guest>] <destination root>
     local b=${1%%:*} to=${1#*:} dest=$2 lib rel
-    [ -f "$debroot$b" ] || die "$b is in none of ${DEB_PACKAGES[*]} ${DIG_PACKAGES[*]}"
+    [ -f "$debroot$b" ] || die "$b is in none of ${DEB_PACKAGES[*]} ${DIG_PACKAGES[*]} ${SMB_PACKAGES[*]}"
     mkdir -p "$dest$(dirname "$to")"
     cp "$debroot$b" "$dest$to"
     if LD_LIBRARY_PATH=$deb_libpath ldd "$debroot$b" | grep -q 'not found'; then
@@ -269,6 +276,12 @@ else
   diglayer="$work/dig"
   mkdir -p "$diglayer"
   for b in "${DIG_BINARIES[@]}"; do copy_deb_binary "$b" "$diglayer"; done
+  smblayer="$work/smb"
+  mkdir -p "$smblayer"
+  for b in "${SMB_BINARIES[@]}"; do copy_deb_binary "$b" "$smblayer"; done
+  # smbclient reads smb.conf (an empty one will do) and keeps its caches under /var
+  mkdir -p "$smblayer/etc/samba" "$smblayer/var/lib/samba/private" "$smblayer/var/cache/samba" "$smblayer/run/samba"
+  : >"$smblayer/etc/samba/smb.conf"
   if [ -d "$here/overlay" ]; then
     cp -a "$here/overlay/." "$root/"
   fi
@@ -279,6 +292,8 @@ else
   # The kernel unpacks concatenated archives in order, the later over the earlier.
   (cd "$diglayer" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) | gzip -6 >"$work/dig.gz"
   cat "$stage/initramfs.gz" "$work/dig.gz" >"$stage/initramfs-dig.gz"
+  (cd "$smblayer" && find . | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) | gzip -6 >"$work/smb.gz"
+  cat "$stage/initramfs.gz" "$work/smb.gz" >"$stage/initramfs-smb.gz"
   cp "$vmlinuz" "$stage/vmlinuz"
   # Under TCG, decompressing the bzImage takes seconds. A kernel with CONFIG_PVH boots
   # from its uncompressed ELF directly (QEMU -kernel understands the PVH note).
@@ -345,5 +360,6 @@ fi
 echo "kernel=$kernel"
 echo "initrd=$out/initramfs.gz"
 echo "initrd_dig=$out/initramfs-dig.gz"
+echo "initrd_smb=$out/initramfs-smb.gz"
 echo "kver=$kver"
 echo "accel=$accel"

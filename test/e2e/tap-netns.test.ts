@@ -1,0 +1,152 @@
+/**
+ * A network namespace whose own kernel TCP/IP stack sits behind usernet's TAP port:
+ * `-netdev tap,ifname=ug0,netns=GUEST` next to a `-netdev user` on hub 0.
+ *
+ * Two namespaces: "host" runs usernet and the servers (HTTP, DNS, UDP echo, iperf3) on
+ * its loopback; "guest" holds only the TAP and the clients — busybox udhcpc, ISC
+ * dhclient, busybox nslookup and ping, curl, iperf3, a node UDP client. Nothing leaves
+ * the two namespaces. Checks compare what arrived (leases, answers, sha256 of 50 MiB,
+ * echoed datagrams, iperf3's byte counts), not exit codes alone.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, test } from "vitest";
+import { TestDnsServer } from "./harness/dns-server.js";
+import type { Netns } from "./harness/netns.js";
+import { describeE2E, trace } from "./harness/prereqs.js";
+import { e2eScope } from "./harness/scope.js";
+
+const tap = "ug0";
+const dnsPort = 15353;
+const httpPort = 18080;
+const udpPort = 18009;
+const iperfPort = 15201;
+
+const udpEcho = `
+const s = require("node:dgram").createSocket("udp4");
+s.on("message", (m, r) => s.send(m, r.port, r.address));
+s.bind(${udpPort}, "127.0.0.1", () => process.stdout.write("listening\\n"));
+`;
+
+// sends 20 datagrams of 1..8000 bytes (the large ones fragmented) and checks each echo
+const udpClient = `
+const s = require("node:dgram").createSocket("udp4");
+const sizes = [1, 100, 1400, 1472, 1473, 3000, 8000, 20, 500, 1000, 64, 128, 256, 512, 1024, 2048, 4000, 6000, 7000, 7999];
+const want = new Map(); let ok = 0;
+s.on("message", (m) => { const k = m.readUInt32BE(0); const w = want.get(k); if (w && w.equals(m)) { want.delete(k); ok++; } if (ok === sizes.length) { console.log("udp-echo ok=" + ok); process.exit(0); } });
+sizes.forEach((n, i) => { const b = require("node:crypto").randomBytes(Math.max(n, 4)); b.writeUInt32BE(i, 0); want.set(i, b); s.send(b, ${udpPort}, "10.0.2.2"); });
+setTimeout(() => { console.log("udp-echo ok=" + ok); process.exit(1); }, 5000);
+`;
+
+async function waitLink(ns: Netns, name: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await ns.exec("ip", ["link", "show", name], 5000)).code === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} did not appear in ${ns.name}`);
+}
+
+function iperfBps(json: string, reverse: boolean): number {
+  const r = JSON.parse(json) as { end: { sum_received: { bits_per_second: number; bytes: number } } };
+  expect(r.end.sum_received.bytes).toBeGreaterThan(0);
+  trace(
+    `iperf3 ${reverse ? "host->ns" : "ns->host"}: ${(r.end.sum_received.bits_per_second / 1e9).toFixed(2)} Gb/s`,
+  );
+  return r.end.sum_received.bits_per_second;
+}
+
+describeE2E(
+  "a namespace's kernel behind usernet's TAP port",
+  ["root", "netns", "tun", "usernet"],
+  () => {
+    const e2e = e2eScope();
+
+    test("DHCP (udhcpc, dhclient), DNS, ping, UDP, curl of 50 MiB and iperf3 both ways", async () => {
+      const host = await e2e.netns();
+      const guest = await e2e.netns();
+      await guest.execOk("sysctl", ["-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+      await guest.execOk("sysctl", ["-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+      const dns = await TestDnsServer.start(host, { port: dnsPort, records: { "web.test": ["192.0.2.80"] } });
+      e2e.defer(() => dns.close());
+
+      const dir = mkdtempSync(join(tmpdir(), "une2e-tap-"));
+      e2e.defer(() => rmSync(dir, { recursive: true, force: true }));
+      const big = randomBytes(50 * 1024 * 1024);
+      writeFileSync(join(dir, "big.bin"), big);
+      const bigSha = createHash("sha256").update(big).digest("hex");
+      const httpd = host.spawn("httpd", "busybox", ["httpd", "-f", "-p", `127.0.0.1:${httpPort}`, "-h", dir]);
+      e2e.watch(httpd);
+      const echo = host.spawn("udp-echo", process.execPath, ["-e", udpEcho]);
+      await echo.until("udp echo listening", 10_000, () =>
+        echo.stdout.includes("listening") ? true : undefined,
+      );
+      const iperf = host.spawn("iperf3-server", "iperf3", ["-s", "-B", "127.0.0.1", "-p", String(iperfPort)]);
+      e2e.watch(iperf);
+
+      const u = await e2e.usernet(host, [
+        "-netdev",
+        `user,id=u0,mtu=65520,dns-upstream=127.0.0.1:${dnsPort}`,
+        "-netdev",
+        `tap,id=t0,ifname=${tap},netns=${guest.name}`,
+      ]);
+      await waitLink(guest, tap);
+      expect(u.stderr).toMatch(/t0: tap ug0 in \/run\/netns\//);
+      await guest.execOk("ip", ["link", "set", tap, "mtu", "65520", "up"]);
+
+      // DHCP: both clients are offered the first address, with the gateway and DNS
+      const udhcpc = await guest.exec(
+        "busybox",
+        ["udhcpc", "-i", tap, "-f", "-q", "-n", "-t", "5", "-T", "1", "-s", "/bin/true"],
+        20_000,
+      );
+      expect(`${udhcpc.stdout}${udhcpc.stderr}`).toMatch(/lease of 10\.0\.2\.15 obtained/);
+      const leases = join(dir, "dhclient.leases");
+      const dhclient = await guest.exec(
+        "dhclient",
+        ["-1", "-v", "-sf", "/bin/true", "-lf", leases, "-pf", join(dir, "dhclient.pid"), tap],
+        30_000,
+      );
+      expect(dhclient.stderr).toMatch(/DHCPACK of 10\.0\.2\.15 from 10\.0\.2\.2/);
+      // dhclient -1 with -sf stays running in the background: it is killed with the namespace
+
+      await guest.execOk("ip", ["addr", "add", "10.0.2.15/24", "dev", tap]);
+      await guest.execOk("ip", ["route", "add", "default", "via", "10.0.2.2"]);
+
+      const ping = await guest.exec("busybox", ["ping", "-c", "3", "-W", "2", "10.0.2.2"], 15_000);
+      expect(ping.stdout).toMatch(/3 packets transmitted, 3 packets received/);
+
+      const ns = await guest.exec("busybox", ["nslookup", "web.test", "10.0.2.3"], 15_000);
+      expect(ns.stdout).toMatch(/Address:\s*192\.0\.2\.80/);
+      expect(dns.queries().some((q) => q.name === "web.test")).toBe(true);
+
+      const udp = await guest.exec(process.execPath, ["-e", udpClient], 15_000);
+      expect(udp.stdout.trim()).toBe("udp-echo ok=20");
+
+      const t0 = Date.now();
+      const curl = await guest.exec(
+        "sh",
+        ["-c", `curl -sS --max-time 60 http://10.0.2.2:${httpPort}/big.bin | sha256sum`],
+        90_000,
+      );
+      trace(`curl 50 MiB over the TAP: ${Date.now() - t0} ms`);
+      expect(curl.stdout.split(" ")[0]).toBe(bigSha);
+
+      const up = await guest.execOk(
+        "iperf3",
+        ["-c", "10.0.2.2", "-p", String(iperfPort), "-t", "3", "-J"],
+        30_000,
+      );
+      const down = await guest.execOk(
+        "iperf3",
+        ["-c", "10.0.2.2", "-p", String(iperfPort), "-t", "3", "-J", "-R"],
+        30_000,
+      );
+      // a floor far below what the path does, so only a broken path fails
+      expect(iperfBps(up, false)).toBeGreaterThan(50e6);
+      expect(iperfBps(down, true)).toBeGreaterThan(50e6);
+    });
+  },
+  { timeoutMs: 240_000 },
+);
