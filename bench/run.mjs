@@ -1,0 +1,491 @@
+#!/usr/bin/env node
+// usernet benchmark: the same client traffic through usernet and through QEMU's own
+// slirp (-netdev user / -net user), side by side, in one run.
+//
+// Two ways to put a guest in front of the stack (--guest, default both):
+//   kernel  QEMU with no CPU (-machine none) bridges a TAP to the stack: for usernet
+//           `-net tap -net socket,connect=` to usernet's socket listener, for slirp
+//           `-net user -net tap`. The TAP is moved into a client namespace and the
+//           host's own kernel is the guest (iperf3 and nettool run there). This measures
+//           the stacks, not an emulated CPU; prefer it for throughput.
+//   qemu    the e2e test kernel + initramfs (iperf3, nettool) booted under TCG with
+//           virtio-net (host_mtu=) on -netdev socket (usernet) or -netdev user (slirp).
+//           A TCG guest itself tops out at a few hundred Mb/s: ratios, not absolutes.
+// Both at MTU 1500 and 65520 (usernet mtu=65520; QEMU 7.2's slirp has no mtu= option,
+// so its side of the link stays at 1500 and it announces MSS 1460 whatever the guest's
+// MTU: its 65520 row shows what a user gets by asking for 65520, nothing more).
+//
+// Figures: iperf3 TCP guest→host and host→guest (-R) against iperf3 -s on the server
+// namespace's loopback (the guest dials 10.0.2.2); connection rate (nettool crr:
+// sequential connect, 1-byte echo, close); request/response latency p50/p99 (nettool
+// rr, 64-byte echo on one connection); iperf3 UDP at a fixed rate (loss, throughput).
+// For usernet also its CPU seconds (utime+stime from /proc/PID/stat) over the
+// measurements and its peak RSS (VmHWM); in kernel mode the same for the slirp QEMU
+// (which there does nothing but slirp and the TAP). Then a connection-leak check:
+// 10,000 connections through usernet, RSS and open descriptors before and after.
+//
+// Everything runs in two network namespaces the bench creates (server side: usernet or
+// QEMU, iperf3 -s, an echo server; client side: the TAP) and deletes at the end, also
+// on failure or Ctrl-C. Bounded: iperf3 -t (5 s default, at most 10), fixed counts,
+// every wait with a timeout; the whole run takes about 5 minutes.
+//
+// Usage: node bench/run.mjs [--guest kernel|qemu|both] [--time S] [--mtu 1500,65520]
+//                           [--out FILE] [--no-leak]
+// Needs root, iproute2, qemu-system-x86_64, iperf3, gcc, /dev/net/tun, and dist/ built
+// (npx tsc -p tsconfig.json). Writes bench/results/latest.json.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { guestImage, repoRoot, SerialGuest } from "./lib/guest.mjs";
+import { cpuSeconds, memoryKiB, Proc, run, runOk, sleep } from "./lib/proc.mjs";
+
+// ---- options ------------------------------------------------------------------------
+const argv = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : def;
+};
+const modes = { both: ["kernel", "qemu"], kernel: ["kernel"], qemu: ["qemu"] }[opt("guest", "both")];
+if (!modes) fail("--guest must be kernel, qemu or both");
+const seconds = Math.min(10, Math.max(1, Number(opt("time", "5"))));
+const mtus = opt("mtu", "1500,65520").split(",").map(Number);
+if (mtus.some((m) => !(m >= 576 && m <= 65520))) fail("--mtu takes values from 576 to 65520");
+const outFile = opt("out", join(repoRoot, "bench/results/latest.json"));
+const leak = !argv.includes("--no-leak");
+const main = ["dist/cli/main.js", "dist/src/cli/main.js"].map((p) => join(repoRoot, p)).find(existsSync);
+if (!main) fail("dist/cli/main.js is missing: run npx tsc -p tsconfig.json");
+
+/** per guest kind: counts and the UDP rate that both stacks should carry */
+const plan = {
+  kernel: { crr: 3000, rr: 5000, udpRate: "500M" },
+  qemu: { crr: 1000, rr: 2000, udpRate: "50M" },
+};
+const ECHO_PORT = 7777;
+const IPERF_PORT = 5201;
+const SOCKET_PORT = 10000;
+
+function fail(msg) {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(2);
+}
+const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
+
+// ---- namespaces and cleanup -----------------------------------------------------------
+const tag = `${process.pid}-${randomBytes(2).toString("hex")}`;
+const S = `unbench-${tag}-s`;
+const C = `unbench-${tag}-c`;
+const procs = new Set();
+const tmp = mkdtempSync(join(tmpdir(), "unbench-"));
+const nsExec = (ns, cmd, args, t) => run("ip", ["netns", "exec", ns, cmd, ...args], t);
+const nsExecOk = (ns, cmd, args, t) => runOk("ip", ["netns", "exec", ns, cmd, ...args], t);
+function spawnIn(ns, label, cmd, args, opts) {
+  const p = new Proc(
+    label,
+    "ip",
+    ["netns", "exec", ns, "setpriv", "--pdeathsig", "KILL", "--", cmd, ...args],
+    opts,
+  );
+  procs.add(p);
+  return p;
+}
+
+let cleaning;
+function cleanup() {
+  cleaning ??= (async () => {
+    await Promise.all([...procs].map((p) => p.kill(2000)));
+    for (const ns of [C, S]) {
+      const r = await run("ip", ["netns", "pids", ns]).catch(() => undefined);
+      for (const pid of (r?.stdout ?? "")
+        .split(/\s+/)
+        .map(Number)
+        .filter((n) => n > 1)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }
+      await run("ip", ["netns", "delete", ns]).catch(() => undefined);
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    log(`${sig}: cleaning up`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+async function setupNamespaces() {
+  for (const ns of [S, C]) {
+    await runOk("ip", ["netns", "add", ns]);
+    await nsExecOk(ns, "ip", ["link", "set", "lo", "up"]);
+  }
+  const iperf = spawnIn(S, "iperf3 -s", "iperf3", ["-s", "-B", "127.0.0.1", "-p", String(IPERF_PORT)]);
+  const echo = spawnIn(S, "echo server", process.execPath, [
+    "-e",
+    `require("node:net").createServer((c) => { c.setNoDelay(true); c.on("error", () => {}); c.pipe(c); })
+       .listen({ port: ${ECHO_PORT}, host: "127.0.0.1", backlog: 4096 }, () => console.log("ECHO-READY"))`,
+  ]);
+  await echo.until("ECHO-READY", 10_000, () => (echo.out.includes("ECHO-READY") ? true : undefined));
+  await waitListening(S, IPERF_PORT, iperf);
+}
+
+async function waitListening(ns, port, proc, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await nsExec(ns, "ss", ["-Hlnt", `sport = :${port}`], 5000);
+    if (r.stdout.trim() !== "") return;
+    if (proc?.exit) throw new Error(`${proc.label} exited\n${proc.tail()}`);
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port} in ${ns} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+// ---- the stacks ---------------------------------------------------------------------------
+/** usernet in S, in a private mount namespace whose resolv.conf names only loopback. */
+async function startUsernet(mtu) {
+  const resolv = join(tmp, "resolv.conf");
+  writeFileSync(resolv, "nameserver 127.0.0.1\n");
+  const u = spawnIn(S, "usernet", "unshare", [
+    "-m",
+    "--propagation",
+    "private",
+    "sh",
+    "-c",
+    'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+    resolv,
+    process.execPath,
+    main,
+    "-netdev",
+    `user,id=u0,mtu=${mtu}`,
+    "-netdev",
+    `socket,id=s0,listen=127.0.0.1:${SOCKET_PORT}`,
+  ]);
+  await waitListening(S, SOCKET_PORT, u);
+  return u;
+}
+
+/** QEMU with no CPU; its TAP is moved into C and addressed there like a guest. */
+async function startTapBridge(stack, mtu) {
+  const ifname = "ubt0";
+  const net =
+    stack === "usernet"
+      ? [
+          "-net",
+          `tap,ifname=${ifname},script=no,downscript=no`,
+          "-net",
+          `socket,connect=127.0.0.1:${SOCKET_PORT}`,
+        ]
+      : ["-net", "user", "-net", `tap,ifname=${ifname},script=no,downscript=no`];
+  const q = spawnIn(S, `qemu (${stack} bridge)`, "qemu-system-x86_64", [
+    "-machine",
+    "none",
+    "-nodefaults",
+    "-display",
+    "none",
+    ...net,
+  ]);
+  const deadline = Date.now() + 20_000;
+  while ((await nsExec(S, "ip", ["link", "show", ifname])).code !== 0) {
+    if (q.exit || Date.now() > deadline) throw new Error(`no ${ifname} from QEMU\n${q.tail()}`);
+    await sleep(100);
+  }
+  await runOk("ip", ["-n", S, "link", "set", ifname, "netns", C]);
+  await nsExecOk(C, "ip", ["link", "set", ifname, "mtu", String(mtu), "up"]);
+  await nsExecOk(C, "ip", ["addr", "add", "10.0.2.15/24", "dev", ifname]);
+  await nsExecOk(C, "ip", ["route", "add", "default", "via", "10.0.2.2"]);
+  // the first frames find no ARP entry yet; one ping settles it (answered by the gateway)
+  await nsExec(C, "busybox", ["ping", "-c", "1", "-W", "3", "10.0.2.2"]).catch(() => undefined);
+  return q;
+}
+
+/**
+ * Brings up one configuration; returns { client(cmd) → {code, output}, stackPid,
+ * stackLabel, close() }.
+ */
+async function setup(mode, stack, mtu, image) {
+  const started = [];
+  const u = stack === "usernet" ? await startUsernet(mtu) : undefined;
+  if (u) started.push(u);
+  try {
+    if (mode === "kernel") {
+      const q = await startTapBridge(stack, mtu);
+      started.push(q);
+      const nettool = image.nettool;
+      return {
+        stackPid: u ? u.pid : q.pid,
+        stackLabel: u ? "usernet" : "qemu (slirp only)",
+        client: async (cmd, t = 60_000) => {
+          const r = await nsExec(C, "sh", ["-c", cmd.replace(/^nettool /, `${nettool} `)], t);
+          return { code: r.code, output: `${r.stdout}${r.stderr}${r.code === 0 ? "" : `[exit ${r.code}]`}` };
+        },
+        close: () => closeAll(started),
+      };
+    }
+    const net =
+      stack === "usernet"
+        ? ["-netdev", `socket,id=n0,connect=127.0.0.1:${SOCKET_PORT}`]
+        : ["-netdev", "user,id=n0"];
+    net.push("-device", `virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,host_mtu=${mtu}`);
+    const g = await SerialGuest.boot(["ip", "netns", "exec", S], image, {
+      net,
+      mtu,
+      label: `guest (${stack})`,
+    });
+    procs.add(g.proc);
+    started.push(g.proc);
+    return {
+      stackPid: u?.pid,
+      stackLabel: u ? "usernet" : undefined,
+      client: (cmd, t = 60_000) => g.run(cmd, t),
+      close: () => closeAll(started),
+    };
+  } catch (e) {
+    await closeAll(started);
+    throw e;
+  }
+}
+
+async function closeAll(list) {
+  for (const p of list.reverse()) {
+    await p.kill(3000);
+    procs.delete(p);
+  }
+  // the TAP leaves C with QEMU; the route goes with it
+}
+
+// ---- measurements ---------------------------------------------------------------------------
+function iperfJson(output) {
+  const a = output.indexOf("{");
+  const b = output.lastIndexOf("}");
+  if (a < 0 || b < a) throw new Error(`no iperf3 JSON in:\n${output.slice(-2000)}`);
+  const j = JSON.parse(output.slice(a, b + 1));
+  if (j.error) throw new Error(`iperf3: ${j.error}`);
+  return j;
+}
+
+function nettoolFields(output, kind) {
+  const line = output.split("\n").find((l) => l.startsWith(`${kind} `));
+  if (!line) throw new Error(`no nettool ${kind} line in:\n${output}`);
+  return Object.fromEntries(
+    line
+      .trim()
+      .split(" ")
+      .slice(1)
+      .map((kv) => kv.split("=")),
+  );
+}
+
+async function measure(mode, cfg) {
+  const p = plan[mode];
+  const t = (seconds + 30) * 1000;
+  const r = {};
+  const cpu0 = cfg.stackPid ? cpuSeconds(cfg.stackPid) : undefined;
+  const step = async (name, fn) => {
+    try {
+      await fn();
+    } catch (e) {
+      r[`${name}Error`] = String(e.message).split("\n")[0];
+      log(`  ${name}: ${e.message.split("\n").slice(0, 3).join(" | ")}`);
+    }
+  };
+  const iperf = `iperf3 -c 10.0.2.2 -p ${IPERF_PORT} -t ${seconds} -J`;
+  await step("tcpUp", async () => {
+    const j = iperfJson((await cfg.client(iperf, t)).output);
+    r.tcpUpGbps = j.end.sum_received.bits_per_second / 1e9;
+  });
+  await step("tcpDown", async () => {
+    const j = iperfJson((await cfg.client(`${iperf} -R`, t)).output);
+    r.tcpDownGbps = j.end.sum_received.bits_per_second / 1e9;
+  });
+  await step("udp", async () => {
+    const j = iperfJson((await cfg.client(`${iperf} -u -b ${p.udpRate} -l 1400`, t)).output);
+    const s = j.end.sum_received ?? j.end.sum;
+    r.udpRate = p.udpRate;
+    r.udpGbps = s.bits_per_second / 1e9;
+    r.udpLossPercent = j.end.sum.lost_percent ?? s.lost_percent;
+  });
+  await step("crr", async () => {
+    const f = nettoolFields(
+      (await cfg.client(`nettool crr 10.0.2.2 ${ECHO_PORT} ${p.crr}`, 120_000)).output,
+      "crr",
+    );
+    r.connPerS = Number(f.per_s);
+    r.connFailed = Number(f.fail);
+  });
+  await step("rr", async () => {
+    const f = nettoolFields(
+      (await cfg.client(`nettool rr 10.0.2.2 ${ECHO_PORT} ${p.rr} 64`, 120_000)).output,
+      "rr",
+    );
+    if (Number(f.ok) !== p.rr) throw new Error(`rr: ${f.ok} of ${p.rr} round trips`);
+    r.rttP50us = Number(f.p50_us);
+    r.rttP99us = Number(f.p99_us);
+  });
+  if (cfg.stackPid) {
+    r.stackCpuS = cpuSeconds(cfg.stackPid) - cpu0;
+    r.stackPeakRssMiB = memoryKiB(cfg.stackPid).hwm / 1024;
+  }
+  return r;
+}
+
+/** 10,000 connections through usernet: resident memory and descriptors before and after. */
+async function connLeak(mode, image) {
+  const cfg = await setup(mode, "usernet", 1500, image);
+  try {
+    const fds = () => readdirSync(`/proc/${cfg.stackPid}/fd`).length;
+    await cfg.client(`nettool crr 10.0.2.2 ${ECHO_PORT} 1000`, 120_000); // warm up
+    await sleep(2000);
+    const before = { rssMiB: memoryKiB(cfg.stackPid).rss / 1024, fds: fds() };
+    const n = 10_000;
+    const f = nettoolFields(
+      (await cfg.client(`nettool crr 10.0.2.2 ${ECHO_PORT} ${n}`, 300_000)).output,
+      "crr",
+    );
+    await sleep(3000);
+    const after = { rssMiB: memoryKiB(cfg.stackPid).rss / 1024, fds: fds() };
+    return {
+      mode,
+      connections: n,
+      ok: Number(f.ok),
+      failed: Number(f.fail),
+      rssBeforeMiB: before.rssMiB,
+      rssAfterMiB: after.rssMiB,
+      fdsBefore: before.fds,
+      fdsAfter: after.fds,
+      peakRssMiB: memoryKiB(cfg.stackPid).hwm / 1024,
+    };
+  } finally {
+    await cfg.close();
+  }
+}
+
+/** A guest that dies while booting (seen once in a loaded run) gets one more try. */
+async function retryOnce(what, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    log(`  ${what} failed, trying once more: ${e.message.split("\n").slice(0, 3).join(" | ")}`);
+    return fn();
+  }
+}
+
+// ---- report -------------------------------------------------------------------------------
+const figures = [
+  ["tcpUpGbps", "TCP guest→host Gb/s", 3],
+  ["tcpDownGbps", "TCP host→guest Gb/s", 3],
+  ["connPerS", "connections/s", 0],
+  ["rttP50us", "RTT p50 µs", 0],
+  ["rttP99us", "RTT p99 µs", 0],
+  ["udpGbps", "UDP Gb/s (at fixed rate)", 3],
+  ["udpLossPercent", "UDP loss %", 2],
+  ["stackCpuS", "stack CPU s", 2],
+  ["stackPeakRssMiB", "stack peak RSS MiB", 1],
+];
+
+function fmt(v, d) {
+  return typeof v === "number" && Number.isFinite(v) ? v.toFixed(d) : "–";
+}
+
+function table(results) {
+  const lines = [];
+  for (const mode of modes) {
+    for (const mtu of mtus) {
+      const u = results.find((x) => x.mode === mode && x.mtu === mtu && x.stack === "usernet")?.figures ?? {};
+      const s = results.find((x) => x.mode === mode && x.mtu === mtu && x.stack === "slirp")?.figures ?? {};
+      lines.push(
+        "",
+        `guest=${mode}  mtu=${mtu}  (udp at ${plan[mode].udpRate}b/s; slirp's stack CPU/RSS: ${mode === "kernel" ? "its QEMU process" : "not separable from the TCG guest"})`,
+      );
+      lines.push(`| figure | usernet | QEMU slirp | usernet/slirp |`, `|---|---|---|---|`);
+      for (const [k, label, d] of figures) {
+        const ratio =
+          typeof u[k] === "number" && typeof s[k] === "number" && s[k] !== 0 ? u[k] / s[k] : undefined;
+        lines.push(`| ${label} | ${fmt(u[k], d)} | ${fmt(s[k], d)} | ${fmt(ratio, 2)} |`);
+      }
+      for (const [stack, f] of [
+        ["usernet", u],
+        ["slirp", s],
+      ]) {
+        for (const [k, v] of Object.entries(f)) if (k.endsWith("Error")) lines.push(`  ${stack} ${k}: ${v}`);
+      }
+    }
+  }
+  return lines.join("\n");
+}
+
+// ---- main ----------------------------------------------------------------------------------
+async function mainRun() {
+  const t0 = Date.now();
+  log("building/locating the guest image");
+  const image = guestImage();
+  await setupNamespaces();
+  const results = [];
+  for (const mode of modes) {
+    for (const mtu of mtus) {
+      for (const stack of ["usernet", "slirp"]) {
+        log(`${mode} guest, mtu ${mtu}, ${stack}`);
+        let cfg;
+        try {
+          cfg = await retryOnce(`${mode}/${mtu}/${stack} set-up`, () => setup(mode, stack, mtu, image));
+          const f = await measure(mode, cfg);
+          results.push({ mode, mtu, stack, figures: f });
+        } catch (e) {
+          log(`  failed: ${e.message.split("\n").slice(0, 4).join(" | ")}`);
+          results.push({ mode, mtu, stack, figures: { setupError: e.message.split("\n")[0] } });
+        } finally {
+          await cfg?.close();
+        }
+      }
+    }
+  }
+  let leakResult;
+  if (leak) {
+    const mode = modes.includes("kernel") ? "kernel" : "qemu";
+    log(`conn-leak: 10,000 connections through usernet (${mode} guest)`);
+    try {
+      leakResult = await retryOnce("conn-leak", () => connLeak(mode, image));
+    } catch (e) {
+      leakResult = { error: e.message.split("\n")[0] };
+    }
+  }
+  const report = {
+    date: new Date().toISOString(),
+    host: { cpus: (await import("node:os")).cpus().length, node: process.version },
+    seconds,
+    plan,
+    results,
+    connLeak: leakResult,
+    durationS: (Date.now() - t0) / 1000,
+  };
+  mkdirSync(dirname(outFile), { recursive: true });
+  writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`${table(results)}\n`);
+  if (leakResult) {
+    process.stdout.write(
+      leakResult.error
+        ? `\nconn-leak: failed: ${leakResult.error}\n`
+        : `\nconn-leak (${leakResult.mode} guest): ${leakResult.ok}/${leakResult.connections} ok; usernet RSS ${fmt(leakResult.rssBeforeMiB, 1)} → ${fmt(leakResult.rssAfterMiB, 1)} MiB, descriptors ${leakResult.fdsBefore} → ${leakResult.fdsAfter}, peak ${fmt(leakResult.peakRssMiB, 1)} MiB\n`,
+    );
+  }
+  process.stdout.write(`\nwritten to ${outFile} (${report.durationS.toFixed(0)} s)\n`);
+}
+
+// A hard cap on the whole run, whatever hangs.
+const cap = setTimeout(() => {
+  log("the run took over 15 minutes: stopping");
+  cleanup().finally(() => process.exit(1));
+}, 15 * 60_000);
+try {
+  await mainRun();
+} catch (e) {
+  log(`error: ${e.stack ?? e}`);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(cap);
+  await cleanup();
+}
