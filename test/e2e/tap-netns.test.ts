@@ -9,13 +9,13 @@
  * echoed datagrams, iperf3's byte counts), not exit codes alone.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { TestDnsServer } from "./harness/dns-server.js";
 import type { Netns } from "./harness/netns.js";
-import { describeE2E, trace } from "./harness/prereqs.js";
+import { describeE2E, repoRoot, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
 const tap = "ug0";
@@ -87,7 +87,7 @@ describeE2E(
 
       const u = await e2e.usernet(host, [
         "-netdev",
-        `user,id=u0,mtu=65520,dns-upstream=127.0.0.1:${dnsPort}`,
+        `user,id=u0,mtu=65520,dns-upstream=127.0.0.1:${dnsPort},tftp=${dir}`,
         "-netdev",
         `tap,id=t0,ifname=${tap},netns=${guest.name}`,
       ]);
@@ -132,6 +132,26 @@ describeE2E(
       );
       trace(`curl 50 MiB over the TAP: ${Date.now() - t0} ms`);
       expect(curl.stdout.split(" ")[0]).toBe(bigSha);
+
+      // the npm `tftp` package as a client of usernet's TFTP server, with and without blksize
+      const small = randomBytes(3 * 1024 * 1024 + 17);
+      writeFileSync(join(dir, "small.bin"), small);
+      const smallSha = createHash("sha256").update(small).digest("hex");
+      for (const blockSize of [512, 1428]) {
+        const out = join(dir, `npm-tftp-${blockSize}.bin`);
+        const fetched = await guest.exec(
+          process.execPath,
+          [
+            "-e",
+            `const t = require(${JSON.stringify(join(repoRoot, "node_modules", "tftp"))});
+             t.createClient({ host: "10.0.2.2", port: 69, blockSize: ${blockSize}, retries: 3, timeout: 3000 })
+              .get("small.bin", ${JSON.stringify(out)}, (e) => { console.log(e ? "ERR " + e.message : "OK"); process.exit(0); });`,
+          ],
+          60_000,
+        );
+        expect(fetched.stdout.trim()).toBe("OK");
+        expect(createHash("sha256").update(readFileSync(out)).digest("hex")).toBe(smallSha);
+      }
 
       const up = await guest.execOk(
         "iperf3",
