@@ -20,6 +20,7 @@ import * as path from "node:path";
 import type { HostForward } from "../config.js";
 import type { Logger } from "../log.js";
 import { parseIpv4 } from "../stack/wire/addr.js";
+import { writeStateFileSync } from "../state-file.js";
 
 export const FORWARD_FILE_VERSION = 1;
 export const forwardFileName = "forwards.json";
@@ -134,41 +135,15 @@ export class ForwardStore {
 
   /** true when the file is written and durable */
   save(f: ForwardFile): boolean {
-    const tmp = `${this.file}.tmp-${process.pid}`;
     try {
-      fs.mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
-      const text = `${JSON.stringify({ version: FORWARD_FILE_VERSION, nextId: f.nextId, forwards: f.forwards }, null, 1)}\n`;
-      const fd = fs.openSync(tmp, "w", 0o600);
-      try {
-        fs.writeFileSync(fd, text);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, this.file);
-      syncDirectory(this.stateDir);
+      writeStateFileSync(
+        this.file,
+        `${JSON.stringify({ version: FORWARD_FILE_VERSION, nextId: f.nextId, forwards: f.forwards }, null, 1)}\n`,
+      );
       return true;
     } catch (e) {
       this.log.error("cannot save the runtime forwards", { file: this.file, error: String(e) });
-      try {
-        fs.rmSync(tmp, { force: true });
-      } catch {
-        // the old file is intact
-      }
       return false;
     }
-  }
-}
-
-/** Makes a rename durable. Some filesystems refuse fsync on a directory; that is fine. */
-function syncDirectory(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, "r");
-    fs.fsyncSync(fd);
-  } catch {
-    // best effort
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
   }
 }

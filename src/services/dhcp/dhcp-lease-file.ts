@@ -18,6 +18,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "../../log.js";
+import { writeStateFileSync } from "../../state-file.js";
 import { type Lease, type LeaseStore, parseLeases } from "./dhcp-lease.js";
 
 export const LEASE_FILE_VERSION = 1;
@@ -71,39 +72,10 @@ export class FileLeaseStore implements LeaseStore {
   }
 
   save(leases: Lease[]): void {
-    const tmp = `${this.file}.tmp-${process.pid}`;
     try {
-      fs.mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
-      const text = `${JSON.stringify({ version: LEASE_FILE_VERSION, leases }, null, 1)}\n`;
-      const fd = fs.openSync(tmp, "w", 0o600);
-      try {
-        fs.writeFileSync(fd, text);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, this.file);
-      syncDirectory(this.stateDir);
+      writeStateFileSync(this.file, `${JSON.stringify({ version: LEASE_FILE_VERSION, leases }, null, 1)}\n`);
     } catch (e) {
       this.log.error("cannot save DHCP leases", { file: this.file, error: String(e) });
-      try {
-        fs.rmSync(tmp, { force: true });
-      } catch {
-        // nothing more to do: the old file is intact
-      }
     }
-  }
-}
-
-/** Makes a rename durable. Some filesystems refuse fsync on a directory; that is fine. */
-function syncDirectory(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, "r");
-    fs.fsyncSync(fd);
-  } catch {
-    // best effort
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
   }
 }
