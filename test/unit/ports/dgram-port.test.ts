@@ -1,37 +1,9 @@
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { afterEach, describe, expect, test } from "vitest";
 import { Hub } from "../../../src/hub/hub.js";
-import { type FrameSink, type Port, PortCounters, type PortStats } from "../../../src/hub/port.js";
 import { silentLogger } from "../../../src/log.js";
 import { bindUdp, type DatagramPort, openUdpPort } from "../../../src/ports/dgram-port.js";
-
-class FakePort implements Port {
-  readonly kind = "fake";
-  readonly received: Buffer[] = [];
-  sink: FrameSink | undefined;
-  constructor(readonly name: string) {}
-  send(frames: readonly Buffer[]): void {
-    this.received.push(...frames);
-  }
-  setReceiver(sink: FrameSink | undefined): void {
-    this.sink = sink;
-  }
-  stats(): PortStats {
-    return new PortCounters().snapshot();
-  }
-  describe(): string {
-    return this.name;
-  }
-  close(): void {}
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { FakePort, waitFor } from "./fake-port.js";
 
 const frame = (tag: number, len = 60) => Buffer.alloc(len, tag);
 const opened: { close(): unknown }[] = [];

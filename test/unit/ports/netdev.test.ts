@@ -7,39 +7,15 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import type { DgramNetdevConfig, SocketNetdevConfig, StreamNetdevConfig } from "../../../src/config.js";
 import { Hub } from "../../../src/hub/hub.js";
-import { type FrameSink, type Port, PortCounters, type PortStats } from "../../../src/hub/port.js";
 import { silentLogger } from "../../../src/log.js";
 import type { StreamAddress } from "../../../src/ports/address.js";
 import { encodeFrames, LengthPrefixedFrames } from "../../../src/ports/length-prefixed-frames.js";
 import { type NetdevHandle, openNetdev } from "../../../src/ports/netdev.js";
+import { FakePort, waitFor as waitUntil } from "./fake-port.js";
 
-class FakePort implements Port {
-  readonly kind = "fake";
-  readonly received: Buffer[] = [];
-  sink: FrameSink | undefined;
-  constructor(readonly name: string) {}
-  send(frames: readonly Buffer[]): void {
-    this.received.push(...frames);
-  }
-  setReceiver(sink: FrameSink | undefined): void {
-    this.sink = sink;
-  }
-  stats(): PortStats {
-    return new PortCounters().snapshot();
-  }
-  describe(): string {
-    return this.name;
-  }
-  close(): void {}
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** these tests start real QEMU peers: they get twice the usual time, polled every 10 ms */
+const waitFor = (what: string, cond: () => boolean, timeoutMs = 10_000) =>
+  waitUntil(what, cond, timeoutMs, 10);
 
 /** a stream client speaking QEMU's framing */
 async function streamClient(to: StreamAddress) {

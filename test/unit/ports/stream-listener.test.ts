@@ -5,32 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { Hub } from "../../../src/hub/hub.js";
-import { type FrameSink, type Port, PortCounters, type PortStats } from "../../../src/hub/port.js";
 import { createLogger, silentLogger } from "../../../src/log.js";
 import type { StreamAddress } from "../../../src/ports/address.js";
 import { encodeFrames, LengthPrefixedFrames } from "../../../src/ports/length-prefixed-frames.js";
 import { StreamListener, type StreamListenerOptions } from "../../../src/ports/stream-listener.js";
-
-/** A hub port the test drives directly. */
-class FakePort implements Port {
-  readonly kind = "fake";
-  readonly received: Buffer[] = [];
-  sink: FrameSink | undefined;
-  constructor(readonly name: string) {}
-  send(frames: readonly Buffer[]): void {
-    this.received.push(...frames);
-  }
-  setReceiver(sink: FrameSink | undefined): void {
-    this.sink = sink;
-  }
-  stats(): PortStats {
-    return new PortCounters().snapshot();
-  }
-  describe(): string {
-    return this.name;
-  }
-  close(): void {}
-}
+import { FakePort, waitFor } from "./fake-port.js";
 
 /** A QEMU stand-in: a stream socket speaking length-prefixed frames. */
 class FakeQemu {
@@ -66,14 +45,6 @@ class FakeQemu {
   }
   close(): void {
     this.socket.destroy();
-  }
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
   }
 }
 
