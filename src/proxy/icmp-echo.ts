@@ -17,6 +17,7 @@ import { DropCounters } from "../stack/drop-counters.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "../stack/wire/icmp.js";
 import type { HostNet, HostPing, HostPingEvent } from "./host-net.js";
+import { IdleFlows } from "./idle-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
 export interface GuestEcho {
@@ -65,9 +66,7 @@ interface Flow {
 
 export class IcmpEchoNat {
   readonly drops = new DropCounters();
-  private readonly flows = new Map<string, Flow>();
-  private readonly idleTimeoutMs: number;
-  private readonly maxFlows: number;
+  private readonly flows: IdleFlows<Flow>;
   private warned = new Set<string>();
   echoesSent = 0;
   repliesReceived = 0;
@@ -79,8 +78,7 @@ export class IcmpEchoNat {
     private readonly log: Logger,
     options: IcmpEchoOptions = {},
   ) {
-    this.idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
-    this.maxFlows = options.maxFlows ?? 1024;
+    this.flows = new IdleFlows(options.idleTimeoutMs ?? 60_000, options.maxFlows ?? 1024);
   }
 
   fromGuest(e: GuestEcho, now: number): void {
@@ -98,15 +96,11 @@ export class IcmpEchoNat {
   }
 
   nextDeadline(): number | undefined {
-    const oldest = this.flows.values().next().value;
-    return oldest === undefined ? undefined : oldest.lastActive + this.idleTimeoutMs;
+    return this.flows.nextDeadline();
   }
 
   expire(now: number): void {
-    for (const flow of this.flows.values()) {
-      if (flow.lastActive + this.idleTimeoutMs > now) break;
-      this.close(flow);
-    }
+    for (const flow of this.flows.idle(now)) this.close(flow);
   }
 
   list(now: number): IcmpFlowInfo[] {
@@ -130,19 +124,12 @@ export class IcmpEchoNat {
 
   private flowFor(e: GuestEcho, now: number): Flow | undefined {
     const key = `${e.src}:${e.id}`;
-    const known = this.flows.get(key);
-    if (known) {
-      known.lastActive = now;
-      this.flows.delete(key);
-      this.flows.set(key, known);
-      return known;
-    }
-    if (this.flows.size >= this.maxFlows) {
-      const oldest = this.flows.values().next().value;
-      if (oldest) {
-        this.drops.drop("icmp-flow-evicted");
-        this.close(oldest);
-      }
+    const known = this.flows.touch(key, now);
+    if (known) return known;
+    const oldest = this.flows.victim();
+    if (oldest) {
+      this.drops.drop("icmp-flow-evicted");
+      this.close(oldest);
     }
     const flow: Flow = {
       key,
@@ -176,12 +163,12 @@ export class IcmpEchoNat {
       }
       return undefined;
     }
-    this.flows.set(key, flow);
+    this.flows.add(flow);
     return flow;
   }
 
   private fromHost(flow: Flow, ev: HostPingEvent): void {
-    if (this.flows.get(flow.key) !== flow) return;
+    if (!this.flows.holds(flow)) return;
     if (ev.type === "error") return this.drops.drop(`icmp-host-${ev.code.toLowerCase()}`);
     const m = decodeIcmp(ev.message);
     if (!m.ok || m.value.kind !== "echo-reply") return this.drops.drop("icmp-reply-not-echo");
@@ -194,7 +181,7 @@ export class IcmpEchoNat {
   }
 
   private close(flow: Flow): void {
-    this.flows.delete(flow.key);
+    this.flows.delete(flow);
     flow.socket.close();
   }
 }

@@ -18,6 +18,7 @@ import type { GuestUdp, UdpToGuest } from "../stack/user-stack.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { IcmpUnreachableCode } from "../stack/wire/icmp.js";
 import type { HostNet, HostUdp, HostUdpEvent } from "./host-net.js";
+import { IdleFlows } from "./idle-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
 /** How the NAT reaches back into the stack. */
@@ -60,9 +61,7 @@ interface Flow {
 
 export class UdpNat {
   readonly drops = new DropCounters();
-  private readonly flows = new Map<string, Flow>();
-  private readonly idleTimeoutMs: number;
-  private readonly maxFlows: number;
+  private readonly flows: IdleFlows<Flow>;
 
   constructor(
     private readonly host: HostNet,
@@ -71,8 +70,7 @@ export class UdpNat {
     private readonly log: Logger,
     options: UdpNatOptions = {},
   ) {
-    this.idleTimeoutMs = options.idleTimeoutMs ?? 240_000;
-    this.maxFlows = options.maxFlows ?? 4096;
+    this.flows = new IdleFlows(options.idleTimeoutMs ?? 240_000, options.maxFlows ?? 4096);
   }
 
   /** A datagram from a guest to a destination outside (or to the gateway, meaning the host). */
@@ -96,15 +94,11 @@ export class UdpNat {
   }
 
   nextDeadline(): number | undefined {
-    const oldest = this.flows.values().next().value;
-    return oldest === undefined ? undefined : oldest.lastActive + this.idleTimeoutMs;
+    return this.flows.nextDeadline();
   }
 
   expire(now: number): void {
-    for (const flow of this.flows.values()) {
-      if (flow.lastActive + this.idleTimeoutMs > now) break;
-      this.close(flow, "idle");
-    }
+    for (const flow of this.flows.idle(now)) this.close(flow, "idle");
   }
 
   list(now: number): UdpFlowInfo[] {
@@ -129,20 +123,12 @@ export class UdpNat {
 
   private flowFor(d: GuestUdp, now: number): Flow {
     const key = `${d.src}:${d.srcPort}`;
-    const known = this.flows.get(key);
-    if (known) {
-      known.lastActive = now;
-      // Map order is the idle order: move to the end
-      this.flows.delete(key);
-      this.flows.set(key, known);
-      return known;
-    }
-    if (this.flows.size >= this.maxFlows) {
-      const oldest = this.flows.values().next().value;
-      if (oldest) {
-        this.drops.drop("udp-flow-evicted");
-        this.close(oldest, "evicted");
-      }
+    const known = this.flows.touch(key, now);
+    if (known) return known;
+    const oldest = this.flows.victim();
+    if (oldest) {
+      this.drops.drop("udp-flow-evicted");
+      this.close(oldest, "evicted");
     }
     const flow: Flow = {
       key,
@@ -160,12 +146,12 @@ export class UdpNat {
       rxBytes: 0,
     };
     flow.socket = this.host.bindUdp(this.policy.config.outboundAddr, (e) => this.fromHost(flow, e));
-    this.flows.set(key, flow);
+    this.flows.add(flow);
     return flow;
   }
 
   private fromHost(flow: Flow, e: HostUdpEvent): void {
-    if (this.flows.get(flow.key) !== flow) return;
+    if (!this.flows.holds(flow)) return;
     if (e.type === "error") {
       if (e.code === "ECONNREFUSED") {
         this.sink.unreachable(flow.guestAddr, flow.lastDst, IcmpUnreachableCode.port, flow.lastQuote);
@@ -191,7 +177,7 @@ export class UdpNat {
   }
 
   private close(flow: Flow, why: string): void {
-    this.flows.delete(flow.key);
+    this.flows.delete(flow);
     flow.socket.close();
     this.log.debug("udp flow closed", { guest: flow.key, why });
   }
