@@ -160,9 +160,16 @@ export class TcpRelay {
    * If the guest refuses (RST) the host client is reset too.
    */
   adopt(conn: GuestTcp, hostLabel: string, open: (events: (e: HostTcpEvent) => void) => HostTcp): void {
+    const r = this.track(conn, hostLabel);
+    r.socket = open((e) => this.fromHost(r, e));
+    r.socket.pause();
+  }
+
+  /** A new relay record, connecting, registered for `conn`. */
+  private track(conn: GuestTcp, host: string): Relay {
     const r: Relay = {
       conn,
-      host: hostLabel,
+      host,
       socket: undefined,
       state: "connecting",
       held: undefined,
@@ -172,8 +179,7 @@ export class TcpRelay {
       created: this.now(),
     };
     this.relays.set(conn, r);
-    r.socket = open((e) => this.fromHost(r, e));
-    r.socket.pause();
+    return r;
   }
 
   private connect(conn: GuestTcp): void {
@@ -183,18 +189,7 @@ export class TcpRelay {
       conn.refuse();
       return;
     }
-    const r: Relay = {
-      conn,
-      host: dest.address,
-      socket: undefined,
-      state: "connecting",
-      held: undefined,
-      hostEnded: false,
-      toHostBytes: 0,
-      toGuestBytes: 0,
-      created: this.now(),
-    };
-    this.relays.set(conn, r);
+    const r = this.track(conn, dest.address);
     r.socket = this.hostNet.connectTcp(
       { address: dest.address, port: conn.remotePort },
       this.policy.config.outboundAddr,
