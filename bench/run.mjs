@@ -30,7 +30,8 @@
 // every wait with a timeout; the whole run takes about 5 minutes.
 //
 // Usage: node bench/run.mjs [--guest kernel|qemu|both] [--time S] [--mtu 1500,65520]
-//                           [--out FILE] [--no-leak]
+//                           [--out FILE] [--no-leak] [--only tcpUp,tcpDown,udp,crr,rr]
+//                           [--profile DIR]  (usernet runs with --cpu-prof into DIR)
 // Needs root, iproute2, qemu-system-x86_64, iperf3, gcc, /dev/net/tun, and dist/ built
 // (npx tsc -p tsconfig.json). Writes bench/results/latest.json.
 import { randomBytes } from "node:crypto";
@@ -53,6 +54,9 @@ const mtus = opt("mtu", "1500,65520").split(",").map(Number);
 if (mtus.some((m) => !(m >= 576 && m <= 65520))) fail("--mtu takes values from 576 to 65520");
 const outFile = opt("out", join(repoRoot, "bench/results/latest.json"));
 const leak = !argv.includes("--no-leak");
+const profileDir = opt("profile", undefined);
+const stacks = opt("stacks", "usernet,slirp").split(",");
+const only = opt("only", undefined)?.split(",");
 const main = ["dist/cli/main.js", "dist/src/cli/main.js"].map((p) => join(repoRoot, p)).find(existsSync);
 if (!main) fail("dist/cli/main.js is missing: run npx tsc -p tsconfig.json");
 
@@ -159,6 +163,7 @@ async function startUsernet(mtu) {
     'mount --bind "$0" /etc/resolv.conf && exec "$@"',
     resolv,
     process.execPath,
+    ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : []),
     main,
     "-netdev",
     `user,id=u0,mtu=${mtu}`,
@@ -286,6 +291,7 @@ async function measure(mode, cfg) {
   const r = {};
   const cpu0 = cfg.stackPid ? cpuSeconds(cfg.stackPid) : undefined;
   const step = async (name, fn) => {
+    if (only && !only.includes(name)) return;
     try {
       await fn();
     } catch (e) {
@@ -427,7 +433,7 @@ async function mainRun() {
   const results = [];
   for (const mode of modes) {
     for (const mtu of mtus) {
-      for (const stack of ["usernet", "slirp"]) {
+      for (const stack of stacks) {
         log(`${mode} guest, mtu ${mtu}, ${stack}`);
         let cfg;
         try {

@@ -8,8 +8,11 @@
  *   ("frame-too-short"); a length QEMU would never send (above NET_BUFSIZE) drops the
  *   connection ("bad-length") with a log line — the owner decides what happens next
  *   (a listener forgets the client, a connector reconnects).
- * - Transmit: a batch from the hub becomes one corked write of [len, frame, len,
- *   frame, ...], which Node turns into one writev; frame bytes are not copied.
+ * - Transmit: frames sent during one turn of the event loop (the hub may call `send`
+ *   once per stack step, many times per socket read) are gathered and written, at the
+ *   end of that turn (a microtask), as one contiguous [len, frame, len, frame, ...]
+ *   buffer: one write request and one syscall instead of one per frame. The hub's
+ *   frames are immutable, so holding them until then is safe.
  * - Backpressure: while more than `maxQueuedBytes` (2 MiB by default) sit in the
  *   socket's user-space write queue, further frames are dropped and counted
  *   ("tx-queue-full") until it drains. A slow or stopped peer costs a bounded amount
@@ -50,6 +53,10 @@ export class StreamPort implements Port {
   private socket: Socket | undefined;
   private peer = "";
   private isClosed = false;
+  /** frames accepted this turn, written by `flush` */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushQueued = false;
 
   constructor(
     readonly name: string,
@@ -115,8 +122,8 @@ export class StreamPort implements Port {
       this.counters.drop("not-connected", frames.length);
       return;
     }
-    let queued = socket.writableLength;
-    const accepted: Buffer[] = [];
+    let queued = socket.writableLength + this.pendingBytes;
+    let accepted = 0;
     for (const f of frames) {
       if (f.length < minFrameLength) {
         this.counters.drop("frame-too-short");
@@ -127,14 +134,30 @@ export class StreamPort implements Port {
       } else {
         queued += f.length + 4;
         this.counters.countTx(f);
-        accepted.push(f);
+        this.pending.push(f);
+        this.pendingBytes += f.length + 4;
+        accepted++;
       }
     }
-    if (accepted.length === 0) return;
-    socket.cork();
-    for (const b of encodeFrames(accepted)) socket.write(b);
-    socket.uncork();
+    if (accepted > 0 && !this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(this.flush);
+    }
   }
+
+  private readonly flush = (): void => {
+    this.flushQueued = false;
+    const frames = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (frames.length === 0) return;
+    const socket = this.socket;
+    if (!socket?.writable) {
+      this.counters.drop("not-connected", frames.length);
+      return;
+    }
+    socket.write(encodeFrames(frames));
+  };
 
   setReceiver(sink: FrameSink | undefined): void {
     this.sink = sink;

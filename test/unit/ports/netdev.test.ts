@@ -30,7 +30,7 @@ async function streamClient(to: StreamAddress) {
     else s.connect({ host: "127.0.0.1", port: to.port }, () => resolve());
   });
   opened.push({ close: () => s.destroy() });
-  return { frames, send: (...f: Buffer[]) => s.write(Buffer.concat(encodeFrames(f))) };
+  return { frames, send: (...f: Buffer[]) => s.write(encodeFrames(f)) };
 }
 
 async function freePort(): Promise<number> {

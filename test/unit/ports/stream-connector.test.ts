@@ -37,7 +37,7 @@ class FakeQemuServer {
     return a && typeof a === "object" ? a.port : 0;
   }
   send(...frames: Buffer[]): void {
-    for (const s of this.sockets) s.write(Buffer.concat(encodeFrames(frames)));
+    for (const s of this.sockets) s.write(encodeFrames(frames));
   }
   raw(b: Buffer): void {
     for (const s of this.sockets) s.write(b);

@@ -38,7 +38,7 @@ class FakeQemu {
     });
   }
   send(...frames: Buffer[]): void {
-    this.socket.write(Buffer.concat(encodeFrames(frames)));
+    this.socket.write(encodeFrames(frames));
   }
   raw(bytes: Buffer): void {
     this.socket.write(bytes);
