@@ -478,10 +478,15 @@ static void throw_closed(napi_env env) {
   un_throw_plain(env, "ERR_POLLER_CLOSED", "FdPoller is closed");
 }
 
-/* write(frames: Buffer[], headers?: (Buffer | null | undefined)[]) -> frames consumed */
+/*
+ * write(frames: Buffer[], headers?: (Buffer | null | undefined)[],
+ *       tails?: (Buffer | null | undefined)[]) -> frames consumed
+ * tails[i], when given, is written right after frames[i] in the same writev: a frame
+ * whose payload stays where it is (no copy into one contiguous Buffer).
+ */
 static napi_value js_write(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   poller *p = unwrap_this(env, info, &argc, argv);
   if (!p) return NULL;
   if (p->closing) {
@@ -508,6 +513,13 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
+  bool have_tails = false;
+  if (argc >= 3 && !un_is_nullish(env, argv[2])) {
+    if (napi_is_array(env, argv[2], &have_tails) != napi_ok || !have_tails) {
+      un_throw_type(env, "ERR_INVALID_ARG_TYPE", "tails must be an array");
+      return NULL;
+    }
+  }
   uint32_t len;
   napi_get_array_length(env, argv[0], &len);
   /* Validate everything first so a type error never leaves a half-written batch. */
@@ -519,6 +531,16 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     if (!is) {
       un_throw_type(env, "ERR_INVALID_ARG_TYPE", "frames must be an array of Buffers");
       return NULL;
+    }
+    if (have_tails) {
+      napi_get_element(env, argv[2], i, &el);
+      if (!un_is_nullish(env, el)) {
+        napi_is_buffer(env, el, &is);
+        if (!is) {
+          un_throw_type(env, "ERR_INVALID_ARG_TYPE", "each tail must be a Buffer or null");
+          return NULL;
+        }
+      }
     }
     if (have_headers) {
       napi_get_element(env, argv[1], i, &el);
@@ -540,7 +562,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     size_t flen;
     napi_get_element(env, argv[0], i, &el);
     napi_get_buffer_info(env, el, &frame, &flen);
-    struct iovec iov[2];
+    struct iovec iov[3];
     int iovcnt = 0;
     if (p->vnet_hdr_len) {
       iov[0].iov_base = (void *)zero_hdr;
@@ -555,6 +577,15 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     iov[iovcnt].iov_base = frame;
     iov[iovcnt].iov_len = flen;
     iovcnt++;
+    if (have_tails) {
+      napi_value t;
+      napi_get_element(env, argv[2], i, &t);
+      if (!un_is_nullish(env, t)) {
+        napi_get_buffer_info(env, t, &iov[iovcnt].iov_base, &iov[iovcnt].iov_len);
+        flen += iov[iovcnt].iov_len;
+        iovcnt++;
+      }
+    }
     ssize_t n;
     do {
       n = writev(p->fd, iov, iovcnt);

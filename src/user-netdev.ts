@@ -253,6 +253,14 @@ export class UserNetdev implements Port {
     this.receiver = sink;
   }
 
+  /** The stack honours offload marks on what it receives (trusted checksums, super frames). */
+  readonly acceptsOffloads = true;
+
+  /** With only offloading peers (a TAP with a vnet header), TCP sends super frames. */
+  peersAcceptOffloads(yes: boolean): void {
+    this.stack.setOffloads(yes);
+  }
+
   stats(): PortStats {
     const s = this.counters.snapshot();
     return {

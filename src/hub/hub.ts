@@ -20,7 +20,9 @@
  * - Not here: ownership of ports. Whoever opened a port closes it; `Hub.close()` only
  *   detaches everything and refuses new ports.
  */
+
 import type { Logger } from "../log.js";
+import { anyOffloaded, resolveOffloads } from "../stack/wire/frame-offload.js";
 import type { FrameSink, Port } from "./port.js";
 
 export interface HubStats {
@@ -83,6 +85,7 @@ export class Hub {
     this.attached = [...this.attached, port];
     const sink: FrameSink = (frames) => this.receive(port, frames);
     port.setReceiver(sink);
+    this.tellOffloads();
     this.log?.debug("port attached", { port: port.name, kind: port.kind });
   }
 
@@ -92,6 +95,8 @@ export class Hub {
     this.attached = this.attached.filter((p) => p !== port);
     this.throwers.delete(port);
     port.setReceiver(undefined);
+    port.peersAcceptOffloads?.(false);
+    this.tellOffloads();
     this.log?.debug("port detached", { port: port.name });
     return true;
   }
@@ -150,15 +155,29 @@ export class Hub {
     }
   }
 
+  /** Tells each port whether all the others take offload marks. */
+  private tellOffloads(): void {
+    for (const p of this.attached) {
+      if (!p.peersAcceptOffloads) continue;
+      p.peersAcceptOffloads(this.attached.every((q) => q === p || q.acceptsOffloads === true));
+    }
+  }
+
   private flood(from: Port, frames: readonly Buffer[]): void {
     const targets = this.attached;
     let reached = 0;
+    // only ports that produce marks can send marked frames; resolved once per batch
+    let plain: readonly Buffer[] | undefined = from.acceptsOffloads ? undefined : frames;
     for (const to of targets) {
       // skip the sender, and anyone detached by an earlier send in this same loop
       if (to === from || !this.members.has(to)) continue;
       reached++;
       try {
-        to.send(frames);
+        if (to.acceptsOffloads) to.send(frames);
+        else {
+          plain ??= anyOffloaded(frames) ? resolveOffloads(frames) : frames;
+          to.send(plain);
+        }
       } catch (err) {
         this.drop("port-send-threw", frames.length);
         if (!this.throwers.has(to)) {

@@ -32,6 +32,17 @@ export interface Port {
   /** a short human description: peer address, state */
   describe(): string;
   close(): void;
+  /**
+   * True when `send` takes frames with offload marks (stack/wire/frame-offload.ts):
+   * partial checksums and TCP super frames. The hub resolves marked frames into
+   * ordinary ones for every other port.
+   */
+  readonly acceptsOffloads?: boolean;
+  /**
+   * The hub tells the port, on every attach and detach, whether all the other ports
+   * accept offload marks: only then may the port produce super frames cheaply.
+   */
+  peersAcceptOffloads?(yes: boolean): void;
 }
 
 /** Counters every port keeps; ports embed one and expose `stats()`. */

@@ -96,7 +96,11 @@ export type FrameBatchHandler = (frames: Buffer[]) => void;
 export type PingBatchHandler = (messages: Buffer[], sources: string[]) => void;
 
 interface NativeFdPoller {
-  write(frames: readonly Buffer[], headers?: readonly (Buffer | null | undefined)[]): number;
+  write(
+    frames: readonly Buffer[],
+    headers?: readonly (Buffer | null | undefined)[],
+    tails?: readonly (Buffer | null | undefined)[],
+  ): number;
   waitWritable(cb: () => void): void;
   pause(): void;
   resume(): void;
@@ -265,10 +269,16 @@ export class FdPoller {
    * Writes frames (kind "frames") until the kernel says EAGAIN; returns how many were
    * consumed (written, or refused and counted in stats().writeErrors). With vnet
    * headers, headers[i] (exactly vnetHdrLen bytes) goes before frames[i]; a missing
-   * one means an all-zero header (a plain, fully checksummed frame).
+   * one means an all-zero header (a plain, fully checksummed frame). tails[i], when
+   * given, follows frames[i] in the same writev (headers in one Buffer, payload in
+   * another, never copied together).
    */
-  write(frames: readonly Buffer[], headers?: readonly (Buffer | null | undefined)[]): number {
-    return this.inner.write(frames, headers);
+  write(
+    frames: readonly Buffer[],
+    headers?: readonly (Buffer | null | undefined)[],
+    tails?: readonly (Buffer | null | undefined)[],
+  ): number {
+    return this.inner.write(frames, headers, tails);
   }
 
   /** Calls cb once when the fd is writable again (after write() returned short). */

@@ -112,7 +112,8 @@ export function encodeVnetHdr(
 
 /** A fresh header Buffer, for FdPoller.write()'s `headers`. */
 export function vnetHdrBuffer(h: VnetHdr, length: VnetHdrLength = vnetHdrMrgRxbufLength): Buffer {
-  const b = Buffer.alloc(length);
+  // from Node's shared pool: one small allocation per header would each be an ArrayBuffer
+  const b = Buffer.allocUnsafe(length);
   encodeVnetHdr(h, b, 0, length);
   return b;
 }

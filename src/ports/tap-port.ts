@@ -4,7 +4,7 @@
  * `usernet slirp4netns`.
  *
  * Theory of operation
- * - Open: the native addon creates the TAP (IFF_TAP | IFF_NO_PI, no vnet header) in
+ * - Open: the native addon creates the TAP (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR) in
  *   this process's network namespace, or inside another one (`netns`: a path such as
  *   /proc/PID/ns/net or /var/run/netns/NAME), joining a user namespace first when
  *   `userns` is given (rootless). The device lives as long as the fd: closing the port
@@ -22,10 +22,16 @@
  *   what does not fit in that queue is dropped ("tx-queue-full"), so a namespace that
  *   does not read cannot make usernet grow. A frame the kernel refuses for another
  *   reason (EIO while the link is down) is dropped ("write-error").
- * - Checksums: plain frames only (no IFF_VNET_HDR): the kernel computes every checksum
- *   before a frame leaves through the TAP, and verifies those we write, exactly as on
- *   a wire. No GSO super-frames, so every frame is at most the TAP's MTU + 14 bytes.
- *   (Offloads would be faster at MTU 1500; not done.)
+ * - Offloads (the default; `offloads: false` gives plain frames): the TAP is opened
+ *   with a virtio-net header and offers checksum offload and TSO for IPv4
+ *   (TUNSETOFFLOAD TUN_F_CSUM | TUN_F_TSO4), as QEMU's virtio-net does. The kernel then
+ *   leaves TCP/UDP checksums partial and sends TCP super frames of up to 64 KiB; each
+ *   read frame carries what its header said as an offload mark
+ *   (stack/wire/frame-offload.ts), which the stack honours (no checksum work, one
+ *   segment per super frame) and the hub resolves for ports that cannot. Marked frames
+ *   we send get the matching header (partial checksum, GSO TCPv4 with the MSS), so the
+ *   kernel takes one super frame where a wire would need forty segments. Without
+ *   offloads every frame is at most the TAP's MTU + 14 bytes and fully checksummed.
  * - Not here: multi-queue TAPs, vhost-net, bridges, persistent devices (TUNSETPERSIST),
  *   QEMU's script=/downscript= helpers.
  */
@@ -33,7 +39,24 @@ import type { TapNetdevConfig } from "../config.js";
 import type { Hub } from "../hub/hub.js";
 import { type FrameSink, type Port, PortCounters, type PortStats } from "../hub/port.js";
 import type { Logger } from "../log.js";
-import { FdPoller, type NativeError, openTap, openTapInNetns, type TapHandle } from "../native/binding.js";
+import {
+  closeFd,
+  FdPoller,
+  type NativeError,
+  nativeConstants,
+  openTap,
+  openTapInNetns,
+  setOffloads,
+  type TapHandle,
+} from "../native/binding.js";
+import {
+  splitVnetFrame,
+  VnetFlags,
+  VnetGso,
+  vnetHdrBuffer,
+  vnetHdrMrgRxbufLength,
+} from "../native/vnet-hdr.js";
+import { markOffload, offloadOf } from "../stack/wire/frame-offload.js";
 import { minFrameLength } from "./length-prefixed-frames.js";
 import type { NetdevHandle } from "./netdev.js";
 
@@ -56,22 +79,31 @@ export interface TapPortOptions {
   maxQueuedFrames?: number;
   /** called once when the device stops working (read error: e.g. its namespace is gone) */
   onFailure?: (err: NativeError) => void;
+  /** virtio-net header with checksum offload and TSO (default true) */
+  offloads?: boolean;
 }
 
 /** The parts of the native addon a TapPort uses; tests give fakes. */
 export interface TapNative {
-  open(opts: TapPortOptions): TapHandle;
+  /** vnetHdrLen: the header before every frame read and written (0: plain frames) */
+  open(opts: TapPortOptions): TapHandle & { vnetHdrLen?: 0 | 12 };
   poller(
     fd: number,
     onBatch: (frames: Buffer[]) => void,
     onError: (err: NativeError) => void,
     maxBatch: number,
+    vnetHdrLen: 0 | 12,
   ): TapPoller;
 }
 
 /** What TapPort needs of an FdPoller. */
 export interface TapPoller {
-  write(frames: readonly Buffer[]): number;
+  /** headers[i] (vnet header) goes before frames[i], tails[i] after it; missing header: all zeroes */
+  write(
+    frames: readonly Buffer[],
+    headers?: readonly (Buffer | undefined)[],
+    tails?: readonly (Buffer | undefined)[],
+  ): number;
   waitWritable(cb: () => void): void;
   close(): void;
   stats(): { writeErrors: number; lastError: string | null };
@@ -79,20 +111,35 @@ export interface TapPoller {
 
 export const nativeTap: TapNative = {
   open(opts) {
-    const tapOpts = { vnetHdr: false };
-    if (opts.netns !== undefined)
-      return openTapInNetns(opts.netns, opts.userns ?? null, opts.ifname, tapOpts);
-    if (opts.userns !== undefined) throw new Error(`${opts.name}: userns= needs netns=`);
-    return openTap(opts.ifname, tapOpts);
+    const offloads = opts.offloads ?? true;
+    const tapOpts = { vnetHdr: offloads };
+    if (opts.userns !== undefined && opts.netns === undefined)
+      throw new Error(`${opts.name}: userns= needs netns=`);
+    const handle =
+      opts.netns !== undefined
+        ? openTapInNetns(opts.netns, opts.userns ?? null, opts.ifname, tapOpts)
+        : openTap(opts.ifname, tapOpts);
+    if (!offloads) return handle;
+    const c = nativeConstants();
+    try {
+      setOffloads(handle.fd, c.TUN_F_CSUM | c.TUN_F_TSO4);
+    } catch (e) {
+      closeFd(handle.fd);
+      throw e;
+    }
+    return { ...handle, vnetHdrLen: vnetHdrMrgRxbufLength };
   },
-  poller(fd, onBatch, onError, maxBatch) {
-    return new FdPoller(fd, "frames", onBatch, { maxBatch, onError });
+  poller(fd, onBatch, onError, maxBatch, vnetHdrLen) {
+    return new FdPoller(fd, "frames", onBatch, { maxBatch, onError, vnetHdrLen });
   },
 };
 
 export class TapPort implements Port {
   readonly kind = "tap";
   readonly name: string;
+  /** with a vnet header the port reads and writes offload-marked frames */
+  readonly acceptsOffloads: boolean;
+  private readonly vnetHdrLen: 0 | 12;
   /** the interface name the kernel gave */
   readonly ifname: string;
   private readonly counters = new PortCounters();
@@ -116,7 +163,11 @@ export class TapPort implements Port {
     return new TapPort(options, handle, native);
   }
 
-  private constructor(options: TapPortOptions, handle: TapHandle, native: TapNative) {
+  private constructor(
+    options: TapPortOptions,
+    handle: TapHandle & { vnetHdrLen?: 0 | 12 },
+    native: TapNative,
+  ) {
     this.name = options.name;
     this.ifname = handle.name;
     this.log = options.log;
@@ -124,11 +175,14 @@ export class TapPort implements Port {
     this.onFailure = options.onFailure;
     this.where =
       options.netns === undefined ? `tap ${handle.name}` : `tap ${handle.name} in ${options.netns}`;
+    this.vnetHdrLen = handle.vnetHdrLen ?? 0;
+    this.acceptsOffloads = this.vnetHdrLen > 0;
     this.poller = native.poller(
       handle.fd,
       (frames) => this.fromKernel(frames),
       (err) => this.readFailed(err),
       options.maxBatch ?? defaultTapMaxBatch,
+      this.vnetHdrLen,
     );
   }
 
@@ -181,8 +235,9 @@ export class TapPort implements Port {
     this.poller.close();
   }
 
-  private fromKernel(frames: Buffer[]): void {
+  private fromKernel(read: Buffer[]): void {
     if (this.isClosed) return;
+    const frames = this.vnetHdrLen > 0 ? this.unwrap(read) : read;
     let batch = frames;
     if (frames.some((f) => f.length < minFrameLength)) {
       batch = frames.filter((f) => f.length >= minFrameLength);
@@ -192,6 +247,55 @@ export class TapPort implements Port {
     this.counters.countRx(batch);
     if (this.sink) this.sink(batch);
     else this.counters.drop("no-receiver", batch.length);
+  }
+
+  /** Strips the vnet headers; what they said becomes each frame's offload mark. */
+  private unwrap(read: Buffer[]): Buffer[] {
+    const frames: Buffer[] = [];
+    for (const b of read) {
+      const r = splitVnetFrame(b, vnetHdrMrgRxbufLength);
+      if (!r.ok) {
+        this.counters.drop(r.reason);
+        continue;
+      }
+      const { hdr, frame } = r.value;
+      const gso = hdr.gsoType & ~VnetGso.ecn;
+      if (gso !== VnetGso.none && gso !== VnetGso.tcpv4) {
+        this.counters.drop("vnet-gso-unsupported");
+        continue;
+      }
+      if (hdr.flags & VnetFlags.needsCsum) {
+        markOffload(frame, {
+          checksum: "partial",
+          csumStart: hdr.csumStart,
+          csumOffset: hdr.csumOffset,
+          gsoSize: gso === VnetGso.tcpv4 ? hdr.gsoSize : 0,
+        });
+      } else if (hdr.flags & VnetFlags.dataValid) {
+        markOffload(frame, { checksum: "valid", csumStart: 0, csumOffset: 0, gsoSize: 0 });
+      }
+      frames.push(frame);
+    }
+    return frames;
+  }
+
+  /** The vnet header for each frame from its mark (undefined: an ordinary frame). */
+  private headersFor(frames: readonly Buffer[]): (Buffer | undefined)[] | undefined {
+    let headers: (Buffer | undefined)[] | undefined;
+    for (let i = 0; i < frames.length; i++) {
+      const o = offloadOf(frames[i] as Buffer);
+      if (o === undefined || o.checksum !== "partial") continue;
+      headers ??= new Array<Buffer | undefined>(frames.length);
+      headers[i] = vnetHdrBuffer({
+        flags: VnetFlags.needsCsum,
+        gsoType: o.gsoSize > 0 ? VnetGso.tcpv4 : VnetGso.none,
+        hdrLen: o.gsoSize > 0 ? o.csumStart + tcpHeaderLengthAt(frames[i] as Buffer, o.csumStart) : 0,
+        gsoSize: o.gsoSize,
+        csumStart: o.csumStart,
+        csumOffset: o.csumOffset,
+      });
+    }
+    return headers;
   }
 
   private readFailed(err: NativeError): void {
@@ -209,8 +313,24 @@ export class TapPort implements Port {
 
   /** writes what the kernel takes now; returns how many frames were consumed */
   private write(frames: readonly Buffer[]): number {
-    const n = this.poller.write(frames);
-    for (let i = 0; i < n; i++) this.counters.countTx(frames[i] as Buffer);
+    if (this.vnetHdrLen === 0) {
+      const n = this.poller.write(frames);
+      for (let i = 0; i < n; i++) this.counters.countTx(frames[i] as Buffer);
+      return n;
+    }
+    let tails: (Buffer | undefined)[] | undefined;
+    for (let i = 0; i < frames.length; i++) {
+      const tail = offloadOf(frames[i] as Buffer)?.tail;
+      if (tail === undefined) continue;
+      tails ??= new Array<Buffer | undefined>(frames.length);
+      tails[i] = tail;
+    }
+    const n = this.poller.write(frames, this.headersFor(frames), tails);
+    for (let i = 0; i < n; i++) {
+      this.counters.countTx(frames[i] as Buffer);
+      const t = tails?.[i];
+      if (t !== undefined) this.counters.txBytes += t.length;
+    }
     return n;
   }
 
@@ -292,4 +412,9 @@ export function openTapNetdev(
       port.close();
     },
   };
+}
+
+/** TCP header length of the segment starting at `at` (0 when the frame is too short). */
+function tcpHeaderLengthAt(frame: Buffer, at: number): number {
+  return at + 12 < frame.length ? ((frame[at + 12] as number) >>> 4) * 4 : 0;
 }

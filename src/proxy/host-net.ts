@@ -26,12 +26,16 @@ export type HostTcpEvent =
   | { type: "connected" }
   /** the connect failed: ECONNREFUSED, EHOSTUNREACH, ETIMEDOUT ... */
   | { type: "connect-failed"; code: string }
+  /** valid only during the call: the read buffer is reused, so copy what you keep */
   | { type: "data"; data: Buffer }
   /** the host closed its sending side (FIN) */
   | { type: "end" }
   /** the connection broke after it was up (ECONNRESET ...) */
   | { type: "error"; code: string }
   | { type: "closed" };
+
+/** Where outbound host sockets read into; each read is handed on before the next. */
+const sharedReadBuffer = Buffer.allocUnsafeSlow(64 * 1024);
 
 export interface HostTcp {
   /** `done` runs once the bytes are handed to the kernel */
@@ -106,6 +110,15 @@ export const nodeHostNet: HostNet = {
       localAddress,
       allowHalfOpen: true,
       noDelay: true,
+      // every read lands in one reused buffer (the "data" contract above): a bulk
+      // transfer then allocates nothing per read
+      onread: {
+        buffer: sharedReadBuffer,
+        callback: (n: number, buf: Uint8Array) => {
+          events({ type: "data", data: (buf as Buffer).subarray(0, n) });
+          return true;
+        },
+      },
     });
     const timer = setTimeout(() => {
       sock.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));

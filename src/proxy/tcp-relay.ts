@@ -9,16 +9,21 @@
  *   timed-out connect (after `connectTimeoutMs`, 30 s) answers the guest with RST, so a
  *   guest never hangs on a dead destination. A destination the policy forbids
  *   (restrict=on, host-loopback=off) is refused at once.
- * - Guest → host: in-order guest bytes (`data`) are written to the socket; the stack is
- *   told `consume` only when the socket has handed them to the kernel, so the window
- *   the guest sees closes when the host reads slowly. The bytes are views into guest
- *   frames, which the hub contract keeps immutable, so nothing is copied here.
- * - Host → guest: socket data goes to `write`, which takes what fits in the endpoint's
- *   bounded send buffer. If it takes less, the rest is held (one chunk) and the socket
- *   is paused until the endpoint says `writable`: a slow guest stops the host socket.
+ * - Guest → host: in-order guest bytes (`data`) are gathered per connection for the
+ *   rest of the event-loop turn (one socket read of guest frames carries dozens of
+ *   segments) and written to the socket as one buffer at its end (a microtask), or
+ *   before a FIN: one write(2) per batch instead of one per segment. The stack is told
+ *   `consume` only when the socket has handed them to the kernel, so the window the
+ *   guest sees closes when the host reads slowly. The bytes are views into guest
+ *   frames, which the hub contract keeps immutable, so holding them is safe.
+ * - Host → guest: socket data goes to `write`, which copies what fits into the
+ *   endpoint's bounded send buffer (host reads land in one reused buffer, see
+ *   host-net.ts). If it takes less, the rest is copied and held (one chunk) and the
+ *   socket is paused until the endpoint says `writable`: a slow guest stops the host
+ *   socket.
  * - Half-close both ways: guest FIN → socket end(); host FIN → `shutdownWrite` once the
  *   held data is in. RST both ways: guest RST → socket reset; host reset → `abort`.
- * - Bounds: the endpoint's buffers (send and receive) plus at most one held chunk per
+ * - Bounds: the endpoint's buffers (send and receive, 1 MiB each) plus at most one held chunk per
  *   connection (a socket read, 64 KiB); the number of connections is the stack's flow
  *   table bound.
  */
@@ -64,6 +69,9 @@ interface Relay {
   state: "connecting" | "open" | "closing";
   /** host bytes the endpoint could not take yet */
   held: Buffer | undefined;
+  /** guest bytes gathered this turn for one write to the host */
+  outgoing: Buffer[];
+  outgoingBytes: number;
   hostEnded: boolean;
   toHostBytes: number;
   toGuestBytes: number;
@@ -98,17 +106,16 @@ export class TcpRelay {
     const r = this.relays.get(conn);
     if (!r) return;
     switch (ev.type) {
-      case "data": {
-        const n = ev.data.length;
-        r.toHostBytes += n;
-        r.socket?.write(ev.data, () => {
-          if (this.relays.get(conn) === r) conn.consume(n);
-        });
+      case "data":
+        r.toHostBytes += ev.data.length;
+        r.outgoing.push(ev.data);
+        r.outgoingBytes += ev.data.length;
+        if (r.outgoing.length === 1) queueMicrotask(() => this.flushToHost(r));
         return;
-      }
       case "writable":
         return this.flushHeld(r);
       case "eof":
+        this.flushToHost(r);
         r.socket?.end();
         return;
       case "reset":
@@ -173,6 +180,8 @@ export class TcpRelay {
       socket: undefined,
       state: "connecting",
       held: undefined,
+      outgoing: [],
+      outgoingBytes: 0,
       hostEnded: false,
       toHostBytes: 0,
       toGuestBytes: 0,
@@ -229,6 +238,17 @@ export class TcpRelay {
     }
   }
 
+  private flushToHost(r: Relay): void {
+    const n = r.outgoingBytes;
+    if (n === 0 || this.relays.get(r.conn) !== r) return;
+    const data = r.outgoing.length === 1 ? (r.outgoing[0] as Buffer) : Buffer.concat(r.outgoing, n);
+    r.outgoing = [];
+    r.outgoingBytes = 0;
+    r.socket?.write(data, () => {
+      if (this.relays.get(r.conn) === r) r.conn.consume(n);
+    });
+  }
+
   private toGuest(r: Relay, data: Buffer): void {
     if (r.held !== undefined) {
       // the socket is paused; a chunk already in flight in Node joins the held one
@@ -238,7 +258,7 @@ export class TcpRelay {
     const took = r.conn.write(data);
     r.toGuestBytes += took;
     if (took < data.length) {
-      r.held = data.subarray(took);
+      r.held = Buffer.from(data.subarray(took)); // data is the socket's reused read buffer
       r.socket?.pause();
     }
   }

@@ -8,6 +8,8 @@
  * than the MTU are the caller's mistake and are fragmented anyway: the stack only
  * sends DF on TCP, which it sizes to the MSS.
  */
+
+import { internetChecksum } from "./wire/checksum.js";
 import { EtherType, encodeEthernet, ethernetHeaderLength } from "./wire/ethernet.js";
 import { encodeIpv4, ipv4HeaderLength, ipv4MaxLength } from "./wire/ipv4.js";
 
@@ -57,6 +59,26 @@ export class Ipv4Output {
     const l4At = ethernetHeaderLength + ipv4HeaderLength;
     fill(out, l4At);
     return this.frame({ ...d, payload: out.subarray(l4At) }, id, 0, false, out.subarray(l4At), out);
+  }
+
+  /**
+   * The headers of one unfragmented frame whose transport header (`length` bytes,
+   * written by `fill` at `at`) is followed by `tailLength` payload bytes kept in a
+   * Buffer of their own: the IPv4 total length counts them, the frame does not hold
+   * them (see FrameOffload.tail).
+   */
+  headersOnly(
+    d: Omit<Ipv4Out, "payload">,
+    length: number,
+    tailLength: number,
+    fill: (buf: Buffer, at: number) => void,
+  ): Buffer {
+    const out = this.single(d, length, fill);
+    const ip = out.subarray(ethernetHeaderLength, ethernetHeaderLength + ipv4HeaderLength);
+    ip.writeUInt16BE(ipv4HeaderLength + length + tailLength, 2);
+    ip.writeUInt16BE(0, 10);
+    ip.writeUInt16BE(internetChecksum(ip), 10);
+    return out;
   }
 
   private frame(

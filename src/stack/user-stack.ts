@@ -35,7 +35,9 @@ import type { TcpFlowTableOptions } from "./tcp/flow-table.js";
 import type { TcpOutput } from "./tcp/tcp-endpoint.js";
 import { BROADCAST_MAC, isBroadcastMac, isIpv4Multicast } from "./wire/addr.js";
 import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "./wire/arp.js";
+import { checksumFull, checksumOffloaded, pseudoHeaderSum } from "./wire/checksum.js";
 import { decodeEthernet, EtherType, encodeEthernet, ethernetHeaderLength } from "./wire/ethernet.js";
+import { markOffload, offloadOf, whole } from "./wire/frame-offload.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "./wire/icmp.js";
 import { decodeIpv4, encodeIpv4, IpProto, ipv4HeaderLength } from "./wire/ipv4.js";
 import { decodeTcp, encodeTcp, tcpEncodingLength } from "./wire/tcp.js";
@@ -91,6 +93,14 @@ export interface UserStackCounters {
   ignored: number;
 }
 
+/** TCP payload per super frame towards an offloading TAP: an IPv4 datagram stays under 64 KiB */
+export const tsoMaxBytes = 65_000;
+/** where the checksum field sits in a TCP header */
+const tcpChecksumOffset = 16;
+/** payloads this large go to an offloading TAP as a tail of their own (no copy) */
+const tailMinBytes = 1024;
+const EMPTY = Buffer.alloc(0);
+
 export class UserStack {
   readonly drops = new DropCounters();
   readonly tcp: GuestTcpLayer;
@@ -108,6 +118,12 @@ export class UserStack {
   private readonly owned = new Map<number, Buffer>();
   private readonly ownMacs: Buffer[];
   private readonly broadcast: number;
+  /** shared with every TCP endpoint: the largest segment they may emit (TSO); 0: one MSS */
+  private readonly segmentOffload = { maxBytes: 0 };
+  /** whether every frame we send may carry offload marks (see setOffloads) */
+  private offloads = false;
+  /** the frame being handled carries an offload mark: its producer vouches for its L4 checksum */
+  private rxTrusted = false;
 
   constructor(
     readonly config: StackConfig,
@@ -126,7 +142,10 @@ export class UserStack {
       this.drops,
       (segments) => this.sendTcp(segments),
       tcpEvents ?? ((conn, ev) => ev.type === "connect-request" && conn.refuse()),
-      { ...options.tcp, endpoint: { mss: config.mtu - 40, ...options.tcp?.endpoint } },
+      {
+        ...options.tcp,
+        endpoint: { mss: config.mtu - 40, segmentOffload: this.segmentOffload, ...options.tcp?.endpoint },
+      },
       () => hooks.timersChanged?.(),
     );
   }
@@ -136,13 +155,26 @@ export class UserStack {
     return virtualMac(this.config.host);
   }
 
+  /**
+   * Whether the frames we send may carry offload marks (stack/wire/frame-offload.ts):
+   * on when every other port of the hub accepts them (an offloading TAP). TCP then
+   * leaves checksums partial and sends super frames of up to `tsoMaxBytes` of payload.
+   */
+  setOffloads(on: boolean): void {
+    this.offloads = on;
+    this.segmentOffload.maxBytes = on ? tsoMaxBytes : 0;
+  }
+
   /** Takes a batch of frames from the hub; returns the frames to send back. */
   input(frames: readonly Buffer[]): Buffer[] {
     const out: Buffer[] = [];
     for (const frame of frames) {
       this.counters.rxFrames++;
-      this.inputFrame(frame, out);
+      const mark = offloadOf(frame);
+      this.rxTrusted = mark !== undefined;
+      this.inputFrame(mark?.tail ? whole(frame) : frame, out);
     }
+    this.rxTrusted = false;
     this.counters.txFrames += out.length;
     return out;
   }
@@ -249,7 +281,7 @@ export class UserStack {
     if (whole.protocol === IpProto.udp) return this.inputUdp(srcMac, whole.src, whole.dst, whole.payload);
     if (whole.protocol === IpProto.tcp) {
       if (broadcast) return this.drops.drop("tcp-broadcast");
-      const t = decodeTcp(whole.payload, whole);
+      const t = decodeTcp(whole.payload, whole, this.rxTrusted ? checksumOffloaded : checksumFull);
       if (!t.ok) return this.drops.drop(t.reason);
       return this.tcp.input(whole.src, whole.dst, t.value);
     }
@@ -264,7 +296,7 @@ export class UserStack {
   }
 
   private inputUdp(srcMac: Buffer, src: number, dst: number, payload: Buffer): void {
-    const r = decodeUdp(payload, { src, dst });
+    const r = decodeUdp(payload, { src, dst }, this.rxTrusted ? checksumOffloaded : checksumFull);
     if (!r.ok) return this.drops.drop(r.reason);
     const u = r.value;
     if (!this.hooks.udp) return this.drops.drop("udp-no-handler");
@@ -360,7 +392,8 @@ export class UserStack {
   /** Frames TCP segments for guests; segments to a guest whose MAC is unknown are dropped after an ARP request. */
   private sendTcp(segments: TcpOutput[]): void {
     const frames: Buffer[] = [];
-    for (const { src, dst, seg } of segments) {
+    const offloads = this.offloads;
+    for (const { src, dst, seg, gsoSize } of segments) {
       const dstMac = this.arp.lookup(dst);
       if (dstMac === undefined) {
         this.resolve(dst);
@@ -368,20 +401,41 @@ export class UserStack {
         continue;
       }
       const l4 = tcpEncodingLength(seg);
-      frames.push(
-        this.output.single(
-          {
-            srcMac: this.owned.get(src) ?? this.gatewayMac,
-            dstMac,
-            src,
-            dst,
-            protocol: IpProto.tcp,
-            dontFragment: true,
-          },
-          l4,
-          (buf, at) => encodeTcp(seg, buf, at, { src, dst }),
-        ),
-      );
+      const ipOut = {
+        srcMac: this.owned.get(src) ?? this.gatewayMac,
+        dstMac,
+        src,
+        dst,
+        protocol: IpProto.tcp,
+        dontFragment: true,
+      };
+      let frame: Buffer;
+      if (!offloads) {
+        if (gsoSize !== undefined) {
+          this.drops.drop("tcp-super-frame-without-offload"); // cannot happen: segmentOffload is 0
+          continue;
+        }
+        frame = this.output.single(ipOut, l4, (buf, at) => encodeTcp(seg, buf, at, { src, dst }));
+      } else {
+        // Towards an offloading TAP: the checksum stays partial (the pseudo-header sum)
+        // and a large payload stays a tail, written after the headers without a copy.
+        seg.checksum = pseudoHeaderSum(src, dst, IpProto.tcp, l4);
+        const payload = seg.payload;
+        const tail = payload.length >= tailMinBytes ? payload : undefined;
+        const encode = (buf: Buffer, at: number) =>
+          encodeTcp(tail ? { ...seg, payload: EMPTY } : seg, buf, at, { src, dst }, checksumOffloaded);
+        frame = tail
+          ? this.output.headersOnly(ipOut, l4 - tail.length, tail.length, encode)
+          : this.output.single(ipOut, l4, encode);
+        markOffload(frame, {
+          checksum: "partial",
+          csumStart: ethernetHeaderLength + ipv4HeaderLength,
+          csumOffset: tcpChecksumOffset,
+          gsoSize: gsoSize ?? 0,
+          tail,
+        });
+      }
+      frames.push(frame);
     }
     this.emit(frames);
   }

@@ -2,133 +2,110 @@
  * The bytes a TCP endpoint has taken from the host side and not yet had acknowledged
  * by the guest: a bounded FIFO addressed by offset from its first byte.
  *
- * Theory of operation: `push` takes at most `free` bytes and keeps the caller's Buffer
- * as a view (no copy): the caller (the relay) must not modify a chunk it handed over,
- * which holds for Node socket reads since each is a fresh allocation. Writes smaller
- * than 1 KiB are copied into a shared 16 KiB tail block instead, so a host that sends
- * one byte at a time cannot make the chunk list (and the per-chunk overhead) grow to
- * one entry per byte. `read(offset, n)` returns a view when the range lies in one
- * chunk and a copy when it spans several (a segment boundary rarely matches a chunk
- * boundary twice, so this copy is the usual price of segmenting). `drop(n)` releases
- * acknowledged bytes from the front. Lookups are a binary search over chunk start
- * offsets; the chunk array is compacted when more than half of it is dead.
+ * Theory of operation: one ring of memory owned by the buffer. `push` copies what fits
+ * (at most `free` bytes), so the caller may reuse its Buffer at once: the relay reads
+ * host sockets into one reused buffer, and in a steady bulk transfer nothing is
+ * allocated per read (large per-read allocations are what made V8 run a full GC every
+ * few megabytes). `read(offset, n)` returns a view when the range does not wrap around
+ * the ring's end and a copy when it does; `contiguous(offset)` says how far a view
+ * reaches, so a large segment can stop there instead of being copied. `drop(n)`
+ * releases acknowledged bytes from the front.
  *
- * Limits: `capacity` bytes in total; nothing else is stored.
+ * Memory: the ring is allocated on the first push, at the size that push needs (16 KiB
+ * at least), and doubles while more is needed, up to `capacity`. When every byte has
+ * been acknowledged the ring is let go, so an idle connection holds no buffer; a busy
+ * one keeps its ring. Views handed out earlier (segments still queued towards the
+ * guest) keep the old memory alive; the ring never rewrites bytes that are still held,
+ * and bytes it reuses were acknowledged: a stale queued copy of them is a duplicate
+ * the guest drops by sequence number.
  */
 
-const SMALL_WRITE = 1024;
-const TAIL_BLOCK = 16 * 1024;
+const MIN_RING = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 export class SendBuffer {
-  private chunks: Buffer[] = [];
-  /** absolute stream offset of each chunk's first byte */
-  private starts: number[] = [];
-  private head = 0;
-  /** absolute stream offset of the first byte still held */
-  private base = 0;
-  /** absolute stream offset just past the last byte held */
-  private end = 0;
-  /** spare room at the end of the last chunk when it is an owned tail block */
-  private tail: Buffer | undefined;
-  private tailUsed = 0;
+  private ring: Buffer | undefined;
+  /** ring index of the first byte held */
+  private start = 0;
+  private size = 0;
 
   constructor(readonly capacity: number) {}
 
   /** Bytes held. */
   get length(): number {
-    return this.end - this.base;
+    return this.size;
   }
 
   /** Bytes `push` would accept now. */
   get free(): number {
-    return this.capacity - this.length;
+    return this.capacity - this.size;
   }
 
-  /** Appends as much of `data` as fits; returns how many bytes were taken. */
+  /** Copies in as much of `data` as fits; returns how many bytes were taken. */
   push(data: Buffer): number {
     const n = Math.min(data.length, this.free);
     if (n <= 0) return 0;
-    if (n < SMALL_WRITE) this.pushSmall(data, n);
-    else {
-      this.tail = undefined;
-      this.chunks.push(data.subarray(0, n));
-      this.starts.push(this.end);
-    }
-    this.end += n;
+    const ring = this.reserve(this.size + n);
+    const at = (this.start + this.size) % ring.length;
+    const first = Math.min(n, ring.length - at);
+    data.copy(ring, at, 0, first);
+    if (first < n) data.copy(ring, 0, first, n);
+    this.size += n;
     return n;
-  }
-
-  private pushSmall(data: Buffer, n: number): void {
-    const last = this.chunks.length - 1;
-    if (this.tail && last >= this.head && this.tailUsed + n <= this.tail.length) {
-      data.copy(this.tail, this.tailUsed, 0, n);
-      this.tailUsed += n;
-      this.chunks[last] = this.tail.subarray(0, this.tailUsed);
-      return;
-    }
-    this.tail = Buffer.allocUnsafe(TAIL_BLOCK);
-    data.copy(this.tail, 0, 0, n);
-    this.tailUsed = n;
-    this.chunks.push(this.tail.subarray(0, n));
-    this.starts.push(this.end);
   }
 
   /** Bytes [offset, offset + n) counted from the first byte held (n is clipped). */
   read(offset: number, n: number): Buffer {
-    const from = this.base + Math.max(0, offset);
-    const to = Math.min(this.end, from + Math.max(0, n));
-    if (to <= from) return Buffer.alloc(0);
-    let i = this.find(from);
-    const first = this.chunks[i] as Buffer;
-    const firstStart = this.starts[i] as number;
-    if (to <= firstStart + first.length) return first.subarray(from - firstStart, to - firstStart);
-    const out = Buffer.allocUnsafe(to - from);
-    let w = 0;
-    let at = from;
-    while (at < to && i < this.chunks.length) {
-      const c = this.chunks[i] as Buffer;
-      const s = this.starts[i] as number;
-      const piece = c.subarray(at - s, Math.min(c.length, to - s));
-      piece.copy(out, w);
-      w += piece.length;
-      at += piece.length;
-      i++;
-    }
+    const from = Math.max(0, offset);
+    const len = Math.min(this.size - from, Math.max(0, n));
+    const ring = this.ring;
+    if (len <= 0 || ring === undefined) return EMPTY;
+    const at = (this.start + from) % ring.length;
+    if (at + len <= ring.length) return ring.subarray(at, at + len);
+    const out = Buffer.allocUnsafe(len);
+    const first = ring.length - at;
+    ring.copy(out, 0, at, ring.length);
+    ring.copy(out, first, 0, len - first);
     return out;
+  }
+
+  /** Bytes from `offset` that a `read` returns as a view (up to the ring's end). */
+  contiguous(offset: number): number {
+    const from = Math.max(0, offset);
+    const ring = this.ring;
+    if (from >= this.size || ring === undefined) return 0;
+    const at = (this.start + from) % ring.length;
+    return Math.min(this.size - from, ring.length - at);
   }
 
   /** Releases the first n bytes (clipped to what is held). */
   drop(n: number): void {
-    this.base = Math.min(this.end, this.base + Math.max(0, n));
-    while (this.head < this.chunks.length) {
-      const c = this.chunks[this.head] as Buffer;
-      if ((this.starts[this.head] as number) + c.length > this.base) break;
-      this.chunks[this.head] = EMPTY;
-      this.head++;
-    }
-    if (this.head === this.chunks.length) {
-      this.chunks = [];
-      this.starts = [];
-      this.head = 0;
-      this.tail = undefined;
-    } else if (this.head > 64 && this.head * 2 > this.chunks.length) {
-      this.chunks = this.chunks.slice(this.head);
-      this.starts = this.starts.slice(this.head);
-      this.head = 0;
+    const k = Math.min(this.size, Math.max(0, n));
+    if (k === 0 || this.ring === undefined) return;
+    this.size -= k;
+    if (this.size === 0) {
+      this.ring = undefined;
+      this.start = 0;
+    } else {
+      this.start = (this.start + k) % this.ring.length;
     }
   }
 
-  /** Index of the chunk holding absolute offset `at` (which must be held). */
-  private find(at: number): number {
-    let lo = this.head;
-    let hi = this.chunks.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if ((this.starts[mid] as number) <= at) lo = mid;
-      else hi = mid - 1;
+  /** The ring, grown (its bytes moved to the front) so it holds at least `need` bytes. */
+  private reserve(need: number): Buffer {
+    const old = this.ring;
+    if (old !== undefined && old.length >= need) return old;
+    let size = MIN_RING;
+    while (size < need) size *= 2;
+    size = Math.max(need, Math.min(size, this.capacity));
+    const ring = Buffer.allocUnsafeSlow(size);
+    if (old !== undefined && this.size > 0) {
+      const first = Math.min(this.size, old.length - this.start);
+      old.copy(ring, 0, this.start, this.start + first);
+      if (first < this.size) old.copy(ring, first, 0, this.size - first);
     }
-    return lo;
+    this.ring = ring;
+    this.start = 0;
+    return ring;
   }
 }
-
-const EMPTY = Buffer.alloc(0);

@@ -114,6 +114,8 @@ export interface TcpOutput {
   src: number;
   dst: number;
   seg: TcpSegment;
+  /** set when the payload is larger than one MSS: the link splits it into segments of this size (TSO) */
+  gsoSize?: number;
 }
 
 export type TcpResetReason = "guest" | "refused" | "timeout";
@@ -158,14 +160,20 @@ export interface TcpEndpointOptions extends RtoOptions {
   initialWindowSegments: number;
   /** a uniformly random uint32 (ISN, timestamp offset) */
   random: () => number;
+  /**
+   * Segmentation offload, shared by the stack's endpoints and changed while they live:
+   * while `maxBytes` exceeds the MSS, one emitted segment may carry up to that many
+   * bytes (a whole number of MSS) for the link to split (TSO towards an offloading TAP).
+   */
+  segmentOffload?: { readonly maxBytes: number };
 }
 
 const defaultRandom = (): number => globalThis.crypto.getRandomValues(new Uint32Array(1))[0] ?? 0;
 
 export const tcpEndpointDefaults: TcpEndpointOptions = Object.freeze({
   ...rtoDefaults,
-  sendBufferSize: 256 * 1024,
-  recvBufferSize: 256 * 1024,
+  sendBufferSize: 1024 * 1024,
+  recvBufferSize: 1024 * 1024,
   mss: 1460,
   windowScale: 7,
   sack: true,
@@ -185,6 +193,8 @@ const TS_OPTION_BYTES = 12;
 const DEFAULT_GUEST_MSS = 536;
 const MIN_MSS = 64;
 const MAX_WINDOW_SHIFT = 14;
+/** segments over this many bytes are cut at a send-buffer chunk boundary (see sendOne) */
+const contiguousCutMin = 8192;
 /** a hard bound on segments one call emits, beyond what windows already bound */
 const MAX_BURST = 4096;
 
@@ -829,9 +839,9 @@ export class TcpEndpoint {
     const off = seqSub(this.sndNxt, this.bufSeq);
     const avail = this.sendBuf.length - off;
     const usable = seqSub(seqAdd(this.sndUna, Math.min(this.sndWnd, this.cwnd)), this.sndNxt);
-    const len = Math.max(0, Math.min(avail, this.sndMss, usable));
-    const fin = this.finQueued && off + len === this.sendBuf.length && off <= this.sendBuf.length;
-    if (len === 0 && !fin) return false;
+    const tso = this.o.segmentOffload?.maxBytes ?? 0;
+    const most = tso > 2 * this.sndMss ? tso - (tso % this.sndMss) : this.sndMss;
+    let len = Math.max(0, Math.min(avail, most, usable));
     if (
       len > 0 &&
       len < this.sndMss &&
@@ -841,6 +851,14 @@ export class TcpEndpoint {
     ) {
       return false; // sender SWS avoidance: wait for a fuller window
     }
+    // A large segment ends where the buffered chunk (one host read) does, so its payload
+    // is a view, not a copy into a fresh 64 KiB buffer; small ones are copied as needed.
+    if (len > contiguousCutMin) {
+      const run = this.sendBuf.contiguous(off);
+      if (run >= contiguousCutMin && run < len) len = run;
+    }
+    const fin = this.finQueued && off + len === this.sendBuf.length && off <= this.sendBuf.length;
+    if (len === 0 && !fin) return false;
     this.sendData(off, len, fin, now);
     return true;
   }
@@ -854,7 +872,7 @@ export class TcpEndpoint {
     if (fin) flags |= FIN;
     const end = seqAdd(seq, len + (fin ? 1 : 0));
     const retransmission = seq !== this.sndMax;
-    this.emit(flags, seq, payload);
+    this.emit(flags, seq, payload, len > this.sndMss ? this.sndMss : 0);
     if (fin) {
       this.finSent = true;
       if (this.state === "established") this.state = "fin-wait-1";
@@ -887,7 +905,7 @@ export class TcpEndpoint {
   }
 
   /** Emits a segment from the remote to the guest with the usual ACK, window and options. */
-  private emit(flags: number, seq: number, payload: Buffer): void {
+  private emit(flags: number, seq: number, payload: Buffer, gsoSize = 0): void {
     const seg: TcpSegment = {
       srcPort: this.tuple.remotePort,
       dstPort: this.tuple.guestPort,
@@ -911,7 +929,7 @@ export class TcpEndpoint {
       this.delackAt = undefined;
       this.fullSegsUnacked = 0;
     }
-    this.push(seg);
+    this.push(seg, gsoSize);
   }
 
   private sendSyn(now: number, synAck: boolean, retransmit = false): void {
@@ -964,8 +982,10 @@ export class TcpEndpoint {
     });
   }
 
-  private push(seg: TcpSegment): void {
-    this.out.push({ src: this.tuple.remoteAddr, dst: this.tuple.guestAddr, seg });
+  private push(seg: TcpSegment, gsoSize = 0): void {
+    const o: TcpOutput = { src: this.tuple.remoteAddr, dst: this.tuple.guestAddr, seg };
+    if (gsoSize > 0) o.gsoSize = gsoSize;
+    this.out.push(o);
   }
 
   // ---- helpers ----

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { Hub, HubRegistry } from "../../../src/hub/hub.js";
 import { type FrameSink, type Port, PortCounters, type PortStats } from "../../../src/hub/port.js";
+import { markOffload, offloadOf } from "../../../src/stack/wire/frame-offload.js";
 
 /** A port that records what the hub sends it and injects frames on demand. */
 class FakePort implements Port {
@@ -9,7 +10,14 @@ class FakePort implements Port {
   sink: FrameSink | undefined;
   onSend: ((frames: readonly Buffer[]) => void) | undefined;
   private readonly counters = new PortCounters();
-  constructor(readonly name: string) {}
+  peers: boolean[] = [];
+  constructor(
+    readonly name: string,
+    readonly acceptsOffloads = false,
+  ) {}
+  peersAcceptOffloads(yes: boolean): void {
+    this.peers.push(yes);
+  }
   send(frames: readonly Buffer[]): void {
     this.received.push([...frames]);
     this.onSend?.(frames);
@@ -170,5 +178,35 @@ describe("HubRegistry", () => {
     expect(h2.closed).toBe(true);
     expect(p.sink).toBeUndefined();
     expect(hubs.list()).toEqual([]);
+  });
+
+  test("offload marks reach ports that take them; the others get ordinary frames", () => {
+    const hub = new Hub(7);
+    const tap = new FakePort("tap", true);
+    const stack = new FakePort("stack", true);
+    hub.attach(tap);
+    hub.attach(stack);
+    expect(tap.peers.at(-1)).toBe(true);
+    expect(stack.peers.at(-1)).toBe(true);
+    const qemu = new FakePort("qemu");
+    hub.attach(qemu);
+    expect(tap.peers.at(-1)).toBe(false); // now a peer cannot take marks
+    // a UDP frame with a partial checksum (pseudo-header sum 0 over zero addresses)
+    const f = Buffer.alloc(14 + 20 + 8 + 4);
+    f.writeUInt16BE(0x0800, 12);
+    f[14] = 0x45;
+    f.writeUInt16BE(20 + 8 + 4, 16);
+    f[14 + 9] = 17;
+    f.writeUInt16BE(8 + 4, 34 + 4);
+    markOffload(f, { checksum: "partial", csumStart: 34, csumOffset: 6, gsoSize: 0 });
+    tap.inject(f);
+    expect(stack.received[0]?.[0]).toBe(f);
+    const copy = qemu.received[0]?.[0];
+    expect(copy).not.toBe(f);
+    expect(copy && offloadOf(copy)).toBeUndefined();
+    expect(copy?.readUInt16BE(34 + 6)).not.toBe(0); // the checksum was filled in
+    hub.detach(qemu);
+    expect(tap.peers.at(-1)).toBe(true);
+    expect(qemu.peers.at(-1)).toBe(false);
   });
 });

@@ -8,13 +8,25 @@ import { Hub } from "../../../src/hub/hub.js";
 import type { FrameSink, Port, PortStats } from "../../../src/hub/port.js";
 import { silentLogger } from "../../../src/log.js";
 import type { NativeError } from "../../../src/native/binding.js";
+import {
+  decodeVnetHdr,
+  noOffloadHdr,
+  VnetFlags,
+  VnetGso,
+  vnetHdrBuffer,
+} from "../../../src/native/vnet-hdr.js";
 import { openTapNetdev, type TapNative, TapPort, type TapPortOptions } from "../../../src/ports/tap-port.js";
+import { markOffload, offloadOf } from "../../../src/stack/wire/frame-offload.js";
 import { describeWith, TestNetns, waitFor } from "../native/native-env.js";
 
 class FakeDevice implements TapNative {
   /** how many frames the next write() takes (Infinity: all) */
   room = Number.POSITIVE_INFINITY;
   written: Buffer[] = [];
+  headers: (Buffer | undefined)[] = [];
+  tails: (Buffer | undefined)[] = [];
+  /** the vnet header length open() reports (0: a plain TAP) */
+  vnetHdrLen: 0 | 12 = 0;
   writableCb: (() => void) | undefined;
   onBatch: ((frames: Buffer[]) => void) | undefined;
   onError: ((err: NativeError) => void) | undefined;
@@ -24,17 +36,25 @@ class FakeDevice implements TapNative {
 
   open(opts: TapPortOptions) {
     this.opened = opts;
-    return { fd: 42, name: opts.ifname || "tap7" };
+    return { fd: 42, name: opts.ifname || "tap7", vnetHdrLen: this.vnetHdrLen };
   }
 
   poller(_fd: number, onBatch: (f: Buffer[]) => void, onError: (e: NativeError) => void) {
     this.onBatch = onBatch;
     this.onError = onError;
     return {
-      write: (frames: readonly Buffer[]) => {
+      write: (
+        frames: readonly Buffer[],
+        headers?: readonly (Buffer | undefined)[],
+        tails?: readonly (Buffer | undefined)[],
+      ) => {
         const n = Math.min(frames.length, this.room);
         this.room -= n;
         this.written.push(...frames.slice(0, n));
+        for (let i = 0; i < n; i++) {
+          this.headers.push(headers?.[i]);
+          this.tails.push(tails?.[i]);
+        }
         return n;
       },
       waitWritable: (cb: () => void) => {
@@ -59,13 +79,75 @@ class FakeDevice implements TapNative {
 
 const frame = (n: number, len = 60) => Buffer.alloc(len, n);
 
-function fakePort(opts: Partial<TapPortOptions> = {}) {
+function fakePort(opts: Partial<TapPortOptions> = {}, vnetHdrLen: 0 | 12 = 0) {
   const dev = new FakeDevice();
+  dev.vnetHdrLen = vnetHdrLen;
   const port = TapPort.open({ name: "t0", ifname: "tap0", log: silentLogger, ...opts }, dev);
   const got: Buffer[][] = [];
   port.setReceiver((b) => got.push([...b]));
   return { dev, port, got };
 }
+
+describe("TapPort offloads (fake device with vnet headers)", () => {
+  it("turns what each vnet header says into the frame's offload mark", () => {
+    const { dev, port, got } = fakePort({}, 12);
+    expect(port.acceptsOffloads).toBe(true);
+    const partial = Buffer.concat([
+      vnetHdrBuffer({
+        flags: VnetFlags.needsCsum,
+        gsoType: VnetGso.tcpv4,
+        hdrLen: 66,
+        gsoSize: 1448,
+        csumStart: 34,
+        csumOffset: 16,
+      }),
+      frame(1, 200),
+    ]);
+    const plain = Buffer.concat([Buffer.alloc(12), frame(2)]);
+    const valid = Buffer.concat([vnetHdrBuffer({ ...noOffloadHdr, flags: VnetFlags.dataValid }), frame(3)]);
+    const udpGso = Buffer.concat([
+      vnetHdrBuffer({
+        ...noOffloadHdr,
+        flags: 1,
+        gsoType: VnetGso.udp,
+        gsoSize: 100,
+        csumStart: 34,
+        csumOffset: 6,
+      }),
+      frame(4),
+    ]);
+    dev.onBatch?.([partial, plain, valid, udpGso]);
+    const [a, b, c] = got[0] ?? [];
+    expect(got[0]).toHaveLength(3);
+    expect(a?.equals(frame(1, 200))).toBe(true);
+    expect(a && offloadOf(a)).toEqual({ checksum: "partial", csumStart: 34, csumOffset: 16, gsoSize: 1448 });
+    expect(b && offloadOf(b)).toBeUndefined();
+    expect(c && offloadOf(c)).toMatchObject({ checksum: "valid", gsoSize: 0 });
+    expect(port.stats().drops).toEqual({ "vnet-gso-unsupported": 1 });
+  });
+
+  it("writes marked frames with their vnet header and tail, plain ones with none", () => {
+    const { dev, port } = fakePort({}, 12);
+    const head = frame(5, 66);
+    head[34 + 12] = 0x80; // TCP data offset: 32 bytes
+    const tail = Buffer.alloc(5000, 6);
+    markOffload(head, { checksum: "partial", csumStart: 34, csumOffset: 16, gsoSize: 1448, tail });
+    port.send([head, frame(7)]);
+    expect(dev.written).toEqual([head, frame(7)]);
+    expect(dev.tails).toEqual([tail, undefined]);
+    expect(dev.headers[1]).toBeUndefined();
+    const h = dev.headers[0] ? decodeVnetHdr(dev.headers[0]) : undefined;
+    expect(h?.ok && h.value).toEqual({
+      flags: VnetFlags.needsCsum,
+      gsoType: VnetGso.tcpv4,
+      hdrLen: 66,
+      gsoSize: 1448,
+      csumStart: 34,
+      csumOffset: 16,
+    });
+    expect(port.stats()).toMatchObject({ txFrames: 2, txBytes: 66 + 5000 + 60 });
+  });
+});
 
 describe("TapPort (fake device)", () => {
   it("hands each read batch to the hub in one call and counts it", () => {

@@ -6,9 +6,12 @@ import { Ipv4Output } from "../../../src/stack/ipv4-output.js";
 import { UserStack } from "../../../src/stack/user-stack.js";
 import { parseIpv4, parseMac } from "../../../src/stack/wire/addr.js";
 import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "../../../src/stack/wire/arp.js";
+import { checksumOffloaded, pseudoHeaderSum } from "../../../src/stack/wire/checksum.js";
 import { decodeEthernet, EtherType, encodeEthernet } from "../../../src/stack/wire/ethernet.js";
+import { markOffload, offloadOf } from "../../../src/stack/wire/frame-offload.js";
 import { decodeIcmp, encodeIcmp } from "../../../src/stack/wire/icmp.js";
 import { decodeIpv4, IpProto } from "../../../src/stack/wire/ipv4.js";
+import { decodeTcp, encodeTcp, TcpFlag, tcpEncodingLength } from "../../../src/stack/wire/tcp.js";
 
 const ip = (s: string): number => parseIpv4(s) ?? Number.NaN;
 const guestMac = parseMac("52:54:00:12:34:56") ?? Buffer.alloc(6);
@@ -195,5 +198,91 @@ describe("UserStack under hostile input", () => {
     if (!frame) throw new Error("no frame");
     frame[at] = value;
     stack.input([frame.subarray(0, cut)]);
+  });
+});
+
+describe("offloads (an offloading TAP on the hub)", () => {
+  /** A guest SYN to 10.0.2.2:80 whose TCP checksum field holds only the pseudo-header sum. */
+  function partialSyn(): Buffer {
+    const seg = {
+      srcPort: 40000,
+      dstPort: 80,
+      seq: 1,
+      ack: 0,
+      flags: TcpFlag.syn,
+      window: 64240,
+      urgent: 0,
+      payload: Buffer.alloc(0),
+      mss: 1460,
+    };
+    const l4 = tcpEncodingLength(seg);
+    const host = ip("10.0.2.2");
+    return new Ipv4Output(1500).single(
+      {
+        srcMac: guestMac,
+        dstMac: virtualMac(host),
+        src: guestIp,
+        dst: host,
+        protocol: IpProto.tcp,
+        dontFragment: true,
+      },
+      l4,
+      (b, at) =>
+        encodeTcp(
+          { ...seg, checksum: pseudoHeaderSum(guestIp, host, IpProto.tcp, l4) },
+          b,
+          at,
+          { src: guestIp, dst: host },
+          checksumOffloaded,
+        ),
+    );
+  }
+
+  it("trusts the L4 checksum of a marked frame and checks an unmarked one", () => {
+    const requests: number[] = [];
+    const stack = new UserStack(config(), new ManualClock(), {
+      emit() {},
+      tcp: (conn, ev) => {
+        if (ev.type === "connect-request") requests.push(conn.remotePort);
+      },
+    });
+    stack.input([partialSyn()]);
+    expect(stack.drops.get("tcp-bad-checksum")).toBe(1);
+    expect(requests).toEqual([]);
+    stack.input([
+      markOffload(partialSyn(), { checksum: "partial", csumStart: 34, csumOffset: 16, gsoSize: 0 }),
+    ]);
+    expect(requests).toEqual([80]);
+  });
+
+  it("marks its TCP frames partial while every peer takes offloads, and sends them whole otherwise", () => {
+    const frames: Buffer[] = [];
+    const stack = new UserStack(config(), new ManualClock(), {
+      emit: (f) => frames.push(...f),
+      tcp: (conn, ev) => ev.type === "connect-request" && conn.accept(),
+    });
+    stack.setOffloads(true);
+    const syn = markOffload(partialSyn(), { checksum: "partial", csumStart: 34, csumOffset: 16, gsoSize: 0 });
+    stack.input([syn]);
+    const synAck = frames.shift();
+    expect(synAck && offloadOf(synAck)).toMatchObject({
+      checksum: "partial",
+      csumStart: 34,
+      csumOffset: 16,
+      gsoSize: 0,
+    });
+    stack.setOffloads(false);
+    stack.input([Buffer.from(partialSyn())]); // unmarked, bad checksum: dropped, nothing sent
+    const again = markOffload(partialSyn(), {
+      checksum: "partial",
+      csumStart: 34,
+      csumOffset: 16,
+      gsoSize: 0,
+    });
+    stack.input([again]); // a retransmitted SYN on the open flow: the SYN-ACK again, now whole
+    const whole = frames.shift();
+    expect(whole && offloadOf(whole)).toBeUndefined();
+    const ipv4 = whole ? decodeIpv4(whole.subarray(14)) : undefined;
+    expect(ipv4?.ok && decodeTcp(ipv4.value.payload, ipv4.value).ok).toBe(true);
   });
 });

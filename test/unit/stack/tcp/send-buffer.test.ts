@@ -16,13 +16,38 @@ describe("SendBuffer", () => {
     expect(b.read(7, 1).length).toBe(0);
   });
 
-  it("keeps a large write as a view, without copying", () => {
+  it("copies what it takes, so the caller may reuse its buffer at once", () => {
     const b = new SendBuffer(1 << 20);
     const data = Buffer.alloc(4096, 7);
     b.push(data);
-    const v = b.read(100, 1000);
-    expect(v.buffer).toBe(data.buffer);
-    expect(v.byteOffset).toBe(data.byteOffset + 100);
+    data.fill(0);
+    expect(b.read(100, 1000).equals(Buffer.alloc(1000, 7))).toBe(true);
+  });
+
+  it("reads up to `contiguous` bytes as views of its ring, a wrapped range as a copy", () => {
+    const b = new SendBuffer(16 * 1024);
+    b.push(Buffer.alloc(12 * 1024, 1));
+    b.drop(8 * 1024);
+    b.push(Buffer.alloc(10 * 1024, 2)); // 4 KiB of 1s, 10 KiB of 2s, wrapping at 8 KiB
+    const run = b.contiguous(0);
+    expect(run).toBe(8 * 1024);
+    expect(b.read(0, run).buffer).toBe(b.read(1, 1).buffer);
+    const wrapped = b.read(4 * 1024 - 10, 8 * 1024);
+    expect(wrapped.buffer).not.toBe(b.read(0, 1).buffer);
+    expect([...wrapped.subarray(0, 12)]).toEqual([...Array(10).fill(1), 2, 2]);
+    expect(wrapped.subarray(10).every((x) => x === 2)).toBe(true);
+    expect(b.contiguous(run)).toBe(6 * 1024);
+  });
+
+  it("lets its memory go once everything is acknowledged", () => {
+    const b = new SendBuffer(1 << 20);
+    b.push(Buffer.alloc(100_000, 3));
+    const before = b.read(0, 1).buffer;
+    b.drop(100_000);
+    expect(b.length).toBe(0);
+    b.push(Buffer.alloc(10, 4));
+    expect(b.read(0, 1).buffer).not.toBe(before);
+    expect(b.read(0, 10).equals(Buffer.alloc(10, 4))).toBe(true);
   });
 
   it("coalesces many one-byte writes", () => {
@@ -47,7 +72,7 @@ describe("SendBuffer", () => {
     }),
   );
 
-  test.prop([fc.integer({ min: 1, max: 8000 }), fc.array(arbOp, { maxLength: 200 })])(
+  test.prop([fc.integer({ min: 1, max: 40_000 }), fc.array(arbOp, { maxLength: 200 })])(
     "behaves like a plain byte array",
     (capacity, ops) => {
       const b = new SendBuffer(capacity);
@@ -58,6 +83,7 @@ describe("SendBuffer", () => {
           const data = Buffer.alloc(op.n);
           for (let i = 0; i < op.n; i++) data[i] = (next + i) & 0xff;
           const took = b.push(data);
+          data.fill(0xee); // the buffer copied what it took
           expect(took).toBe(Math.min(op.n, capacity - model.length));
           for (let i = 0; i < took; i++) model.push((next + i) & 0xff);
           next += took;
@@ -66,6 +92,9 @@ describe("SendBuffer", () => {
           model = model.slice(op.n);
         } else {
           expect([...b.read(op.off, op.n)]).toEqual(model.slice(op.off, op.off + op.n));
+          const run = b.contiguous(op.off);
+          expect(run).toBeLessThanOrEqual(Math.max(0, model.length - op.off));
+          if (op.off < model.length) expect(run).toBeGreaterThan(0);
         }
         expect(b.length).toBe(model.length);
       }

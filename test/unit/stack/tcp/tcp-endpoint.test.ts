@@ -128,8 +128,8 @@ describe("handshake", () => {
       tsEcr: ISS,
       window: 1000,
     });
-    // the full 256 KiB buffer, scaled by 7
-    d.expectToGuest({ flags: "A", seq: ISS + 1, ack: 9001, tsEcr: 5, window: 2048 });
+    // the full 1 MiB buffer, scaled by 7
+    d.expectToGuest({ flags: "A", seq: ISS + 1, ack: 9001, tsEcr: 5, window: 8192 });
     d.expectEvents("established");
     expect(d.ep.negotiated).toEqual({
       sendMss: 1388,
@@ -333,6 +333,33 @@ describe("data to the guest", () => {
     expect(d.deadline).toBe(600 + 800);
     d.fromGuest({ seq: 5001, ack: ISS + 1001, window: 4000 });
     d.expectToGuest({ flags: "PA", seq: ISS + 1001, data: pattern(500, 1000) });
+  });
+});
+
+describe("segmentation offload (TSO towards an offloading TAP)", () => {
+  it("sends whole multiples of the MSS in one segment while the link splits them, one MSS when it stops", () => {
+    const offload = { maxBytes: 0 };
+    const d = established(
+      { mss: 1000, window: 65535, wscale: 4 },
+      { segmentOffload: offload, initialWindowSegments: 40 },
+    );
+    offload.maxBytes = 10_500;
+    expect(d.write(pattern(25_000))).toBe(25_000);
+    const sizes = d.sent.map((o) => [o.seg.payload.length, o.gsoSize]);
+    d.sent = [];
+    expect(sizes).toEqual([
+      [10_000, 1000],
+      [10_000, 1000],
+      [5_000, 1000],
+    ]);
+    offload.maxBytes = 0; // a plain port joined the hub
+    d.fromGuest({ seq: 5001, ack: ISS + 1 + 25_000, window: 4096 });
+    d.write(pattern(2_500, 25_000));
+    expect(d.sent.map((o) => [o.seg.payload.length, o.gsoSize])).toEqual([
+      [1000, undefined],
+      [1000, undefined],
+      [500, undefined],
+    ]);
   });
 });
 

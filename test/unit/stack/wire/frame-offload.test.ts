@@ -1,0 +1,153 @@
+import { fc, test } from "@fast-check/vitest";
+import { describe, expect, it } from "vitest";
+import { Ipv4Output } from "../../../../src/stack/ipv4-output.js";
+import { checksumOffloaded, pseudoHeaderSum } from "../../../../src/stack/wire/checksum.js";
+import { decodeEthernet } from "../../../../src/stack/wire/ethernet.js";
+import {
+  anyOffloaded,
+  markOffload,
+  offloadOf,
+  resolveOffloads,
+  whole,
+} from "../../../../src/stack/wire/frame-offload.js";
+import { decodeIpv4, IpProto } from "../../../../src/stack/wire/ipv4.js";
+import {
+  decodeTcp,
+  encodeTcp,
+  TcpFlag,
+  type TcpSegment,
+  tcpEncodingLength,
+} from "../../../../src/stack/wire/tcp.js";
+import { decodeUdp, encodeUdp } from "../../../../src/stack/wire/udp.js";
+
+const src = 0x0a000202;
+const dst = 0x0a00020f;
+const macs = { srcMac: Buffer.from("525500000202", "hex"), dstMac: Buffer.from("525400123456", "hex") };
+const EMPTY = Buffer.alloc(0);
+
+/** A TCP frame with a partial checksum, as a TAP with offloads writes or reads it; optionally with a tail. */
+function partialTcp(seg: TcpSegment, gsoSize: number, asTail: boolean): Buffer {
+  const l4 = tcpEncodingLength(seg);
+  const out = new Ipv4Output(65535);
+  const d = { ...macs, src, dst, protocol: IpProto.tcp, dontFragment: true };
+  const withSum = { ...seg, checksum: pseudoHeaderSum(src, dst, IpProto.tcp, l4) };
+  const tail = asTail && seg.payload.length > 0 ? seg.payload : undefined;
+  const frame = tail
+    ? out.headersOnly(d, l4 - tail.length, tail.length, (b, at) =>
+        encodeTcp({ ...withSum, payload: EMPTY }, b, at, { src, dst }, checksumOffloaded),
+      )
+    : out.single(d, l4, (b, at) => encodeTcp(withSum, b, at, { src, dst }, checksumOffloaded));
+  return markOffload(frame, { checksum: "partial", csumStart: 34, csumOffset: 16, gsoSize, tail });
+}
+
+/** Decodes a resolved frame, verifying the IPv4 and TCP checksums. */
+function tcpOf(frame: Buffer) {
+  const eth = decodeEthernet(frame);
+  if (!eth.ok) throw new Error(eth.reason);
+  const ip = decodeIpv4(eth.value.payload);
+  if (!ip.ok) throw new Error(ip.reason);
+  const t = decodeTcp(ip.value.payload, ip.value);
+  if (!t.ok) throw new Error(t.reason);
+  return { ip: ip.value, tcp: t.value };
+}
+
+describe("resolveOffloads", () => {
+  test.prop([
+    fc.integer({ min: 0, max: 20_000 }),
+    fc.integer({ min: 64, max: 1460 }),
+    fc.integer({ min: 0, max: 0xffffffff }),
+    fc.subarray([TcpFlag.fin, TcpFlag.psh, TcpFlag.cwr]),
+    fc.boolean(),
+    fc.boolean(),
+  ])(
+    "splits a TCP super frame as TSO would, every segment checksummed",
+    (len, mss, seq, extra, ts, asTail) => {
+      const payload = Buffer.alloc(len);
+      for (let i = 0; i < len; i++) payload[i] = (i * 7 + 3) & 0xff;
+      const flags = TcpFlag.ack | extra.reduce((a, b) => a | b, 0);
+      const seg: TcpSegment = {
+        srcPort: 5201,
+        dstPort: 40000,
+        seq,
+        ack: 77,
+        flags,
+        window: 500,
+        urgent: 0,
+        payload,
+      };
+      if (ts) {
+        seg.tsVal = 1234;
+        seg.tsEcr = 5678;
+      }
+      const frame = partialTcp(seg, mss, asTail);
+      const before = Buffer.from(frame);
+      const out = resolveOffloads([frame]);
+      expect(out.length).toBe(Math.max(1, Math.ceil(len / mss)));
+      const got: Buffer[] = [];
+      out.forEach((f, i) => {
+        expect(offloadOf(f)).toBeUndefined();
+        const { ip, tcp } = tcpOf(f);
+        const last = i === out.length - 1;
+        expect(tcp.seq).toBe((seq + i * mss) >>> 0);
+        expect(tcp.payload.length).toBe(last ? len - i * mss : mss);
+        expect((tcp.flags & (TcpFlag.fin | TcpFlag.psh)) !== 0).toBe(
+          last && (flags & (TcpFlag.fin | TcpFlag.psh)) !== 0,
+        );
+        expect((tcp.flags & TcpFlag.cwr) !== 0).toBe(i === 0 && (flags & TcpFlag.cwr) !== 0);
+        expect(tcp.tsVal).toBe(ts ? 1234 : undefined);
+        expect(ip.id).toBe((out.length > 0 ? tcpOf(out[0] as Buffer).ip.id + i : 0) & 0xffff);
+        got.push(tcp.payload);
+      });
+      expect(Buffer.concat(got).equals(payload)).toBe(true);
+      expect(frame.equals(before)).toBe(true); // the marked frame is never changed in place
+    },
+  );
+
+  it("completes a partial UDP checksum in a copy and leaves unmarked frames alone", () => {
+    const payload = Buffer.from("hello, offloads");
+    const out = new Ipv4Output(1500);
+    const frame = out.single({ ...macs, src, dst, protocol: IpProto.udp }, 8 + payload.length, (b, at) =>
+      encodeUdp(
+        {
+          srcPort: 53,
+          dstPort: 4000,
+          payload,
+          checksum: pseudoHeaderSum(src, dst, IpProto.udp, 8 + payload.length),
+        },
+        b,
+        at,
+        { src, dst },
+        checksumOffloaded,
+      ),
+    );
+    markOffload(frame, { checksum: "partial", csumStart: 34, csumOffset: 6, gsoSize: 0 });
+    const plain = Buffer.from(frame);
+    const [resolved, untouched] = resolveOffloads([frame, plain]);
+    expect(untouched).toBe(plain);
+    expect(resolved).not.toBe(frame);
+    const ip = decodeIpv4((resolved as Buffer).subarray(14));
+    expect(ip.ok && decodeUdp(ip.value.payload, ip.value).ok).toBe(true);
+    expect(anyOffloaded([plain])).toBe(false);
+    expect(anyOffloaded([plain, frame])).toBe(true);
+  });
+
+  it("joins a tail to its headers", () => {
+    const payload = Buffer.alloc(3000, 9);
+    const seg: TcpSegment = {
+      srcPort: 1,
+      dstPort: 2,
+      seq: 10,
+      ack: 0,
+      flags: TcpFlag.ack,
+      window: 1,
+      urgent: 0,
+      payload,
+    };
+    const f = partialTcp(seg, 0, true);
+    expect(f.length).toBe(14 + 20 + 20);
+    const w = whole(f);
+    expect(w.length).toBe(14 + 20 + 20 + 3000);
+    const [resolved] = resolveOffloads([f]);
+    expect(tcpOf(resolved as Buffer).tcp.payload.equals(payload)).toBe(true);
+  });
+});
