@@ -47,15 +47,24 @@ const opt = (name, def) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : def;
 };
-const modes = { both: ["kernel", "qemu"], kernel: ["kernel"], qemu: ["qemu"] }[opt("guest", "both")];
-if (!modes) fail("--guest must be kernel, qemu or both");
+const guestOpt = opt("guest", "kernel,qemu,tap");
+const modes = (guestOpt === "both" ? "kernel,qemu" : guestOpt === "all" ? "kernel,qemu,tap" : guestOpt).split(
+  ",",
+);
+if (modes.some((m) => !["kernel", "qemu", "tap"].includes(m)))
+  fail("--guest takes kernel, qemu, tap (comma-separated), both (kernel,qemu) or all");
 const seconds = Math.min(10, Math.max(1, Number(opt("time", "5"))));
 const mtus = opt("mtu", "1500,65520").split(",").map(Number);
 if (mtus.some((m) => !(m >= 576 && m <= 65520))) fail("--mtu takes values from 576 to 65520");
 const outFile = opt("out", join(repoRoot, "bench/results/latest.json"));
 const leak = !argv.includes("--no-leak");
 const profileDir = opt("profile", undefined);
-const stacks = opt("stacks", "usernet,slirp").split(",");
+const stackFilter = opt("stacks", undefined)?.split(",");
+/** the stacks compared per guest kind: QEMU's slirp for QEMU-facing modes, the namespace tools for tap */
+const stacksOf = (mode) =>
+  (mode === "tap" ? ["usernet", "slirp4netns", "pasta"] : ["usernet", "slirp"]).filter(
+    (st) => !stackFilter || stackFilter.includes(st),
+  );
 const only = opt("only", undefined)?.split(",");
 const main = ["dist/cli/main.js", "dist/src/cli/main.js"].map((p) => join(repoRoot, p)).find(existsSync);
 if (!main) fail("dist/cli/main.js is missing: run npx tsc -p tsconfig.json");
@@ -64,7 +73,11 @@ if (!main) fail("dist/cli/main.js is missing: run npx tsc -p tsconfig.json");
 const plan = {
   kernel: { crr: 3000, rr: 5000, udpRate: "500M" },
   qemu: { crr: 1000, rr: 2000, udpRate: "50M" },
+  tap: { crr: 3000, rr: 5000, udpRate: "500M" },
 };
+/** pasta copies the server namespace's address and gateway into the client namespace */
+const PASTA_ADDR = "10.77.0.1";
+const PASTA_GW = "10.77.0.2";
 const ECHO_PORT = 7777;
 const IPERF_PORT = 5201;
 const SOCKET_PORT = 10000;
@@ -128,6 +141,15 @@ async function setupNamespaces() {
     await runOk("ip", ["netns", "add", ns]);
     await nsExecOk(ns, "ip", ["link", "set", "lo", "up"]);
   }
+  if (modes.includes("tap")) {
+    // pasta needs an interface with a default route in the server namespace to copy
+    // into the client's; a veth pair inside S (nothing answers there) serves as that
+    await nsExecOk(S, "ip", ["link", "add", "ubv0", "type", "veth", "peer", "name", "ubv1"]);
+    await nsExecOk(S, "ip", ["link", "set", "ubv0", "up"]);
+    await nsExecOk(S, "ip", ["link", "set", "ubv1", "up"]);
+    await nsExecOk(S, "ip", ["addr", "add", `${PASTA_ADDR}/24`, "dev", "ubv0"]);
+    await nsExecOk(S, "ip", ["route", "add", "default", "via", PASTA_GW, "dev", "ubv0"]);
+  }
   const iperf = spawnIn(S, "iperf3 -s", "iperf3", ["-s", "-B", "127.0.0.1", "-p", String(IPERF_PORT)]);
   const echo = spawnIn(S, "echo server", process.execPath, [
     "-e",
@@ -150,11 +172,11 @@ async function waitListening(ns, port, proc, timeoutMs = 20_000) {
 }
 
 // ---- the stacks ---------------------------------------------------------------------------
-/** usernet in S, in a private mount namespace whose resolv.conf names only loopback. */
-async function startUsernet(mtu) {
+/** A command in S, in a private mount namespace whose resolv.conf names only loopback. */
+function spawnPrivate(label, cmd, args) {
   const resolv = join(tmp, "resolv.conf");
   writeFileSync(resolv, "nameserver 127.0.0.1\n");
-  const u = spawnIn(S, "usernet", "unshare", [
+  return spawnIn(S, label, "unshare", [
     "-m",
     "--propagation",
     "private",
@@ -162,9 +184,17 @@ async function startUsernet(mtu) {
     "-c",
     'mount --bind "$0" /etc/resolv.conf && exec "$@"',
     resolv,
-    process.execPath,
-    ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : []),
-    main,
+    cmd,
+    ...args,
+  ]);
+}
+
+const nodeArgs = () => [...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : []), main];
+
+/** usernet in S with a QEMU socket listener for the bridge. */
+async function startUsernet(mtu) {
+  const u = spawnPrivate("usernet", process.execPath, [
+    ...nodeArgs(),
     "-netdev",
     `user,id=u0,mtu=${mtu}`,
     "-netdev",
@@ -172,6 +202,69 @@ async function startUsernet(mtu) {
   ]);
   await waitListening(S, SOCKET_PORT, u);
   return u;
+}
+
+/**
+ * The namespace tools, run in S for the namespace C: usernet's slirp4netns drop-in,
+ * slirp4netns itself, or pasta. Returns the process and the address C dials for the
+ * host's loopback (the tools' gateway).
+ */
+async function startNamespaceTool(stack, mtu) {
+  const nsPath = `/var/run/netns/${C}`;
+  let p;
+  let ifname = "tap0";
+  let gateway = "10.0.2.2";
+  if (stack === "usernet") {
+    p = spawnPrivate("usernet slirp4netns", process.execPath, [
+      ...nodeArgs(),
+      "slirp4netns",
+      "--configure",
+      `--mtu=${mtu}`,
+      "--netns-type=path",
+      nsPath,
+      ifname,
+    ]);
+  } else if (stack === "slirp4netns") {
+    p = spawnPrivate("slirp4netns", "slirp4netns", [
+      "--configure",
+      `--mtu=${mtu}`,
+      "--netns-type=path",
+      nsPath,
+      ifname,
+    ]);
+  } else {
+    ifname = "ubv0"; // pasta names its TAP after the template interface
+    gateway = PASTA_GW;
+    p = spawnPrivate("pasta", "pasta", [
+      "-f",
+      "-q",
+      "--runas",
+      "0",
+      "--config-net",
+      "-m",
+      String(mtu),
+      "-t",
+      "none",
+      "-u",
+      "none",
+      "-T",
+      "none",
+      "-U",
+      "none",
+      "--netns",
+      nsPath,
+    ]);
+  }
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const r = await nsExec(C, "ip", ["-br", "-4", "addr", "show", "dev", ifname]);
+    if (r.code === 0 && /\d+\.\d+\.\d+\.\d+/.test(r.stdout)) break;
+    if (p.exit || Date.now() > deadline)
+      throw new Error(`${p.label}: no address on ${ifname} in ${C}\n${p.tail()}`);
+    await sleep(100);
+  }
+  await nsExec(C, "busybox", ["ping", "-c", "1", "-W", "3", gateway]).catch(() => undefined);
+  return { p, gateway };
 }
 
 /** QEMU with no CPU; its TAP is moved into C and addressed there like a guest. */
@@ -214,6 +307,21 @@ async function startTapBridge(stack, mtu) {
  */
 async function setup(mode, stack, mtu, image) {
   const started = [];
+  if (mode === "tap") {
+    const { p, gateway } = await startNamespaceTool(stack, mtu);
+    started.push(p);
+    const nettool = image.nettool;
+    return {
+      stackPid: p.pid,
+      stackLabel: stack,
+      gateway,
+      client: async (cmd, t = 60_000) => {
+        const r = await nsExec(C, "sh", ["-c", cmd.replace(/^nettool /, `${nettool} `)], t);
+        return { code: r.code, output: `${r.stdout}${r.stderr}${r.code === 0 ? "" : `[exit ${r.code}]`}` };
+      },
+      close: () => closeAll(started),
+    };
+  }
   const u = stack === "usernet" ? await startUsernet(mtu) : undefined;
   if (u) started.push(u);
   try {
@@ -299,14 +407,25 @@ async function measure(mode, cfg) {
       log(`  ${name}: ${e.message.split("\n").slice(0, 3).join(" | ")}`);
     }
   };
-  const iperf = `iperf3 -c 10.0.2.2 -p ${IPERF_PORT} -t ${seconds} -J`;
+  const gw = cfg.gateway ?? "10.0.2.2";
+  const iperf = `iperf3 -c ${gw} -p ${IPERF_PORT} -t ${seconds} -J`;
+  /** the stack's CPU seconds per GB received by the other end, over one iperf3 run */
+  const cpuPerGb = async (cmd) => {
+    const c0 = cfg.stackPid ? cpuSeconds(cfg.stackPid) : undefined;
+    const j = iperfJson((await cfg.client(cmd, t)).output);
+    const gb = j.end.sum_received.bytes / 1e9;
+    const cpu = c0 === undefined ? undefined : (cpuSeconds(cfg.stackPid) - c0) / gb;
+    return { gbps: j.end.sum_received.bits_per_second / 1e9, cpu };
+  };
   await step("tcpUp", async () => {
-    const j = iperfJson((await cfg.client(iperf, t)).output);
-    r.tcpUpGbps = j.end.sum_received.bits_per_second / 1e9;
+    const x = await cpuPerGb(iperf);
+    r.tcpUpGbps = x.gbps;
+    r.cpuPerGbUp = x.cpu;
   });
   await step("tcpDown", async () => {
-    const j = iperfJson((await cfg.client(`${iperf} -R`, t)).output);
-    r.tcpDownGbps = j.end.sum_received.bits_per_second / 1e9;
+    const x = await cpuPerGb(`${iperf} -R`);
+    r.tcpDownGbps = x.gbps;
+    r.cpuPerGbDown = x.cpu;
   });
   await step("udp", async () => {
     const j = iperfJson((await cfg.client(`${iperf} -u -b ${p.udpRate} -l 1400`, t)).output);
@@ -317,7 +436,7 @@ async function measure(mode, cfg) {
   });
   await step("crr", async () => {
     const f = nettoolFields(
-      (await cfg.client(`nettool crr 10.0.2.2 ${ECHO_PORT} ${p.crr}`, 120_000)).output,
+      (await cfg.client(`nettool crr ${gw} ${ECHO_PORT} ${p.crr}`, 120_000)).output,
       "crr",
     );
     r.connPerS = Number(f.per_s);
@@ -325,7 +444,7 @@ async function measure(mode, cfg) {
   });
   await step("rr", async () => {
     const f = nettoolFields(
-      (await cfg.client(`nettool rr 10.0.2.2 ${ECHO_PORT} ${p.rr} 64`, 120_000)).output,
+      (await cfg.client(`nettool rr ${gw} ${ECHO_PORT} ${p.rr} 64`, 120_000)).output,
       "rr",
     );
     if (Number(f.ok) !== p.rr) throw new Error(`rr: ${f.ok} of ${p.rr} round trips`);
@@ -389,6 +508,8 @@ const figures = [
   ["rttP99us", "RTT p99 µs", 0],
   ["udpGbps", "UDP Gb/s (at fixed rate)", 3],
   ["udpLossPercent", "UDP loss %", 2],
+  ["cpuPerGbUp", "stack CPU s per GB, guest→host", 2],
+  ["cpuPerGbDown", "stack CPU s per GB, host→guest", 2],
   ["stackCpuS", "stack CPU s", 2],
   ["stackPeakRssMiB", "stack peak RSS MiB", 1],
 ];
@@ -400,24 +521,32 @@ function fmt(v, d) {
 function table(results) {
   const lines = [];
   for (const mode of modes) {
+    const stacks = stacksOf(mode);
+    const peers = stacks.filter((st) => st !== "usernet");
+    const name = { usernet: "usernet", slirp: "QEMU slirp", slirp4netns: "slirp4netns", pasta: "pasta" };
     for (const mtu of mtus) {
-      const u = results.find((x) => x.mode === mode && x.mtu === mtu && x.stack === "usernet")?.figures ?? {};
-      const s = results.find((x) => x.mode === mode && x.mtu === mtu && x.stack === "slirp")?.figures ?? {};
-      lines.push(
-        "",
-        `guest=${mode}  mtu=${mtu}  (udp at ${plan[mode].udpRate}b/s; slirp's stack CPU/RSS: ${mode === "kernel" ? "its QEMU process" : "not separable from the TCG guest"})`,
-      );
-      lines.push(`| figure | usernet | QEMU slirp | usernet/slirp |`, `|---|---|---|---|`);
+      const f = (st) =>
+        results.find((x) => x.mode === mode && x.mtu === mtu && x.stack === st)?.figures ?? {};
+      const u = f("usernet");
+      const note =
+        mode === "tap"
+          ? "a namespace on a TAP; stack CPU/RSS: the tool's own process"
+          : `slirp's stack CPU/RSS: ${mode === "kernel" ? "its QEMU process" : "not separable from the TCG guest"}`;
+      lines.push("", `guest=${mode}  mtu=${mtu}  (udp at ${plan[mode].udpRate}b/s; ${note})`);
+      const head = [...stacks.map((st) => name[st]), ...peers.map((st) => `usernet/${name[st]}`)];
+      lines.push(`| figure | ${head.join(" | ")} |`, `|---|${head.map(() => "---|").join("")}`);
       for (const [k, label, d] of figures) {
-        const ratio =
-          typeof u[k] === "number" && typeof s[k] === "number" && s[k] !== 0 ? u[k] / s[k] : undefined;
-        lines.push(`| ${label} | ${fmt(u[k], d)} | ${fmt(s[k], d)} | ${fmt(ratio, 2)} |`);
+        const cells = stacks.map((st) => fmt(f(st)[k], d));
+        for (const st of peers) {
+          const v = f(st)[k];
+          cells.push(
+            fmt(typeof u[k] === "number" && typeof v === "number" && v !== 0 ? u[k] / v : undefined, 2),
+          );
+        }
+        lines.push(`| ${label} | ${cells.join(" | ")} |`);
       }
-      for (const [stack, f] of [
-        ["usernet", u],
-        ["slirp", s],
-      ]) {
-        for (const [k, v] of Object.entries(f)) if (k.endsWith("Error")) lines.push(`  ${stack} ${k}: ${v}`);
+      for (const st of stacks) {
+        for (const [k, v] of Object.entries(f(st))) if (k.endsWith("Error")) lines.push(`  ${st} ${k}: ${v}`);
       }
     }
   }
@@ -429,11 +558,17 @@ async function mainRun() {
   const t0 = Date.now();
   log("building/locating the guest image");
   const image = guestImage();
+  if (modes.includes("tap")) {
+    for (const tool of ["slirp4netns", "pasta"]) {
+      if ((await run("sh", ["-c", `command -v ${tool}`]).catch(() => ({ code: 1 }))).code !== 0)
+        fail(`--guest tap needs ${tool} (apt-get install slirp4netns passt)`);
+    }
+  }
   await setupNamespaces();
   const results = [];
   for (const mode of modes) {
     for (const mtu of mtus) {
-      for (const stack of stacks) {
+      for (const stack of stacksOf(mode)) {
         log(`${mode} guest, mtu ${mtu}, ${stack}`);
         let cfg;
         try {
