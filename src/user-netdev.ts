@@ -113,7 +113,7 @@ export class UserNetdev implements Port {
 
   constructor(
     readonly config: UserNetdevConfig,
-    private readonly log: Logger,
+    log: Logger,
     options: UserNetdevOptions = {},
   ) {
     this.clock = options.clock ?? systemClock;

@@ -24,7 +24,7 @@
  * - Half-close both ways: guest FIN → socket end(); host FIN → `shutdownWrite` once the
  *   held data is in. RST both ways: guest RST → socket reset; host reset → `abort`.
  * - Bounds: the endpoint's buffers (send and receive, 1 MiB each) plus at most one held chunk per
- *   connection (a socket read, 64 KiB); the number of connections is the stack's flow
+ *   connection (a socket read, at most 256 KiB); the number of connections is the stack's flow
  *   table bound.
  */
 import type { Logger } from "../log.js";

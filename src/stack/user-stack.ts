@@ -40,7 +40,7 @@ import { decodeEthernet, EtherType, encodeEthernet, ethernetHeaderLength } from 
 import { markOffload, offloadOf, whole } from "./wire/frame-offload.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "./wire/icmp.js";
 import { decodeIpv4, encodeIpv4, IpProto, ipv4HeaderLength } from "./wire/ipv4.js";
-import { decodeTcp, encodeTcp, tcpEncodingLength } from "./wire/tcp.js";
+import { decodeTcp, tcpEncodingLength } from "./wire/tcp.js";
 import { decodeUdp, encodeUdp, udpHeaderLength } from "./wire/udp.js";
 
 /** A UDP datagram from a guest. `payload` is a view, valid only during the hook call. */
@@ -400,33 +400,24 @@ export class UserStack {
         this.drops.drop("tcp-guest-mac-unknown");
         continue;
       }
-      const l4 = tcpEncodingLength(seg);
-      const ipOut = {
-        srcMac: this.owned.get(src) ?? this.gatewayMac,
-        dstMac,
-        src,
-        dst,
-        protocol: IpProto.tcp,
-        dontFragment: true,
-      };
+      const srcMac = this.owned.get(src) ?? this.gatewayMac;
       let frame: Buffer;
+      let tail: Buffer | undefined;
       if (!offloads) {
         if (gsoSize !== undefined) {
           this.drops.drop("tcp-super-frame-without-offload"); // cannot happen: segmentOffload is 0
           continue;
         }
-        frame = this.output.single(ipOut, l4, (buf, at) => encodeTcp(seg, buf, at, { src, dst }));
+        frame = this.output.tcp(srcMac, dstMac, src, dst, seg, checksumFull);
       } else {
         // Towards an offloading TAP: the checksum stays partial (the pseudo-header sum)
         // and a large payload stays a tail, written after the headers without a copy.
-        seg.checksum = pseudoHeaderSum(src, dst, IpProto.tcp, l4);
-        const payload = seg.payload;
-        const tail = payload.length >= tailMinBytes ? payload : undefined;
-        const encode = (buf: Buffer, at: number) =>
-          encodeTcp(tail ? { ...seg, payload: EMPTY } : seg, buf, at, { src, dst }, checksumOffloaded);
-        frame = tail
-          ? this.output.headersOnly(ipOut, l4 - tail.length, tail.length, encode)
-          : this.output.single(ipOut, l4, encode);
+        seg.checksum = pseudoHeaderSum(src, dst, IpProto.tcp, tcpEncodingLength(seg));
+        if (seg.payload.length >= tailMinBytes) {
+          tail = seg.payload;
+          seg.payload = EMPTY;
+        }
+        frame = this.output.tcp(srcMac, dstMac, src, dst, seg, checksumOffloaded, tail);
         markOffload(frame, {
           checksum: "partial",
           csumStart: ethernetHeaderLength + ipv4HeaderLength,

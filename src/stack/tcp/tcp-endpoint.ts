@@ -61,7 +61,8 @@
  * last retransmission, which may span a lost ACK's timeout), else one timed segment at a
  * time under Karn's rule; doubling on each timeout, the timer restarted when new data is acked. On
  * timeout: go back to SND.UNA with cwnd = 1 MSS. Congestion control per RFC 5681 (initial
- * window 10 MSS per RFC 6928, slow start with L = 1 MSS, congestion avoidance) with fast
+ * window 10 MSS per RFC 6928, slow start counting every byte acked as Linux does (RFC
+ * 3465 without its limit L: ACKs of super frames are stretch ACKs), congestion avoidance) with fast
  * retransmit on the third duplicate ACK and NewReno recovery (RFC 6582, resetting the
  * timer on each partial ACK). After `maxRetransmits` (15) timeouts without progress, or
  * `userTimeoutMs` (120 s) since the first of them, the endpoint gives up: RST, `reset`
@@ -621,7 +622,9 @@ export class TcpEndpoint {
         this.cwnd = Math.max(this.sndMss, this.cwnd - acked + (acked >= this.sndMss ? this.sndMss : 0));
       }
     } else if (this.cwnd < this.ssthresh) {
-      this.cwnd += Math.min(acked, this.sndMss);
+      // every byte acked counts, as in Linux: an offloading guest acks super frames
+      // (64 KiB at a time), and one MSS per ACK would keep the window small for long
+      this.cwnd += acked;
     } else {
       this.cwnd += Math.max(1, Math.floor((this.sndMss * this.sndMss) / this.cwnd));
     }
@@ -1122,6 +1125,7 @@ export class TcpEndpoint {
 
   private enterTimeWait(now: number): void {
     this.state = "time-wait";
+    this.sendBuf.release();
     this.rtxAt = undefined;
     this.persistAt = undefined;
     this.finWait2At = undefined;
@@ -1136,6 +1140,7 @@ export class TcpEndpoint {
   private close(): void {
     if (this.state === "closed") return;
     this.state = "closed";
+    this.sendBuf.release();
     this.rtxAt = undefined;
     this.delackAt = undefined;
     this.persistAt = undefined;

@@ -11,7 +11,7 @@ import { decodeEthernet, EtherType, encodeEthernet } from "../../../src/stack/wi
 import { markOffload, offloadOf } from "../../../src/stack/wire/frame-offload.js";
 import { decodeIcmp, encodeIcmp } from "../../../src/stack/wire/icmp.js";
 import { decodeIpv4, IpProto } from "../../../src/stack/wire/ipv4.js";
-import { decodeTcp, encodeTcp, TcpFlag, tcpEncodingLength } from "../../../src/stack/wire/tcp.js";
+import { decodeTcp, TcpFlag, tcpEncodingLength } from "../../../src/stack/wire/tcp.js";
 
 const ip = (s: string): number => parseIpv4(s) ?? Number.NaN;
 const guestMac = parseMac("52:54:00:12:34:56") ?? Buffer.alloc(6);
@@ -217,25 +217,8 @@ describe("offloads (an offloading TAP on the hub)", () => {
     };
     const l4 = tcpEncodingLength(seg);
     const host = ip("10.0.2.2");
-    return new Ipv4Output(1500).single(
-      {
-        srcMac: guestMac,
-        dstMac: virtualMac(host),
-        src: guestIp,
-        dst: host,
-        protocol: IpProto.tcp,
-        dontFragment: true,
-      },
-      l4,
-      (b, at) =>
-        encodeTcp(
-          { ...seg, checksum: pseudoHeaderSum(guestIp, host, IpProto.tcp, l4) },
-          b,
-          at,
-          { src: guestIp, dst: host },
-          checksumOffloaded,
-        ),
-    );
+    const partial = { ...seg, checksum: pseudoHeaderSum(guestIp, host, IpProto.tcp, l4) };
+    return new Ipv4Output(1500).tcp(guestMac, virtualMac(host), guestIp, host, partial, checksumOffloaded);
   }
 
   it("trusts the L4 checksum of a marked frame and checks an unmarked one", () => {

@@ -11,13 +11,7 @@ import {
   whole,
 } from "../../../../src/stack/wire/frame-offload.js";
 import { decodeIpv4, IpProto } from "../../../../src/stack/wire/ipv4.js";
-import {
-  decodeTcp,
-  encodeTcp,
-  TcpFlag,
-  type TcpSegment,
-  tcpEncodingLength,
-} from "../../../../src/stack/wire/tcp.js";
+import { decodeTcp, TcpFlag, type TcpSegment, tcpEncodingLength } from "../../../../src/stack/wire/tcp.js";
 import { decodeUdp, encodeUdp } from "../../../../src/stack/wire/udp.js";
 
 const src = 0x0a000202;
@@ -28,15 +22,18 @@ const EMPTY = Buffer.alloc(0);
 /** A TCP frame with a partial checksum, as a TAP with offloads writes or reads it; optionally with a tail. */
 function partialTcp(seg: TcpSegment, gsoSize: number, asTail: boolean): Buffer {
   const l4 = tcpEncodingLength(seg);
-  const out = new Ipv4Output(65535);
-  const d = { ...macs, src, dst, protocol: IpProto.tcp, dontFragment: true };
-  const withSum = { ...seg, checksum: pseudoHeaderSum(src, dst, IpProto.tcp, l4) };
   const tail = asTail && seg.payload.length > 0 ? seg.payload : undefined;
-  const frame = tail
-    ? out.headersOnly(d, l4 - tail.length, tail.length, (b, at) =>
-        encodeTcp({ ...withSum, payload: EMPTY }, b, at, { src, dst }, checksumOffloaded),
-      )
-    : out.single(d, l4, (b, at) => encodeTcp(withSum, b, at, { src, dst }, checksumOffloaded));
+  const withSum = { ...seg, checksum: pseudoHeaderSum(src, dst, IpProto.tcp, l4) };
+  if (tail) withSum.payload = EMPTY;
+  const frame = new Ipv4Output(65535).tcp(
+    macs.srcMac,
+    macs.dstMac,
+    src,
+    dst,
+    withSum,
+    checksumOffloaded,
+    tail,
+  );
   return markOffload(frame, { checksum: "partial", csumStart: 34, csumOffset: 16, gsoSize, tail });
 }
 
@@ -105,21 +102,17 @@ describe("resolveOffloads", () => {
 
   it("completes a partial UDP checksum in a copy and leaves unmarked frames alone", () => {
     const payload = Buffer.from("hello, offloads");
-    const out = new Ipv4Output(1500);
-    const frame = out.single({ ...macs, src, dst, protocol: IpProto.udp }, 8 + payload.length, (b, at) =>
-      encodeUdp(
-        {
-          srcPort: 53,
-          dstPort: 4000,
-          payload,
-          checksum: pseudoHeaderSum(src, dst, IpProto.udp, 8 + payload.length),
-        },
-        b,
-        at,
-        { src, dst },
-        checksumOffloaded,
-      ),
+    const dgram = Buffer.alloc(8 + payload.length);
+    const partial = pseudoHeaderSum(src, dst, IpProto.udp, dgram.length);
+    encodeUdp(
+      { srcPort: 53, dstPort: 4000, payload, checksum: partial },
+      dgram,
+      0,
+      { src, dst },
+      checksumOffloaded,
     );
+    const [frame] = new Ipv4Output(1500).frames({ ...macs, src, dst, protocol: IpProto.udp, payload: dgram });
+    if (!frame) throw new Error("no frame");
     markOffload(frame, { checksum: "partial", csumStart: 34, csumOffset: 6, gsoSize: 0 });
     const plain = Buffer.from(frame);
     const [resolved, untouched] = resolveOffloads([frame, plain]);
