@@ -63,6 +63,8 @@ export interface UserNetdevConfig {
   guestfwd: GuestForward[];
   /** upstream resolvers "IP:PORT"; empty means /etc/resolv.conf */
   dnsUpstream: InetAddress[];
+  /** false: nothing answers DNS at `dns` and DHCP offers no DNS server (slirp4netns --disable-dns); absent = on */
+  dnsForward?: boolean;
   hostLoopback: boolean;
   outboundAddr?: string;
   mtu: number;

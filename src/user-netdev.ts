@@ -315,7 +315,8 @@ export class UserNetdev implements Port {
     if (ev.type === "connect-request") {
       const c = this.stackConfig;
       const dst = conn.remoteAddr;
-      if (dst === c.dns && conn.remotePort === dnsPort) return this.dnsTcp.event(conn, ev);
+      if (dst === c.dns && conn.remotePort === dnsPort && this.config.dnsForward !== false)
+        return this.dnsTcp.event(conn, ev);
       if (this.smbTcp && dst === c.smb && smbPorts.includes(conn.remotePort))
         return this.smbTcp.event(conn, ev);
       if (dst !== c.host && (dst === c.dns || dst === c.smb || c.extraAddresses.includes(dst))) {
@@ -335,7 +336,7 @@ export class UserNetdev implements Port {
       this.stack.drops.drop("udp-broadcast-not-forwarded");
       return;
     }
-    if (d.dst === c.dns && d.dstPort === dnsPort) return this.toDns(d);
+    if (d.dst === c.dns && d.dstPort === dnsPort && this.config.dnsForward !== false) return this.toDns(d);
     if (this.forwards.fromGuestUdp(d.src, d.srcPort, d.dst, d.dstPort, d.payload)) return;
     if (this.tftp && d.dst === c.host && (d.dstPort === TFTP_PORT || this.tftp.ownsPort(d.dstPort))) {
       return this.toTftp(this.tftp, d);

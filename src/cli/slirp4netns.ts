@@ -27,7 +27,9 @@
  *   on the namespace, so the namespace itself cannot vanish under it), or when the TAP
  *   stops working: the network is closed and the process exits 0. A failure during start-up exits 1 with one line
  *   on stderr; a bad command line exits 2 (slirp4netns exits 1 for both).
- * - Not supported, refused with a message: IPv6 (-6, --outbound-addr6), --disable-dns,
+ * - --disable-dns: no DNS at net+3 (queries there get ICMP port unreachable, TCP a RST)
+ *   and DHCP offers no DNS server, so the namespace brings its own resolver.
+ * - Not supported, refused with a message: IPv6 (-6, --outbound-addr6),
  *   --target-type=bess. --api-socket serves slirp4netns's JSON API (src/api/
  *   slirp4netns-api.ts) on the user netdev's forwards, guest_addr defaulting to net+100.
  *   --enable-sandbox and --enable-seccomp are accepted (rootlesskit asks for them when
@@ -57,6 +59,8 @@ export interface Slirp4netnsOptions {
   exitFd?: number;
   outboundAddr?: string;
   macAddress?: string;
+  /** --disable-dns: no DNS forwarder at net+3 */
+  disableDns: boolean;
   /** accepted, not applied */
   sandbox: boolean;
   seccomp: boolean;
@@ -99,8 +103,8 @@ export function slirp4netnsHelpText(version: string): string {
     "",
     `This is usernet ${version} (\`usernet slirp4netns\`), a drop-in for slirp4netns 1.2 built on`,
     "usernet's own TypeScript stack, not libslirp. Not supported: IPv6 (-6, --outbound-addr6),",
-    "--disable-dns, --target-type=bess; --enable-sandbox and --enable-seccomp are accepted",
-    "but not applied. --mtu is at most 65520.",
+    "--target-type=bess; --enable-sandbox and --enable-seccomp are accepted but not applied.",
+    "--mtu is at most 65520.",
     "",
   ].join("\n");
 }
@@ -221,6 +225,7 @@ export function parseSlirp4netnsArgs(argv: readonly string[], version: string): 
   const o: Partial<Slirp4netnsOptions> & { cidr?: string } = {};
   let configure = false;
   let hostLoopback = true;
+  let disableDns = false;
   let sandbox = false;
   let seccomp = false;
   let netnsType: "pid" | "path" = "pid";
@@ -248,7 +253,8 @@ export function parseSlirp4netnsArgs(argv: readonly string[], version: string): 
       case "outbound-addr6":
         throw new UsageError(`--outbound-addr6=${v}: not supported: usernet has no IPv6 yet`);
       case "disable-dns":
-        throw new UsageError("--disable-dns: not supported yet: the DNS forwarder at net+3 is always on");
+        disableDns = true;
+        break;
       case "target-type":
         if (v !== "netns") throw new UsageError(`--target-type=${v}: only netns is supported (bess is not)`);
         break;
@@ -311,6 +317,7 @@ export function parseSlirp4netnsArgs(argv: readonly string[], version: string): 
       net,
       prefixLength,
       hostLoopback,
+      disableDns,
       netnsType,
       target,
       tapName,
@@ -379,6 +386,7 @@ export function slirp4netnsConfig(
     hostLoopback: o.hostLoopback,
     mtu: o.mtu,
   };
+  if (o.disableDns) user.dnsForward = false;
   if (o.outboundAddr !== undefined) user.outboundAddr = o.outboundAddr;
   const tap: TapNetdevConfig = {
     type: "tap",

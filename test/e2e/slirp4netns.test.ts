@@ -125,11 +125,51 @@ describeE2E(
       expect(ping.stdout).toMatch(/2 packets transmitted, 2 packets received/);
       const tcp = await inside(`busybox nc 10.0.2.2 ${tcpPort} </dev/null`);
       expect(tcp.stdout).toBe("hello-from-host\n");
+      // DNS at 10.0.2.3: the gateway's own name is answered without any upstream
+      const dns = await inside("busybox nslookup host.usernet.internal 10.0.2.3");
+      expect(dns.stdout).toMatch(/Address:\s+10\.0\.2\.2/);
       // the target goes away: the drop-in notices and exits by itself
       await target.kill(2000);
       const exit = await drop.waitExit(5000);
       expect(exit?.code).toBe(0);
       expect(drop.stderr).toMatch(/target process \d+ exited: closing/);
+    });
+
+    test("--disable-dns: nothing answers DNS at 10.0.2.3 and DHCP offers no DNS server", async () => {
+      const host = await e2e.netns();
+      const target = host.spawn("target-ns", "unshare", ["-n", "sleep", "60"]);
+      const pid = target.pid;
+      for (let i = 0; i < 100 && !readlinkOr(`/proc/${pid}/exe`).endsWith("/sleep"); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const drop = host.spawn("usernet-slirp4netns", process.execPath, [
+        usernetMain() as string,
+        "slirp4netns",
+        "--configure",
+        "--disable-dns",
+        String(pid),
+        "tap0",
+      ]);
+      e2e.watch(drop);
+      await drop.until("ready", 20_000, () => (drop.stderr.includes("drop-in ready") ? true : undefined));
+      const inside = (cmd: string) =>
+        host.exec("nsenter", ["-t", String(pid), "-n", "sh", "-c", cmd], 20_000);
+      const dns = await inside("busybox timeout 10 busybox nslookup host.usernet.internal 10.0.2.3");
+      expect(dns.stdout).not.toMatch(/Address:\s+10\.0\.2\.2/);
+      // over TCP the refusal is immediate: a RST
+      const tcp = await inside("busybox nc -w 3 10.0.2.3 53 </dev/null; echo rc=$?");
+      expect(tcp.stdout).toMatch(/rc=1/);
+      // udhcpc runs its script with the lease in the environment; the script prints it
+      const script = join(dir, "udhcpc-print.sh");
+      writeFileSync(script, "#!/bin/sh\n[ \"$1\" = bound ] && env | grep -E '^(ip|dns|router)=' || true\n", {
+        mode: 0o755,
+      });
+      const lease = await inside(`busybox udhcpc -i tap0 -n -q -t 3 -s '${script}' 2>&1`);
+      expect(lease.stdout, lease.stdout).toMatch(/ip=10\.0\.2\.15/);
+      expect(lease.stdout).toMatch(/router=10\.0\.2\.2/);
+      expect(lease.stdout).not.toMatch(/^dns=/m);
+      await target.kill(2000);
+      await drop.waitExit(5000);
     });
 
     test.runIf(have("rootlesskit") && have("newuidmap"))(

@@ -204,7 +204,7 @@ export function dhcpConfigFromNetdev(n: UserNetdevConfig): DhcpServerConfig {
     serverAddress: host,
     netmask: prefixToMask(n.prefixLength),
     router: host,
-    dns: [addr("dns", n.dns)],
+    dns: n.dnsForward === false ? [] : [addr("dns", n.dns)],
     poolStart: addr("dhcpstart", n.dhcpStart),
     poolSize: n.dhcpCount,
     nextServer: host,

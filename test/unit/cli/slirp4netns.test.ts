@@ -21,6 +21,7 @@ import { UsageError } from "../../../src/cli/usage-error.js";
 import type { Config, TapNetdevConfig, UserNetdevConfig } from "../../../src/config.js";
 import { silentLogger } from "../../../src/log.js";
 import type { NativeError } from "../../../src/native/binding.js";
+import { dhcpConfigFromNetdev } from "../../../src/services/dhcp/dhcp-config.js";
 
 const parse = (...argv: string[]) => parseSlirp4netnsArgs(argv, "9.9.9");
 const run = (...argv: string[]): Slirp4netnsOptions => {
@@ -46,6 +47,7 @@ describe("slirp4netns grammar", () => {
       net: "10.0.2.0",
       prefixLength: 24,
       hostLoopback: true,
+      disableDns: false,
       netnsType: "pid",
       target: "1234",
       tapName: "tap0",
@@ -118,7 +120,6 @@ describe("slirp4netns grammar", () => {
     expect(usage("--outbound-addr6=::1", "1")).toBe(
       "--outbound-addr6=::1: not supported: usernet has no IPv6 yet",
     );
-    expect(usage("--disable-dns", "1")).toMatch(/^--disable-dns: not supported yet/);
     expect(usage("--target-type=bess", "1")).toBe(
       "--target-type=bess: only netns is supported (bess is not)",
     );
@@ -194,6 +195,10 @@ describe("what slirp4netns options become", () => {
       hostLoopback: false,
       mtu: 65520,
     });
+    expect(user.dnsForward).toBeUndefined();
+    const noDns = slirp4netnsConfig(run("--disable-dns", "42"), ns).netdevs[0] as UserNetdevConfig;
+    expect(noDns.dnsForward).toBe(false);
+    expect(dhcpConfigFromNetdev(noDns).dns).toEqual([]);
     expect(c.netdevs[1] as TapNetdevConfig).toEqual({
       type: "tap",
       id: "tap0",
