@@ -110,6 +110,8 @@ export interface TapNetdevConfig {
   netns?: string;
   /** join this user namespace first (rootless); only with netns */
   userns?: string;
+  /** vnet_hdr=off: plain frames, no checksum offload or TSO; absent = on */
+  offloads?: boolean;
 }
 
 export type NetdevConfig =

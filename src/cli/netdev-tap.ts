@@ -8,7 +8,8 @@
  *                         (/run/netns/NAME); usernet's extension
  *   userns=PATH           join that user namespace first (rootless); usernet's extension
  *   script=no downscript=no   accepted: usernet never runs QEMU's ifup/ifdown scripts
- *   vnet_hdr=off          accepted; vnet_hdr=on is not supported
+ *   vnet_hdr=on|off       virtio-net header with checksum offload and TSO (default on:
+ *                         the kernel hands over 64 KiB TCP super frames); off: plain frames
  *
  * Addresses, routes, MTU and link state are the caller's to set (`ip`), as with QEMU.
  * QEMU's fd=, fds=, helper=, br=, vhost*= and queues= are refused.
@@ -26,7 +27,7 @@ export const tapSpec: Readonly<Record<string, OptionSpec>> = {
   userns: { kind: "value", form: "a user namespace path such as userns=/proc/1234/ns/user" },
   script: { kind: "value", form: "no such as script=no (usernet runs no scripts)" },
   downscript: { kind: "value", form: "no such as downscript=no (usernet runs no scripts)" },
-  vnet_hdr: { kind: "bool", form: "off such as vnet_hdr=off" },
+  vnet_hdr: { kind: "bool", form: "on or off such as vnet_hdr=off" },
 };
 
 const noFd = "not supported: usernet does not take file descriptors from a parent";
@@ -61,10 +62,10 @@ export function buildTapNetdev(opts: OptionSet, id: string, hub: number): TapNet
     const v = opts.get(key);
     if (v !== undefined && v !== "no" && v !== "") opts.fail(key, v);
   }
-  if (opts.bool("vnet_hdr", false)) opts.fail("vnet_hdr", opts.get("vnet_hdr") ?? "on", "not supported");
   const ifname = opts.get("ifname") ?? "";
   if (opts.has("ifname") && !isInterfaceName(ifname)) opts.fail("ifname", ifname);
   const cfg: TapNetdevConfig = { type: "tap", id, hub, ifname };
+  if (!opts.bool("vnet_hdr", true)) cfg.offloads = false;
   const ns = opts.get("netns");
   if (ns !== undefined) {
     const path = netnsPath(ns);

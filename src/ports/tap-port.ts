@@ -381,6 +381,7 @@ export function openTapNetdev(
         ifname: cfg.ifname,
         netns: cfg.netns,
         userns: cfg.userns,
+        offloads: cfg.offloads,
         log: plog,
         onFailure: options.onFailure,
       },

@@ -24,7 +24,9 @@ describe("-netdev tap", () => {
       hub: 2,
       ifname: "ug0",
       netns: "/run/netns/ns1",
+      offloads: false,
     });
+    expect(tap("id=t0,vnet_hdr=on")).toEqual({ type: "tap", id: "t0", hub: 0, ifname: "" });
     expect(tap("id=t0,netns=/proc/42/ns/net,userns=/proc/42/ns/user")).toEqual({
       type: "tap",
       id: "t0",
@@ -44,7 +46,7 @@ describe("-netdev tap", () => {
     expect(error("id=t0,userns=/proc/1/ns/user")).toBe("-netdev tap: userns= needs netns=");
     expect(error("id=t0,netns=/x,userns=rel")).toMatch(/^-netdev tap: userns=rel: expected/);
     expect(error("id=t0,netns=..")).toMatch(/^-netdev tap: netns=\.\.: expected/);
-    expect(error("id=t0,vnet_hdr=on")).toBe("-netdev tap: vnet_hdr=on: not supported");
+    expect(error("id=t0,vnet_hdr=maybe")).toMatch(/^-netdev tap: vnet_hdr=maybe: expected on or off/);
     expect(error("id=t0,downscript=/etc/qemu-ifdown")).toMatch(
       /^-netdev tap: downscript=\/etc\/qemu-ifdown: /,
     );
