@@ -35,7 +35,15 @@
 // Needs root, iproute2, qemu-system-x86_64, iperf3, gcc, /dev/net/tun, and dist/ built
 // (npx tsc -p tsconfig.json). Writes bench/results/latest.json.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { guestImage, repoRoot, SerialGuest } from "./lib/guest.mjs";
@@ -189,7 +197,15 @@ function spawnPrivate(label, cmd, args) {
   ]);
 }
 
-const nodeArgs = () => [...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : []), main];
+/** The node flags the `usernet` bin runs with: its shebang's (`#!/usr/bin/env -S node FLAGS`). */
+const binFlags = (readFileSync(main, "utf8").split("\n")[0] ?? "")
+  .split(/\s+/)
+  .filter((w) => w.startsWith("--"));
+const nodeArgs = () => [
+  ...binFlags,
+  ...(profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir] : []),
+  main,
+];
 
 /** usernet in S with a QEMU socket listener for the bridge. */
 async function startUsernet(mtu) {
