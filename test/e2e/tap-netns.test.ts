@@ -6,7 +6,9 @@
  * its loopback; "guest" holds only the TAP and the clients — busybox udhcpc, ISC
  * dhclient, busybox nslookup and ping, curl, iperf3, a node UDP client. Nothing leaves
  * the two namespaces. Checks compare what arrived (leases, answers, sha256 of 50 MiB,
- * echoed datagrams, iperf3's byte counts), not exit codes alone.
+ * echoed datagrams, iperf3's byte counts), not exit codes alone. The TAP runs with
+ * offloads (checksum, TSO); a second test puts an offloading and a plain TAP on one hub
+ * so the hub must split the first one's super frames for the second.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -166,6 +168,52 @@ describeE2E(
       // a floor far below what the path does, so only a broken path fails
       expect(iperfBps(up, false)).toBeGreaterThan(50e6);
       expect(iperfBps(down, true)).toBeGreaterThan(50e6);
+      // the offloads were in use: the kernel handed over TCP super frames
+      const tso = await guest.execOk("ethtool", ["-k", tap], 10_000);
+      expect(tso).toMatch(/tcp-segmentation-offload: on/);
+    });
+
+    test("an offloading TAP and a plain one on one hub: super frames reach the plain side split and checksummed", async () => {
+      const host = await e2e.netns();
+      const fast = await e2e.netns();
+      const plain = await e2e.netns();
+      const dir = mkdtempSync(join(tmpdir(), "une2e-tap2-"));
+      e2e.defer(() => rmSync(dir, { recursive: true, force: true }));
+      const big = randomBytes(20 * 1024 * 1024);
+      writeFileSync(join(dir, "big.bin"), big);
+      const bigSha = createHash("sha256").update(big).digest("hex");
+      await e2e.usernet(host, [
+        "-netdev",
+        `user,id=u0,dns-upstream=127.0.0.1:${dnsPort}`,
+        "-netdev",
+        `tap,id=t0,ifname=${tap},netns=${fast.name}`,
+        "-netdev",
+        `tap,id=t1,ifname=${tap},netns=${plain.name},vnet_hdr=off`,
+      ]);
+      for (const [ns, addr] of [
+        [fast, "10.0.2.15"],
+        [plain, "10.0.2.16"],
+      ] as const) {
+        await waitLink(ns, tap);
+        await ns.execOk("ip", ["link", "set", tap, "up"]);
+        await ns.execOk("ip", ["addr", "add", `${addr}/24`, "dev", tap]);
+      }
+      expect(await fast.execOk("ethtool", ["-k", tap], 10_000)).toMatch(/tcp-segmentation-offload: on/);
+      expect(await plain.execOk("ethtool", ["-k", tap], 10_000)).toMatch(/tcp-segmentation-offload: off/);
+      const httpd = fast.spawn("httpd", "busybox", ["httpd", "-f", "-p", `10.0.2.15:${httpPort}`, "-h", dir]);
+      e2e.watch(httpd);
+      // the plain namespace's kernel verifies every checksum: a bad split would stall or corrupt
+      const curl = await plain.exec(
+        "sh",
+        [
+          "-c",
+          `curl -sS --retry 3 --retry-connrefused --max-time 60 http://10.0.2.15:${httpPort}/big.bin | sha256sum`,
+        ],
+        90_000,
+      );
+      expect(curl.stdout.split(" ")[0]).toBe(bigSha);
+      const csumErrors = await plain.execOk("sh", ["-c", "nstat -az TcpInCsumErrors | tail -1"], 10_000);
+      expect(csumErrors).toMatch(/TcpInCsumErrors\s+0\b/);
     });
   },
   { timeoutMs: 240_000 },
