@@ -14,13 +14,18 @@
  *   has reached every port, so all ports see frames in one order and recursion stays
  *   flat. That queue is bounded (`maxPendingBatches`); beyond it batches are dropped and
  *   counted ("reentry-overflow"), which only a feedback loop between ports can reach.
+ * - Offloads: frames may carry offload marks (stack/wire/frame-offload.ts: partial
+ *   checksums, TCP super frames, payload tails) between ports that declare
+ *   `acceptsOffloads` (an offloading TAP, the user stack). Every other port gets the
+ *   batch resolved into ordinary frames, once per batch. On each attach and detach the
+ *   hub tells ports whether all their peers accept marks, so a producer only makes
+ *   super frames when nobody must pay to split them.
  * - Ports are attached and detached at run time. The port list is copied on change, so
  *   a detach from inside a delivery neither skips nor repeats anyone; a port detached
  *   mid-delivery gets nothing more.
  * - Not here: ownership of ports. Whoever opened a port closes it; `Hub.close()` only
  *   detaches everything and refuses new ports.
  */
-
 import type { Logger } from "../log.js";
 import { anyOffloaded, resolveOffloads } from "../stack/wire/frame-offload.js";
 import type { FrameSink, Port } from "./port.js";

@@ -4,7 +4,7 @@
  * `usernet slirp4netns`.
  *
  * Theory of operation
- * - Open: the native addon creates the TAP (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR) in
+ * - Open: the native addon creates the TAP (IFF_TAP | IFF_NO_PI, + IFF_VNET_HDR with offloads) in
  *   this process's network namespace, or inside another one (`netns`: a path such as
  *   /proc/PID/ns/net or /var/run/netns/NAME), joining a user namespace first when
  *   `userns` is given (rootless). The device lives as long as the fd: closing the port
