@@ -32,7 +32,7 @@
  *
  * Pure functions, no I/O; the native poller hands over header and frame in one Buffer.
  */
-import { internetChecksum } from "../stack/wire/checksum.js";
+import { completePartialChecksum } from "../stack/wire/frame-offload.js";
 import { fail, ok, type Result } from "../stack/wire/result.js";
 
 export const vnetHdrLength = 10;
@@ -138,19 +138,5 @@ export function splitVnetFrame(b: Buffer, length: VnetHdrLength = vnetHdrMrgRxbu
   return ok({ hdr: h.value, frame });
 }
 
-/**
- * Completes a partial (NEEDS_CSUM) checksum in place: the field at csumStart +
- * csumOffset holds the pseudo-header sum; the result is the complement of the
- * ones' complement sum from csumStart to the end of the frame, field included.
- * For a GSO super frame this is the checksum of the unsplit whole, only meaningful
- * if it is delivered as one segment.
- */
-export function completeChecksum(frame: Buffer, csumStart: number, csumOffset: number): boolean {
-  const at = csumStart + csumOffset;
-  if (at + 2 > frame.length || csumStart > frame.length) return false;
-  let c = internetChecksum(frame, csumStart, frame.length);
-  // UDP reserves 0 for "no checksum"; TCP accepts either form of zero.
-  if (c === 0) c = 0xffff;
-  frame.writeUInt16BE(c, at);
-  return true;
-}
+/** Completes a partial (NEEDS_CSUM) checksum in place (see stack/wire/frame-offload.ts). */
+export const completeChecksum = completePartialChecksum;

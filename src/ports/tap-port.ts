@@ -279,23 +279,36 @@ export class TapPort implements Port {
     return frames;
   }
 
-  /** The vnet header for each frame from its mark (undefined: an ordinary frame). */
-  private headersFor(frames: readonly Buffer[]): (Buffer | undefined)[] | undefined {
+  /**
+   * From each frame's mark, in one pass: its vnet header and its tail (undefined: an
+   * ordinary frame; no arrays at all when no frame is marked).
+   */
+  private offloadArgs(frames: readonly Buffer[]): {
+    headers?: (Buffer | undefined)[];
+    tails?: (Buffer | undefined)[];
+  } {
     let headers: (Buffer | undefined)[] | undefined;
+    let tails: (Buffer | undefined)[] | undefined;
     for (let i = 0; i < frames.length; i++) {
-      const o = offloadOf(frames[i] as Buffer);
-      if (o === undefined || o.checksum !== "partial") continue;
+      const f = frames[i] as Buffer;
+      const o = offloadOf(f);
+      if (o === undefined) continue;
+      if (o.tail !== undefined) {
+        tails ??= new Array<Buffer | undefined>(frames.length);
+        tails[i] = o.tail;
+      }
+      if (o.checksum !== "partial") continue;
       headers ??= new Array<Buffer | undefined>(frames.length);
       headers[i] = vnetHdrBuffer({
         flags: VnetFlags.needsCsum,
         gsoType: o.gsoSize > 0 ? VnetGso.tcpv4 : VnetGso.none,
-        hdrLen: o.gsoSize > 0 ? o.csumStart + tcpHeaderLengthAt(frames[i] as Buffer, o.csumStart) : 0,
+        hdrLen: o.gsoSize > 0 ? o.csumStart + tcpHeaderLengthAt(f, o.csumStart) : 0,
         gsoSize: o.gsoSize,
         csumStart: o.csumStart,
         csumOffset: o.csumOffset,
       });
     }
-    return headers;
+    return { headers, tails };
   }
 
   private readFailed(err: NativeError): void {
@@ -318,14 +331,8 @@ export class TapPort implements Port {
       for (let i = 0; i < n; i++) this.counters.countTx(frames[i] as Buffer);
       return n;
     }
-    let tails: (Buffer | undefined)[] | undefined;
-    for (let i = 0; i < frames.length; i++) {
-      const tail = offloadOf(frames[i] as Buffer)?.tail;
-      if (tail === undefined) continue;
-      tails ??= new Array<Buffer | undefined>(frames.length);
-      tails[i] = tail;
-    }
-    const n = this.poller.write(frames, this.headersFor(frames), tails);
+    const { headers, tails } = this.offloadArgs(frames);
+    const n = this.poller.write(frames, headers, tails);
     for (let i = 0; i < n; i++) {
       this.counters.countTx(frames[i] as Buffer);
       const t = tails?.[i];

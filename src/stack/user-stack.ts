@@ -37,7 +37,7 @@ import { BROADCAST_MAC, isBroadcastMac, isIpv4Multicast } from "./wire/addr.js";
 import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "./wire/arp.js";
 import { checksumFull, checksumOffloaded, pseudoHeaderSum } from "./wire/checksum.js";
 import { decodeEthernet, EtherType, encodeEthernet, ethernetHeaderLength } from "./wire/ethernet.js";
-import { markOffload, offloadOf, whole } from "./wire/frame-offload.js";
+import { joinTail, markOffload, offloadOf } from "./wire/frame-offload.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "./wire/icmp.js";
 import { decodeIpv4, encodeIpv4, IpProto, ipv4HeaderLength } from "./wire/ipv4.js";
 import { decodeTcp, tcpEncodingLength } from "./wire/tcp.js";
@@ -172,7 +172,7 @@ export class UserStack {
       this.counters.rxFrames++;
       const mark = offloadOf(frame);
       this.rxTrusted = mark !== undefined;
-      this.inputFrame(mark?.tail ? whole(frame) : frame, out);
+      this.inputFrame(mark?.tail ? joinTail(frame) : frame, out);
     }
     this.rxTrusted = false;
     this.counters.txFrames += out.length;

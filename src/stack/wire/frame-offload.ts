@@ -63,7 +63,7 @@ export function resolveOffloads(frames: readonly Buffer[]): Buffer[] {
       out.push(frame);
       continue;
     }
-    const f = whole(frame);
+    const f = joinTail(frame);
     if (o.gsoSize > 0) splitSuperFrame(f, o, out);
     else out.push(f === frame ? completed(Buffer.from(f), o) : completed(f, o));
   }
@@ -71,18 +71,31 @@ export function resolveOffloads(frames: readonly Buffer[]): Buffer[] {
 }
 
 /** The frame in one Buffer: itself, or a new Buffer with its tail joined. */
-export function whole(frame: Buffer): Buffer {
+export function joinTail(frame: Buffer): Buffer {
   const tail = marks.get(frame)?.tail;
   return tail === undefined ? frame : Buffer.concat([frame, tail]);
 }
 
-/** Completes a partial checksum in `copy`, a Buffer of the caller's own. */
+/**
+ * Completes a partial (NEEDS_CSUM) checksum in place: the field at csumStart +
+ * csumOffset holds the pseudo-header sum; the result is the complement of the
+ * ones' complement sum from csumStart to the end of the frame, field included.
+ * For a GSO super frame this is the checksum of the unsplit whole, only meaningful
+ * if it is delivered as one segment. False when the offsets lie outside the frame.
+ */
+export function completePartialChecksum(frame: Buffer, csumStart: number, csumOffset: number): boolean {
+  const at = csumStart + csumOffset;
+  if (at + 2 > frame.length || csumStart > frame.length) return false;
+  let c = internetChecksum(frame, csumStart, frame.length);
+  // UDP reserves 0 for "no checksum"; TCP accepts either form of zero.
+  if (c === 0) c = 0xffff;
+  frame.writeUInt16BE(c, at);
+  return true;
+}
+
+/** `copy` (a Buffer of the caller's own) with its partial checksum completed. */
 function completed(copy: Buffer, o: FrameOffload): Buffer {
-  const at = o.csumStart + o.csumOffset;
-  if (o.checksum !== "partial" || at + 2 > copy.length) return copy;
-  let c = internetChecksum(copy, o.csumStart, copy.length);
-  if (c === 0 && o.csumOffset === 6) c = 0xffff; // UDP: 0 means "no checksum"
-  copy.writeUInt16BE(c, at);
+  if (o.checksum === "partial") completePartialChecksum(copy, o.csumStart, o.csumOffset);
   return copy;
 }
 

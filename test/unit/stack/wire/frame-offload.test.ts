@@ -5,10 +5,10 @@ import { checksumOffloaded, pseudoHeaderSum } from "../../../../src/stack/wire/c
 import { decodeEthernet } from "../../../../src/stack/wire/ethernet.js";
 import {
   anyOffloaded,
+  joinTail,
   markOffload,
   offloadOf,
   resolveOffloads,
-  whole,
 } from "../../../../src/stack/wire/frame-offload.js";
 import { decodeIpv4, IpProto } from "../../../../src/stack/wire/ipv4.js";
 import { decodeTcp, TcpFlag, type TcpSegment, tcpEncodingLength } from "../../../../src/stack/wire/tcp.js";
@@ -138,7 +138,7 @@ describe("resolveOffloads", () => {
     };
     const f = partialTcp(seg, 0, true);
     expect(f.length).toBe(14 + 20 + 20);
-    const w = whole(f);
+    const w = joinTail(f);
     expect(w.length).toBe(14 + 20 + 20 + 3000);
     const [resolved] = resolveOffloads([f]);
     expect(tcpOf(resolved as Buffer).tcp.payload.equals(payload)).toBe(true);
