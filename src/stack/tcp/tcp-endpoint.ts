@@ -194,7 +194,7 @@ const TS_OPTION_BYTES = 12;
 const DEFAULT_GUEST_MSS = 536;
 const MIN_MSS = 64;
 const MAX_WINDOW_SHIFT = 14;
-/** segments over this many bytes are cut at a send-buffer chunk boundary (see sendOne) */
+/** segments over this many bytes are cut where the send buffer's ring wraps (see sendOne) */
 const contiguousCutMin = 8192;
 /** a hard bound on segments one call emits, beyond what windows already bound */
 const MAX_BURST = 4096;
@@ -854,8 +854,8 @@ export class TcpEndpoint {
     ) {
       return false; // sender SWS avoidance: wait for a fuller window
     }
-    // A large segment ends where the buffered chunk (one host read) does, so its payload
-    // is a view, not a copy into a fresh 64 KiB buffer; small ones are copied as needed.
+    // A large segment ends where the send buffer's ring wraps, so its payload is a view
+    // of the ring, not a copy into a fresh 64 KiB buffer; small ones are copied as needed.
     if (len > contiguousCutMin) {
       const run = this.sendBuf.contiguous(off);
       if (run >= contiguousCutMin && run < len) len = run;
