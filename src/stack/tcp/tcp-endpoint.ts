@@ -231,6 +231,8 @@ export class TcpEndpoint {
   private rcvAdv = 0;
   private rcvShift = 0;
   private unconsumed = 0;
+  /** the window our SYN or SYN-ACK offered, until a later segment offers a scaled one */
+  private synWindow = 0;
   private pendingFin: number | undefined;
   private finReceived = false;
   private largestRcvSeg = 0;
@@ -396,8 +398,7 @@ export class TcpEndpoint {
     this.now = now;
     this.unconsumed = Math.max(0, this.unconsumed - Math.max(0, n));
     if (this.synchronized() && !this.finReceived) {
-      const advertised = seqSub(this.rcvAdv, this.rcvNxt);
-      if (advertised < this.o.recvBufferSize / 2 && this.windowEdgeWouldMove()) this.ackNow = true;
+      if (this.windowUpdateIsUrgent()) this.ackNow = true;
       this.output(now);
     }
     return this.step();
@@ -957,6 +958,7 @@ export class TcpEndpoint {
     }
     if (synAck) {
       this.rcvAdv = seqAdd(this.rcvNxt, seg.window);
+      this.synWindow = seg.window;
       this.lastAckSent = this.rcvNxt;
     }
     this.sndMax = seqMax(this.sndMax, seqAdd(this.iss, 1));
@@ -1023,7 +1025,10 @@ export class TcpEndpoint {
     this.sndMss = Math.max(MIN_MSS, Math.min(guestMss, this.o.mss)) - (this.tsOk ? TS_OPTION_BYTES : 0);
     this.sndWnd = seg.window; // never scaled in a SYN
     this.maxSndWnd = this.sndWnd;
-    if (!passive) this.rcvAdv = seqAdd(this.rcvNxt, Math.min(0xffff, this.rcvSpace()));
+    if (!passive) {
+      this.synWindow = Math.min(0xffff, this.rcvSpace());
+      this.rcvAdv = seqAdd(this.rcvNxt, this.synWindow);
+    }
   }
 
   private establish(): void {
@@ -1081,6 +1086,19 @@ export class TcpEndpoint {
     return seqSub(edge, this.rcvAdv) >= this.swsThreshold();
   }
 
+  /**
+   * Whether buffer the host freed is worth a pure ACK of its own: the guest has used more
+   * than half of the window it was offered, and the edge would move by at least the SWS
+   * threshold. While only the SYN-ACK has offered a window, its unscaled (at most 64 KiB)
+   * field is the measure, not the whole buffer: otherwise the first byte of every
+   * request/response connection would look like a window worth announcing, and cost a
+   * frame the response carries anyway.
+   */
+  private windowUpdateIsUrgent(): boolean {
+    const offered = this.synWindow > 0 ? this.synWindow : this.o.recvBufferSize;
+    return seqSub(this.rcvAdv, this.rcvNxt) < offered / 2 && this.windowEdgeWouldMove();
+  }
+
   private swsThreshold(): number {
     return Math.max(1, Math.min(Math.floor(this.o.recvBufferSize / 2), this.rcvMss()));
   }
@@ -1097,6 +1115,7 @@ export class TcpEndpoint {
     const win = Math.min(0xffff, Math.ceil(seqSub(target, this.rcvNxt) / 2 ** this.rcvShift));
     const adv = seqAdd(this.rcvNxt, win << this.rcvShift);
     if (seqGt(adv, this.rcvAdv)) this.rcvAdv = adv;
+    this.synWindow = 0;
     return win;
   }
 

@@ -244,6 +244,39 @@ describe("data from the guest", () => {
     d.advance(40).expectToGuest({ flags: "A", ack: 9002, window: 3999 });
   });
 
+  it("lets the next segment carry a window that consume() opens while the guest has room", () => {
+    const d = Dialogue.passive({ recvBufferSize: 1 << 20 });
+    d.fromGuest({ flags: "S", seq: 5000, window: 65535, wscale: 7 });
+    d.accept();
+    const shift = d.expectToGuest({ flags: "SA" }).windowScale ?? 0;
+    d.fromGuest({ flags: "A", seq: 5001, ack: ISS + 1 });
+    d.expectEvents("connect-request", "established");
+    // a request: the SYN-ACK's unscaled 65,535 still leaves the guest plenty of room
+    d.fromGuest({ seq: 5001, ack: ISS + 1, data: "ping" });
+    expect(d.takeData().toString()).toBe("ping");
+    d.consume(4).expectNothingSent();
+    // the response acknowledges the request and carries the whole buffer as window
+    d.write("pong");
+    const seg = d.expectToGuest({ ack: 5005, data: "pong" });
+    expect(seg.window * 2 ** shift).toBeGreaterThanOrEqual((1 << 20) - 2 ** shift);
+    d.expectNothingSent();
+  });
+
+  it("announces a consume() at once when the guest is nearly out of window", () => {
+    const d = established({}, { recvBufferSize: 8192 });
+    for (const [i, window] of [
+      [0, 8192 - 2920],
+      [2, 8192 - 5840],
+    ] as const) {
+      d.fromGuest({ seq: 5001 + i * 1460, ack: ISS + 1, data: pattern(1460, i * 1460) });
+      d.fromGuest({ seq: 5001 + (i + 1) * 1460, ack: ISS + 1, data: pattern(1460, (i + 1) * 1460) });
+      d.expectToGuest({ flags: "A", ack: 5001 + (i + 2) * 1460, window });
+    }
+    expect(d.takeData().equals(pattern(5840))).toBe(true);
+    d.consume(5840).expectToGuest({ flags: "A", ack: 5001 + 5840, window: 8192 });
+    d.expectNothingSent();
+  });
+
   it("holds a FIN that arrives before the data it follows", () => {
     const d = established();
     d.fromGuest({ flags: "FA", seq: 5004, ack: ISS + 1, data: "def" });
