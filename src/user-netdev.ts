@@ -419,16 +419,10 @@ export class UserNetdev implements Port {
   }
 
   private nextDeadline(): number | undefined {
-    let at: number | undefined;
-    for (const d of [
-      this.stack.nextDeadline(),
-      this.udpNat.nextDeadline(),
-      this.icmp.nextDeadline(),
-      this.tftp?.nextDeadline(),
-    ]) {
-      if (d !== undefined && (at === undefined || d < at)) at = d;
-    }
-    return at;
+    // runs after every frame and host read: no array per call
+    let at = earlier(this.stack.nextDeadline(), this.udpNat.nextDeadline());
+    at = earlier(at, this.icmp.nextDeadline());
+    return earlier(at, this.tftp?.nextDeadline());
   }
 
   /** Keeps one timer armed for the earliest deadline. */
@@ -453,4 +447,9 @@ export class UserNetdev implements Port {
     if (this.tftp) void this.tftp.onTimer(now).then((sends) => this.sendTftp(sends));
     this.schedule();
   }
+}
+
+/** The earlier of two optional deadlines. */
+function earlier(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || (b !== undefined && b < a) ? b : a;
 }

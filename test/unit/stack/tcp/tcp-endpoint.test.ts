@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { tcpEndpointDefaults } from "../../../../src/stack/tcp/tcp-endpoint.js";
 import { Dialogue, established, ISS, pattern } from "./dialogue.js";
 
 const MSS = 1460;
@@ -35,6 +36,18 @@ describe("handshake", () => {
       sack: true,
       timestamps: true,
     });
+  });
+
+  it("draws a fresh random ISN for every connection by default, past a batch of values", () => {
+    const isns = new Set<number>();
+    for (let i = 0; i < 1200; i++) {
+      const d = Dialogue.passive({ random: tcpEndpointDefaults.random });
+      d.fromGuest({ flags: "S", seq: 5000 });
+      d.accept();
+      isns.add(d.expectToGuest({ flags: "SA" }).seq);
+    }
+    // 1,200 uniform 32-bit values collide with probability about 2e-4
+    expect(isns.size).toBeGreaterThanOrEqual(1199);
   });
 
   it("offers no option the guest did not (MSS only, like a plain SYN)", () => {
