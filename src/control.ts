@@ -26,6 +26,7 @@ import type { DnsForwarderStats } from "./services/dns/dns-forwarder.js";
 import type { TftpStats } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
 import type { TcpFlowTableCounters } from "./stack/tcp/flow-table.js";
+import type { TcpEndpointCounters } from "./stack/tcp/tcp-endpoint.js";
 import type { UserStackCounters } from "./stack/user-stack.js";
 import type { UserNetdev } from "./user-netdev.js";
 
@@ -116,7 +117,7 @@ export interface UserNetdevStats {
   hub: number;
   stack: UserStackCounters;
   drops: Record<string, number>;
-  tcp: TcpFlowTableCounters;
+  tcp: TcpFlowTableCounters & TcpEndpointCounters;
   relay: TcpRelayCounters;
   flows: { tcp: number; udp: number; icmp: number };
   icmp: { echoesSent: number; repliesReceived: number };
@@ -349,7 +350,7 @@ export function createControl(parts: ControlParts): Control {
           hub: u.config.hub,
           stack: { ...u.stack.counters },
           drops: u.stats().drops,
-          tcp: { ...u.stack.tcp.table.counters },
+          tcp: { ...u.stack.tcp.table.counters, ...u.stack.tcpCounters },
           relay: { ...u.tcpRelay.counters },
           flows: userFlows(u),
           icmp: { echoesSent: u.icmp.echoesSent, repliesReceived: u.icmp.repliesReceived },

@@ -136,6 +136,32 @@ export function createMetrics(facade: ApiFacade): Registry {
     (u) => u.tcp.refused,
   );
   perUser("usernet_tcp_resets_total", "RSTs sent for segments of unknown connections", (u) => u.tcp.resets);
+  perUser(
+    "usernet_tcp_retransmitted_segments_total",
+    "TCP segments sent to guests again",
+    (u) => u.tcp.retransmittedSegments,
+  );
+  perUser("usernet_tcp_timeouts_total", "TCP retransmission timer expirations", (u) => u.tcp.timeouts);
+  perUser(
+    "usernet_tcp_fast_retransmits_total",
+    "TCP fast retransmits on a guest's third duplicate ACK",
+    (u) => u.tcp.fastRetransmits,
+  );
+  perUser(
+    "usernet_tcp_out_of_order_segments_total",
+    "Guest TCP segments held beyond a hole",
+    (u) => u.tcp.outOfOrderSegments,
+  );
+  perUser(
+    "usernet_tcp_duplicate_segments_total",
+    "Guest TCP segments with nothing new (already received or beyond the window)",
+    (u) => u.tcp.duplicateSegments,
+  );
+  perUser(
+    "usernet_tcp_window_probes_total",
+    "Probes sent into a guest's zero window",
+    (u) => u.tcp.windowProbes,
+  );
   counter(
     "usernet_tcp_relay_total",
     "Host connections for guest TCP, by outcome",

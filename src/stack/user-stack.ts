@@ -32,7 +32,7 @@ import { type GuestTcpEvents, GuestTcpLayer } from "./guest-tcp.js";
 import { Ipv4Output } from "./ipv4-output.js";
 import { Ipv4Reassembler } from "./ipv4-reassembler.js";
 import type { TcpFlowTableOptions } from "./tcp/flow-table.js";
-import type { TcpOutput } from "./tcp/tcp-endpoint.js";
+import { newTcpEndpointCounters, type TcpEndpointCounters, type TcpOutput } from "./tcp/tcp-endpoint.js";
 import { BROADCAST_MAC, isBroadcastMac, isIpv4Multicast } from "./wire/addr.js";
 import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "./wire/arp.js";
 import { checksumFull, checksumOffloaded, pseudoHeaderSum } from "./wire/checksum.js";
@@ -112,6 +112,8 @@ export class UserStack {
     echoReplies: 0,
     ignored: 0,
   };
+  /** retransmissions, reordering and probes of every TCP endpoint of this stack */
+  readonly tcpCounters: TcpEndpointCounters = newTcpEndpointCounters();
   private readonly reassembler: Ipv4Reassembler;
   private readonly output: Ipv4Output;
   /** IPv4 address → the MAC the stack answers with for it */
@@ -144,7 +146,12 @@ export class UserStack {
       tcpEvents ?? ((conn, ev) => ev.type === "connect-request" && conn.refuse()),
       {
         ...options.tcp,
-        endpoint: { mss: config.mtu - 40, segmentOffload: this.segmentOffload, ...options.tcp?.endpoint },
+        endpoint: {
+          mss: config.mtu - 40,
+          segmentOffload: this.segmentOffload,
+          counters: this.tcpCounters,
+          ...options.tcp?.endpoint,
+        },
       },
       () => hooks.timersChanged?.(),
     );

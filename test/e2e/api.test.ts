@@ -138,6 +138,12 @@ describeE2E(
           1,
         );
         expect(value(/^usernet_stack_arp_replies_total\{netdev="u0"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
+        // loss-recovery counters are there for every user network, zero on a clean link or not
+        for (const name of ["retransmitted_segments", "timeouts", "out_of_order_segments", "window_probes"]) {
+          expect(
+            value(new RegExp(`^usernet_tcp_${name}_total\\{netdev="u0"\\} (\\d+)$`, "m")),
+          ).toBeGreaterThanOrEqual(0);
+        }
         expect(value(/^usernet_stack_frames_total\{netdev="u0",direction="rx"\} (\d+)$/m)).toBeGreaterThan(5);
         expect(metrics).toMatch(/^usernet_dhcp_leases\{netdev="u0",state="bound"\} 1$/m);
 

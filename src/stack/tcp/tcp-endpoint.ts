@@ -167,6 +167,35 @@ export interface TcpEndpointOptions extends RtoOptions {
    * bytes (a whole number of MSS) for the link to split (TSO towards an offloading TAP).
    */
   segmentOffload?: { readonly maxBytes: number };
+  /** where the endpoint counts its recovery events; a stack shares one among its endpoints */
+  counters?: TcpEndpointCounters;
+}
+
+/** Loss and reordering, as `nstat`'s Tcp/TcpExt counters show them for a kernel. */
+export interface TcpEndpointCounters {
+  /** segments (data, FIN, SYN or SYN-ACK) sent to the guest again */
+  retransmittedSegments: number;
+  /** retransmission timer expirations (RFC 6298 §5.4) */
+  timeouts: number;
+  /** fast retransmits on the third duplicate ACK (RFC 5681 §3.2) */
+  fastRetransmits: number;
+  /** guest segments that arrived beyond a hole and were held (RFC 9293 §3.10.7.4) */
+  outOfOrderSegments: number;
+  /** guest segments that carried nothing new (already received, or beyond the window) */
+  duplicateSegments: number;
+  /** probes sent into a zero window (RFC 9293 §3.8.6.1) */
+  windowProbes: number;
+}
+
+export function newTcpEndpointCounters(): TcpEndpointCounters {
+  return {
+    retransmittedSegments: 0,
+    timeouts: 0,
+    fastRetransmits: 0,
+    outOfOrderSegments: 0,
+    duplicateSegments: 0,
+    windowProbes: 0,
+  };
 }
 
 // getRandomValues has a fixed cost per call (2% of the CPU of a connection-rate run at
@@ -213,6 +242,7 @@ const MAX_BURST = 4096;
 export class TcpEndpoint {
   state: TcpState;
   private readonly o: TcpEndpointOptions;
+  private readonly count: TcpEndpointCounters;
   private readonly rtt: RtoEstimator;
   private readonly sendBuf: SendBuffer;
   private readonly ooo = new ReassemblyQueue();
@@ -295,6 +325,7 @@ export class TcpEndpoint {
   ) {
     this.o = { ...tcpEndpointDefaults, ...options };
     this.o.windowScale = Math.max(0, Math.min(MAX_WINDOW_SHIFT, this.o.windowScale));
+    this.count = this.o.counters ?? newTcpEndpointCounters();
     this.rtt = new RtoEstimator(this.o);
     this.sendBuf = new SendBuffer(this.o.sendBufferSize);
     this.state = "listen";
@@ -514,6 +545,7 @@ export class TcpEndpoint {
     const len = seg.payload.length + (f & SYN ? 1 : 0) + (f & FIN ? 1 : 0);
     if (!this.acceptable(seg.seq, len)) {
       if (!(f & RST)) this.ackNow = true;
+      if (len > 0 && !(f & RST)) this.count.duplicateSegments++;
       if (this.state === "time-wait" && f & FIN) this.timeWaitAt = now + this.o.timeWaitMs;
       this.output(now);
       return;
@@ -658,6 +690,7 @@ export class TcpEndpoint {
       this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.sndMss);
       this.recover = this.sndMax;
       this.inRecovery = true;
+      this.count.fastRetransmits++;
       this.retransmitFirst(now);
       this.cwnd = this.ssthresh + 3 * this.sndMss;
     } else if (this.dupAcks === 3 && !this.inRecovery) {
@@ -696,6 +729,7 @@ export class TcpEndpoint {
     const finSeq = seqAdd(seg.seq, payload.length);
     if (data.length === 0 && (!fin || seqGt(finSeq, this.rcvNxt))) {
       this.ackNow = true; // a duplicate, or nothing fits: tell the guest where we are
+      this.count.duplicateSegments++;
       if (fin) this.pendingFin = finSeq;
       return;
     }
@@ -716,6 +750,7 @@ export class TcpEndpoint {
       if (fin) this.pendingFin = finSeq;
     } else {
       this.ooo.insert(start, data, this.rcvNxt);
+      this.count.outOfOrderSegments++;
       if (fin) this.pendingFin = finSeq;
       this.ackNow = true;
     }
@@ -777,6 +812,7 @@ export class TcpEndpoint {
   private onRetransmitTimer(now: number): void {
     this.rtxAt = undefined;
     this.retries++;
+    this.count.timeouts++;
     this.rttSeq = undefined;
     if (this.state === "syn-sent" || this.state === "syn-received") {
       if (this.retries > this.o.synRetries) {
@@ -820,6 +856,7 @@ export class TcpEndpoint {
       return;
     }
     // a window probe: an old sequence number makes the guest answer with its window
+    this.count.windowProbes++;
     this.emit(ACK, seqAdd(this.sndUna, -1), EMPTY);
     this.persistAt = now + this.persistInterval();
   }
@@ -896,6 +933,7 @@ export class TcpEndpoint {
     if (seqGt(end, this.sndNxt)) this.sndNxt = end;
     this.sndMax = seqMax(this.sndMax, end);
     if (retransmission) {
+      this.count.retransmittedSegments++;
       this.rttSeq = undefined;
       this.lastRetransmitTs = this.tsValue();
     } else if (this.rttSeq === undefined && !this.tsOk) {
@@ -976,6 +1014,7 @@ export class TcpEndpoint {
     this.sndNxt = this.sndMax;
     this.push(seg);
     if (retransmit) {
+      this.count.retransmittedSegments++;
       this.rttSeq = undefined;
       this.lastRetransmitTs = this.tsValue();
     } else if (!this.tsOk) {

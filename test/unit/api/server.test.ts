@@ -332,6 +332,12 @@ describe("metrics and openapi", () => {
       'usernet_stack_drops_total{netdev="user0",protocol="ipv4",reason="ipv4-bad-checksum"} 4',
     );
     expect(t).toContain('usernet_flows{netdev="user0",protocol="tcp"} 2');
+    expect(t).toContain('usernet_tcp_retransmitted_segments_total{netdev="user0"} 12');
+    expect(t).toContain('usernet_tcp_timeouts_total{netdev="user0"} 2');
+    expect(t).toContain('usernet_tcp_fast_retransmits_total{netdev="user0"} 3');
+    expect(t).toContain('usernet_tcp_out_of_order_segments_total{netdev="user0"} 4');
+    expect(t).toContain('usernet_tcp_duplicate_segments_total{netdev="user0"} 5');
+    expect(t).toContain('usernet_tcp_window_probes_total{netdev="user0"} 6');
     expect(t).toContain('usernet_dhcp_messages_total{netdev="user0",type="acks"} 1');
     expect(t).toContain('usernet_dhcp_leases{netdev="user0",state="bound"} 1');
     expect(t).toContain('usernet_dns_messages_total{netdev="user0",kind="queries"} 3');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tcpEndpointDefaults } from "../../../../src/stack/tcp/tcp-endpoint.js";
+import { newTcpEndpointCounters, tcpEndpointDefaults } from "../../../../src/stack/tcp/tcp-endpoint.js";
 import { Dialogue, established, ISS, pattern } from "./dialogue.js";
 
 const MSS = 1460;
@@ -207,7 +207,8 @@ describe("data from the guest", () => {
   });
 
   it("acks out-of-order data at once with a SACK block, then delivers when the hole fills", () => {
-    const d = established({ sackOk: true, tsVal: 1 });
+    const counters = newTcpEndpointCounters();
+    const d = established({ sackOk: true, tsVal: 1 }, { counters });
     d.fromGuest({ seq: 5101, ack: ISS + 1, data: pattern(100, 100), tsVal: 2 });
     d.expectToGuest({ flags: "A", ack: 5001, sack: [{ left: 5101, right: 5201 }] });
     d.fromGuest({ seq: 5301, ack: ISS + 1, data: pattern(100, 300), tsVal: 3 });
@@ -225,15 +226,18 @@ describe("data from the guest", () => {
     const ack = d.expectToGuest({ flags: "A", ack: 5401 });
     expect(ack.sack).toBeUndefined();
     expect(d.takeData().equals(pattern(400))).toBe(true);
+    expect(counters).toMatchObject({ outOfOrderSegments: 2, duplicateSegments: 0 });
   });
 
   it("acks a duplicate segment at once and does not deliver it twice", () => {
-    const d = established();
+    const counters = newTcpEndpointCounters();
+    const d = established({}, { counters });
     d.fromGuest({ seq: 5001, ack: ISS + 1, data: "abc" });
     d.advance(40).expectToGuest({ ack: 5004 });
     d.fromGuest({ seq: 5001, ack: ISS + 1, data: "abc" });
     d.expectToGuest({ flags: "A", ack: 5004 });
     expect(d.takeData().toString()).toBe("abc");
+    expect(counters).toMatchObject({ duplicateSegments: 1, outOfOrderSegments: 0 });
   });
 
   it("trims data beyond the window and only re-opens it on consume()", () => {
@@ -362,7 +366,8 @@ describe("data to the guest", () => {
   });
 
   it("probes a zero window with backoff until it opens", () => {
-    const d = established({ mss: 1000 });
+    const counters = newTcpEndpointCounters();
+    const d = established({ mss: 1000 }, { counters });
     d.write(pattern(1000));
     d.expectToGuest({ data: pattern(1000) });
     d.fromGuest({ seq: 5001, ack: ISS + 1001, window: 0 });
@@ -379,6 +384,7 @@ describe("data to the guest", () => {
     expect(d.deadline).toBe(600 + 800);
     d.fromGuest({ seq: 5001, ack: ISS + 1001, window: 4000 });
     d.expectToGuest({ flags: "PA", seq: ISS + 1001, data: pattern(500, 1000) });
+    expect(counters).toMatchObject({ windowProbes: 2, timeouts: 0, retransmittedSegments: 0 });
   });
 });
 
@@ -479,7 +485,8 @@ describe("retransmission (RFC 6298)", () => {
   });
 
   it("fast retransmit on the third duplicate ACK (RFC 5681), NewReno recovery (RFC 6582)", () => {
-    const d = established({ mss: 1000 });
+    const counters = newTcpEndpointCounters();
+    const d = established({ mss: 1000 }, { counters });
     d.write(pattern(5000));
     for (let i = 0; i < 5; i++) d.expectToGuest({ seq: ISS + 1 + i * 1000 });
     d.fromGuest({ seq: 5001, ack: ISS + 1001 });
@@ -501,10 +508,12 @@ describe("retransmission (RFC 6298)", () => {
     d.fromGuest({ seq: 5001, ack: ISS + 5001 });
     expect(d.ep.congestionWindow).toBe(2000);
     d.expectNothingSent();
+    expect(counters).toMatchObject({ fastRetransmits: 1, retransmittedSegments: 2, timeouts: 0 });
   });
 
   it("restarts slow start from one segment after a timeout", () => {
-    const d = established({ mss: 1000 });
+    const counters = newTcpEndpointCounters();
+    const d = established({ mss: 1000 }, { counters });
     d.write(pattern(4000));
     d.sent = [];
     d.advance(200).expectToGuest({ seq: ISS + 1, data: pattern(1000) });
@@ -515,6 +524,8 @@ describe("retransmission (RFC 6298)", () => {
     d.expectToGuest({ seq: ISS + 1001 });
     d.expectToGuest({ seq: ISS + 2001 });
     d.expectNothingSent();
+    // go-back-N: the segments resent after the ACK count as retransmissions too
+    expect(counters).toMatchObject({ timeouts: 1, retransmittedSegments: 3, fastRetransmits: 0 });
   });
 
   it("gives up after maxRetransmits timeouts: RST, reset, closed", () => {
