@@ -5,8 +5,8 @@
  */
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { type RunningApi, startApi } from "./api/server.js";
-import { type Slirp4netnsApi, startSlirp4netnsApi } from "./api/slirp4netns-api.js";
+import type { RunningApi } from "./api/server.js";
+import type { Slirp4netnsApi } from "./api/slirp4netns-api.js";
 import type { Config, NetdevConfig } from "./config.js";
 import { type Control, createControl } from "./control.js";
 import { Forwards, type ForwardsFacade } from "./forwards.js";
@@ -104,6 +104,7 @@ export async function startUsernet(
     }
     forwards = await Forwards.open(users, config.stateDir, log.child({ component: "forwards" }));
     if (config.slirp4netnsApiSocket !== undefined) {
+      const { startSlirp4netnsApi } = await import("./api/slirp4netns-api.js");
       slirpApi = await startSlirp4netnsApi(config.slirp4netnsApiSocket, forwards, {
         log: log.child({ component: "slirp4netns-api" }),
       });
@@ -125,6 +126,8 @@ export async function startUsernet(
   const usernet: Usernet = { ...control, hubs, userNetdevs: users, portNetdevs: handles, forwards, close };
   if (config.api) {
     try {
+      // fastify, prom-client and typebox load only with an API (about 20 MiB of RSS)
+      const { startApi } = await import("./api/server.js");
       api = await startApi(config.api, usernet, log.child({ component: "api" }), {
         logLevel: config.logLevel,
         version: options.version,
