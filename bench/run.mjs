@@ -44,7 +44,6 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import http from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { guestImage, repoRoot, SerialGuest } from "./lib/guest.mjs";
@@ -208,10 +207,7 @@ const nodeArgs = () => [
   main,
 ];
 
-/** usernet's management API socket for a run at this MTU */
-const usernetApi = (mtu) => join(tmp, `usernet-api-${mtu}.sock`);
-
-/** usernet in S with a QEMU socket listener for the bridge, and its API (for its TCP counters). */
+/** usernet in S with a QEMU socket listener for the bridge. */
 async function startUsernet(mtu) {
   const u = spawnPrivate("usernet", process.execPath, [
     ...nodeArgs(),
@@ -219,31 +215,9 @@ async function startUsernet(mtu) {
     `user,id=u0,mtu=${mtu}`,
     "-netdev",
     `socket,id=s0,listen=127.0.0.1:${SOCKET_PORT}`,
-    "--api",
-    usernetApi(mtu),
   ]);
   await waitListening(S, SOCKET_PORT, u);
   return u;
-}
-
-/** usernet's loss-recovery counters for netdev u0, read from its /metrics. */
-function usernetTcpCounters(apiSocket) {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ socketPath: apiSocket, path: "/metrics", timeout: 5000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk) => {
-        body += chunk;
-      });
-      res.on("end", () => {
-        const value = (name) =>
-          Number(new RegExp(`^usernet_tcp_${name}_total\\{netdev="u0"\\} (\\d+)$`, "m").exec(body)?.[1]);
-        resolve({ resent: value("retransmitted_segments"), outOfOrder: value("out_of_order_segments") });
-      });
-    });
-    req.on("timeout", () => req.destroy(new Error("usernet /metrics: no answer within 5 s")));
-    req.on("error", reject);
-  });
 }
 
 /**
@@ -374,7 +348,6 @@ async function setup(mode, stack, mtu, image) {
       return {
         stackPid: u ? u.pid : q.pid,
         stackLabel: u ? "usernet" : "qemu (slirp only)",
-        tcpCounters: u ? () => usernetTcpCounters(usernetApi(mtu)) : undefined,
         client: async (cmd, t = 60_000) => {
           const r = await nsExec(C, "sh", ["-c", cmd.replace(/^nettool /, `${nettool} `)], t);
           return { code: r.code, output: `${r.stdout}${r.stderr}${r.code === 0 ? "" : `[exit ${r.code}]`}` };
@@ -397,7 +370,6 @@ async function setup(mode, stack, mtu, image) {
     return {
       stackPid: u?.pid,
       stackLabel: u ? "usernet" : undefined,
-      tcpCounters: u ? () => usernetTcpCounters(usernetApi(mtu)) : undefined,
       client: (cmd, t = 60_000) => g.run(cmd, t),
       close: () => closeAll(started),
     };
@@ -453,36 +425,23 @@ async function measure(mode, cfg) {
   };
   const gw = cfg.gateway ?? "10.0.2.2";
   const iperf = `iperf3 -c ${gw} -p ${IPERF_PORT} -t ${seconds} -J`;
-  /**
-   * One iperf3 run: the stack's CPU seconds per GB received by the other end, and for
-   * usernet how its TCP counters moved (segments resent, guest segments out of order).
-   */
+  /** the stack's CPU seconds per GB received by the other end, over one iperf3 run */
   const cpuPerGb = async (cmd) => {
     const c0 = cfg.stackPid ? cpuSeconds(cfg.stackPid) : undefined;
-    const n0 = await cfg.tcpCounters?.();
     const j = iperfJson((await cfg.client(cmd, t)).output);
     const gb = j.end.sum_received.bytes / 1e9;
     const cpu = c0 === undefined ? undefined : (cpuSeconds(cfg.stackPid) - c0) / gb;
-    const n1 = await cfg.tcpCounters?.();
-    const moved = (k) => (n0 && n1 ? n1[k] - n0[k] : undefined);
-    return {
-      gbps: j.end.sum_received.bits_per_second / 1e9,
-      cpu,
-      resent: moved("resent"),
-      outOfOrder: moved("outOfOrder"),
-    };
+    return { gbps: j.end.sum_received.bits_per_second / 1e9, cpu };
   };
   await step("tcpUp", async () => {
     const x = await cpuPerGb(iperf);
     r.tcpUpGbps = x.gbps;
     r.cpuPerGbUp = x.cpu;
-    r.tcpUpOutOfOrder = x.outOfOrder;
   });
   await step("tcpDown", async () => {
     const x = await cpuPerGb(`${iperf} -R`);
     r.tcpDownGbps = x.gbps;
     r.cpuPerGbDown = x.cpu;
-    r.tcpDownResent = x.resent;
   });
   await step("udp", async () => {
     const j = iperfJson((await cfg.client(`${iperf} -u -b ${p.udpRate} -l 1400`, t)).output);
@@ -582,8 +541,6 @@ const figures = [
   ["udpLossPercent", "UDP loss %", 2],
   ["cpuPerGbUp", "stack CPU s per GB, guest→host", 2],
   ["cpuPerGbDown", "stack CPU s per GB, host→guest", 2],
-  ["tcpDownResent", "usernet: TCP segments resent, host→guest", 0],
-  ["tcpUpOutOfOrder", "usernet: guest segments out of order, guest→host", 0],
   ["stackCpuS", "stack CPU s", 2],
   ["stackPeakRssMiB", "stack peak RSS MiB", 1],
 ];
