@@ -40,7 +40,7 @@ import { decodeEthernet, EtherType, encodeEthernet, ethernetHeaderLength } from 
 import { joinTail, markOffload, offloadOf } from "./wire/frame-offload.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "./wire/icmp.js";
 import { decodeIpv4, encodeIpv4, IpProto, ipv4HeaderLength } from "./wire/ipv4.js";
-import { decodeTcp, tcpEncodingLength } from "./wire/tcp.js";
+import { decodeTcp, tcpChecksumOffset, tcpEncodingLength } from "./wire/tcp.js";
 import { decodeUdp, encodeUdp, udpHeaderLength } from "./wire/udp.js";
 
 /** A UDP datagram from a guest. `payload` is a view, valid only during the hook call. */
@@ -95,8 +95,6 @@ export interface UserStackCounters {
 
 /** TCP payload per super frame towards an offloading TAP: an IPv4 datagram stays under 64 KiB */
 export const tsoMaxBytes = 65_000;
-/** where the checksum field sits in a TCP header */
-const tcpChecksumOffset = 16;
 /** payloads this large go to an offloading TAP as a tail of their own (no copy) */
 const tailMinBytes = 1024;
 const EMPTY = Buffer.alloc(0);

@@ -15,6 +15,8 @@
  */
 import { internetChecksum, pseudoHeaderSum } from "./checksum.js";
 import { EtherType } from "./ethernet.js";
+import { IpProto } from "./ipv4.js";
+import { TcpFlag, tcpChecksumOffset } from "./tcp.js";
 
 export interface FrameOffload {
   /**
@@ -99,17 +101,13 @@ function completed(copy: Buffer, o: FrameOffload): Buffer {
   return copy;
 }
 
-const TCP_FIN = 0x01;
-const TCP_PSH = 0x08;
-const TCP_CWR = 0x80;
-
 /** TSO in software: one frame per gsoSize bytes of TCP payload, each fully checksummed. */
 function splitSuperFrame(f: Buffer, o: FrameOffload, out: Buffer[]): void {
   const l2 = f.length >= 18 && f.readUInt16BE(12) === EtherType.vlan ? 18 : 14;
   if (f.length < l2 + 20) return;
   const ihl = ((f[l2] as number) & 0x0f) * 4;
   const l4 = l2 + ihl;
-  if (f[l2 + 9] !== 6 || f.length < l4 + 20) {
+  if (f[l2 + 9] !== IpProto.tcp || f.length < l4 + 20) {
     out.push(completed(Buffer.from(f), o)); // not TCP: nothing to split
     return;
   }
@@ -135,12 +133,12 @@ function splitSuperFrame(f: Buffer, o: FrameOffload, out: Buffer[]): void {
     seg.writeUInt16BE(internetChecksum(seg, l2, l4), l2 + 10);
     seg.writeUInt32BE((seq0 + i * mss) >>> 0, l4 + 4);
     let flags = flags0;
-    if (i < count - 1) flags &= ~(TCP_FIN | TCP_PSH);
-    if (i > 0) flags &= ~TCP_CWR;
+    if (i < count - 1) flags &= ~(TcpFlag.fin | TcpFlag.psh);
+    if (i > 0) flags &= ~TcpFlag.cwr;
     seg[l4 + 13] = flags;
-    seg.writeUInt16BE(0, l4 + 16);
-    const pseudo = pseudoHeaderSum(src, dst, 6, thl + part.length);
-    seg.writeUInt16BE(internetChecksum(seg, l4, seg.length, pseudo), l4 + 16);
+    seg.writeUInt16BE(0, l4 + tcpChecksumOffset);
+    const pseudo = pseudoHeaderSum(src, dst, IpProto.tcp, thl + part.length);
+    seg.writeUInt16BE(internetChecksum(seg, l4, seg.length, pseudo), l4 + tcpChecksumOffset);
     out.push(seg);
   }
 }

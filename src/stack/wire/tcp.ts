@@ -71,6 +71,8 @@ export const TcpOptionKind = {
 
 /** Bytes of a header without options. */
 export const tcpHeaderLength = 20;
+/** where the checksum field sits in a TCP header (a checksum offload's csumOffset) */
+export const tcpChecksumOffset = F.checksum;
 /** At most 40 bytes of options (data offset 15). */
 export const tcpMaxOptionsLength = 40;
 /** SACK blocks one option can carry (3 alongside timestamps, to fit in 40 bytes). */
