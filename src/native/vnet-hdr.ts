@@ -18,8 +18,8 @@
  * What the kernel gives on read (frames it sends out of the TAP):
  *   - plain frames: all zeroes (or DATA_VALID);
  *   - with TUN_F_CSUM offered (setOffloads): NEEDS_CSUM frames whose checksum field
- *     holds only the pseudo-header sum; the reader completes it (completeChecksum) or
- *     trusts it, since the frame never crossed a wire;
+ *     holds only the pseudo-header sum; the reader completes it (completePartialChecksum
+ *     in stack/wire/frame-offload.ts) or trusts it, since the frame never crossed a wire;
  *   - with TUN_F_TSO4/6 offered: GSO "super frames" up to 64 KiB of IP with gso_type
  *     TCPV4/TCPV6 and gso_size = MSS, always with NEEDS_CSUM. The IPv4 total length
  *     covers the whole super frame; splitting into MSS-sized segments is the reader's
@@ -32,7 +32,6 @@
  *
  * Pure functions, no I/O; the native poller hands over header and frame in one Buffer.
  */
-import { completePartialChecksum } from "../stack/wire/frame-offload.js";
 import { fail, ok, type Result } from "../stack/wire/result.js";
 
 export const vnetHdrLength = 10;
@@ -137,6 +136,3 @@ export function splitVnetFrame(b: Buffer, length: VnetHdrLength = vnetHdrMrgRxbu
     return fail("vnet-hdr-csum-outside-frame");
   return ok({ hdr: h.value, frame });
 }
-
-/** Completes a partial (NEEDS_CSUM) checksum in place (see stack/wire/frame-offload.ts). */
-export const completeChecksum = completePartialChecksum;

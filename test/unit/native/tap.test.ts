@@ -12,14 +12,9 @@ import {
   setOffloads,
   type TapHandle,
 } from "../../../src/native/binding.js";
-import {
-  completeChecksum,
-  splitVnetFrame,
-  VnetFlags,
-  VnetGso,
-  vnetHdrBuffer,
-} from "../../../src/native/vnet-hdr.js";
+import { splitVnetFrame, VnetFlags, VnetGso, vnetHdrBuffer } from "../../../src/native/vnet-hdr.js";
 import { internetChecksum, pseudoHeaderSum } from "../../../src/stack/wire/checksum.js";
+import { completePartialChecksum } from "../../../src/stack/wire/frame-offload.js";
 import { describeWith, run, runOk, startChild, TestNetns, waitFor } from "./native-env.js";
 
 const peerMac = Buffer.from([0x02, 0x00, 0x00, 0x00, 0x00, 0x02]);
@@ -289,7 +284,7 @@ describeWith("TAP in a network namespace", ["root", "ip", "tun", "busybox", "uns
           const dataLen = t.length - ((t[12] as number) >>> 4) * 4;
           if ((hdr.gsoType & ~VnetGso.ecn) === VnetGso.tcpv4) {
             const copy = Buffer.from(frame);
-            const ok = completeChecksum(copy, hdr.csumStart, hdr.csumOffset);
+            const ok = completePartialChecksum(copy, hdr.csumStart, hdr.csumOffset);
             const tcpLen = t.length;
             const verify = internetChecksum(
               copy,

@@ -1,10 +1,16 @@
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { Ipv4Output } from "../../../../src/stack/ipv4-output.js";
-import { checksumOffloaded, pseudoHeaderSum } from "../../../../src/stack/wire/checksum.js";
+import {
+  checksumOffloaded,
+  foldSum,
+  internetChecksum,
+  pseudoHeaderSum,
+} from "../../../../src/stack/wire/checksum.js";
 import { decodeEthernet } from "../../../../src/stack/wire/ethernet.js";
 import {
   anyOffloaded,
+  completePartialChecksum,
   joinTail,
   markOffload,
   offloadOf,
@@ -142,5 +148,62 @@ describe("resolveOffloads", () => {
     expect(w.length).toBe(14 + 20 + 20 + 3000);
     const [resolved] = resolveOffloads([f]);
     expect(tcpOf(resolved as Buffer).tcp.payload.equals(payload)).toBe(true);
+  });
+});
+
+/** An Ethernet + IPv4 + UDP or TCP frame with a correct L4 checksum. */
+function frameWithChecksum(proto: 6 | 17, payload: Buffer): { frame: Buffer; csumOffset: number } {
+  const l4Len = (proto === 6 ? 20 : 8) + payload.length;
+  const f = Buffer.alloc(14 + 20 + l4Len);
+  f.writeUInt16BE(0x0800, 12);
+  f[14] = 0x45;
+  f.writeUInt16BE(20 + l4Len, 16);
+  f[22] = 64;
+  f[23] = proto;
+  f.writeUInt32BE(0x0a000201, 26);
+  f.writeUInt32BE(0x0a00020f, 30);
+  f.writeUInt16BE(1234, 34);
+  f.writeUInt16BE(80, 36);
+  const csumOffset = proto === 6 ? 16 : 6;
+  if (proto === 6) {
+    f.writeUInt32BE(1000, 38);
+    f[46] = 5 << 4;
+    f[47] = 0x18;
+    f.writeUInt16BE(65535, 48);
+  } else {
+    f.writeUInt16BE(l4Len, 38);
+  }
+  payload.copy(f, 34 + (proto === 6 ? 20 : 8));
+  let c = internetChecksum(f, 34, f.length, pseudoHeaderSum(0x0a000201, 0x0a00020f, proto, l4Len));
+  if (c === 0 && proto === 17) c = 0xffff;
+  f.writeUInt16BE(c, 34 + csumOffset);
+  return { frame: f, csumOffset };
+}
+
+describe("completePartialChecksum", () => {
+  test.prop([fc.constantFrom(6 as const, 17 as const), fc.uint8Array({ maxLength: 1500 })])(
+    "turns a partial (pseudo-header) checksum into the full one",
+    (proto, payload) => {
+      const { frame, csumOffset } = frameWithChecksum(proto, Buffer.from(payload));
+      const want = frame.readUInt16BE(34 + csumOffset);
+      const partial = Buffer.from(frame);
+      const l4Len = frame.length - 34;
+      // What the kernel hands over with NEEDS_CSUM: the folded pseudo-header sum, not complemented.
+      partial.writeUInt16BE(foldSum(pseudoHeaderSum(0x0a000201, 0x0a00020f, proto, l4Len)), 34 + csumOffset);
+      expect(completePartialChecksum(partial, 34, csumOffset)).toBe(true);
+      const got = partial.readUInt16BE(34 + csumOffset);
+      // 0x0000 and 0xffff are the same ones'-complement value; TCP may carry either.
+      expect(got === want || (proto === 6 && (got ^ want) === 0xffff && (got === 0 || want === 0))).toBe(
+        true,
+      );
+      expect(
+        internetChecksum(partial, 34, partial.length, pseudoHeaderSum(0x0a000201, 0x0a00020f, proto, l4Len)),
+      ).toBe(0);
+    },
+  );
+
+  it("refuses a checksum position outside the frame", () => {
+    expect(completePartialChecksum(Buffer.alloc(40), 34, 16)).toBe(false);
+    expect(completePartialChecksum(Buffer.alloc(40), 41, 0)).toBe(false);
   });
 });
