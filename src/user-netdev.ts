@@ -103,6 +103,8 @@ export class UserNetdev implements Port {
   private stopping: Promise<void> = Promise.resolve();
   private readonly dnsUpstream: HostDnsUpstream;
   private readonly stackConfig: StackConfig;
+  /** whether DNS at `dns` is answered (off with slirp4netns --disable-dns) */
+  private readonly dnsForward: boolean;
   private receiver: FrameSink | undefined;
   private readonly counters = new PortCounters();
   private readonly clock: Clock;
@@ -119,6 +121,7 @@ export class UserNetdev implements Port {
     this.clock = options.clock ?? systemClock;
     this.wallClock = options.wallClock ?? Date.now;
     this.stackConfig = stackConfigOf(config);
+    this.dnsForward = config.dnsForward !== false;
     this.stack = new UserStack(this.stackConfig, this.clock, {
       emit: (frames) => this.deliver(frames),
       udp: (d) => this.routeUdp(d),
@@ -315,8 +318,7 @@ export class UserNetdev implements Port {
     if (ev.type === "connect-request") {
       const c = this.stackConfig;
       const dst = conn.remoteAddr;
-      if (dst === c.dns && conn.remotePort === dnsPort && this.config.dnsForward !== false)
-        return this.dnsTcp.event(conn, ev);
+      if (dst === c.dns && conn.remotePort === dnsPort && this.dnsForward) return this.dnsTcp.event(conn, ev);
       if (this.smbTcp && dst === c.smb && smbPorts.includes(conn.remotePort))
         return this.smbTcp.event(conn, ev);
       if (dst !== c.host && (dst === c.dns || dst === c.smb || c.extraAddresses.includes(dst))) {
@@ -336,7 +338,7 @@ export class UserNetdev implements Port {
       this.stack.drops.drop("udp-broadcast-not-forwarded");
       return;
     }
-    if (d.dst === c.dns && d.dstPort === dnsPort && this.config.dnsForward !== false) return this.toDns(d);
+    if (d.dst === c.dns && d.dstPort === dnsPort && this.dnsForward) return this.toDns(d);
     if (this.forwards.fromGuestUdp(d.src, d.srcPort, d.dst, d.dstPort, d.payload)) return;
     if (this.tftp && d.dst === c.host && (d.dstPort === TFTP_PORT || this.tftp.ownsPort(d.dstPort))) {
       return this.toTftp(this.tftp, d);
