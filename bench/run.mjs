@@ -317,6 +317,14 @@ async function startTapBridge(stack, mtu) {
   return q;
 }
 
+/** Runs a client command in the client namespace C ("nettool" is the built binary). */
+function clientInC(nettool) {
+  return async (cmd, t = 60_000) => {
+    const r = await nsExec(C, "sh", ["-c", cmd.replace(/^nettool /, `${nettool} `)], t);
+    return { code: r.code, output: `${r.stdout}${r.stderr}${r.code === 0 ? "" : `[exit ${r.code}]`}` };
+  };
+}
+
 /**
  * Brings up one configuration; returns { client(cmd) → {code, output}, stackPid,
  * stackLabel, close() }.
@@ -326,15 +334,11 @@ async function setup(mode, stack, mtu, image) {
   if (mode === "tap") {
     const { p, gateway } = await startNamespaceTool(stack, mtu);
     started.push(p);
-    const nettool = image.nettool;
     return {
       stackPid: p.pid,
       stackLabel: stack,
       gateway,
-      client: async (cmd, t = 60_000) => {
-        const r = await nsExec(C, "sh", ["-c", cmd.replace(/^nettool /, `${nettool} `)], t);
-        return { code: r.code, output: `${r.stdout}${r.stderr}${r.code === 0 ? "" : `[exit ${r.code}]`}` };
-      },
+      client: clientInC(image.nettool),
       close: () => closeAll(started),
     };
   }
@@ -344,14 +348,10 @@ async function setup(mode, stack, mtu, image) {
     if (mode === "kernel") {
       const q = await startTapBridge(stack, mtu);
       started.push(q);
-      const nettool = image.nettool;
       return {
         stackPid: u ? u.pid : q.pid,
         stackLabel: u ? "usernet" : "qemu (slirp only)",
-        client: async (cmd, t = 60_000) => {
-          const r = await nsExec(C, "sh", ["-c", cmd.replace(/^nettool /, `${nettool} `)], t);
-          return { code: r.code, output: `${r.stdout}${r.stderr}${r.code === 0 ? "" : `[exit ${r.code}]`}` };
-        },
+        client: clientInC(image.nettool),
         close: () => closeAll(started),
       };
     }
