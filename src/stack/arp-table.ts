@@ -6,20 +6,29 @@
  * Bounded: past `capacity` entries the least recently refreshed one is forgotten.
  * Entries do not expire on a timer: a guest that moves announces itself again.
  */
+import { sameMac } from "./wire/addr.js";
+
 export class ArpTable {
   private readonly entries = new Map<number, Buffer>();
+  /** the key inserted last, i.e. the most recently refreshed entry */
+  private newest: number | undefined;
 
   constructor(private readonly capacity = 1024) {}
 
   learn(ip: number, mac: Buffer): void {
     const key = ip >>> 0;
     const known = this.entries.get(key);
-    if (known?.equals(mac)) {
-      // refresh recency: Map keeps insertion order
-      this.entries.delete(key);
-      this.entries.set(key, known);
+    if (known !== undefined && sameMac(known, mac)) {
+      // refresh recency (Map keeps insertion order) unless it is the newest already:
+      // every guest frame lands here, and a bulk transfer comes from one guest
+      if (key !== this.newest) {
+        this.entries.delete(key);
+        this.entries.set(key, known);
+        this.newest = key;
+      }
       return;
     }
+    this.newest = key;
     this.entries.delete(key);
     // copy: the MAC is a view into a frame whose memory the table must not pin
     this.entries.set(key, Buffer.from(mac));

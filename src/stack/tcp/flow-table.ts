@@ -86,6 +86,12 @@ export class TcpFlowTable {
   private readonly o: TcpFlowTableOptions;
   private readonly flows = new Map<string, TcpEndpoint>();
   private readonly perGuest = new Map<number, number>();
+  /**
+   * The endpoint the last lookup found: a bulk transfer sends one ACK per two segments
+   * on the same connection, and comparing four numbers costs far less than building the
+   * string key. Cleared when that endpoint's entry goes.
+   */
+  private recent: TcpEndpoint | undefined;
 
   constructor(options: Partial<TcpFlowTableOptions> = {}) {
     this.o = { ...tcpFlowTableDefaults, ...options };
@@ -106,7 +112,20 @@ export class TcpFlowTable {
 
   /** The endpoint for a guest segment from `src` to `dst`, if any. */
   lookup(src: number, dst: number, seg: TcpSegment): TcpEndpoint | undefined {
-    return this.flows.get(tcpTupleKey(tcpTupleFromGuest(src, dst, seg)));
+    const r = this.recent;
+    if (r !== undefined) {
+      const t = r.tuple;
+      if (
+        t.guestPort === seg.srcPort &&
+        t.remotePort === seg.dstPort &&
+        t.guestAddr === src >>> 0 &&
+        t.remoteAddr === dst >>> 0
+      )
+        return r;
+    }
+    const ep = this.flows.get(tcpTupleKey(tcpTupleFromGuest(src, dst, seg)));
+    if (ep !== undefined) this.recent = ep;
+    return ep;
   }
 
   /**
@@ -145,7 +164,10 @@ export class TcpFlowTable {
   /** Removes the entry for `t` (when its endpoint emitted `closed`); false if absent. */
   delete(t: TcpTuple): boolean {
     const key = tcpTupleKey(t);
-    if (!this.flows.delete(key)) return false;
+    const ep = this.flows.get(key);
+    if (ep === undefined) return false;
+    this.flows.delete(key);
+    if (ep === this.recent) this.recent = undefined;
     const g = t.guestAddr >>> 0;
     const n = (this.perGuest.get(g) ?? 1) - 1;
     if (n > 0) this.perGuest.set(g, n);

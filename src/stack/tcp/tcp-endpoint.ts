@@ -1161,8 +1161,10 @@ export class TcpEndpoint {
     if (seqSub(edge, target) >= this.swsThreshold()) target = edge;
     // Round up to the scale's unit, as Linux does: rounding down could shrink the window
     // already offered or hide a small one entirely; the cost is accepting up to 2^shift - 1
-    // bytes beyond the receive buffer.
-    const win = Math.min(0xffff, Math.ceil(seqSub(target, this.rcvNxt) / 2 ** this.rcvShift));
+    // bytes beyond the receive buffer. (Shifts, not a division by 2 ** shift: this runs
+    // for every segment sent.)
+    const unit = (1 << this.rcvShift) - 1;
+    const win = Math.min(0xffff, (seqSub(target, this.rcvNxt) + unit) >>> this.rcvShift);
     const adv = seqAdd(this.rcvNxt, win << this.rcvShift);
     if (seqGt(adv, this.rcvAdv)) this.rcvAdv = adv;
     this.synWindow = 0;

@@ -57,6 +57,11 @@ export function parseMac(s: string): Buffer | undefined {
   return out;
 }
 
+/** Whether two MACs are equal: six byte compares, cheaper per frame than Buffer.equals' native call. */
+export function sameMac(a: Uint8Array, b: Uint8Array): boolean {
+  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3] && a[4] === b[4] && a[5] === b[5];
+}
+
 /** True for ff:ff:ff:ff:ff:ff. */
 export function isBroadcastMac(mac: Uint8Array): boolean {
   return (

@@ -61,6 +61,21 @@ export function combineSums(first: number, second: number, firstLength: number):
   return addSums(first, firstLength & 1 ? swap16(second) : second);
 }
 
+/**
+ * A Uint32Array over all of an ArrayBuffer, kept for the last buffer asked about: the
+ * stack sums many frames carved from one slab (and Node's 8 KiB pool) in a row, and a
+ * new view per sum cost more than the summing of a 1500-byte frame.
+ */
+let viewedBuffer: ArrayBufferLike | undefined;
+let viewedWords: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+function wordsOf(buffer: ArrayBufferLike): Uint32Array {
+  if (buffer !== viewedBuffer) {
+    viewedWords = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
+    viewedBuffer = buffer;
+  }
+  return viewedWords;
+}
+
 /** Big-endian word sum of b[start, end), unfolded; the pieces start at even offsets. */
 function narrowSum(b: Uint8Array, start: number, end: number): number {
   let sum = 0;
@@ -85,16 +100,17 @@ export function onesSum(b: Uint8Array, start = 0, end = b.length, initial = 0): 
   const abs = b.byteOffset + start;
   const pre = (4 - (abs & 3)) & 3; // bytes before the 4-byte-aligned middle
   const n = (end - start - pre) >>> 2;
-  const words = new Uint32Array(b.buffer, abs + pre, n);
+  const words = wordsOf(b.buffer);
   let s0 = 0;
   let s1 = 0;
-  let k = 0;
-  const n4 = n - (n & 3);
+  let k = (abs + pre) >>> 2;
+  const last = k + n;
+  const n4 = last - (n & 3);
   for (; k < n4; k += 4) {
     s0 += (words[k] as number) + (words[k + 1] as number);
     s1 += (words[k + 2] as number) + (words[k + 3] as number);
   }
-  for (; k < n; k++) s0 += words[k] as number;
+  for (; k < last; k++) s0 += words[k] as number;
   // Native words are little-endian on every platform Node runs on in practice; the
   // swap turns their sum into the big-endian one (RFC 1071 §2(B)).
   let middle = LITTLE_ENDIAN ? swap16(foldSum(s0 + s1)) : foldSum(s0 + s1);

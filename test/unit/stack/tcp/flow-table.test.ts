@@ -51,6 +51,30 @@ describe("rstFor (RFC 9293 reset generation)", () => {
 });
 
 describe("TcpFlowTable", () => {
+  it("finds the right flow whichever was looked up last, and none once deleted", () => {
+    const t = new TcpFlowTable();
+    const a = t.open(G1, R, seg(TcpFlag.syn));
+    const b = t.open(G1, R, seg(TcpFlag.syn, { srcPort: 40001 }));
+    const c = t.open(G2, R, seg(TcpFlag.syn));
+    const d = t.open(G1, R + 1, seg(TcpFlag.syn));
+    const e = t.open(G1, R, seg(TcpFlag.syn, { dstPort: 81 }));
+    expect(new Set([a, b, c, d, e]).size).toBe(5);
+    for (let round = 0; round < 2; round++) {
+      expect(t.lookup(G1, R, seg(TcpFlag.ack))).toBe(a);
+      expect(t.lookup(G1, R, seg(TcpFlag.ack))).toBe(a);
+      expect(t.lookup(G1, R, seg(TcpFlag.ack, { srcPort: 40001 }))).toBe(b);
+      expect(t.lookup(G2, R, seg(TcpFlag.ack))).toBe(c);
+      expect(t.lookup(G1, R + 1, seg(TcpFlag.ack))).toBe(d);
+      expect(t.lookup(G1, R, seg(TcpFlag.ack, { dstPort: 81 }))).toBe(e);
+    }
+    expect(t.lookup(G1, R, seg(TcpFlag.ack))).toBe(a);
+    expect(t.delete(tcpTupleFromGuest(G1, R, seg(TcpFlag.ack)))).toBe(true);
+    expect(t.lookup(G1, R, seg(TcpFlag.ack))).toBeUndefined();
+    const again = t.open(G1, R, seg(TcpFlag.syn));
+    expect(again).not.toBe(a);
+    expect(t.lookup(G1, R, seg(TcpFlag.ack))).toBe(again);
+  });
+
   it("opens, finds and deletes flows by 4-tuple", () => {
     const t = new TcpFlowTable();
     const syn = seg(TcpFlag.syn);
