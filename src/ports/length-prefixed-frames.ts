@@ -13,10 +13,13 @@
  *   `minLength` (14, an Ethernet header; including 0) is skipped and counted in
  *   `tooShort`, and the stream goes on. QEMU's own socket backend wedges the link
  *   forever on such a frame; we keep the peer.
- * - Encoding adds one 4-byte header per frame and returns the [header, frame, ...]
- *   list for a single vectored write; frame bytes are never copied. The encoder does
- *   not check lengths: the port filters what a QEMU peer would refuse.
+ * - Encoding (`encodeFrameChunks`) puts the 4-byte header before each frame: in place
+ *   for frames the stack carved back to back from a slab with room for it
+ *   (stack/wire/frame-slab.ts), so a run of them goes out as one view, uncopied; other
+ *   frames are copied into one buffer with their headers. The encoder does not check
+ *   lengths: the port filters what a QEMU peer would refuse.
  */
+import { frameHeadroom, hasHeadroom } from "../stack/wire/frame-slab.js";
 
 /** QEMU NET_BUFSIZE: the largest frame a QEMU stream peer accepts. */
 export const qemuMaxFrameLength = 4096 + 65536;
@@ -118,6 +121,40 @@ export class LengthPrefixedFrames {
     }
     return { frames, tooShort };
   }
+}
+
+/**
+ * The frames as the stream carries them, [len, frame, len, frame, ...], in as few
+ * buffers as runs allow (see the top of the file); written in order with one writev.
+ */
+export function encodeFrameChunks(frames: readonly Buffer[]): Buffer[] {
+  const chunks: Buffer[] = [];
+  const n = frames.length;
+  let i = 0;
+  while (i < n) {
+    const first = frames[i] as Buffer;
+    let j = i + 1;
+    if (hasHeadroom(first)) {
+      let end = first.byteOffset + first.length;
+      for (; j < n; j++) {
+        const f = frames[j] as Buffer;
+        if (f.buffer !== first.buffer || f.byteOffset !== end + frameHeadroom) break;
+        end = f.byteOffset + f.length;
+      }
+      const start = first.byteOffset - frameHeadroom;
+      const run = Buffer.from(first.buffer, start, end - start);
+      for (let k = i; k < j; k++) {
+        const f = frames[k] as Buffer;
+        run.writeUInt32BE(f.length, f.byteOffset - frameHeadroom - start);
+      }
+      chunks.push(run);
+    } else {
+      while (j < n && !hasHeadroom(frames[j] as Buffer)) j++;
+      chunks.push(encodeFrames(i === 0 && j === n ? frames : frames.slice(i, j)));
+    }
+    i = j;
+  }
+  return chunks;
 }
 
 /**

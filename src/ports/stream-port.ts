@@ -10,9 +10,9 @@
  *   (a listener forgets the client, a connector reconnects).
  * - Transmit: frames sent during one turn of the event loop (the hub may call `send`
  *   once per stack step, many times per socket read) are gathered and written, at the
- *   end of that turn (a microtask), as one contiguous [len, frame, len, frame, ...]
- *   buffer: one write request and one syscall instead of one per frame. The hub's
- *   frames are immutable, so holding them until then is safe.
+ *   end of that turn (a microtask), as [len, frame, len, frame, ...] in one writev:
+ *   one syscall instead of one per frame. The hub's frames are immutable, so holding
+ *   them until then is safe.
  * - Backpressure: while more than `maxQueuedBytes` (2 MiB by default) sit in the
  *   socket's user-space write queue, further frames are dropped and counted
  *   ("tx-queue-full") until it drains. A slow or stopped peer costs a bounded amount
@@ -30,7 +30,7 @@ import type { FrameSink, Port, PortStats } from "../hub/port.js";
 import { PortCounters } from "../hub/port.js";
 import type { Logger } from "../log.js";
 import {
-  encodeFrames,
+  encodeFrameChunks,
   LengthPrefixedFrames,
   minFrameLength,
   qemuMaxFrameLength,
@@ -156,7 +156,14 @@ export class StreamPort implements Port {
       this.counters.drop("not-connected", frames.length);
       return;
     }
-    socket.write(encodeFrames(frames));
+    const chunks = encodeFrameChunks(frames);
+    if (chunks.length === 1) {
+      socket.write(chunks[0] as Buffer);
+      return;
+    }
+    socket.cork(); // one writev for all chunks
+    for (const c of chunks) socket.write(c);
+    socket.uncork();
   };
 
   setReceiver(sink: FrameSink | undefined): void {

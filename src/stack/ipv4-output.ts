@@ -32,7 +32,11 @@ const L4_AT = ethernetHeaderLength + ipv4HeaderLength;
 export class Ipv4Output {
   private nextId = 1;
 
-  constructor(private readonly mtu: number) {}
+  /** `alloc`: where frames are made (the stack carves them from a FrameSlab) */
+  constructor(
+    private readonly mtu: number,
+    private readonly alloc: (length: number) => Buffer = (n) => Buffer.allocUnsafe(n),
+  ) {}
 
   /** The frames that carry one datagram: one, or its fragments in order. */
   frames(d: Ipv4Out): Buffer[] {
@@ -68,7 +72,7 @@ export class Ipv4Output {
     const id = this.nextId;
     this.nextId = (this.nextId + 1) & 0xffff || 1;
     const l4 = tcpEncodingLength(seg);
-    const out = Buffer.allocUnsafe(L4_AT + l4);
+    const out = this.alloc(L4_AT + l4);
     out.set(dstMac, 0);
     out.set(srcMac, 6);
     out[12] = 0x08;
@@ -105,14 +109,8 @@ export class Ipv4Output {
     return out;
   }
 
-  private frame(
-    d: Ipv4Out,
-    id: number,
-    offset: number,
-    more: boolean,
-    data: Buffer,
-    out = Buffer.allocUnsafe(ethernetHeaderLength + ipv4HeaderLength + data.length),
-  ): Buffer {
+  private frame(d: Ipv4Out, id: number, offset: number, more: boolean, data: Buffer): Buffer {
+    const out = this.alloc(ethernetHeaderLength + ipv4HeaderLength + data.length);
     encodeIpv4(
       {
         tos: d.tos ?? 0,

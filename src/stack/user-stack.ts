@@ -33,11 +33,12 @@ import { Ipv4Output } from "./ipv4-output.js";
 import { Ipv4Reassembler } from "./ipv4-reassembler.js";
 import type { TcpFlowTableOptions } from "./tcp/flow-table.js";
 import { newTcpEndpointCounters, type TcpEndpointCounters, type TcpOutput } from "./tcp/tcp-endpoint.js";
-import { BROADCAST_MAC, isBroadcastMac, isIpv4Multicast } from "./wire/addr.js";
+import { BROADCAST_MAC, isBroadcastMac, isIpv4Multicast, sameMac } from "./wire/addr.js";
 import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "./wire/arp.js";
 import { checksumFull, checksumOffloaded, pseudoHeaderSum } from "./wire/checksum.js";
 import { decodeEthernet, EtherType, encodeEthernet, ethernetHeaderLength } from "./wire/ethernet.js";
 import { joinTail, markOffload, offloadOf } from "./wire/frame-offload.js";
+import { FrameSlab } from "./wire/frame-slab.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "./wire/icmp.js";
 import { decodeIpv4, encodeIpv4, IpProto, ipv4HeaderLength } from "./wire/ipv4.js";
 import { decodeTcp, tcpChecksumOffset, tcpEncodingLength } from "./wire/tcp.js";
@@ -114,6 +115,8 @@ export class UserStack {
   readonly tcpCounters: TcpEndpointCounters = newTcpEndpointCounters();
   private readonly reassembler: Ipv4Reassembler;
   private readonly output: Ipv4Output;
+  /** where IPv4 frames are made: back to back, so a stream port writes them without copies */
+  private readonly slab = new FrameSlab();
   /** IPv4 address → the MAC the stack answers with for it */
   private readonly owned = new Map<number, Buffer>();
   private readonly ownMacs: Buffer[];
@@ -135,7 +138,7 @@ export class UserStack {
     this.ownMacs = [...this.owned.values()];
     this.broadcast = (config.net | ~config.mask) >>> 0;
     this.reassembler = new Ipv4Reassembler({ drops: this.drops });
-    this.output = new Ipv4Output(config.mtu);
+    this.output = new Ipv4Output(config.mtu, (n) => this.slab.take(n));
     const tcpEvents = hooks.tcp;
     this.tcp = new GuestTcpLayer(
       clock,
@@ -199,7 +202,7 @@ export class UserStack {
 
   private isForUs(dst: Buffer): boolean {
     if (isBroadcastMac(dst)) return true;
-    for (const m of this.ownMacs) if (m.equals(dst)) return true;
+    for (const m of this.ownMacs) if (sameMac(m, dst)) return true;
     return false;
   }
 

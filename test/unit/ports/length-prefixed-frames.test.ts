@@ -1,11 +1,13 @@
 import { fc, test } from "@fast-check/vitest";
-import { describe, expect } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
+  encodeFrameChunks,
   encodeFrames,
   LengthPrefixedFrames,
   minFrameLength,
   qemuMaxFrameLength,
 } from "../../../src/ports/length-prefixed-frames.js";
+import { FrameSlab } from "../../../src/stack/wire/frame-slab.js";
 
 const arbFrame = fc.uint8Array({ minLength: minFrameLength, maxLength: 300 }).map((a) => Buffer.from(a));
 const arbFrames = fc.array(arbFrame, { maxLength: 20 });
@@ -52,6 +54,51 @@ describe("encodeFrames", () => {
     const b = Buffer.alloc(300, 2);
     const wire = encodeFrames([a, b]);
     expect(wire).toEqual(Buffer.concat([Buffer.from([0, 0, 0, 20]), a, Buffer.from([0, 0, 1, 44]), b]));
+  });
+});
+
+describe("encodeFrameChunks", () => {
+  test.prop([
+    fc.array(fc.tuple(fc.boolean(), arbFrame), { maxLength: 20 }),
+    fc.integer({ min: 64, max: 4096 }),
+  ])("gives the same bytes as encodeFrames, slab runs in place and uncopied", (spec, slabSize) => {
+    const slab = new FrameSlab(slabSize);
+    const frames = spec.map(([carved, f]) => {
+      if (!carved) return f;
+      const c = slab.take(f.length);
+      f.copy(c);
+      return c;
+    });
+    const chunks = encodeFrameChunks(frames);
+    expect(Buffer.concat(chunks).equals(encodeFrames(frames))).toBe(true);
+    // one chunk per run: consecutive carved frames of one slab share a chunk, a view
+    // of that slab; consecutive other frames share a copy
+    const slabs = new Set(frames.filter((_, i) => spec[i]?.[0]).map((f) => f.buffer));
+    let runs = 0;
+    let carvedRuns = 0;
+    frames.forEach((f, i) => {
+      const carved = spec[i]?.[0] === true;
+      if (
+        i === 0 ||
+        carved !== (spec[i - 1]?.[0] === true) ||
+        (carved && frames[i - 1]?.buffer !== f.buffer)
+      ) {
+        runs++;
+        if (carved) carvedRuns++;
+      }
+    });
+    expect(chunks.length).toBe(runs);
+    expect(chunks.filter((c) => slabs.has(c.buffer)).length).toBe(carvedRuns);
+  });
+
+  it("writes lengths into the room before carved frames and hands out a view of the slab", () => {
+    const slab = new FrameSlab();
+    const a = slab.take(20).fill(1);
+    const b = slab.take(30).fill(2);
+    const [run, ...rest] = encodeFrameChunks([a, b]);
+    expect(rest).toEqual([]);
+    expect(run?.buffer).toBe(a.buffer);
+    expect(run).toEqual(encodeFrames([Buffer.alloc(20, 1), Buffer.alloc(30, 2)]));
   });
 });
 
