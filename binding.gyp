@@ -11,7 +11,8 @@
               "native/util.c",
               "native/tap.c",
               "native/ping.c",
-              "native/poller.c"
+              "native/poller.c",
+              "native/framing.c"
             ],
             "defines": ["NAPI_VERSION=8"],
             "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]

@@ -53,5 +53,6 @@ bool un_set_uint32(napi_env env, napi_value obj, const char *name, uint32_t valu
 bool un_init_tap(napi_env env, napi_value exports);
 bool un_init_ping(napi_env env, napi_value exports);
 bool un_init_poller(napi_env env, napi_value exports);
+bool un_init_framing(napi_env env, napi_value exports);
 
 #endif

@@ -121,6 +121,11 @@ export interface NativeAddon {
   pingSocketIdent(fd: number): number;
   sendPing(fd: number, dstAddr: string, icmpMessage: Buffer): boolean;
   livePollers(): number;
+  encodeStreamFrames(
+    frames: readonly Buffer[],
+    tails?: readonly (Buffer | null | undefined)[] | null,
+    marks?: Int32Array | null,
+  ): Buffer;
   FdPoller: new (
     fd: number,
     kind: PollerKind,
@@ -235,6 +240,22 @@ export function pingSocketIdent(fd: number): number {
  */
 export function sendPing(fd: number, dstAddr: string, icmpMessage: Buffer): boolean {
   return loadNative().sendPing(fd, dstAddr, icmpMessage);
+}
+
+/**
+ * Frames as a QEMU stream socket carries them (each behind its 4-byte big-endian
+ * length) in one new Buffer, with the work their offload marks left done: `tails[i]`
+ * follows `frames[i]`; `marks` holds three values per frame, csumStart (-1: none),
+ * csumOffset and gsoSize, as stack/wire/frame-offload.ts defines them (partial
+ * checksums completed, TCP/IPv4 super frames cut into gsoSize segments). See
+ * native/framing.c.
+ */
+export function encodeStreamFrames(
+  frames: readonly Buffer[],
+  tails?: readonly (Buffer | null | undefined)[] | null,
+  marks?: Int32Array | null,
+): Buffer {
+  return loadNative().encodeStreamFrames(frames, tails, marks);
 }
 
 /** Native pollers not yet freed (a closed one goes when its JS object is collected); for leak tests. */

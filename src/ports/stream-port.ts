@@ -13,6 +13,10 @@
  *   end of that turn (a microtask), as [len, frame, len, frame, ...] in one writev:
  *   one syscall instead of one per frame. The hub's frames are immutable, so holding
  *   them until then is safe.
+ * - Offloads: where the native addon loads, the port takes offload-marked frames
+ *   (`acceptsOffloads`), so the user stack sends TCP as super frames with partial
+ *   checksums; the addon cuts and checksums them into the write buffer
+ *   (stream-offloads.ts). Otherwise the hub hands the port ordinary frames.
  * - Backpressure: while more than `maxQueuedBytes` (2 MiB by default) sit in the
  *   socket's user-space write queue, further frames are dropped and counted
  *   ("tx-queue-full") until it drains. A slow or stopped peer costs a bounded amount
@@ -29,12 +33,14 @@ import type { Socket } from "node:net";
 import type { FrameSink, Port, PortStats } from "../hub/port.js";
 import { PortCounters } from "../hub/port.js";
 import type { Logger } from "../log.js";
+import { anyOffloaded, offloadOf } from "../stack/wire/frame-offload.js";
 import {
   encodeFrameChunks,
   LengthPrefixedFrames,
   minFrameLength,
   qemuMaxFrameLength,
 } from "./length-prefixed-frames.js";
+import { encodeOffloadedFrames, streamOffloadsAvailable } from "./stream-offloads.js";
 
 export const defaultMaxQueuedBytes = 2 * 1024 * 1024;
 
@@ -57,6 +63,8 @@ export class StreamPort implements Port {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private flushQueued = false;
+  /** super frames and partial checksums are welcome: the addon finishes them */
+  readonly acceptsOffloads = streamOffloadsAvailable();
 
   constructor(
     readonly name: string,
@@ -125,17 +133,21 @@ export class StreamPort implements Port {
     let queued = socket.writableLength + this.pendingBytes;
     let accepted = 0;
     for (const f of frames) {
+      // a marked frame's payload may follow it as a tail; a super frame is cut to size
+      const o = this.acceptsOffloads ? offloadOf(f) : undefined;
+      const size = f.length + (o?.tail?.length ?? 0);
       if (f.length < minFrameLength) {
         this.counters.drop("frame-too-short");
-      } else if (f.length > qemuMaxFrameLength) {
+      } else if (size > qemuMaxFrameLength && !(o !== undefined && o.gsoSize > 0)) {
         this.counters.drop("frame-too-long");
       } else if (queued >= this.maxQueuedBytes) {
         this.counters.drop("tx-queue-full");
       } else {
-        queued += f.length + 4;
+        queued += size + 4;
         this.counters.countTx(f);
+        if (size > f.length) this.counters.txBytes += size - f.length;
         this.pending.push(f);
-        this.pendingBytes += f.length + 4;
+        this.pendingBytes += size + 4;
         accepted++;
       }
     }
@@ -154,6 +166,10 @@ export class StreamPort implements Port {
     const socket = this.socket;
     if (!socket?.writable) {
       this.counters.drop("not-connected", frames.length);
+      return;
+    }
+    if (this.acceptsOffloads && anyOffloaded(frames)) {
+      socket.write(encodeOffloadedFrames(frames));
       return;
     }
     const chunks = encodeFrameChunks(frames);
