@@ -3,13 +3,13 @@
 // slirp (-netdev user / -net user), side by side, in one run.
 //
 // Two ways to put a guest in front of the stack (--guest, default both):
-//   kernel  QEMU with no CPU (-machine none) bridges a TAP to the stack: for usernet
-//           `-net tap -net socket,connect=` to usernet's socket listener, for slirp
-//           `-net user -net tap`. The TAP is moved into a client namespace and the
+//   kernel  QEMU with no CPU (-machine none) bridges a TAP to the stack on its hub 0:
+//           `-netdev tap` with `-netdev stream,server=off` to usernet's listener, or
+//           with `-netdev user` for slirp. The TAP is moved into a client namespace and the
 //           host's own kernel is the guest (iperf3 and nettool run there). This measures
 //           the stacks, not an emulated CPU; prefer it for throughput.
 //   qemu    the e2e test kernel + initramfs (iperf3, nettool) booted under TCG with
-//           virtio-net (host_mtu=) on -netdev socket (usernet) or -netdev user (slirp).
+//           virtio-net (host_mtu=) on -netdev stream (usernet) or -netdev user (slirp).
 //           A TCG guest itself tops out at a few hundred Mb/s: ratios, not absolutes.
 // Both at MTU 1500 and 65520 (usernet mtu=65520; QEMU 7.2's slirp has no mtu= option,
 // so its side of the link stays at 1500 and it announces MSS 1460 whatever the guest's
@@ -32,6 +32,7 @@
 // Usage: node bench/run.mjs [--guest kernel|qemu|both] [--time S] [--mtu 1500,65520]
 //                           [--out FILE] [--no-leak] [--only tcpUp,tcpDown,udp,crr,rr]
 //                           [--profile DIR]  (usernet runs with --cpu-prof into DIR)
+//                           [--transport tcp|unix]  (QEMU to usernet; default tcp)
 // Needs root, iproute2, qemu-system-x86_64, iperf3, gcc, /dev/net/tun, and dist/ built
 // (npx tsc -p tsconfig.json). Writes bench/results/latest.json.
 import { randomBytes } from "node:crypto";
@@ -74,6 +75,9 @@ const stacksOf = (mode) =>
     (st) => !stackFilter || stackFilter.includes(st),
   );
 const only = opt("only", undefined)?.split(",");
+/** how QEMU reaches usernet: a unix stream socket (what `npm start` offers) or TCP loopback */
+const transport = opt("transport", "tcp");
+if (!["unix", "tcp"].includes(transport)) fail("--transport takes unix or tcp");
 const main = ["dist/cli/main.js", "dist/src/cli/main.js"].map((p) => join(repoRoot, p)).find(existsSync);
 if (!main) fail("dist/cli/main.js is missing: run npx tsc -p tsconfig.json");
 
@@ -207,17 +211,37 @@ const nodeArgs = () => [
   main,
 ];
 
-/** usernet in S with a QEMU socket listener for the bridge. */
+/** usernet in S with a QEMU stream listener (unix or TCP, per --transport) for the guest. */
 async function startUsernet(mtu) {
+  rmSync(socketPath(), { force: true });
   const u = spawnPrivate("usernet", process.execPath, [
     ...nodeArgs(),
     "-netdev",
     `user,id=u0,mtu=${mtu}`,
     "-netdev",
-    `socket,id=s0,listen=127.0.0.1:${SOCKET_PORT}`,
+    transport === "unix"
+      ? `stream,id=s0,server=on,addr.type=unix,addr.path=${socketPath()}`
+      : `socket,id=s0,listen=127.0.0.1:${SOCKET_PORT}`,
   ]);
-  await waitListening(S, SOCKET_PORT, u);
+  if (transport === "tcp") await waitListening(S, SOCKET_PORT, u);
+  else await waitForPath(socketPath(), u);
   return u;
+}
+
+const socketPath = () => join(tmp, "hub0.sock");
+/** QEMU's side of the transport, as -netdev options after the id */
+const qemuStream = () =>
+  transport === "unix"
+    ? `stream,server=off,addr.type=unix,addr.path=${socketPath()}`
+    : `stream,server=off,addr.type=inet,addr.host=127.0.0.1,addr.port=${SOCKET_PORT}`;
+
+async function waitForPath(path, proc, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (proc?.exit) throw new Error(`${proc.label} exited\n${proc.tail()}`);
+    if (Date.now() > deadline) throw new Error(`no ${path} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
 }
 
 /**
@@ -286,15 +310,19 @@ async function startNamespaceTool(stack, mtu) {
 /** QEMU with no CPU; its TAP is moved into C and addressed there like a guest. */
 async function startTapBridge(stack, mtu) {
   const ifname = "ubt0";
-  const net =
-    stack === "usernet"
-      ? [
-          "-net",
-          `tap,ifname=${ifname},script=no,downscript=no`,
-          "-net",
-          `socket,connect=127.0.0.1:${SOCKET_PORT}`,
-        ]
-      : ["-net", "user", "-net", `tap,ifname=${ifname},script=no,downscript=no`];
+  // the TAP and the stack meet on QEMU's hub 0
+  const stackNet =
+    stack === "usernet" ? `${qemuStream().replace(/^stream,/, "stream,id=st0,")}` : "user,id=st0";
+  const net = [
+    "-netdev",
+    `tap,id=tp0,ifname=${ifname},script=no,downscript=no`,
+    "-netdev",
+    stackNet,
+    "-netdev",
+    "hubport,id=hp0,hubid=0,netdev=tp0",
+    "-netdev",
+    "hubport,id=hp1,hubid=0,netdev=st0",
+  ];
   const q = spawnIn(S, `qemu (${stack} bridge)`, "qemu-system-x86_64", [
     "-machine",
     "none",
@@ -357,7 +385,7 @@ async function setup(mode, stack, mtu, image) {
     }
     const net =
       stack === "usernet"
-        ? ["-netdev", `socket,id=n0,connect=127.0.0.1:${SOCKET_PORT}`]
+        ? ["-netdev", qemuStream().replace(/^stream,/, "stream,id=n0,")]
         : ["-netdev", "user,id=n0"];
     net.push("-device", `virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,host_mtu=${mtu}`);
     const g = await SerialGuest.boot(["ip", "netns", "exec", S], image, {
