@@ -22,7 +22,10 @@
  *     frame's), header checksum, sequence number, flags (FIN and PSH on the last
  *     segment only, CWR on the first only) and a full TCP checksum. A frame that is not
  *     IPv4 TCP is treated as gsoSize == 0.
- * Output: one new Buffer holding every frame in order, each behind its length.
+ * Output: every frame in order, each behind its length, written into the caller's
+ * Buffer (which a stream port reuses: a fresh 64 KiB allocation per write cost four
+ * times the copying of its bytes, in page faults); when it is too small nothing is
+ * written and the size needed is returned, negated.
  */
 #include "util.h"
 
@@ -221,37 +224,44 @@ static bool get_frame(napi_env env, napi_value frames, napi_value tails, uint32_
   return true;
 }
 
-/* encodeStreamFrames(frames: Buffer[], tails?: (Buffer | null)[] | null, marks?: Int32Array | null) -> Buffer */
+/*
+ * encodeStreamFrames(out: Buffer, frames: Buffer[], tails?: (Buffer | null)[] | null,
+ *                    marks?: Int32Array | null) -> bytes written, or -(bytes needed)
+ */
 static napi_value js_encode_stream_frames(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  void *outp = NULL;
+  size_t out_len = 0;
+  if (argc < 1 || !un_get_buffer(env, argv[0], "out", &outp, &out_len)) return NULL;
   bool is_array = false;
-  if (argc < 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array) {
+  if (argc < 2 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array) {
     un_throw_type(env, "ERR_INVALID_ARG_TYPE", "frames must be an array of Buffers");
     return NULL;
   }
+  napi_value frames = argv[1];
   uint32_t count;
-  napi_get_array_length(env, argv[0], &count);
+  napi_get_array_length(env, frames, &count);
   napi_value tails = NULL;
-  if (argc >= 2 && !un_is_nullish(env, argv[1])) {
+  if (argc >= 3 && !un_is_nullish(env, argv[2])) {
     bool ok = false;
     uint32_t n = 0;
-    if (napi_is_array(env, argv[1], &ok) != napi_ok || !ok || napi_get_array_length(env, argv[1], &n) != napi_ok ||
+    if (napi_is_array(env, argv[2], &ok) != napi_ok || !ok || napi_get_array_length(env, argv[2], &n) != napi_ok ||
         n != count) {
       un_throw_type(env, "ERR_INVALID_ARG_TYPE", "tails must be an array as long as frames");
       return NULL;
     }
-    tails = argv[1];
+    tails = argv[2];
   }
   const int32_t *marks = NULL;
-  if (argc >= 3 && !un_is_nullish(env, argv[2])) {
+  if (argc >= 4 && !un_is_nullish(env, argv[3])) {
     bool ok = false;
     napi_typedarray_type type;
     size_t n = 0;
     void *data;
-    if (napi_is_typedarray(env, argv[2], &ok) != napi_ok || !ok ||
-        napi_get_typedarray_info(env, argv[2], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_int32_array ||
+    if (napi_is_typedarray(env, argv[3], &ok) != napi_ok || !ok ||
+        napi_get_typedarray_info(env, argv[3], &type, &n, &data, NULL, NULL) != napi_ok || type != napi_int32_array ||
         n != (size_t)count * MARK_FIELDS) {
       un_throw_type(env, "ERR_INVALID_ARG_TYPE", "marks must be an Int32Array of 3 values per frame");
       return NULL;
@@ -262,21 +272,20 @@ static napi_value js_encode_stream_frames(napi_env env, napi_callback_info info)
   size_t total = 0;
   for (uint32_t i = 0; i < count; i++) {
     frame_bytes f;
-    if (!get_frame(env, argv[0], tails, i, &f)) return NULL;
+    if (!get_frame(env, frames, tails, i, &f)) return NULL;
     int32_t cs = marks ? marks[i * MARK_FIELDS] : -1;
     int32_t gso = marks ? marks[i * MARK_FIELDS + 2] : 0;
     total += encoded_len(&f, cs, gso);
   }
   napi_value result;
-  void *outp;
-  if (napi_create_buffer(env, total, &outp, &result) != napi_ok) {
-    un_throw_plain(env, "ERR_MEMORY_ALLOCATION_FAILED", "encodeStreamFrames: cannot allocate the output");
-    return NULL;
+  if (total > out_len) {
+    napi_create_double(env, -(double)total, &result);
+    return result;
   }
   uint8_t *o = outp;
   for (uint32_t i = 0; i < count; i++) {
     frame_bytes f;
-    get_frame(env, argv[0], tails, i, &f);
+    get_frame(env, frames, tails, i, &f);
     int32_t cs = marks ? marks[i * MARK_FIELDS] : -1;
     int32_t co = marks ? marks[i * MARK_FIELDS + 1] : 0;
     int32_t gso = marks ? marks[i * MARK_FIELDS + 2] : 0;
@@ -284,6 +293,7 @@ static napi_value js_encode_stream_frames(napi_env env, napi_callback_info info)
     if (cs >= 0 && gso > 0 && tcp_layout_of(&f, &t)) o += put_split(o, &f, &t, (size_t)gso);
     else o += put_whole(o, &f, cs, co);
   }
+  napi_create_double(env, (double)total, &result);
   return result;
 }
 

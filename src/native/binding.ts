@@ -122,10 +122,11 @@ export interface NativeAddon {
   sendPing(fd: number, dstAddr: string, icmpMessage: Buffer): boolean;
   livePollers(): number;
   encodeStreamFrames(
+    out: Buffer,
     frames: readonly Buffer[],
     tails?: readonly (Buffer | null | undefined)[] | null,
     marks?: Int32Array | null,
-  ): Buffer;
+  ): number;
   FdPoller: new (
     fd: number,
     kind: PollerKind,
@@ -243,19 +244,21 @@ export function sendPing(fd: number, dstAddr: string, icmpMessage: Buffer): bool
 }
 
 /**
- * Frames as a QEMU stream socket carries them (each behind its 4-byte big-endian
- * length) in one new Buffer, with the work their offload marks left done: `tails[i]`
+ * Writes frames into `out` as a QEMU stream socket carries them (each behind its
+ * 4-byte big-endian length), with the work their offload marks left done: `tails[i]`
  * follows `frames[i]`; `marks` holds three values per frame, csumStart (-1: none),
  * csumOffset and gsoSize, as stack/wire/frame-offload.ts defines them (partial
- * checksums completed, TCP/IPv4 super frames cut into gsoSize segments). See
- * native/framing.c.
+ * checksums completed, TCP/IPv4 super frames cut into gsoSize segments). Returns the
+ * bytes written, or, when `out` is too small, minus the bytes needed (nothing
+ * written). See native/framing.c.
  */
 export function encodeStreamFrames(
+  out: Buffer,
   frames: readonly Buffer[],
   tails?: readonly (Buffer | null | undefined)[] | null,
   marks?: Int32Array | null,
-): Buffer {
-  return loadNative().encodeStreamFrames(frames, tails, marks);
+): number {
+  return loadNative().encodeStreamFrames(out, frames, tails, marks);
 }
 
 /** Native pollers not yet freed (a closed one goes when its JS object is collected); for leak tests. */

@@ -40,7 +40,7 @@ import {
   minFrameLength,
   qemuMaxFrameLength,
 } from "./length-prefixed-frames.js";
-import { encodeOffloadedFrames, streamOffloadsAvailable } from "./stream-offloads.js";
+import { OffloadedFrameEncoder, streamOffloadsAvailable } from "./stream-offloads.js";
 
 export const defaultMaxQueuedBytes = 2 * 1024 * 1024;
 
@@ -65,6 +65,7 @@ export class StreamPort implements Port {
   private flushQueued = false;
   /** super frames and partial checksums are welcome: the addon finishes them */
   readonly acceptsOffloads = streamOffloadsAvailable();
+  private readonly encoder = new OffloadedFrameEncoder();
 
   constructor(
     readonly name: string,
@@ -169,7 +170,10 @@ export class StreamPort implements Port {
       return;
     }
     if (this.acceptsOffloads && anyOffloaded(frames)) {
-      socket.write(encodeOffloadedFrames(frames));
+      socket.write(this.encoder.encode(frames));
+      // Nothing left in user space: the kernel has the bytes and the encoder may write
+      // over them; otherwise the socket holds them until it drains.
+      if (socket.writableLength > 0) this.encoder.retire();
       return;
     }
     const chunks = encodeFrameChunks(frames);

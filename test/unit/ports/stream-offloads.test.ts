@@ -1,5 +1,5 @@
 /**
- * encodeOffloadedFrames (the addon's encodeStreamFrames behind it) against the JS
+ * OffloadedFrameEncoder (the addon's encodeStreamFrames behind it) against the JS
  * reference: for any mix of plain and offload-marked frames, the bytes written to a
  * QEMU stream are exactly encodeFrames(resolveOffloads(frames)).
  */
@@ -7,7 +7,7 @@ import { fc, test } from "@fast-check/vitest";
 import { expect, it } from "vitest";
 import { encodeStreamFrames } from "../../../src/native/binding.js";
 import { encodeFrames, LengthPrefixedFrames } from "../../../src/ports/length-prefixed-frames.js";
-import { encodeOffloadedFrames } from "../../../src/ports/stream-offloads.js";
+import { OffloadedFrameEncoder } from "../../../src/ports/stream-offloads.js";
 import { Ipv4Output } from "../../../src/stack/ipv4-output.js";
 import { checksumFull, checksumOffloaded, pseudoHeaderSum } from "../../../src/stack/wire/checksum.js";
 import { decodeEthernet } from "../../../src/stack/wire/ethernet.js";
@@ -127,14 +127,16 @@ function verifyAll(wire: Buffer): number {
   return r.frames.length;
 }
 
-describeWith("encodeOffloadedFrames", ["addon"], () => {
+describeWith("OffloadedFrameEncoder", ["addon"], () => {
+  const encoder = new OffloadedFrameEncoder();
+
   test.prop([fc.array(fc.oneof(arbTcp, arbUdp), { minLength: 1, maxLength: 6 })], { numRuns: 300 })(
     "writes exactly what resolveOffloads and encodeFrames would, every checksum valid",
     (specs) => {
       const frames = specs.map((s, i) => build(s, i));
       const before = frames.map((f) => Buffer.from(f));
       const want = encodeFrames(resolveOffloads(frames));
-      const got = encodeOffloadedFrames(frames);
+      const got = encoder.encode(frames);
       expect(got.equals(want)).toBe(true);
       expect(verifyAll(got)).toBeGreaterThanOrEqual(frames.length);
       // never changed in place
@@ -154,20 +156,46 @@ describeWith("encodeOffloadedFrames", ["addon"], () => {
       vlan: false,
       partial: true,
     };
-    const wire = encodeOffloadedFrames([build(spec, 1)]);
+    const wire = new OffloadedFrameEncoder().encode([build(spec, 1)]);
     expect(verifyAll(wire)).toBe(Math.ceil(65_000 / 1448));
     expect(wire.length).toBe(Math.ceil(65_000 / 1448) * (4 + 14 + 20 + 32) + 65_000);
   });
 
+  it("reuses its buffer until told it is held, and grows it for a large write", () => {
+    const e = new OffloadedFrameEncoder();
+    const small = [Buffer.alloc(60, 1)];
+    const a = e.encode(small);
+    const b = e.encode(small);
+    expect(b.buffer).toBe(a.buffer);
+    e.retire();
+    const c = e.encode(small);
+    expect(c.buffer).not.toBe(a.buffer);
+    expect(a.equals(encodeFrames(small))).toBe(true); // a retired encoding is never written over
+    const big = Array.from({ length: 300 }, (_, i) => Buffer.alloc(1514, i));
+    const d = e.encode(big);
+    expect(d.equals(encodeFrames(big))).toBe(true);
+  });
+
+  it("writes nothing into a Buffer too small and says how much it needs", () => {
+    const f = Buffer.alloc(60, 3);
+    const out = Buffer.alloc(63, 0xee);
+    expect(encodeStreamFrames(out, [f])).toBe(-64);
+    expect(out.every((b) => b === 0xee)).toBe(true);
+    const fits = Buffer.alloc(64);
+    expect(encodeStreamFrames(fits, [f], [null], Int32Array.of(-1, 0, 0))).toBe(64);
+    expect(fits.equals(encodeFrames([f]))).toBe(true);
+  });
+
   it("refuses arguments of the wrong shape with a TypeError", () => {
     const f = Buffer.alloc(60);
-    expect(() => encodeStreamFrames("x" as unknown as Buffer[])).toThrow(TypeError);
-    expect(() => encodeStreamFrames([f, "x" as unknown as Buffer])).toThrow(TypeError);
-    expect(() => encodeStreamFrames([f], [])).toThrow(TypeError);
-    expect(() => encodeStreamFrames([f], null, new Int32Array(2))).toThrow(TypeError);
-    expect(() => encodeStreamFrames([f], null, new Uint32Array(3) as unknown as Int32Array)).toThrow(
+    const out = Buffer.alloc(100);
+    expect(() => encodeStreamFrames("x" as unknown as Buffer, [f])).toThrow(TypeError);
+    expect(() => encodeStreamFrames(out, "x" as unknown as Buffer[])).toThrow(TypeError);
+    expect(() => encodeStreamFrames(out, [f, "x" as unknown as Buffer])).toThrow(TypeError);
+    expect(() => encodeStreamFrames(out, [f], [])).toThrow(TypeError);
+    expect(() => encodeStreamFrames(out, [f], null, new Int32Array(2))).toThrow(TypeError);
+    expect(() => encodeStreamFrames(out, [f], null, new Uint32Array(3) as unknown as Int32Array)).toThrow(
       TypeError,
     );
-    expect(encodeStreamFrames([f], [null], Int32Array.of(-1, 0, 0)).equals(encodeFrames([f]))).toBe(true);
   });
 });

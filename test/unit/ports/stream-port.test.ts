@@ -64,6 +64,34 @@ describe("StreamPort", () => {
   });
 });
 
+/** A TCP super frame with a partial checksum and its payload as a tail, as the user stack sends it. */
+function superFrame(seq: number, payload: Buffer, gsoSize: number): Buffer {
+  const [src, dst] = [0x0a000202, 0x0a00020f];
+  const seg = {
+    srcPort: 80,
+    dstPort: 40000,
+    seq,
+    ack: 1,
+    flags: TcpFlag.ack | TcpFlag.psh,
+    window: 100,
+    urgent: 0,
+    payload: Buffer.alloc(0),
+    checksum: pseudoHeaderSum(src, dst, IpProto.tcp, tcpHeaderLength + payload.length),
+  };
+  const mac = Buffer.alloc(6, 2);
+  const headers = new Ipv4Output(1500).tcp(mac, mac, src, dst, seg, checksumOffloaded, payload);
+  return markOffload(headers, { checksum: "partial", csumStart: 34, csumOffset: 16, gsoSize, tail: payload });
+}
+
+/** The TCP segment of a frame, checksums verified. */
+function segmentOf(f: Buffer) {
+  const eth = decodeEthernet(f);
+  const ip = eth.ok ? decodeIpv4(eth.value.payload) : undefined;
+  const tcp = ip?.ok ? decodeTcp(ip.value.payload, ip.value) : undefined;
+  if (!tcp?.ok) throw new Error("a segment does not decode");
+  return tcp.value;
+}
+
 describeWith("StreamPort with the native addon", ["addon"], () => {
   it("takes super frames and writes them as checksummed MSS segments", async () => {
     const { ours, peer } = await pair();
@@ -72,41 +100,48 @@ describeWith("StreamPort with the native addon", ["addon"], () => {
     port.useSocket(ours, "peer", () => {});
     const payload = Buffer.alloc(5000);
     for (let i = 0; i < payload.length; i++) payload[i] = i & 0xff;
-    const [src, dst] = [0x0a000202, 0x0a00020f];
-    const seg = {
-      srcPort: 80,
-      dstPort: 40000,
-      seq: 1000,
-      ack: 1,
-      flags: TcpFlag.ack | TcpFlag.psh,
-      window: 100,
-      urgent: 0,
-      payload: Buffer.alloc(0),
-      checksum: pseudoHeaderSum(src, dst, IpProto.tcp, tcpHeaderLength + payload.length),
-    };
-    const mac = Buffer.alloc(6, 2);
-    const headers = new Ipv4Output(1500).tcp(mac, mac, src, dst, seg, checksumOffloaded, payload);
-    markOffload(headers, {
-      checksum: "partial",
-      csumStart: 34,
-      csumOffset: 16,
-      gsoSize: 1460,
-      tail: payload,
-    });
+    const headers = superFrame(1000, payload, 1460);
     port.send([headers]);
     const decoder = new LengthPrefixedFrames();
     const got: Buffer[] = [];
     peer.on("data", (c: Buffer) => got.push(...decoder.push(c).frames.map((f) => Buffer.from(f))));
     await waitFor("four segments at the peer", () => got.length === 4);
     const payloads = got.map((f) => {
-      const eth = decodeEthernet(f);
-      const ip = eth.ok ? decodeIpv4(eth.value.payload) : undefined;
-      const tcp = ip?.ok ? decodeTcp(ip.value.payload, ip.value) : undefined; // checksums verified
-      if (!tcp?.ok) throw new Error("a segment does not decode");
       expect(f.length).toBeLessThanOrEqual(1514);
-      return tcp.value.payload;
+      return segmentOf(f).payload;
     });
     expect(Buffer.concat(payloads).equals(payload)).toBe(true);
     expect(port.stats()).toMatchObject({ txFrames: 1, txBytes: headers.length + payload.length });
   });
+
+  it("never writes over bytes a congested socket still holds", async () => {
+    const { ours, peer } = await pair();
+    const port = new StreamPort("s0", "socket-listen", silentLogger, { maxQueuedBytes: 1 << 30 });
+    port.useSocket(ours, "peer", () => {});
+    peer.pause();
+    // super frame k carries bytes equal to k & 0xff at sequence numbers from k << 20
+    let k = 0;
+    let congestedTurns = 0;
+    for (let turn = 0; turn < 400 && congestedTurns < 3; turn++) {
+      for (let i = 0; i < 8; i++, k++) port.send([superFrame(k << 20, Buffer.alloc(64_000, k & 0xff), 1448)]);
+      await new Promise((r) => setImmediate(r));
+      if (ours.writableLength > 0) congestedTurns++;
+    }
+    expect(congestedTurns).toBe(3);
+    const decoder = new LengthPrefixedFrames();
+    let segments = 0;
+    let bad = 0;
+    peer.on("data", (c: Buffer) => {
+      for (const f of decoder.push(c).frames) {
+        const t = segmentOf(f);
+        const want = (t.seq >>> 20) & 0xff;
+        if (!t.payload.every((b) => b === want)) bad++;
+        segments++;
+      }
+    });
+    peer.resume();
+    const expected = k * Math.ceil(64_000 / 1448);
+    await waitFor("every segment at the peer", () => segments === expected, 30_000);
+    expect(bad).toBe(0);
+  }, 60_000);
 });
