@@ -69,12 +69,18 @@ export interface HostNet {
    * without the addon).
    */
   openPing(localAddress: string | undefined, events: (e: HostPingEvent) => void): HostPing;
-  /** an outgoing TCP connection, half-open allowed, bound to `localAddress` when given */
+  /**
+   * An outgoing TCP connection, half-open allowed, bound to `localAddress` when given.
+   * `readInto`, asked before every read, may give memory of the caller's to read into
+   * (a view of the guest connection's send buffer); the "data" event's Buffer is then
+   * a view of it. Undefined (or no `readInto`): the shared read buffer.
+   */
   connectTcp(
     to: HostEndpoint,
     localAddress: string | undefined,
     timeoutMs: number,
     events: (e: HostTcpEvent) => void,
+    readInto?: () => Buffer | undefined,
   ): HostTcp;
   /** a UDP socket on an ephemeral port, bound to `localAddress` when given */
   bindUdp(localAddress: string | undefined, events: (e: HostUdpEvent) => void): HostUdp;
@@ -107,7 +113,7 @@ export const nodeHostNet: HostNet = {
       close: () => poller.close(),
     };
   },
-  connectTcp(to, localAddress, timeoutMs, events) {
+  connectTcp(to, localAddress, timeoutMs, events, readInto) {
     const sock = net.connect({
       host: to.address,
       port: to.port,
@@ -117,7 +123,8 @@ export const nodeHostNet: HostNet = {
       // every read lands in one reused buffer (the "data" contract above): a bulk
       // transfer then allocates nothing per read
       onread: {
-        buffer: sharedReadBuffer,
+        // Node asks before every read
+        buffer: readInto ? () => readInto() ?? sharedReadBuffer : sharedReadBuffer,
         callback: (n: number, buf: Uint8Array) => {
           events({ type: "data", data: (buf as Buffer).subarray(0, n) });
           return true;

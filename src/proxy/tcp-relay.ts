@@ -20,7 +20,9 @@
  *   endpoint's bounded send buffer (host reads land in one reused buffer, see
  *   host-net.ts). If it takes less, the rest is copied and held (one chunk) and the
  *   socket is paused until the endpoint says `writable`: a slow guest stops the host
- *   socket.
+ *   socket. A bulk transfer's socket reads straight into the send buffer instead
+ *   (`lendSpace` before each read, `writeLent` after it, no copy), sized to the room
+ *   there, so nothing is held; never while a chunk is held, so the two never mix.
  * - Half-close both ways: guest FIN → socket end(); host FIN → `shutdownWrite` once the
  *   held data is in. RST both ways: guest RST → socket reset; host reset → `abort`.
  * - Bounds: the endpoint's buffers (send and receive, 1 MiB each) plus at most one held chunk per
@@ -33,6 +35,9 @@ import { ipv4ToString } from "../stack/wire/addr.js";
 import type { HostNet, HostTcp, HostTcpEvent } from "./host-net.js";
 import type { NatPolicy } from "./nat-policy.js";
 
+/** What a socket paused for send-buffer room reads into first when it resumes (see readInto). */
+const resumeReadBuffer = Buffer.allocUnsafeSlow(16 * 1024);
+
 /** One guest connection as the stack lets the relay drive it. */
 export interface GuestTcp {
   readonly guestAddr: number;
@@ -43,6 +48,12 @@ export interface GuestTcp {
   refuse(): void;
   /** bytes for the guest; returns how many the endpoint took */
   write(data: Buffer): number;
+  /** send-buffer space to read host bytes into, if the endpoint lends it */
+  lendSpace?(): Buffer | undefined;
+  /** `write` for n bytes read into a view from `lendSpace` */
+  writeLent?(view: Buffer, n: number): number;
+  /** true when the send buffer is (nearly) full; `writable` follows once it has room */
+  awaitSendRoom?(): boolean;
   consume(n: number): void;
   shutdownWrite(): void;
   abort(): void;
@@ -69,6 +80,10 @@ interface Relay {
   state: "connecting" | "open" | "closing";
   /** host bytes the endpoint could not take yet */
   held: Buffer | undefined;
+  /** the send-buffer view the socket reads into next, if lent */
+  lent: Buffer | undefined;
+  /** the socket is paused because the send buffer had no room to lend */
+  awaitingRoom: boolean;
   /** guest bytes gathered this turn for one write to the host */
   outgoing: Buffer[];
   outgoingBytes: number;
@@ -180,6 +195,8 @@ export class TcpRelay {
       socket: undefined,
       state: "connecting",
       held: undefined,
+      lent: undefined,
+      awaitingRoom: false,
       outgoing: [],
       outgoingBytes: 0,
       hostEnded: false,
@@ -204,6 +221,7 @@ export class TcpRelay {
       this.policy.config.outboundAddr,
       this.connectTimeoutMs,
       (e) => this.fromHost(r, e),
+      () => this.readInto(r),
     );
   }
 
@@ -249,7 +267,34 @@ export class TcpRelay {
     });
   }
 
+  /**
+   * Where the socket's next read goes: lent send-buffer space, or (undefined) the
+   * shared buffer. Node asks right after each read, so a socket just paused for room
+   * gets a small buffer: the one read it makes on resuming is copied, and the reads
+   * after it go into the send buffer again.
+   */
+  private readInto(r: Relay): Buffer | undefined {
+    r.lent = r.held === undefined && r.state === "open" ? r.conn.lendSpace?.() : undefined;
+    return r.lent ?? (r.awaitingRoom ? resumeReadBuffer : undefined);
+  }
+
   private toGuest(r: Relay, data: Buffer): void {
+    const lent = r.lent;
+    if (lent !== undefined && data.buffer === lent.buffer && data.byteOffset === lent.byteOffset) {
+      r.lent = undefined;
+      const took = r.conn.writeLent?.(lent, data.length) ?? 0;
+      r.toGuestBytes += took;
+      if (took < data.length) {
+        r.held = Buffer.from(data.subarray(took)); // the endpoint stopped taking (closing)
+        r.socket?.pause();
+      } else if (r.conn.awaitSendRoom?.()) {
+        // a full send buffer: pause before the next read rather than read into the
+        // shared buffer and hold what does not fit (`writable` resumes)
+        r.awaitingRoom = true;
+        r.socket?.pause();
+      }
+      return;
+    }
     if (r.held !== undefined) {
       // the socket is paused; a chunk already in flight in Node joins the held one
       r.held = Buffer.concat([r.held, data]);
@@ -265,7 +310,13 @@ export class TcpRelay {
 
   private flushHeld(r: Relay): void {
     const held = r.held;
-    if (held === undefined) return;
+    if (held === undefined) {
+      if (r.awaitingRoom) {
+        r.awaitingRoom = false;
+        r.socket?.resume();
+      }
+      return;
+    }
     const took = r.conn.write(held);
     r.toGuestBytes += took;
     if (took < held.length) {
@@ -273,6 +324,7 @@ export class TcpRelay {
       return;
     }
     r.held = undefined;
+    r.awaitingRoom = false;
     if (r.hostEnded) r.conn.shutdownWrite();
     else r.socket?.resume();
   }

@@ -58,6 +58,20 @@ export class GuestTcpConnection {
     this.layer.apply(this, r);
     return r.accepted;
   }
+  /** Send-buffer space to read host bytes into (see TcpEndpoint.lendSendSpace). */
+  lendSpace(): Buffer | undefined {
+    return this.endpoint.lendSendSpace();
+  }
+  /** True when the send buffer is (nearly) full; `writable` follows once it has room. */
+  awaitSendRoom(): boolean {
+    return this.endpoint.awaitSendRoom();
+  }
+  /** `write` for n bytes read into a view from `lendSpace`. */
+  writeLent(view: Buffer, n: number): number {
+    const r = this.endpoint.writeLent(view, n, this.layer.now());
+    this.layer.apply(this, r);
+    return r.accepted;
+  }
   consume(n: number): void {
     this.layer.apply(this, this.endpoint.consume(n, this.layer.now()));
   }

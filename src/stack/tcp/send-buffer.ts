@@ -20,6 +20,14 @@
  * guest) keep the old memory alive; the ring never rewrites bytes that are still held,
  * and bytes it reuses were acknowledged: a stale queued copy of them is a duplicate
  * the guest drops by sequence number.
+ *
+ * Lending: a bulk transfer's ring (256 KiB or more) can lend the free space after the
+ * held bytes (`lend`), so a host socket reads straight into it; `commitLent` then makes
+ * the bytes read part of the buffer without copying them. This saves the copy out of
+ * the shared read buffer, which was the largest copy left on the way to a guest. While
+ * a view is lent nothing may be pushed (the caller's contract: the relay reads either
+ * into a lent view or into its own buffer, never both at once); should the ring have
+ * moved meanwhile, `commitLent` copies from the view like `push`.
  */
 
 const MIN_RING = 16 * 1024;
@@ -31,6 +39,8 @@ export class SendBuffer {
   /** ring index of the first byte held */
   private start = 0;
   private size = 0;
+  /** ring index where the lent view starts (the end of the held bytes when lent) */
+  private lentAt: number | undefined;
 
   constructor(readonly capacity: number) {}
 
@@ -48,6 +58,7 @@ export class SendBuffer {
   push(data: Buffer): number {
     const n = Math.min(data.length, this.free);
     if (n <= 0) return 0;
+    this.lentAt = undefined;
     const ring = this.reserve(this.size + n);
     const at = (this.start + this.size) % ring.length;
     const first = Math.min(n, ring.length - at);
@@ -55,6 +66,48 @@ export class SendBuffer {
     if (first < n) data.copy(ring, 0, first, n);
     this.size += n;
     return n;
+  }
+
+  /**
+   * A view of the free space right after the held bytes, at most `max` bytes, for the
+   * caller to fill and then `commitLent`; undefined unless the ring is a bulk
+   * transfer's (256 KiB or more) with at least `min` contiguous bytes free.
+   */
+  lend(min: number, max: number): Buffer | undefined {
+    const ring = this.ring;
+    if (ring === undefined || ring.length < KEEP_RING) return undefined;
+    const end = (this.start + this.size) % ring.length;
+    // the free space runs to the ring's end, or (wrapped) up to the first held byte; a
+    // full ring (which may still grow: its capacity is larger) has none
+    const spare = Math.min(this.free, ring.length - this.size);
+    const room = Math.min(spare, end >= this.start ? ring.length - end : this.start - end);
+    if (room < min) return undefined;
+    this.lentAt = end;
+    return ring.subarray(end, end + Math.min(room, max));
+  }
+
+  /**
+   * The first n bytes of `view` (from `lend`) follow the held bytes now; returns how
+   * many were taken (at most `free`). Without a copy when the view is still where the
+   * held bytes end; copied otherwise (the ring moved, or nothing is lent).
+   */
+  commitLent(view: Buffer, n: number): number {
+    const ring = this.ring;
+    const at = this.lentAt;
+    this.lentAt = undefined;
+    const k = Math.min(n, view.length, this.free);
+    if (k <= 0) return 0;
+    if (
+      ring !== undefined &&
+      at !== undefined &&
+      view.buffer === ring.buffer &&
+      view.byteOffset === ring.byteOffset + at &&
+      at === (this.start + this.size) % ring.length
+    ) {
+      this.size += k;
+      return k;
+    }
+    return this.push(view.subarray(0, k));
   }
 
   /** Bytes [offset, offset + n) counted from the first byte held (n is clipped). */
@@ -86,7 +139,9 @@ export class SendBuffer {
     const k = Math.min(this.size, Math.max(0, n));
     if (k === 0 || this.ring === undefined) return;
     this.size -= k;
-    this.start = this.size === 0 ? 0 : (this.start + k) % this.ring.length;
+    // an emptied ring starts over at 0, unless its free space is lent: the view must
+    // stay where the held bytes end
+    this.start = this.size === 0 && this.lentAt === undefined ? 0 : (this.start + k) % this.ring.length;
     // A small ring goes when empty; a large one (a bulk transfer, which empties its
     // buffer now and then) stays until `release`, sparing a 1 MiB allocation per refill.
     if (this.size === 0 && this.ring.length < KEEP_RING) this.ring = undefined;
@@ -94,7 +149,10 @@ export class SendBuffer {
 
   /** Lets the ring go if nothing is held (the connection is closing). */
   release(): void {
-    if (this.size === 0) this.ring = undefined;
+    if (this.size === 0) {
+      this.ring = undefined;
+      this.lentAt = undefined;
+    }
   }
 
   /** The ring, grown (its bytes moved to the front) so it holds at least `need` bytes. */

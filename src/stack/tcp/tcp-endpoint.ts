@@ -238,6 +238,14 @@ const MAX_WINDOW_SHIFT = 14;
 const contiguousCutMin = 8192;
 /** a hard bound on segments one call emits, beyond what windows already bound */
 const MAX_BURST = 4096;
+/**
+ * host reads go straight into the send buffer only with this much room (else via a
+ * copy): little, as the room before the ring's end is often small, and a short read
+ * there costs far less than copying a whole one
+ */
+const lendMinBytes = 4 * 1024;
+/** and at most this much per read, as the relay's shared read buffer */
+const lendMaxBytes = 256 * 1024;
 
 export class TcpEndpoint {
   state: TcpState;
@@ -430,6 +438,38 @@ export class TcpEndpoint {
     if (!this.finQueued && this.state !== "closed" && this.state !== "time-wait") {
       accepted = this.sendBuf.push(data);
       if (accepted < data.length) this.writeBlocked = true;
+      this.output(now);
+    }
+    return { ...this.step(), accepted };
+  }
+
+  /**
+   * Send-buffer space for host bytes to be read straight into (SendBuffer.lend), then
+   * given to `writeLent`; undefined when there is none (a small buffer, little room,
+   * or no more writes).
+   */
+  lendSendSpace(): Buffer | undefined {
+    if (this.finQueued || this.state === "closed" || this.state === "time-wait") return undefined;
+    return this.sendBuf.lend(lendMinBytes, lendMaxBytes);
+  }
+
+  /**
+   * True when the send buffer is (nearly) full: the caller should stop reading the host
+   * until `writable`, which follows as after a short `write`.
+   */
+  awaitSendRoom(): boolean {
+    if (this.sendBuf.free >= lendMinBytes) return false;
+    this.writeBlocked = true;
+    return true;
+  }
+
+  /** `write` for n host bytes read into a view from `lendSendSpace` (copied only if the buffer moved). */
+  writeLent(view: Buffer, n: number, now: number): TcpStep & { accepted: number } {
+    this.now = now;
+    let accepted = 0;
+    if (!this.finQueued && this.state !== "closed" && this.state !== "time-wait") {
+      accepted = this.sendBuf.commitLent(view, n);
+      if (accepted < n) this.writeBlocked = true;
       this.output(now);
     }
     return { ...this.step(), accepted };

@@ -109,4 +109,99 @@ describe("SendBuffer", () => {
       }
     },
   );
+
+  it("lends only a bulk transfer's ring, and only with room", () => {
+    const b = new SendBuffer(1 << 20);
+    b.push(Buffer.alloc(1000, 1));
+    expect(b.lend(1, 1 << 20)).toBeUndefined(); // a 16 KiB ring: not a bulk transfer
+    b.push(Buffer.alloc(300_000, 2));
+    const view = b.lend(64 * 1024, 100_000);
+    expect(view?.length).toBe(100_000);
+    view?.fill(3);
+    expect(b.commitLent(view as Buffer, 50_000)).toBe(50_000);
+    expect(b.length).toBe(351_000);
+    const tail = b.read(301_000, 50_000);
+    expect(tail.buffer).toBe(view?.buffer); // read straight into the ring, no copy
+    expect(tail.every((x) => x === 3)).toBe(true);
+    b.push(Buffer.alloc((1 << 20) - 351_000 - 10_000, 4));
+    expect(b.lend(64 * 1024, 1 << 20)).toBeUndefined(); // 10,000 bytes free
+  });
+
+  it("lends nothing from a full ring that could still grow", () => {
+    const b = new SendBuffer(1 << 20);
+    b.push(Buffer.alloc(256 * 1024, 1)); // a 256 KiB ring, full, in a 1 MiB buffer
+    expect(b.free).toBe(768 * 1024);
+    expect(b.lend(1, 1 << 20)).toBeUndefined();
+    b.drop(100_000);
+    expect(b.lend(1, 1 << 20)?.length).toBe(100_000); // wrapped: up to the first held byte
+  });
+
+  it("keeps the lent view where the held bytes end when everything is acknowledged meanwhile", () => {
+    const b = new SendBuffer(1 << 20);
+    b.push(Buffer.alloc(400_000, 1));
+    const view = b.lend(1, 1000) as Buffer;
+    b.drop(400_000);
+    view.fill(9);
+    expect(b.commitLent(view, 1000)).toBe(1000);
+    const got = b.read(0, 1000);
+    expect(got.buffer).toBe(view.buffer);
+    expect(got.every((x) => x === 9)).toBe(true);
+  });
+
+  type LendOp = Op | { kind: "lend"; n: number; max: number; dropFirst: number };
+  const arbLendOp: fc.Arbitrary<LendOp> = fc.oneof(
+    fc.record({ kind: fc.constant("push" as const), n: fc.integer({ min: 0, max: 120_000 }) }),
+    fc.record({ kind: fc.constant("drop" as const), n: fc.integer({ min: 0, max: 120_000 }) }),
+    fc.record({
+      kind: fc.constant("read" as const),
+      off: fc.integer({ min: 0, max: 400_000 }),
+      n: fc.integer({ min: 0, max: 3000 }),
+    }),
+    fc.record({
+      kind: fc.constant("lend" as const),
+      n: fc.integer({ min: 0, max: 120_000 }),
+      max: fc.integer({ min: 1, max: 200_000 }),
+      dropFirst: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 400_000 })),
+    }),
+  );
+
+  test.prop([fc.integer({ min: 300_000, max: 700_000 }), fc.array(arbLendOp, { maxLength: 60 })])(
+    "with reads into lent space still behaves like a plain byte array",
+    (capacity, ops) => {
+      const b = new SendBuffer(capacity);
+      let model: number[] = [];
+      let next = 0;
+      const fill = (view: Uint8Array, n: number) => {
+        for (let i = 0; i < n; i++) view[i] = (next + i) & 0xff;
+      };
+      for (const op of ops) {
+        if (op.kind === "push") {
+          const data = Buffer.alloc(op.n);
+          fill(data, op.n);
+          const took = b.push(data);
+          for (let i = 0; i < took; i++) model.push((next + i) & 0xff);
+          next += took;
+        } else if (op.kind === "drop") {
+          b.drop(op.n);
+          model = model.slice(op.n);
+        } else if (op.kind === "read") {
+          expect([...b.read(op.off, op.n)]).toEqual(model.slice(op.off, op.off + op.n));
+        } else {
+          const view = b.lend(1, op.max);
+          if (view === undefined) continue;
+          expect(view.length).toBeLessThanOrEqual(Math.min(op.max, capacity - model.length));
+          // acknowledgments may arrive while the socket read is pending
+          b.drop(op.dropFirst);
+          model = model.slice(op.dropFirst);
+          const n = Math.min(op.n, view.length);
+          fill(view, n);
+          expect(b.commitLent(view, n)).toBe(n);
+          for (let i = 0; i < n; i++) model.push((next + i) & 0xff);
+          next += n;
+        }
+        expect(b.length).toBe(model.length);
+      }
+      expect([...b.read(0, model.length)]).toEqual(model);
+    },
+  );
 });
