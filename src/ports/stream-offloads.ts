@@ -19,18 +19,32 @@ export function streamOffloadsAvailable(): boolean {
 
 /** Where the stream encoding starts out; it grows to the largest write seen. */
 const initialBytes = 256 * 1024;
+/** Buffers given back after a queued write, kept for the next encodings. */
+const maxSpares = 2;
+
+/** One encoding, and what its writer tells the encoder about it. */
+export interface EncodedFrames {
+  /** the bytes to write */
+  readonly wire: Buffer;
+  /** the socket queued `wire` (it holds it after write() returned): not to be written over */
+  retire(): void;
+  /** the socket is done with `wire` (its write callback): a retired buffer may be reused */
+  done(): void;
+}
 
 /**
- * The stream encoding of frames, marked or not, in a Buffer the encoder reuses: a fresh
+ * The stream encoding of frames, marked or not, in Buffers the encoder reuses: a fresh
  * 64 KiB allocation per write cost four times the copying of its bytes (page faults).
- * The caller says when the last encoding is still in use (`retire`); the next one then
- * gets a new Buffer.
+ * An encoding the socket wrote at once is written over by the next; one the socket
+ * queued is retired and its Buffer comes back when the write is done (a unix socket,
+ * whose buffer holds about 200 KiB, queues often).
  */
 export class OffloadedFrameEncoder {
   private out: Buffer | undefined;
+  private readonly spares: Buffer[] = [];
 
-  /** `frames` (marks honoured) as QEMU's stream carries them; valid until the next call. */
-  encode(frames: readonly Buffer[]): Buffer {
+  /** `frames` (marks honoured) as QEMU's stream carries them. */
+  encode(frames: readonly Buffer[]): EncodedFrames {
     const n = frames.length;
     let tails: (Buffer | undefined)[] | undefined;
     let marks: Int32Array | undefined;
@@ -51,17 +65,25 @@ export class OffloadedFrameEncoder {
       marks[3 * i + 1] = o.csumOffset;
       marks[3 * i + 2] = o.gsoSize;
     }
-    let out = (this.out ??= Buffer.allocUnsafeSlow(initialBytes));
+    let out = this.out ?? this.spares.pop() ?? Buffer.allocUnsafeSlow(initialBytes);
     let written = encodeStreamFrames(out, frames, tails, marks);
     if (written < 0) {
-      out = this.out = Buffer.allocUnsafeSlow(Math.max(-written, 2 * out.length));
+      out = Buffer.allocUnsafeSlow(Math.max(-written, 2 * out.length));
       written = encodeStreamFrames(out, frames, tails, marks);
     }
-    return out.subarray(0, written);
-  }
-
-  /** The last encoding is still held (queued in a socket): never write over it. */
-  retire(): void {
-    this.out = undefined;
+    this.out = out;
+    let retired = false;
+    return {
+      wire: out.subarray(0, written),
+      retire: () => {
+        retired = true;
+        if (this.out === out) this.out = undefined;
+      },
+      done: () => {
+        if (!retired || this.spares.length >= maxSpares || this.spares.includes(out)) return;
+        retired = false;
+        this.spares.push(out);
+      },
+    };
   }
 }

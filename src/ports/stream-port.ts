@@ -170,10 +170,11 @@ export class StreamPort implements Port {
       return;
     }
     if (this.acceptsOffloads && anyOffloaded(frames)) {
-      socket.write(this.encoder.encode(frames));
+      const e = this.encoder.encode(frames);
+      socket.write(e.wire, e.done);
       // Nothing left in user space: the kernel has the bytes and the encoder may write
-      // over them; otherwise the socket holds them until it drains.
-      if (socket.writableLength > 0) this.encoder.retire();
+      // over them; otherwise the socket holds them until the write is done.
+      if (socket.writableLength > 0) e.retire();
       return;
     }
     const chunks = encodeFrameChunks(frames);

@@ -136,7 +136,7 @@ describeWith("OffloadedFrameEncoder", ["addon"], () => {
       const frames = specs.map((s, i) => build(s, i));
       const before = frames.map((f) => Buffer.from(f));
       const want = encodeFrames(resolveOffloads(frames));
-      const got = encoder.encode(frames);
+      const got = encoder.encode(frames).wire;
       expect(got.equals(want)).toBe(true);
       expect(verifyAll(got)).toBeGreaterThanOrEqual(frames.length);
       // never changed in place
@@ -156,24 +156,30 @@ describeWith("OffloadedFrameEncoder", ["addon"], () => {
       vlan: false,
       partial: true,
     };
-    const wire = new OffloadedFrameEncoder().encode([build(spec, 1)]);
+    const wire = new OffloadedFrameEncoder().encode([build(spec, 1)]).wire;
     expect(verifyAll(wire)).toBe(Math.ceil(65_000 / 1448));
     expect(wire.length).toBe(Math.ceil(65_000 / 1448) * (4 + 14 + 20 + 32) + 65_000);
   });
 
-  it("reuses its buffer until told it is held, and grows it for a large write", () => {
+  it("reuses its buffer until told it is held, takes it back when the write is done, grows it", () => {
     const e = new OffloadedFrameEncoder();
     const small = [Buffer.alloc(60, 1)];
     const a = e.encode(small);
     const b = e.encode(small);
-    expect(b.buffer).toBe(a.buffer);
-    e.retire();
-    const c = e.encode(small);
-    expect(c.buffer).not.toBe(a.buffer);
-    expect(a.equals(encodeFrames(small))).toBe(true); // a retired encoding is never written over
+    expect(b.wire.buffer).toBe(a.wire.buffer); // written at once: the next writes over it
+    b.retire();
+    const c = e.encode([Buffer.alloc(60, 2)]);
+    expect(c.wire.buffer).not.toBe(b.wire.buffer);
+    expect(b.wire.equals(encodeFrames(small))).toBe(true); // a retired encoding is never written over
+    c.retire();
+    b.done(); // the socket wrote b: its buffer serves the next encoding
+    const d = e.encode(small);
+    expect(d.wire.buffer).toBe(b.wire.buffer);
+    c.done();
+    c.done(); // twice changes nothing
     const big = Array.from({ length: 300 }, (_, i) => Buffer.alloc(1514, i));
-    const d = e.encode(big);
-    expect(d.equals(encodeFrames(big))).toBe(true);
+    const f = e.encode(big);
+    expect(f.wire.equals(encodeFrames(big))).toBe(true);
   });
 
   it("writes nothing into a Buffer too small and says how much it needs", () => {
