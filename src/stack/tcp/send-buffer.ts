@@ -74,6 +74,7 @@ export class SendBuffer {
    * transfer's (256 KiB or more) with at least `min` contiguous bytes free.
    */
   lend(min: number, max: number): Buffer | undefined {
+    this.lentAt = undefined;
     const ring = this.ring;
     if (ring === undefined || ring.length < KEEP_RING) return undefined;
     const end = (this.start + this.size) % ring.length;
