@@ -89,18 +89,24 @@ function scriptedHost() {
 
 const ip = (s: string) => s.split(".").reduce((a, b) => (a << 8) | Number(b), 0) >>> 0;
 
+/** A relay with one connection from `guest` to the host's loopback, connected. */
+function connected(guest: GuestTcp) {
+  const host = scriptedHost();
+  const relay = new TcpRelay(
+    host.net,
+    new NatPolicy({ host: ip("10.0.2.2"), hostLoopback: true, restrict: false }),
+    silentLogger,
+    () => 0,
+  );
+  relay.event(guest, { type: "connect-request" });
+  host.connected();
+  return { host, relay };
+}
+
 describe("TcpRelay, host to guest", () => {
   it("reads a bulk transfer straight into the send buffer, every byte in order", () => {
-    const host = scriptedHost();
-    const relay = new TcpRelay(
-      host.net,
-      new NatPolicy({ host: ip("10.0.2.2"), hostLoopback: true, restrict: false }),
-      silentLogger,
-      () => 0,
-    );
     const guest = new LendingGuest(ip("10.0.2.2"), 5201);
-    relay.event(guest, { type: "connect-request" });
-    host.connected();
+    const { host, relay } = connected(guest);
     const stream = Buffer.alloc(4_000_000);
     for (let i = 0; i < stream.length; i++) stream[i] = (i * 31) & 0xff;
     let at = 0;
@@ -128,16 +134,8 @@ describe("TcpRelay, host to guest", () => {
   });
 
   it("holds what the guest cannot take, pauses, and lends nothing until it is in", () => {
-    const host = scriptedHost();
-    const relay = new TcpRelay(
-      host.net,
-      new NatPolicy({ host: ip("10.0.2.2"), hostLoopback: true, restrict: false }),
-      silentLogger,
-      () => 0,
-    );
     const guest = new FakeGuestTcp(ip("10.0.2.2"), 5201, 1000);
-    relay.event(guest, { type: "connect-request" });
-    host.connected();
+    const { host, relay } = connected(guest);
     host.read(Buffer.alloc(5000, 7));
     expect(host.paused).toBe(true);
     guest.room = Number.POSITIVE_INFINITY;
@@ -147,16 +145,8 @@ describe("TcpRelay, host to guest", () => {
   });
 
   it("pauses a socket whose send buffer is full before reading more, and resumes on writable", () => {
-    const host = scriptedHost();
-    const relay = new TcpRelay(
-      host.net,
-      new NatPolicy({ host: ip("10.0.2.2"), hostLoopback: true, restrict: false }),
-      silentLogger,
-      () => 0,
-    );
     const guest = new LendingGuest(ip("10.0.2.2"), 5201);
-    relay.event(guest, { type: "connect-request" });
-    host.connected();
+    const { host, relay } = connected(guest);
     const stream = Buffer.alloc(3_000_000);
     for (let i = 0; i < stream.length; i++) stream[i] = (i * 7 + 1) & 0xff;
     let at = 0;
