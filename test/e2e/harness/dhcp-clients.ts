@@ -44,10 +44,14 @@ export async function dhclient(g: Guest): Promise<Record<string, string>> {
   const r = await g.run(
     [
       "rm -f /tmp/dhclient.out",
-      `(dhclient -4 -d -v ${files} eth0 >/tmp/dhclient.out 2>&1 & echo $! >/tmp/dhclient.bg)`,
-      "n=0",
-      "while ! grep -qE 'dhclient-lease: reason=(BOUND|REBOOT)' /tmp/dhclient.out && [ $n -lt 200 ]; do sleep 0.1; n=$((n + 1)); done",
-      "kill -9 $(cat /tmp/dhclient.bg) 2>/dev/null",
+      // dhclient stays the subshell's child and is reaped there: orphaned, it would be
+      // reaped by the console shell (PID 1), whose next read a late SIGCHLD can cut
+      // short ("syntax error: unexpected end of file" for the following command)
+      "(dhclient -4 -d -v " +
+        files +
+        " eth0 >/tmp/dhclient.out 2>&1 & p=$!; n=0; " +
+        "while ! grep -qE 'dhclient-lease: reason=(BOUND|REBOOT)' /tmp/dhclient.out && [ $n -lt 200 ]; do sleep 0.1; n=$((n + 1)); done; " +
+        "kill -9 $p 2>/dev/null; wait $p 2>/dev/null)",
       "cat /tmp/dhclient.out",
     ].join("; "),
     { timeoutMs: 40_000 },
