@@ -417,9 +417,14 @@ export class UserStack {
           continue;
         }
         frame = this.output.tcp(srcMac, dstMac, src, dst, seg, checksumFull);
+      } else if (gsoSize === undefined && seg.payload.length < tailMinBytes) {
+        // A small segment (an ACK, a request) is sent whole even so: summing its few
+        // bytes costs less than the mark and the port's work for it.
+        frame = this.output.tcp(srcMac, dstMac, src, dst, seg, checksumFull);
       } else {
-        // Towards an offloading TAP: the checksum stays partial (the pseudo-header sum)
-        // and a large payload stays a tail, written after the headers without a copy.
+        // Towards peers that take offloads (an offloading TAP, QEMU sockets with the
+        // addon): the checksum stays partial (the pseudo-header sum) and a large
+        // payload stays a tail, written after the headers without a copy.
         seg.checksum = pseudoHeaderSum(src, dst, IpProto.tcp, tcpEncodingLength(seg));
         if (seg.payload.length >= tailMinBytes) {
           tail = seg.payload;

@@ -2,11 +2,12 @@ import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../../src/stack/clock.js";
 import { type StackConfig, virtualMac } from "../../../src/stack/config.js";
+import type { GuestTcpConnection } from "../../../src/stack/guest-tcp.js";
 import { Ipv4Output } from "../../../src/stack/ipv4-output.js";
 import { UserStack } from "../../../src/stack/user-stack.js";
 import { parseIpv4, parseMac } from "../../../src/stack/wire/addr.js";
 import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "../../../src/stack/wire/arp.js";
-import { checksumOffloaded, pseudoHeaderSum } from "../../../src/stack/wire/checksum.js";
+import { checksumFull, checksumOffloaded, pseudoHeaderSum } from "../../../src/stack/wire/checksum.js";
 import { decodeEthernet, EtherType, encodeEthernet } from "../../../src/stack/wire/ethernet.js";
 import { markOffload, offloadOf } from "../../../src/stack/wire/frame-offload.js";
 import { decodeIcmp, encodeIcmp } from "../../../src/stack/wire/icmp.js";
@@ -238,34 +239,60 @@ describe("offloads (an offloading TAP on the hub)", () => {
     expect(requests).toEqual([80]);
   });
 
-  it("marks its TCP frames partial while every peer takes offloads, and sends them whole otherwise", () => {
+  /** The TCP segment of a stack frame, its checksums verified. */
+  function tcpOf(frame: Buffer | undefined) {
+    const ipv4 = frame ? decodeIpv4(frame.subarray(14)) : undefined;
+    const t = ipv4?.ok ? decodeTcp(ipv4.value.payload, ipv4.value) : undefined;
+    if (!t?.ok) throw new Error("not a valid TCP frame");
+    return t.value;
+  }
+
+  /** The guest's ACK (whole, unmarked) on the connection partialSyn() opened. */
+  function guestAck(ack: number): Buffer {
+    const host = ip("10.0.2.2");
+    const seg = {
+      srcPort: 40000,
+      dstPort: 80,
+      seq: 2,
+      ack,
+      flags: TcpFlag.ack,
+      window: 64240,
+      urgent: 0,
+      payload: Buffer.alloc(0),
+    };
+    return new Ipv4Output(1500).tcp(guestMac, virtualMac(host), guestIp, host, seg, checksumFull);
+  }
+
+  it("marks large TCP segments partial while every peer takes offloads; small ones, and all otherwise, go whole", () => {
     const frames: Buffer[] = [];
+    const opened: GuestTcpConnection[] = [];
     const stack = new UserStack(config(), new ManualClock(), {
       emit: (f) => frames.push(...f),
-      tcp: (conn, ev) => ev.type === "connect-request" && conn.accept(),
+      tcp: (c, ev) => {
+        if (ev.type === "connect-request") c.accept();
+        if (ev.type === "established") opened.push(c);
+      },
     });
+    const whole = (f: Buffer | undefined) => {
+      expect(f && offloadOf(f)).toBeUndefined();
+      return tcpOf(f);
+    };
     stack.setOffloads(true);
-    const syn = markOffload(partialSyn(), { checksum: "partial", csumStart: 34, csumOffset: 16, gsoSize: 0 });
-    stack.input([syn]);
-    const synAck = frames.shift();
-    expect(synAck && offloadOf(synAck)).toMatchObject({
-      checksum: "partial",
-      csumStart: 34,
-      csumOffset: 16,
-      gsoSize: 0,
-    });
+    stack.input([
+      markOffload(partialSyn(), { checksum: "partial", csumStart: 34, csumOffset: 16, gsoSize: 0 }),
+    ]);
+    const synAck = whole(frames.shift()); // no payload: cheaper to sum than to mark
+    stack.input([guestAck((synAck.seq + 1) >>> 0)]);
+    const conn = opened[0];
+    if (!conn) throw new Error("not established");
+    conn.write(Buffer.alloc(100, 1));
+    expect(whole(frames.shift()).payload.length).toBe(100);
+    conn.write(Buffer.alloc(3000, 2));
+    const big = frames.shift();
+    expect(big && offloadOf(big)).toMatchObject({ checksum: "partial", csumStart: 34, csumOffset: 16 });
     stack.setOffloads(false);
-    stack.input([Buffer.from(partialSyn())]); // unmarked, bad checksum: dropped, nothing sent
-    const again = markOffload(partialSyn(), {
-      checksum: "partial",
-      csumStart: 34,
-      csumOffset: 16,
-      gsoSize: 0,
-    });
-    stack.input([again]); // a retransmitted SYN on the open flow: the SYN-ACK again, now whole
-    const whole = frames.shift();
-    expect(whole && offloadOf(whole)).toBeUndefined();
-    const ipv4 = whole ? decodeIpv4(whole.subarray(14)) : undefined;
-    expect(ipv4?.ok && decodeTcp(ipv4.value.payload, ipv4.value).ok).toBe(true);
+    stack.input([guestAck((synAck.seq + 1 + 100 + 3000) >>> 0)]);
+    conn.write(Buffer.alloc(1400, 3));
+    expect(whole(frames.shift()).payload.length).toBe(1400);
   });
 });
