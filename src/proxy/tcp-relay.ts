@@ -280,30 +280,24 @@ export class TcpRelay {
 
   private toGuest(r: Relay, data: Buffer): void {
     const lent = r.lent;
-    if (lent !== undefined && data.buffer === lent.buffer && data.byteOffset === lent.byteOffset) {
-      r.lent = undefined;
-      const took = r.conn.writeLent?.(lent, data.length) ?? 0;
-      r.toGuestBytes += took;
-      if (took < data.length) {
-        r.held = Buffer.from(data.subarray(took)); // the endpoint stopped taking (closing)
-        r.socket?.pause();
-      } else if (r.conn.awaitSendRoom?.()) {
-        // a full send buffer: pause before the next read rather than read into the
-        // shared buffer and hold what does not fit (`writable` resumes)
-        r.awaitingRoom = true;
-        r.socket?.pause();
-      }
-      return;
-    }
-    if (r.held !== undefined) {
+    const intoLent = lent !== undefined && data.buffer === lent.buffer && data.byteOffset === lent.byteOffset;
+    r.lent = undefined;
+    if (!intoLent && r.held !== undefined) {
       // the socket is paused; a chunk already in flight in Node joins the held one
       r.held = Buffer.concat([r.held, data]);
       return;
     }
-    const took = r.conn.write(data);
+    const took = intoLent ? (r.conn.writeLent?.(data, data.length) ?? 0) : r.conn.write(data);
     r.toGuestBytes += took;
     if (took < data.length) {
-      r.held = Buffer.from(data.subarray(took)); // data is the socket's reused read buffer
+      // data is the socket's reused read buffer, or send-buffer space the endpoint
+      // stopped taking (it is closing): what it did not take is copied and held
+      r.held = Buffer.from(data.subarray(took));
+      r.socket?.pause();
+    } else if (intoLent && r.conn.awaitSendRoom?.()) {
+      // a full send buffer: pause before the next read rather than read into the
+      // shared buffer and hold what does not fit (`writable` resumes)
+      r.awaitingRoom = true;
       r.socket?.pause();
     }
   }

@@ -411,15 +411,14 @@ export class UserStack {
       const srcMac = this.owned.get(src) ?? this.gatewayMac;
       let frame: Buffer;
       let tail: Buffer | undefined;
-      if (!offloads) {
-        if (gsoSize !== undefined) {
-          this.drops.drop("tcp-super-frame-without-offload"); // cannot happen: segmentOffload is 0
-          continue;
-        }
-        frame = this.output.tcp(srcMac, dstMac, src, dst, seg, checksumFull);
-      } else if (gsoSize === undefined && seg.payload.length < tailMinBytes) {
-        // A small segment (an ACK, a request) is sent whole even so: summing its few
-        // bytes costs less than the mark and the port's work for it.
+      if (!offloads && gsoSize !== undefined) {
+        this.drops.drop("tcp-super-frame-without-offload"); // cannot happen: segmentOffload is 0
+        continue;
+      }
+      // Without offloads every segment goes whole; with them, a small one (an ACK, a
+      // request) does too: summing its few bytes costs less than the mark and the
+      // port's work for it.
+      if (!offloads || (gsoSize === undefined && seg.payload.length < tailMinBytes)) {
         frame = this.output.tcp(srcMac, dstMac, src, dst, seg, checksumFull);
       } else {
         // Towards peers that take offloads (an offloading TAP, QEMU sockets with the

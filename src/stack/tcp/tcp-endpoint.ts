@@ -433,11 +433,21 @@ export class TcpEndpoint {
 
   /** Queues host bytes for the guest; takes only what fits (see `writable`). */
   write(data: Buffer, now: number): TcpStep & { accepted: number } {
+    return this.takeHostBytes(data.length, now, () => this.sendBuf.push(data));
+  }
+
+  /** Whether host bytes may still be queued (no FIN queued, not closed). */
+  private takesHostBytes(): boolean {
+    return !this.finQueued && this.state !== "closed" && this.state !== "time-wait";
+  }
+
+  /** `write` and `writeLent`: n bytes offered, `put` queues what fits and says how many. */
+  private takeHostBytes(n: number, now: number, put: () => number): TcpStep & { accepted: number } {
     this.now = now;
     let accepted = 0;
-    if (!this.finQueued && this.state !== "closed" && this.state !== "time-wait") {
-      accepted = this.sendBuf.push(data);
-      if (accepted < data.length) this.writeBlocked = true;
+    if (this.takesHostBytes()) {
+      accepted = put();
+      if (accepted < n) this.writeBlocked = true;
       this.output(now);
     }
     return { ...this.step(), accepted };
@@ -449,8 +459,7 @@ export class TcpEndpoint {
    * or no more writes).
    */
   lendSendSpace(): Buffer | undefined {
-    if (this.finQueued || this.state === "closed" || this.state === "time-wait") return undefined;
-    return this.sendBuf.lend(lendMinBytes, lendMaxBytes);
+    return this.takesHostBytes() ? this.sendBuf.lend(lendMinBytes, lendMaxBytes) : undefined;
   }
 
   /**
@@ -465,14 +474,7 @@ export class TcpEndpoint {
 
   /** `write` for n host bytes read into a view from `lendSendSpace` (copied only if the buffer moved). */
   writeLent(view: Buffer, n: number, now: number): TcpStep & { accepted: number } {
-    this.now = now;
-    let accepted = 0;
-    if (!this.finQueued && this.state !== "closed" && this.state !== "time-wait") {
-      accepted = this.sendBuf.commitLent(view, n);
-      if (accepted < n) this.writeBlocked = true;
-      this.output(now);
-    }
-    return { ...this.step(), accepted };
+    return this.takeHostBytes(n, now, () => this.sendBuf.commitLent(view, n));
   }
 
   /** The relay passed n bytes of guest data on to the host: the window may re-open. */
