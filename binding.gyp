@@ -23,6 +23,23 @@
           }
         ]
       ]
+    },
+    {
+      "target_name": "usernet_sandbox",
+      "conditions": [
+        [
+          "OS=='linux'",
+          {
+            "sources": ["native/sandbox.c", "native/util.c"],
+            "defines": ["NAPI_VERSION=8"],
+            "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
+          },
+          {
+            "sources": ["native/unsupported.c"],
+            "defines": ["NAPI_VERSION=8"]
+          }
+        ]
+      ]
     }
   ]
 }

@@ -138,5 +138,7 @@ export interface Config {
   /** the management API (src/api); undefined = none */
   api?: ApiConfig;
   stateDir?: string;
+  /** --sandbox: confine the process once started (src/sandbox.ts); absent = off */
+  sandbox?: boolean;
   logLevel: "debug" | "info" | "warn" | "error";
 }

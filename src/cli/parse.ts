@@ -57,6 +57,8 @@ const flags: Record<string, "help" | "version"> = {
   V: "version",
   version: "version",
 };
+/** options that take no value */
+const switches = new Set(["sandbox"]);
 const logLevels = ["debug", "info", "warn", "error"] as const;
 type LogLevel = (typeof logLevels)[number];
 const isLogLevel = (s: string): s is LogLevel => (logLevels as readonly string[]).includes(s);
@@ -64,6 +66,7 @@ const isLogLevel = (s: string): s is LogLevel => (logLevels as readonly string[]
 type Token =
   | { kind: "option"; name: string; value: string; raw: string }
   | { kind: "flag"; name: "help" | "version"; raw: string }
+  | { kind: "switch"; name: string; raw: string }
   | { kind: "bad"; message: string };
 
 function readTokens(
@@ -95,6 +98,14 @@ function readTokens(
         inline === undefined
           ? { kind: "flag", name: flag, raw }
           : { kind: "bad", message: `${raw}: ${name} takes no value` },
+      );
+      continue;
+    }
+    if (switches.has(name)) {
+      out.push(
+        inline === undefined
+          ? { kind: "switch", name, raw }
+          : { kind: "bad", message: `${raw}: --${name} takes no value` },
       );
       continue;
     }
@@ -160,8 +171,13 @@ export function parseCommandLine(
   let apiListen: { host: string; port: number } | undefined;
   let apiTokenFile: string | undefined;
   let logLevel: LogLevel = "info";
+  let sandbox = false;
   for (const t of tokens) {
     if (t.kind === "bad") throw new UsageError(t.message);
+    if (t.kind === "switch") {
+      if (t.name === "sandbox") sandbox = true;
+      continue;
+    }
     if (t.kind !== "option") continue;
     const { name, value } = t;
     switch (name) {
@@ -246,6 +262,7 @@ export function parseCommandLine(
 
   const config: Config = { netdevs: list.entries.map((e) => e.config), logLevel };
   if (stateDir !== undefined) config.stateDir = stateDir;
+  if (sandbox) config.sandbox = true;
   if (apiSocket !== undefined) config.slirp4netnsApiSocket = apiSocket;
   const apiConfig = managementApi(api, apiListen, apiTokenFile, sawNetdev, env, readFile);
   if (apiConfig) config.api = apiConfig;

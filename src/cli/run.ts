@@ -10,9 +10,11 @@
  * `usernet slirp4netns ...` (first argument) is the slirp4netns drop-in instead, with
  * its own grammar (slirp4netns.ts, slirp4netns-run.ts).
  */
+import { dirname } from "node:path";
 import type { Config } from "../config.js";
 import { createLogger, type Logger } from "../log.js";
 import { formatQemuAttachCommands } from "./attach.js";
+import { defaultUnixSocketPath } from "./defaults.js";
 import { parseCommandLine } from "./parse.js";
 import type { StartOptions } from "./slirp4netns-run.js";
 import { UsageError } from "./usage-error.js";
@@ -33,6 +35,23 @@ export interface CliEnvironment {
   onSignal(handler: (signal: string) => void): () => void;
   /** defaults to src/log.ts's createLogger writing to stderr */
   logger?: (level: Config["logLevel"]) => Logger;
+  /** --sandbox, once started: src/sandbox.ts's confineProcess in the real program; throws when it cannot */
+  confine?: (
+    config: Config,
+    want: { seccomp: boolean; landlock: boolean },
+    log: Logger,
+    runtimeDir?: string,
+  ) => void | Promise<void>;
+}
+
+async function confineDefault(
+  config: Config,
+  want: { seccomp: boolean; landlock: boolean },
+  log: Logger,
+  runtimeDir?: string,
+): Promise<void> {
+  const { confineProcess } = await import("../sandbox.js");
+  confineProcess(config, want, log, runtimeDir === undefined ? {} : { runtimeDir });
 }
 
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ");
@@ -88,6 +107,16 @@ export async function runCli(io: CliEnvironment): Promise<number> {
     if (running === "forced") {
       log.error("stopped twice during start-up; exiting without closing");
       return 1;
+    }
+    if (config.sandbox) {
+      try {
+        const runtimeDir = dirname(defaultUnixSocketPath(io.env, process.getuid?.() ?? 0));
+        await (io.confine ?? confineDefault)(config, { seccomp: true, landlock: true }, log, runtimeDir);
+      } catch (e) {
+        log.error(`start-up failed: ${oneLine(e)}`);
+        await running.close().catch((err: unknown) => log.error(`close failed: ${oneLine(err)}`));
+        return 1;
+      }
     }
     const lines = formatQemuAttachCommands(config);
     if (lines.length > 0) io.stdout.write(`# attach a QEMU guest with one of:\n${lines.join("\n")}\n`);

@@ -55,6 +55,22 @@ export interface Slirp4netnsEnvironment {
   watchExitFd?: (fd: number, onExit: () => void) => () => void;
   /** calls onGone once when the target process has exited; returns a canceller */
   watchPid?: (pid: number, onGone: () => void) => () => void;
+  /** --enable-sandbox/--enable-seccomp: src/sandbox.ts's confineProcess in the real program; throws when it cannot */
+  confine?: (
+    config: Config,
+    want: { seccomp: boolean; landlock: boolean },
+    log: Logger,
+    runtimeDir?: string,
+  ) => void | Promise<void>;
+}
+
+async function confineDefault(
+  config: Config,
+  want: { seccomp: boolean; landlock: boolean },
+  log: Logger,
+): Promise<void> {
+  const { confineProcess } = await import("../sandbox.js");
+  confineProcess(config, want, log);
 }
 
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ");
@@ -75,8 +91,6 @@ export async function runSlirp4netns(io: Slirp4netnsEnvironment): Promise<number
   }
   const o = cmd.options;
   const log = (io.logger ?? ((lvl) => createLogger(lvl, io.stderr)))("info").child({ mode: "slirp4netns" });
-  if (o.sandbox) log.warn("--enable-sandbox is accepted but not applied by usernet");
-  if (o.seccomp) log.warn("--enable-seccomp is accepted but not applied by usernet");
 
   const paths = namespacePaths(o);
   const isOwn = io.isOwnUserNs ?? isOwnUserNamespace;
@@ -114,6 +128,8 @@ export async function runSlirp4netns(io: Slirp4netnsEnvironment): Promise<number
         });
         closers.push(() => api.close());
       }
+      if (o.sandbox || o.seccomp)
+        await (io.confine ?? confineDefault)(config, { seccomp: o.seccomp, landlock: o.sandbox }, log);
     } catch (e) {
       log.error(`start-up failed: ${oneLine(e)}`);
       return 1;

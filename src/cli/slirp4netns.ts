@@ -32,8 +32,11 @@
  * - Not supported, refused with a message: IPv6 (-6, --outbound-addr6),
  *   --target-type=bess. --api-socket serves slirp4netns's JSON API (src/api/
  *   slirp4netns-api.ts) on the user netdev's forwards, guest_addr defaulting to net+100.
- *   --enable-sandbox and --enable-seccomp are accepted (rootlesskit asks for them when
- *   the help lists them) and not applied: a warning says so.
+ *   --enable-sandbox and --enable-seccomp confine the process once the TAP is up,
+ *   configured and the API socket listens, before --ready-fd is written
+ *   (src/sandbox.ts): --enable-sandbox is no_new_privs and Landlock (files: the
+ *   system read-only, nothing else; slirp4netns makes a mount namespace instead),
+ *   --enable-seccomp no_new_privs and the seccomp deny-list. Not possible: exit 1.
  */
 import { networkInterfaces } from "node:os";
 import type { Config, NetdevConfig, TapNetdevConfig, UserNetdevConfig } from "../config.js";
@@ -61,8 +64,9 @@ export interface Slirp4netnsOptions {
   macAddress?: string;
   /** --disable-dns: no DNS forwarder at net+3 */
   disableDns: boolean;
-  /** accepted, not applied */
+  /** --enable-sandbox: no_new_privs and Landlock once started */
   sandbox: boolean;
+  /** --enable-seccomp: no_new_privs and the seccomp filter once started */
   seccomp: boolean;
 }
 
@@ -103,7 +107,8 @@ export function slirp4netnsHelpText(version: string): string {
     "",
     `This is usernet ${version} (\`usernet slirp4netns\`), a drop-in for slirp4netns 1.2 built on`,
     "usernet's own TypeScript stack, not libslirp. Not supported: IPv6 (-6, --outbound-addr6),",
-    "--target-type=bess; --enable-sandbox and --enable-seccomp are accepted but not applied.",
+    "--target-type=bess. --enable-sandbox confines files with Landlock (no mount namespace),",
+    "--enable-seccomp denies ptrace, mount, bpf, modules, namespaces and more (EPERM).",
     "--mtu is at most 65520.",
     "",
   ].join("\n");

@@ -105,6 +105,11 @@ Other options:
     e.g. --api-listen 127.0.0.1:8180 --api-token-file ~/.config/usernet/token
   --log-level LEVEL    debug, info, warn or error (info)
     e.g. --log-level debug
+  --sandbox            once started, confine the process: no new privileges, a
+                       seccomp filter (no ptrace, mount, bpf, modules, namespaces,
+                       ...: EPERM), and Landlock where the kernel has it (files: only
+                       the system read-only and what the options name); one log line
+                       says what was applied
   -h, --help           this text
   -V, --version        the version
 
