@@ -216,6 +216,13 @@ describe("parseCommandLine: valid command lines", () => {
     expect(run(argv)).toEqual(config);
   });
 
+  it("--sandbox asks for confinement and takes no value", () => {
+    expect(run(["--sandbox", "-netdev", "user,id=n0"]).sandbox).toBe(true);
+    expect(run(["-sandbox", "-netdev", "user,id=n0"]).sandbox).toBe(true);
+    expect(run(["-netdev", "user,id=n0"]).sandbox).toBeUndefined();
+    expect(error(["--sandbox=on"])).toBe("--sandbox=on: --sandbox takes no value");
+  });
+
   it("names the user netdev made for -redir like QEMU, skipping taken names", () => {
     const c = run([
       "-netdev",

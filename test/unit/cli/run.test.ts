@@ -53,6 +53,47 @@ function fake(argv: string[], start?: CliEnvironment["start"]): Fake {
 const settle = () => new Promise((r) => setTimeout(r, 0));
 
 describe("runCli", () => {
+  it("--sandbox confines after start-up, before the attach lines; a failure closes and exits 1", async () => {
+    const calls: string[] = [];
+    const f = fake(["--sandbox", "-netdev", "user,id=n0"], async (config) => {
+      calls.push(`start sandbox=${config.sandbox}`);
+      return { close: async () => void calls.push("close") };
+    });
+    // never the real one: it would confine the test runner
+    f.io.confine = (_config, want, _log, runtimeDir) => {
+      calls.push(`confine ${JSON.stringify(want)} ${runtimeDir}`);
+    };
+    const done = runCli(f.io);
+    await settle();
+    expect(calls).toEqual([
+      "start sandbox=true",
+      'confine {"seccomp":true,"landlock":true} /run/user/1/usernet',
+    ]);
+    f.signal("SIGTERM");
+    expect(await done).toBe(0);
+
+    const g = fake(["--sandbox", "-netdev", "user,id=n0"], async () => ({
+      close: async () => void calls.push("closed after failure"),
+    }));
+    g.io.confine = () => {
+      throw new Error("sandbox: no_new_privs on, seccomp FAILED (EINVAL)");
+    };
+    expect(await runCli(g.io)).toBe(1);
+    expect(calls).toContain("closed after failure");
+    expect(g.err.join("")).toMatch(/start-up failed: sandbox: .*seccomp FAILED/);
+    expect(g.out).toEqual([]);
+
+    const h = fake(["-netdev", "user,id=n0"]);
+    h.io.confine = () => {
+      calls.push("confined without --sandbox");
+    };
+    const d3 = runCli(h.io);
+    await settle();
+    h.signal("SIGINT");
+    expect(await d3).toBe(0);
+    expect(calls).not.toContain("confined without --sandbox");
+  });
+
   it("prints help and the version to stdout", async () => {
     const h = fake(["--help"]);
     expect(await runCli(h.io)).toBe(0);

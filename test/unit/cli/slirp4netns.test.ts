@@ -232,6 +232,7 @@ interface World {
   started: Config[];
   configured: { ns: { netns: string; userns: string | undefined }; lines: string[] }[];
   ready: number[];
+  confined: { seccomp: boolean; landlock: boolean; afterConfigure: number; beforeReady: boolean }[];
   closed: number;
   signal?: (s: string) => void;
   exitFd?: () => void;
@@ -239,13 +240,17 @@ interface World {
   tapFailure?: StartOptions["onTapFailure"];
 }
 
-function world(argv: string[], opts: { failStart?: boolean; failConfigure?: boolean } = {}): World {
+function world(
+  argv: string[],
+  opts: { failStart?: boolean; failConfigure?: boolean; failConfine?: boolean } = {},
+): World {
   const w: World = {
     out: [],
     err: [],
     started: [],
     configured: [],
     ready: [],
+    confined: [],
     closed: 0,
   } as unknown as World;
   w.env = {
@@ -275,6 +280,11 @@ function world(argv: string[], opts: { failStart?: boolean; failConfigure?: bool
       w.configured.push({ ns, lines });
     },
     isOwnUserNs: (p) => p === "/proc/1/ns/user",
+    // never the real one: it would confine the test runner
+    confine(_config, want) {
+      if (opts.failConfine) throw new Error("sandbox: no_new_privs on, seccomp FAILED (EINVAL)");
+      w.confined.push({ ...want, afterConfigure: w.configured.length, beforeReady: w.ready.length === 0 });
+    },
     signalReady: (fd) => w.ready.push(fd),
     watchExitFd: (_fd, onExit) => {
       w.exitFd = onExit;
@@ -349,6 +359,36 @@ describe("runSlirp4netns", () => {
     const c = world(["--mtu=0", "1"]);
     expect(await runSlirp4netns(c.env)).toBe(2);
     expect(c.err.join("")).toBe("usernet slirp4netns: --mtu=0: expected 68..65520 such as --mtu=65520\n");
+  });
+
+  it("--enable-sandbox and --enable-seccomp confine after --configure, before the ready fd", async () => {
+    const w = world(["-c", "-r", "3", "--enable-sandbox", "--enable-seccomp", "7"]);
+    const done = runSlirp4netns(w.env);
+    for (let i = 0; i < 10 && w.ready.length === 0; i++) await tick();
+    expect(w.confined).toEqual([{ seccomp: true, landlock: true, afterConfigure: 1, beforeReady: true }]);
+    expect(w.ready).toEqual([3]);
+    w.signal?.("SIGTERM");
+    expect(await done).toBe(0);
+    const only = world(["--enable-seccomp", "7"]);
+    const d2 = runSlirp4netns(only.env);
+    for (let i = 0; i < 10 && only.confined.length === 0; i++) await tick();
+    expect(only.confined).toMatchObject([{ seccomp: true, landlock: false }]);
+    only.signal?.("SIGTERM");
+    await d2;
+    const none = world(["7"]);
+    const d3 = runSlirp4netns(none.env);
+    for (let i = 0; i < 10 && none.started.length === 0; i++) await tick();
+    await tick();
+    expect(none.confined).toEqual([]);
+    none.signal?.("SIGTERM");
+    await d3;
+  });
+
+  it("a sandbox that cannot be applied is a start-up failure: exit 1, no ready byte, closed", async () => {
+    const w = world(["-r", "3", "--enable-seccomp", "7"], { failConfine: true });
+    expect(await runSlirp4netns(w.env)).toBe(1);
+    expect(w.ready).toEqual([]);
+    expect(w.closed).toBe(1);
   });
 
   it("prints help and version on stdout with status 0", async () => {
