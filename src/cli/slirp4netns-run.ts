@@ -218,20 +218,31 @@ function signalReady(fd: number): void {
 
 /**
  * Polls once a second: gone when the pid no longer exists or now has another network
- * namespace (the pid was reused). Our TAP holds a reference on the namespace, so the
+ * namespace (the pid was reused; not seen once Landlock hides the pid's namespace). Our TAP holds a reference on the namespace, so the
  * TAP itself never notices that the process that owned it is gone.
  */
 function watchPid(pid: number, onGone: () => void): () => void {
-  const nsOf = () => {
+  const nsOf = (): number | "denied" | undefined => {
     try {
       return statSync(`/proc/${pid}/ns/net`).ino;
-    } catch {
-      return undefined;
+    } catch (e) {
+      // under Landlock (--enable-sandbox) another process's /proc/PID/ns is out of
+      // reach: then only whether the pid exists can be asked (signal 0)
+      return (e as NodeJS.ErrnoException).code === "EACCES" ? "denied" : undefined;
+    }
+  };
+  const exists = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === "EPERM";
     }
   };
   const first = nsOf();
   const timer = setInterval(() => {
-    const now = nsOf();
+    let now = nsOf();
+    if (now === "denied") now = exists() ? first : undefined;
     if (now === undefined || now !== first) {
       clearInterval(timer);
       onGone();
