@@ -35,7 +35,8 @@
  *   --enable-sandbox and --enable-seccomp confine the process once the TAP is up,
  *   configured and the API socket listens, before --ready-fd is written
  *   (src/sandbox.ts): --enable-sandbox is no_new_privs and Landlock (files: the
- *   system read-only, nothing else; slirp4netns makes a mount namespace instead),
+ *   system and usernet itself read-only, nothing else; slirp4netns makes a mount
+ *   namespace instead),
  *   --enable-seccomp no_new_privs and the seccomp deny-list. Not possible: exit 1.
  */
 import { networkInterfaces } from "node:os";
