@@ -6,6 +6,11 @@
  * already taken, ...) is logged as one line and exits 1, as is a failure to close. A
  * second signal while closing gives up waiting and exits 1.
  *
+ * With the defaults (no -netdev), the sockets live in a private runtime directory:
+ * XDG_RUNTIME_DIR is dropped from the environment first when it is not usable (with a
+ * warning), and the directory is created and checked (runtime-dir.ts) before start-up;
+ * a directory that is not ours alone stops usernet with exit status 1.
+ *
  * `usernet ctl ...` is the management API's client (ctl.ts).
  * `usernet slirp4netns ...` (first argument) is the slirp4netns drop-in instead, with
  * its own grammar (slirp4netns.ts, slirp4netns-run.ts).
@@ -14,6 +19,7 @@ import type { Config } from "../config.js";
 import { createLogger, type Logger } from "../log.js";
 import { formatQemuAttachCommands } from "./attach.js";
 import { parseCommandLine } from "./parse.js";
+import { nodeRuntimeDirFs, prepareRuntimeDir, type RuntimeDirFs, runtimeEnv } from "./runtime-dir.js";
 import type { StartOptions } from "./slirp4netns-run.js";
 import { UsageError } from "./usage-error.js";
 
@@ -33,6 +39,9 @@ export interface CliEnvironment {
   onSignal(handler: (signal: string) => void): () => void;
   /** defaults to src/log.ts's createLogger writing to stderr */
   logger?: (level: Config["logLevel"]) => Logger;
+  /** the runtime directory checks' file system (node:fs) and uid (process.getuid()) */
+  runtimeDirFs?: RuntimeDirFs;
+  uid?: number;
 }
 
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ");
@@ -47,9 +56,12 @@ export async function runCli(io: CliEnvironment): Promise<number> {
     const { runSlirp4netns } = await import("./slirp4netns-run.js");
     return runSlirp4netns({ ...io, argv: io.argv.slice(1) });
   }
+  const uid = io.uid ?? process.getuid?.() ?? 0;
+  const runtimeFs = io.runtimeDirFs ?? nodeRuntimeDirFs;
+  const runtime = runtimeEnv(io.env, uid, runtimeFs);
   let parsed: ReturnType<typeof parseCommandLine>;
   try {
-    parsed = parseCommandLine(io.argv, io.env, io.readFile);
+    parsed = parseCommandLine(io.argv, runtime.env, io.readFile, uid);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     io.stderr.write(`usernet: ${e.message}\n`);
@@ -61,6 +73,15 @@ export async function runCli(io: CliEnvironment): Promise<number> {
   }
   const { config } = parsed;
   const log = io.logger ? io.logger(config.logLevel) : createLogger(config.logLevel, io.stderr);
+  if (parsed.runtimeDir !== undefined) {
+    if (runtime.note) log.warn(runtime.note);
+    try {
+      prepareRuntimeDir(parsed.runtimeDir, uid, runtimeFs);
+    } catch (e) {
+      log.error(`start-up failed: ${oneLine(e)}`);
+      return 1;
+    }
+  }
 
   // Subscribe before starting, so a signal during start-up is not the default kill.
   let stop!: (signal: string) => void;
