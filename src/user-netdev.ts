@@ -14,11 +14,11 @@ import { HostDnsUpstream } from "./proxy/dns-upstream.js";
 import { GuestForwarder } from "./proxy/guest-forward.js";
 import { HostForwarder } from "./proxy/host-forward.js";
 import { type HostNet, nodeHostNet } from "./proxy/host-net.js";
-import { hostPipe } from "./proxy/host-pipe.js";
+import { HostPipeSession } from "./proxy/host-pipe.js";
 import { IcmpEchoNat } from "./proxy/icmp-echo.js";
 import { LocalTcpService } from "./proxy/local-tcp-service.js";
 import { NatPolicy } from "./proxy/nat-policy.js";
-import { nodeSmbdHost } from "./proxy/smbd-host.js";
+import { nodeSmbdHost, type SmbdConnection } from "./proxy/smbd-host.js";
 import { TcpRelay } from "./proxy/tcp-relay.js";
 import { UdpNat } from "./proxy/udp-nat.js";
 import { dhcpConfigFromNetdev } from "./services/dhcp/dhcp-config.js";
@@ -75,7 +75,7 @@ export interface UserNetdevOptions {
   /** the host's /etc/resolv.conf text, used when no dns-upstream= is given */
   resolvConf?: string | undefined;
   /** how smbd is run for smb=DIR (tests inject a fake) */
-  smbdHost?: SmbdHost;
+  smbdHost?: SmbdHost<SmbdConnection>;
   smbdPath?: string;
 }
 
@@ -97,8 +97,8 @@ export class UserNetdev implements Port {
   readonly tftp: TftpServer | undefined;
   /** DNS over TCP at the DNS address, port 53 */
   readonly dnsTcp: LocalTcpService;
-  /** smb=DIR: smbd, started at the first connection to the SMB address */
-  readonly smb: SmbdLauncher | undefined;
+  /** smb=DIR: one smbd per connection to the SMB address, with the connection on its stdin */
+  readonly smb: SmbdLauncher<SmbdConnection> | undefined;
   private readonly smbTcp: LocalTcpService | undefined;
   private stopping: Promise<void> = Promise.resolve();
   private readonly dnsUpstream: HostDnsUpstream;
@@ -221,11 +221,12 @@ export class UserNetdev implements Port {
       this.smbTcp = new LocalTcpService(
         {
           name: "smb",
-          open: hostPipe({
-            hostNet: options.hostNet ?? nodeHostNet,
-            target: async () => ({ address: "127.0.0.1", port: await smb.port() }),
-            log: smbLog,
-          }),
+          open: async (_peer, io) => {
+            const attach = await smb.open();
+            const pipe = new HostPipeSession(io);
+            pipe.socket = attach((e) => pipe.fromHost(e));
+            return pipe;
+          },
         },
         smbLog,
       );

@@ -22,6 +22,7 @@ import { createWriteStream, readFileSync } from "node:fs";
 import { type ClientRequest, type IncomingMessage, request } from "node:http";
 import { defaultApiSocketPath } from "./defaults.js";
 import { hostfwdForm, parseHostForward } from "./forwards.js";
+import { runtimeEnv } from "./runtime-dir.js";
 import { UsageError } from "./usage-error.js";
 
 export interface CtlEnvironment {
@@ -113,7 +114,9 @@ function parseArgs(io: CtlEnvironment): Parsed | "help" {
     if (tokenFile === undefined) throw new UsageError("ctl: --api-url needs --token-file FILE");
     target.url = u;
   } else {
-    target.socketPath = api ?? io.env.USERNET_API ?? defaultApiSocketPath(io.env, process.getuid?.() ?? 0);
+    const uid = process.getuid?.() ?? 0;
+    // the same directory the server chose: without an unusable XDG_RUNTIME_DIR
+    target.socketPath = api ?? io.env.USERNET_API ?? defaultApiSocketPath(runtimeEnv(io.env, uid).env, uid);
   }
   if (tokenFile !== undefined) {
     let text: string;

@@ -1,20 +1,20 @@
 /**
  * What `usernet` with no -netdev/-net option runs (e.g. `npm start`): hub 0 with
  *   user0    a `-netdev user` with QEMU's defaults (10.0.2.0/24),
- *   stream0  a QEMU stream/socket listener on 127.0.0.1:8010 (loopback only),
  *   unix0    a unix stream listener at $XDG_RUNTIME_DIR/usernet/hub0.sock, or
  *            <tmpdir>/usernet-<uid>/hub0.sock without XDG_RUNTIME_DIR,
  * and the management API on api.sock in the same directory (parse.ts adds it).
+ * No TCP listener: a TCP port cannot tell local users apart, so any of them could
+ * attach to the hub; the runtime directory is private (runtime-dir.ts checks and
+ * creates it before start-up). TCP listeners are opt-in with `listen=HOST:PORT`.
  * <tmpdir> is Node's os.tmpdir() rule applied to the environment passed in (TMPDIR,
- * TMP, TEMP, else /tmp), so callers and tests control it. Creating the directory
- * (mode 0700) is the transport's job when it binds.
+ * TMP, TEMP, else /tmp), so callers and tests control it. Whether XDG_RUNTIME_DIR is
+ * usable is decided before (runtime-dir.ts's runtimeEnv drops it when it is not).
  */
 import type { NetdevConfig } from "../config.js";
 import type { NetdevEntry } from "./netdev.js";
 import { defaultUserNetdev } from "./netdev-user.js";
 import { UsageError } from "./usage-error.js";
-
-export const defaultStreamPort = 8010;
 
 function tmpdir(env: NodeJS.ProcessEnv): string {
   let p = env.TMPDIR || env.TMP || env.TEMP || "/tmp";
@@ -22,14 +22,19 @@ function tmpdir(env: NodeJS.ProcessEnv): string {
   return p;
 }
 
-export function defaultUnixSocketPath(env: NodeJS.ProcessEnv, uid: number): string {
+/** The private directory the default sockets live in. */
+export function defaultRuntimeDir(env: NodeJS.ProcessEnv, uid: number): string {
   const xdg = env.XDG_RUNTIME_DIR;
-  return xdg ? `${xdg.replace(/\/+$/, "")}/usernet/hub0.sock` : `${tmpdir(env)}/usernet-${uid}/hub0.sock`;
+  return xdg ? `${xdg.replace(/\/+$/, "")}/usernet` : `${tmpdir(env)}/usernet-${uid}`;
+}
+
+export function defaultUnixSocketPath(env: NodeJS.ProcessEnv, uid: number): string {
+  return `${defaultRuntimeDir(env, uid)}/hub0.sock`;
 }
 
 /** The management API's socket when usernet runs its defaults: next to hub0.sock. */
 export function defaultApiSocketPath(env: NodeJS.ProcessEnv, uid: number): string {
-  return defaultUnixSocketPath(env, uid).replace(/hub0\.sock$/, "api.sock");
+  return `${defaultRuntimeDir(env, uid)}/api.sock`;
 }
 
 export function defaultNetdevs(env: NodeJS.ProcessEnv, uid: number): NetdevEntry[] {
@@ -47,17 +52,6 @@ export function defaultNetdevs(env: NodeJS.ProcessEnv, uid: number): NetdevEntry
   });
   return [
     entry(defaultUserNetdev("user0", 0), "-netdev user,id=user0"),
-    entry(
-      {
-        type: "stream",
-        id: "stream0",
-        hub: 0,
-        server: true,
-        addr: { type: "inet", host: "127.0.0.1", port: defaultStreamPort },
-        reconnect: 0,
-      },
-      `-netdev stream,id=stream0 on 127.0.0.1:${defaultStreamPort}`,
-    ),
     entry(
       { type: "stream", id: "unix0", hub: 0, server: true, addr: { type: "unix", path }, reconnect: 0 },
       `-netdev stream,id=unix0 on ${path}`,

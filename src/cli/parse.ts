@@ -12,14 +12,14 @@
  * --log-level (and --api-socket) keep their last value, so the command line can override a config file
  * read before it. Finally, netdevs that would bind the same host socket are refused.
  *
- * Pure apart from the injected readFile and the process uid (for the default socket
- * path); the environment is a parameter.
+ * Pure apart from the injected readFile; the environment and the uid (for the default
+ * socket paths) are parameters.
  */
 import { readFileSync } from "node:fs";
 import type { ApiConfig, Config, HostForward } from "../config.js";
 import { checkBindConflicts } from "./binds.js";
 import { tokenizeConfigFile } from "./config-file.js";
-import { defaultApiSocketPath, defaultNetdevs } from "./defaults.js";
+import { defaultApiSocketPath, defaultNetdevs, defaultRuntimeDir } from "./defaults.js";
 import { parseRedirect, redirForm } from "./forwards.js";
 import { parseHostPort } from "./inet.js";
 import { NetdevList } from "./netdev.js";
@@ -29,7 +29,8 @@ import { UsageError } from "./usage-error.js";
 import { readVersion } from "./version.js";
 
 export type CommandLine =
-  | { action: "run"; config: Config }
+  /** runtimeDir: the private directory the default sockets are in, to check before start */
+  | { action: "run"; config: Config; runtimeDir?: string }
   | { action: "help"; text: string }
   | { action: "version"; text: string };
 
@@ -152,6 +153,7 @@ export function parseCommandLine(
   argv: string[],
   env: NodeJS.ProcessEnv,
   readFile: (path: string) => string = (p) => readFileSync(p, "utf8"),
+  uid: number = process.getuid?.() ?? 0,
 ): CommandLine {
   const tokens = readTokens(argv, readFile, undefined);
   for (const t of tokens) {
@@ -236,7 +238,7 @@ export function parseCommandLine(
     }
   }
 
-  if (!sawNetdev) for (const e of defaultNetdevs(env, process.getuid?.() ?? 0)) list.push(e);
+  if (!sawNetdev) for (const e of defaultNetdevs(env, uid)) list.push(e);
 
   const owners = new Map<HostForward, string>();
   if (redirs.length > 0) {
@@ -264,9 +266,11 @@ export function parseCommandLine(
   if (stateDir !== undefined) config.stateDir = stateDir;
   if (sandbox) config.sandbox = true;
   if (apiSocket !== undefined) config.slirp4netnsApiSocket = apiSocket;
-  const apiConfig = managementApi(api, apiListen, apiTokenFile, sawNetdev, env, readFile);
+  const apiConfig = managementApi(api, apiListen, apiTokenFile, sawNetdev, env, uid, readFile);
   if (apiConfig) config.api = apiConfig;
-  return { action: "run", config };
+  // the default sockets (hub0.sock, api.sock) come only with the default netdevs
+  if (sawNetdev) return { action: "run", config };
+  return { action: "run", config, runtimeDir: defaultRuntimeDir(env, uid) };
 }
 
 /**
@@ -280,11 +284,12 @@ function managementApi(
   tokenFile: string | undefined,
   sawNetdev: boolean,
   env: NodeJS.ProcessEnv,
+  uid: number,
   readFile: (path: string) => string,
 ): ApiConfig | undefined {
   const out: ApiConfig = {};
   if (api !== undefined && api !== "off") out.socket = api;
-  else if (api === undefined && !sawNetdev) out.socket = defaultApiSocketPath(env, process.getuid?.() ?? 0);
+  else if (api === undefined && !sawNetdev) out.socket = defaultApiSocketPath(env, uid);
   if (listen !== undefined) {
     if (tokenFile === undefined) {
       throw new UsageError(

@@ -6,16 +6,21 @@
  * already taken, ...) is logged as one line and exits 1, as is a failure to close. A
  * second signal while closing gives up waiting and exits 1.
  *
+ * With the defaults (no -netdev), the sockets live in a private runtime directory:
+ * XDG_RUNTIME_DIR is dropped from the environment first when it is not usable (with a
+ * warning), and the directory is created and checked (runtime-dir.ts) before start-up;
+ * a directory that is not ours alone stops usernet with exit status 1.
+ *
  * `usernet ctl ...` is the management API's client (ctl.ts).
  * `usernet slirp4netns ...` (first argument) is the slirp4netns drop-in instead, with
  * its own grammar (slirp4netns.ts, slirp4netns-run.ts).
  */
-import { dirname } from "node:path";
 import type { Config } from "../config.js";
 import { createLogger, type Logger } from "../log.js";
 import { formatQemuAttachCommands } from "./attach.js";
-import { defaultUnixSocketPath } from "./defaults.js";
+import { defaultRuntimeDir } from "./defaults.js";
 import { parseCommandLine } from "./parse.js";
+import { nodeRuntimeDirFs, prepareRuntimeDir, type RuntimeDirFs, runtimeEnv } from "./runtime-dir.js";
 import type { StartOptions } from "./slirp4netns-run.js";
 import { UsageError } from "./usage-error.js";
 
@@ -42,6 +47,9 @@ export interface CliEnvironment {
     log: Logger,
     runtimeDir?: string,
   ) => void | Promise<void>;
+  /** the runtime directory checks' file system (node:fs) and uid (process.getuid()) */
+  runtimeDirFs?: RuntimeDirFs;
+  uid?: number;
 }
 
 async function confineDefault(
@@ -66,9 +74,12 @@ export async function runCli(io: CliEnvironment): Promise<number> {
     const { runSlirp4netns } = await import("./slirp4netns-run.js");
     return runSlirp4netns({ ...io, argv: io.argv.slice(1) });
   }
+  const uid = io.uid ?? process.getuid?.() ?? 0;
+  const runtimeFs = io.runtimeDirFs ?? nodeRuntimeDirFs;
+  const runtime = runtimeEnv(io.env, uid, runtimeFs);
   let parsed: ReturnType<typeof parseCommandLine>;
   try {
-    parsed = parseCommandLine(io.argv, io.env, io.readFile);
+    parsed = parseCommandLine(io.argv, runtime.env, io.readFile, uid);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     io.stderr.write(`usernet: ${e.message}\n`);
@@ -80,6 +91,15 @@ export async function runCli(io: CliEnvironment): Promise<number> {
   }
   const { config } = parsed;
   const log = io.logger ? io.logger(config.logLevel) : createLogger(config.logLevel, io.stderr);
+  if (parsed.runtimeDir !== undefined) {
+    if (runtime.note) log.warn(runtime.note);
+    try {
+      prepareRuntimeDir(parsed.runtimeDir, uid, runtimeFs);
+    } catch (e) {
+      log.error(`start-up failed: ${oneLine(e)}`);
+      return 1;
+    }
+  }
 
   // Subscribe before starting, so a signal during start-up is not the default kill.
   let stop!: (signal: string) => void;
@@ -110,7 +130,7 @@ export async function runCli(io: CliEnvironment): Promise<number> {
     }
     if (config.sandbox) {
       try {
-        const runtimeDir = dirname(defaultUnixSocketPath(io.env, process.getuid?.() ?? 0));
+        const runtimeDir = parsed.runtimeDir ?? defaultRuntimeDir(runtime.env, uid);
         await (io.confine ?? confineDefault)(config, { seccomp: true, landlock: true }, log, runtimeDir);
       } catch (e) {
         log.error(`start-up failed: ${oneLine(e)}`);

@@ -9,9 +9,10 @@ grammar: TYPE,key=value,...; ",," is a comma inside a value; booleans are on/off
 --name=VALUE works as well as --name VALUE.
 
 Without any -netdev/-net option usernet runs hub 0 with a default user network
-(user0, 10.0.2.0/24), a stream listener on 127.0.0.1:8010 (stream0) and a unix
-stream listener (unix0) at $XDG_RUNTIME_DIR/usernet/hub0.sock (else
-$TMPDIR/usernet-UID/hub0.sock), and prints the QEMU options that attach a guest.
+(user0, 10.0.2.0/24) and a unix stream listener (unix0) at
+$XDG_RUNTIME_DIR/usernet/hub0.sock (else $TMPDIR/usernet-UID/hub0.sock; the
+directory must be ours with mode 0700), and prints the QEMU options that attach a
+guest. TCP listeners (listen=HOST:PORT) are reachable by every local user.
 
 Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
   -netdev user,id=ID[,key=value...]     a virtual network with its services

@@ -10,14 +10,17 @@
  *   that sends an impossible frame length is disconnected with a log line; the listener
  *   and the other clients carry on.
  * - Bounded: at most `maxClients` (256) at once; more are closed at once and counted.
+ * - Who can attach: whoever can connect puts frames on the virtual LAN and, through a
+ *   user netdev's gateway, reaches the owner's loopback as the owner. A unix socket is
+ *   made mode 0600 (bound under a umask of 0177, so it is never wider, not even between
+ *   bind and chmod) and only our uid can connect; to share it, put it in a directory
+ *   of a group and chmod it yourself. A TCP listener cannot tell local users apart:
+ *   every user of the machine can connect to it, so opening one logs a warning that
+ *   says so (TCP listeners are opt-in; the defaults have none).
  * - Unix sockets: a socket file left by a dead process is removed before listening
  *   (QEMU unlinks unconditionally); a live one (something answers a connect) or a path
- *   that is not a socket is refused. The socket is made mode 0660: QEMU guests usually
- *   run as a different user than this service (libvirt's qemu user, a CI runner) and
- *   share a group with it, so group access is what makes the socket usable; others
- *   get nothing, since whoever can connect can put frames on the virtual LAN. Between
- *   bind and chmod the mode follows the umask for a moment. The file is removed on
- *   close if it is still ours (same inode).
+ *   that is not a socket is refused. The file is removed on close if it is still ours
+ *   (same inode).
  * - No timeouts: an idle QEMU stays connected as long as it likes, as with QEMU.
  */
 import { chmod, lstat, stat, unlink } from "node:fs/promises";
@@ -28,7 +31,7 @@ import { bindHost, describeError, formatAddress, type StreamAddress } from "./ad
 import { StreamPort, type StreamPortOptions } from "./stream-port.js";
 
 export const defaultMaxClients = 256;
-const unixSocketMode = 0o660;
+const unixSocketMode = 0o600;
 const staleProbeTimeoutMs = 1000;
 
 export interface StreamListenerOptions extends StreamPortOptions {
@@ -88,7 +91,7 @@ export class StreamListener {
         server.off("error", onError);
         resolve();
       };
-      if (options.address.type === "unix") server.listen({ path: options.address.path }, done);
+      if (options.address.type === "unix") listenPrivately(server, options.address.path, done);
       else server.listen({ host: bindHost(options.address.host), port: options.address.port }, done);
     });
     let bound: StreamAddress;
@@ -110,6 +113,12 @@ export class StreamListener {
     const listener = new StreamListener(server, options, bound);
     listener.unixIno = ino;
     listener.log.info("listening", { address: formatAddress(bound) });
+    if (bound.type === "inet") {
+      listener.log.warn(
+        `${options.id}: every local user can connect to ${formatAddress(bound)} and attach to hub ${options.hub.id} ` +
+          "(a TCP listener cannot tell users apart); use a unix socket (addr.type=unix) to keep them out",
+      );
+    }
     return listener;
   }
 
@@ -196,6 +205,25 @@ export class StreamListener {
     this.clientPorts.delete(port);
     this.options.hub.detach(port);
     port.close();
+  }
+}
+
+/**
+ * Binds `server` to the unix socket `path` with the umask at 0177, so the socket file
+ * is created 0600 at once. Node binds synchronously inside listen() (the callback
+ * comes later), so the umask is back before any other code runs.
+ */
+function listenPrivately(server: Server, path: string, done: () => void): void {
+  let old: number | undefined;
+  try {
+    old = process.umask(0o177);
+  } catch {
+    // worker threads cannot set the umask; the chmod after listening still applies
+  }
+  try {
+    server.listen({ path }, done);
+  } finally {
+    if (old !== undefined) process.umask(old);
   }
 }
 

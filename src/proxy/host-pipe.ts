@@ -50,7 +50,8 @@ export function hostPipe(options: HostPipeOptions): LocalStreamOpen {
   };
 }
 
-class HostPipeSession implements LocalStreamSession {
+/** The session over a host socket; also used over a stream made elsewhere (an smbd's). */
+export class HostPipeSession implements LocalStreamSession {
   socket: HostTcp | undefined;
   private guestEnded = false;
   private hostEnded = false;

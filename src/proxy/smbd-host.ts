@@ -1,9 +1,25 @@
 /**
  * The real `SmbdHost`: node's fs, child_process and net for the smbd launcher.
- * smbd runs detached (a new session and process group: smbd signals its whole group
- * when it stops, which must not include usernet), stdin from /dev/null (on a socket
- * smbd would take it for an inetd connection), stdout/stderr to usernet's log at debug
- * level. Probes and the free-port pick only touch 127.0.0.1.
+ *
+ * Theory of operation
+ * - Each guest connection gets its own smbd with a connected TCP socket on its stdin:
+ *   smbd then runs "inetd style" (a socket on stdin, no -D/-F) and serves only it.
+ *   TCP and not a unix socketpair (which is what Node's stdio "pipe" is), because
+ *   Debian's smbd 4.17 refuses a unix socket's peer ("get_remote_hostname failed -
+ *   Invalid argument" with `hostname lookups = no`; with them on, tree connects fail),
+ *   which is why QEMU's slirp makes a TCP pair for its smbd too.
+ * - The pair: a listener on 127.0.0.1, port 0, lives only until our own connection to
+ *   it is accepted (well under a millisecond). Another local user could connect in
+ *   that moment, so an accepted socket is taken only when its peer is exactly our
+ *   connecting socket (address and port: the kernel never gives two connections the
+ *   same four-tuple); any other is closed at once, unread, and counted. The accepted
+ *   end is never read here (pauseOnConnect): it becomes smbd's fd 0 and our copy is
+ *   closed right after the spawn. Bounded by `pairTimeoutMs` (5 s).
+ * - smbd runs detached (a new session and process group: smbd signals its whole group
+ *   when it stops, which must not include usernet); stdout/stderr go to usernet's log
+ *   at debug level.
+ * - Files: the private directory comes from mkdtemp (0700), its subdirectories are
+ *   0700 and smb.conf 0600.
  */
 import { spawn } from "node:child_process";
 import { constants } from "node:fs";
@@ -13,8 +29,73 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "../log.js";
 import type { SmbdChild, SmbdExit, SmbdHost } from "../services/smb/smbd-launcher.js";
+import { type HostTcp, type HostTcpEvent, wrapTcpSocket } from "./host-net.js";
 
-export function nodeSmbdHost(log: Logger): SmbdHost {
+/** Our end of an smbd's connection: attach it to get a HostTcp and its events. */
+export type SmbdConnection = (events: (e: HostTcpEvent) => void) => HostTcp;
+
+const pairTimeoutMs = 5_000;
+
+/** connections to a pair's listener that were not ours (closed unread) */
+export const strangersRefused = { count: 0 };
+
+/**
+ * A connected pair of TCP sockets on 127.0.0.1 that nobody else is part of; `theirs`
+ * is paused and never read.
+ */
+export function privateLoopbackPair(): Promise<{ ours: net.Socket; theirs: net.Socket }> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+    let ours: net.Socket | undefined;
+    let theirs: net.Socket | undefined;
+    let connected = false;
+    let settled = false;
+    const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      server.close();
+      if (err || !ours || !theirs) {
+        ours?.destroy();
+        theirs?.destroy();
+        reject(err ?? new Error("no connection"));
+        return;
+      }
+      ours.off("error", onError);
+      resolve({ ours, theirs });
+    };
+    const onError = (err: Error) => finish(err);
+    const timer = setTimeout(() => finish(new Error("loopback pair timed out")), pairTimeoutMs);
+    server.on("error", onError);
+    server.on("connection", (s) => {
+      const mine =
+        !settled &&
+        theirs === undefined &&
+        ours?.localPort !== undefined &&
+        s.remotePort === ours.localPort &&
+        s.remoteAddress === ours.localAddress;
+      if (!mine) {
+        strangersRefused.count++;
+        s.destroy();
+        return;
+      }
+      theirs = s;
+      if (connected) finish();
+    });
+    server.listen({ host: "127.0.0.1", port: 0, backlog: 8 }, () => {
+      const a = server.address();
+      if (!a || typeof a !== "object") return finish(new Error("no listener address"));
+      ours = net.connect({ host: "127.0.0.1", port: a.port, allowHalfOpen: true, noDelay: true });
+      ours.once("error", onError);
+      ours.once("connect", () => {
+        connected = true;
+        if (theirs) finish();
+      });
+    });
+  });
+}
+
+export function nodeSmbdHost(log: Logger): SmbdHost<SmbdConnection> {
   return {
     async isExecutable(path) {
       try {
@@ -62,31 +143,29 @@ export function nodeSmbdHost(log: Logger): SmbdHost {
     async removeDir(path) {
       await rm(path, { recursive: true, force: true, maxRetries: 2 });
     },
-    freePort() {
-      return new Promise((resolve, reject) => {
-        const server = net.createServer();
-        server.once("error", reject);
-        server.listen(0, "127.0.0.1", () => {
-          const addr = server.address();
-          server.close(() => {
-            if (addr && typeof addr === "object") resolve(addr.port);
-            else reject(new Error("no port"));
-          });
-        });
-      });
-    },
-    spawn(command, args) {
-      const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    async spawnOnConnection(command, args) {
+      const { ours, theirs } = await privateLoopbackPair();
+      let child: ReturnType<typeof spawn>;
+      try {
+        child = spawn(command, args, { stdio: [theirs, "pipe", "pipe"], detached: true });
+      } catch (e) {
+        ours.destroy();
+        throw e;
+      } finally {
+        // smbd has its own copy now (or none, if the spawn failed)
+        theirs.destroy();
+      }
       const out = (chunk: Buffer) => {
         for (const line of chunk.toString("utf8").split("\n"))
           if (line.trim()) log.debug(`smbd: ${line.trim()}`);
       };
-      child.stdout.on("data", out);
-      child.stderr.on("data", out);
+      child.stdout?.on("data", out);
+      child.stderr?.on("data", out);
       const exited = new Promise<SmbdExit>((resolve) => {
         child.once("exit", (code, signal) => resolve({ code, signal }));
         child.once("error", (e) => {
           log.error("cannot run smbd", { error: e.message });
+          ours.destroy();
           resolve({ code: null, signal: null });
         });
       });
@@ -97,19 +176,8 @@ export function nodeSmbdHost(log: Logger): SmbdHost {
         },
         exited,
       };
-      return handle;
-    },
-    probe(port) {
-      return new Promise((resolve) => {
-        const s = net.connect({ host: "127.0.0.1", port });
-        const done = (ok: boolean) => {
-          s.destroy();
-          resolve(ok);
-        };
-        s.setTimeout(1000, () => done(false));
-        s.once("connect", () => done(true));
-        s.once("error", () => done(false));
-      });
+      const connection: SmbdConnection = (events) => wrapTcpSocket(ours, true, events);
+      return { child: handle, connection };
     },
     sleep(ms) {
       return new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,22 +1,34 @@
 /**
  * SMB at 10.0.2.4 (`smb=DIR`) with Samba's smbclient in a QEMU guest, against the host's
- * Samba smbd that usernet starts on demand with its private config (Debian packages:
+ * Samba smbd that usernet runs per connection with its private config (Debian packages:
  * samba on the host, smbclient unpacked into the guest's third archive,
  * initramfs-smb.gz, which build-guest.sh builds next to the dig one).
  *
- * Checks: nothing runs before the first guest connection; `smbclient -N -m SMB3` lists
- * the share and fetches a file whose sha256 matches; a file the guest puts lands in DIR
- * (the share is writable); usernet stops smbd and removes its directory when it stops.
+ * Checks: nothing is made before the first guest connection; `smbclient -N -m SMB3`
+ * lists the share and fetches a file whose sha256 matches; a file the guest puts lands
+ * in DIR (the share is writable) as 0600; no TCP listener exists in the namespace at
+ * any check (the hub is a unix socket, and smbd gets its connection on stdin); another
+ * local user (`nobody`) gets nothing from smbclient and cannot enter smbd's directory;
+ * usernet stops every smbd and removes its directory when it stops.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { expect, test } from "vitest";
 import { describeE2E, requireGuestImage } from "./harness/prereqs.js";
+import { run } from "./harness/proc.js";
 import { e2eScope } from "./harness/scope.js";
 
 const started = /^# attach a QEMU guest/m;
+
+async function waitFor(ok: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`not so after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 /** smbd processes whose command line names `dir` */
 function smbdsFor(dir: string): number[] {
@@ -31,6 +43,19 @@ function smbdsFor(dir: string): number[] {
     }
   }
   return pids;
+}
+
+/** runs a command in the namespace as `nobody` */
+function asNobody(ns: { wrap(cmd: string, args: readonly string[]): string[] }, cmd: string, args: string[]) {
+  const [c, ...a] = ns.wrap("setpriv", [
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--",
+    cmd,
+    ...args,
+  ]);
+  return run(c as string, a, 30_000);
 }
 
 describeE2E(
@@ -54,19 +79,22 @@ describeE2E(
         throw new Error(`no ${smbInitrd}: the guest build has no smbclient archive`);
 
       const ns = await e2e.netns();
+      const sock = join(share, "..", `${share.split("/").pop()}.sock`);
+      e2e.defer(() => rmSync(sock, { force: true }));
       const u = await e2e.usernet(
         ns,
         [
           "-netdev",
           `user,id=u0,smb=${share},dns-upstream=127.0.0.1:5353`,
           "-netdev",
-          "socket,id=s0,listen=127.0.0.1:10445",
+          `stream,id=s0,server=on,addr.type=unix,addr.path=${sock}`,
         ],
-        { ready: { tcp: [10445], stdout: started } },
+        { ready: { unix: [sock], stdout: started } },
       );
+      const noTcpListener = async () => expect((await ns.execOk("ss", ["-Hltn"])).trim()).toBe("");
       const g = await e2e.guest(ns, {
         name: "smb-guest",
-        netdev: "socket,id=n0,connect=127.0.0.1:10445",
+        netdev: `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`,
         nic: "virtio-net-pci",
         ip: "10.0.2.15/24",
         gw: "10.0.2.2",
@@ -84,7 +112,28 @@ describeE2E(
       const dirs = runDirs();
       expect(dirs.length).toBe(1);
       const runDir = join(tmpdir(), dirs[0] ?? "");
-      expect(smbdsFor(runDir).length).toBeGreaterThan(0);
+      expect(statSync(runDir).mode & 0o777).toBe(0o700);
+      expect(statSync(join(runDir, "smb.conf")).mode & 0o777).toBe(0o600);
+      await noTcpListener();
+
+      // another local user: nothing to connect to, no way into smbd's files
+      for (const port of ["445", "139"]) {
+        const r = await asNobody(ns, "smbclient", [
+          "//127.0.0.1/qemu",
+          "-p",
+          port,
+          "-N",
+          "-m",
+          "SMB3",
+          "-c",
+          "ls",
+        ]);
+        expect(r.code, `smbclient as nobody on port ${port}`).not.toBe(0);
+        expect(r.stdout + r.stderr).toMatch(/NT_STATUS_CONNECTION_REFUSED/);
+      }
+      const peek = await asNobody(ns, "ls", [runDir]);
+      expect(peek.code).not.toBe(0);
+      expect(peek.stderr).toMatch(/Permission denied/);
 
       await g.runOk("smbclient //10.0.2.4/qemu -N -m SMB3 -c 'get data.bin /tmp/f' 2>&1", {
         timeoutMs: 120_000,
@@ -97,6 +146,10 @@ describeE2E(
         timeoutMs: 60_000,
       });
       expect(readFileSync(join(share, "up.txt"), "utf8")).toBe("from-the-guest\n");
+      expect(statSync(join(share, "up.txt")).mode & 0o777).toBe(0o600);
+      await noTcpListener();
+      // each smbd served one connection and is gone with it
+      await waitFor(() => smbdsFor(runDir).length === 0, 10_000);
 
       await g.close();
       await u.close();

@@ -4,10 +4,12 @@
  * Theory of operation
  * - One share, `[qemu]`, at DIR, writable, open to guests without a password
  *   (`smbclient -N`): unknown users map to the guest account, and every file operation
- *   runs as the user who runs usernet (`force user`), as QEMU does.
- * - smbd listens only on 127.0.0.1 at the port given (`smb ports`); usernet relays the
- *   guest's connections to 10.0.2.4:445/139 there. NetBIOS, printers and user shares
- *   are off; the server is a standalone one.
+ *   runs as the user who runs usernet (`force user`), as QEMU does. What a guest
+ *   creates there is the invoking user's alone (files 0600, directories 0700).
+ * - smbd does not listen: each one serves the single connection it gets on its stdin
+ *   (smbd-launcher.ts), so the file has no interfaces or ports. NetBIOS, printers and
+ *   user shares are off; the server is a standalone one. Host names are not looked up
+ *   (`hostname lookups = no`, the default, said out loud): the peer is always us.
  * - Every file smbd keeps (pid, locks, state, cache, passdb, ncalrpc sockets, its log)
  *   lives in `runDir`, a private temporary directory, so nothing touches the host's
  *   Samba set-up and several usernets (or netdevs) never share state.
@@ -21,8 +23,6 @@ export interface SmbConfOptions {
   shareDir: string;
   /** the private directory for smbd's own files */
   runDir: string;
-  /** smbd's TCP port on 127.0.0.1 */
-  port: number;
   /** the user files are read and written as (the invoking user) */
   user: string;
 }
@@ -47,16 +47,13 @@ export function smbConf(o: SmbConfOptions): string {
     const problem = smbConfValueProblem(v);
     if (problem) throw new Error(`${what} '${v}' ${problem}; smb.conf cannot carry it`);
   }
-  if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) throw new Error(`bad smbd port ${o.port}`);
   const d = o.runDir;
   return [
     "# written by usernet for its private smbd; removed when usernet stops",
     "[global]",
     "server role = standalone server",
-    "interfaces = 127.0.0.1",
-    "bind interfaces only = yes",
-    `smb ports = ${o.port}`,
     "disable netbios = yes",
+    "hostname lookups = no",
     `pid directory = ${d}`,
     `lock directory = ${d}`,
     `state directory = ${d}`,
@@ -80,6 +77,8 @@ export function smbConf(o: SmbConfOptions): string {
     "read only = no",
     "guest ok = yes",
     `force user = ${o.user}`,
+    "create mask = 0600",
+    "directory mask = 0700",
     "",
   ].join("\n");
 }

@@ -1,29 +1,30 @@
 /**
- * The SMB service behind `smb=DIR`: Samba's smbd, started on demand with a private
- * configuration, as QEMU does (QEMU runs one smbd per connection from inetd mode; we
- * run one daemon per netdev on a loopback port and relay every connection to it).
+ * The SMB service behind `smb=DIR`: Samba's smbd with a private configuration, one
+ * process per guest connection, as QEMU does (QEMU's slirp runs smbd "inetd style"
+ * for each connection to 10.0.2.4:445, with the connection as its stdin).
  *
  * Theory of operation
+ * - Nothing listens. A guest connection makes one smbd whose stdin is one end of a
+ *   connected socket (the host's job: src/proxy/smbd-host.ts); smbd sees a socket on
+ *   stdin and no -D/-F, serves that one client, and exits when it leaves. So no other
+ *   local user can reach smbd, nor the share it writes as the invoking user, which a
+ *   loopback listener would have offered to everyone on the machine.
  * - `check()` runs at start-up when smb= is given: smbd must exist (else: install the
  *   `samba` package) and DIR must be a readable directory; either failure stops
  *   usernet with one line.
- * - `port()` is called for each guest connection to the SMB address. The first call
- *   starts smbd: a private temporary directory (0700) gets the smb.conf (smb-conf.ts)
- *   and smbd's run subdirectories, a free loopback port is picked, and smbd runs in
- *   the foreground (its own process group, so its group-wide signals stay its own),
- *   stdin closed. It is ready when 127.0.0.1:port accepts a connection, polled every
- *   `pollMs` (50 ms) for at most `startTimeoutMs` (15 s). Calls during start-up wait
- *   for the same start. A start that fails (smbd exits, or never listens) rejects
- *   those calls (their guests get RST), stops what it started, removes the directory,
- *   and the next connection tries again after `retryAfterMs` (2 s; sooner calls
- *   fail at once, so a broken smbd is not restarted per SYN).
- * - smbd exiting later (a crash, someone killing it) is logged; its directory is
- *   removed and the next connection starts a new one.
- * - `close()`: SIGTERM to smbd's pid, SIGKILL after `stopTimeoutMs` (5 s), then the
- *   directory is removed. Only the pid we started is signalled.
- * All process, file and socket work goes through `SmbdHost` (src/proxy/smbd-host.ts for the real
- * one), so the logic is tested with a fake.
- * Not done: restarting smbd when DIR changes, more than one share, a smbd per guest.
+ * - The first connection makes the private directory (0700, the host's makePrivateDir)
+ *   with the smb.conf (smb-conf.ts) and smbd's run subdirectories; every smbd of this
+ *   netdev shares it (their tdb files and messaging sockets, as the children of one
+ *   smbd daemon would). A failure there refuses the connection, and the next one tries
+ *   again only after `retryAfterMs` (2 s), so a broken set-up is not redone per SYN.
+ * - `open()` returns the host's handle on our end of the connection once smbd runs.
+ *   At most `maxProcesses` (64) smbds at once; more connections are refused (RST) and
+ *   counted. An smbd that exits with a failure is logged at warn with the end of its
+ *   log file (at most once per `retryAfterMs`); a clean exit (the client left) is not.
+ * - `close()`: SIGTERM to every smbd still running, SIGKILL after `stopTimeoutMs`
+ *   (5 s), then the directory is removed. Only pids we started are signalled.
+ * All process, file and socket work goes through `SmbdHost`, so the logic is tested
+ * with a fake. Not done: more than one share, read-only shares, passwords.
  */
 import type { Logger } from "../../log.js";
 import { smbConf, smbRunSubdirs } from "./smb-conf.js";
@@ -40,8 +41,8 @@ export interface SmbdChild {
   readonly exited: Promise<SmbdExit>;
 }
 
-/** Everything the launcher does to the host. */
-export interface SmbdHost {
+/** Everything the launcher does to the host; C is the host's handle on our end of a connection. */
+export interface SmbdHost<C> {
   /** whether `path` is an executable file */
   isExecutable(path: string): Promise<boolean>;
   /** undefined when `path` is a directory we can read and enter, else the reason */
@@ -53,56 +54,56 @@ export interface SmbdHost {
   /** the last `bytes` of a file, "" when it cannot be read */
   readTail(path: string, bytes: number): Promise<string>;
   removeDir(path: string): Promise<void>;
-  /** a TCP port on 127.0.0.1 that nothing listens on now */
-  freePort(): Promise<number>;
-  /** runs `command` in its own process group, stdin closed */
-  spawn(command: string, args: readonly string[]): SmbdChild;
-  /** whether 127.0.0.1:port accepts a TCP connection */
-  probe(port: number): Promise<boolean>;
+  /**
+   * Runs `command` in its own session with one end of a new connection (that nobody
+   * else can reach) as its stdin; resolves with the process and our end.
+   */
+  spawnOnConnection(command: string, args: readonly string[]): Promise<{ child: SmbdChild; connection: C }>;
   sleep(ms: number): Promise<void>;
   now(): number;
 }
 
-export interface SmbdLauncherOptions {
+export interface SmbdLauncherOptions<C> {
   shareDir: string;
   /** the user files are accessed as (the invoking user) */
   user: string;
-  host: SmbdHost;
+  host: SmbdHost<C>;
   log: Logger;
   smbdPath?: string;
-  startTimeoutMs?: number;
   stopTimeoutMs?: number;
-  pollMs?: number;
   retryAfterMs?: number;
+  maxProcesses?: number;
+}
+
+export interface SmbdLauncherCounters {
+  /** smbd processes started */
+  started: number;
+  /** connections refused: set-up failed, too many smbds, closing */
+  refused: number;
+  /** smbds that exited with a failure (not a clean end of their client) */
+  failed: number;
 }
 
 export const defaultSmbdPath = "/usr/sbin/smbd";
+export const defaultMaxSmbdProcesses = 64;
 
-interface Running {
-  dir: string;
-  port: number;
-  child: SmbdChild;
-}
-
-export class SmbdLauncher {
-  /** smbd processes started (for stats and tests) */
-  starts = 0;
+export class SmbdLauncher<C> {
+  readonly counters: SmbdLauncherCounters = { started: 0, refused: 0, failed: 0 };
   private readonly smbdPath: string;
-  private readonly startTimeoutMs: number;
   private readonly stopTimeoutMs: number;
-  private readonly pollMs: number;
   private readonly retryAfterMs: number;
-  private current: Promise<Running> | undefined;
-  private running: Running | undefined;
+  private readonly maxProcesses: number;
+  private readonly children = new Set<SmbdChild>();
+  private dir: Promise<string> | undefined;
   private failedAt: { at: number; error: Error } | undefined;
+  private lastFailureLog = Number.NEGATIVE_INFINITY;
   private closed = false;
 
-  constructor(private readonly o: SmbdLauncherOptions) {
+  constructor(private readonly o: SmbdLauncherOptions<C>) {
     this.smbdPath = o.smbdPath ?? defaultSmbdPath;
-    this.startTimeoutMs = o.startTimeoutMs ?? 15_000;
     this.stopTimeoutMs = o.stopTimeoutMs ?? 5_000;
-    this.pollMs = o.pollMs ?? 50;
     this.retryAfterMs = o.retryAfterMs ?? 2_000;
+    this.maxProcesses = o.maxProcesses ?? defaultMaxSmbdProcesses;
   }
 
   /** Start-up checks for smb=DIR; throws one clear message. */
@@ -116,114 +117,112 @@ export class SmbdLauncher {
     if (problem) throw new Error(`smb=${this.o.shareDir}: ${problem}`);
   }
 
-  /** smbd's port on 127.0.0.1, starting smbd first if it does not run. */
-  port(): Promise<number> {
-    if (this.closed) return Promise.reject(new Error("usernet is closing"));
-    if (!this.current) {
-      const failed = this.failedAt;
-      if (failed && this.o.host.now() - failed.at < this.retryAfterMs) return Promise.reject(failed.error);
-      this.current = this.start();
-      this.current.then(
-        () => {
-          this.failedAt = undefined;
-        },
-        (e: unknown) => {
-          this.failedAt = { at: this.o.host.now(), error: e instanceof Error ? e : new Error(String(e)) };
-          this.current = undefined;
-        },
-      );
+  /** smbd processes running now */
+  get running(): number {
+    return this.children.size;
+  }
+
+  /** A new smbd for one guest connection; resolves with our end of its connection. */
+  async open(): Promise<C> {
+    if (this.closed) return this.refuse(new Error("usernet is closing"));
+    if (this.children.size >= this.maxProcesses) {
+      return this.refuse(new Error(`${this.maxProcesses} smbd processes run already; connection refused`));
     }
-    return this.current.then((r) => r.port);
+    const dir = await this.prepare().catch((e: unknown) => this.refuse(e));
+    if (this.closed) return this.refuse(new Error("usernet is closing"));
+    const { child, connection } = await this.o.host.spawnOnConnection(this.smbdPath, [
+      `--configfile=${dir}/smb.conf`,
+      `--log-basename=${dir}`,
+    ]);
+    this.counters.started++;
+    this.children.add(child);
+    void child.exited.then((e) => this.exited(child, e, dir));
+    if (this.closed) {
+      // close() ran while this one was being spawned: it did not see it
+      child.kill("SIGKILL");
+      return this.refuse(new Error("usernet is closing"));
+    }
+    return connection;
   }
 
-  /** Whether smbd runs now (started and not exited). */
-  get isRunning(): boolean {
-    return this.running !== undefined;
-  }
-
-  /** Stops smbd (if it runs) and removes its directory. */
+  /** Stops every smbd and removes the directory. */
   async close(): Promise<void> {
     this.closed = true;
-    const start = this.current;
-    this.current = undefined;
-    if (start) await start.catch(() => undefined);
-    const r = this.running;
-    this.running = undefined;
-    if (r) await this.stop(r);
-  }
-
-  private async start(): Promise<Running> {
     const h = this.o.host;
-    const dir = await h.makePrivateDir();
-    let child: SmbdChild | undefined;
-    let exit: SmbdExit | undefined;
-    try {
-      for (const sub of smbRunSubdirs) await h.mkdir(`${dir}/${sub}`);
-      const port = await h.freePort();
-      const conf = `${dir}/smb.conf`;
-      await h.writeFile(conf, smbConf({ shareDir: this.o.shareDir, runDir: dir, port, user: this.o.user }));
-      child = h.spawn(this.smbdPath, [
-        "--foreground",
-        "--no-process-group",
-        `--configfile=${conf}`,
-        `--log-basename=${dir}`,
-      ]);
-      this.starts++;
-      void child.exited.then((e) => {
-        exit = e;
-      });
-      const deadline = h.now() + this.startTimeoutMs;
-      for (;;) {
-        if (this.closed) throw new Error("usernet closed while smbd was starting");
-        if (exit)
-          throw new Error(`smbd exited (${describeExit(exit)}) before listening${await this.logTail(dir)}`);
-        if (await h.probe(port)) break;
-        if (h.now() >= deadline)
-          throw new Error(`smbd did not listen on 127.0.0.1:${port} within ${this.startTimeoutMs} ms`);
-        await h.sleep(this.pollMs);
-      }
-      const r: Running = { dir, port, child };
-      this.running = r;
-      this.o.log.info(`smbd started for smb=${this.o.shareDir}`, { pid: child.pid, port });
-      void child.exited.then((e) => this.exitedUnasked(r, e));
-      return r;
-    } catch (e) {
-      this.o.log.error("smbd did not start", { error: e instanceof Error ? e.message : String(e) });
-      if (child) await this.stop({ dir, port: 0, child });
-      else await h.removeDir(dir).catch(() => undefined);
-      throw e;
-    }
-  }
-
-  private exitedUnasked(r: Running, e: SmbdExit): void {
-    if (this.running !== r) return;
-    this.running = undefined;
-    this.current = undefined;
-    this.o.log.warn(`smbd exited (${describeExit(e)}); the next connection starts it again`);
-    void this.o.host.removeDir(r.dir).catch(() => undefined);
-  }
-
-  private async stop(r: Running): Promise<void> {
-    const h = this.o.host;
+    const children = [...this.children];
+    const all = Promise.all(children.map((c) => c.exited));
     let done = false;
-    const exited = r.child.exited.then(() => {
+    void all.then(() => {
       done = true;
     });
-    r.child.kill("SIGTERM");
-    await Promise.race([exited, h.sleep(this.stopTimeoutMs)]);
+    for (const c of children) c.kill("SIGTERM");
+    await Promise.race([all, h.sleep(this.stopTimeoutMs)]);
     if (!done) {
-      this.o.log.warn("smbd ignored SIGTERM; killing it", { pid: r.child.pid });
-      r.child.kill("SIGKILL");
-      await Promise.race([exited, h.sleep(this.stopTimeoutMs)]);
+      this.o.log.warn("smbd ignored SIGTERM; killing it", { pids: children.map((c) => c.pid) });
+      for (const c of this.children) c.kill("SIGKILL");
+      await Promise.race([all, h.sleep(this.stopTimeoutMs)]);
     }
-    await h.removeDir(r.dir).catch((e: unknown) => {
-      this.o.log.warn("cannot remove smbd's directory", { dir: r.dir, error: String(e) });
-    });
+    const dir = await this.dir?.catch(() => undefined);
+    if (dir) {
+      await h.removeDir(dir).catch((e: unknown) => {
+        this.o.log.warn("cannot remove smbd's directory", { dir, error: String(e) });
+      });
+    }
   }
 
-  private async logTail(dir: string): Promise<string> {
+  private refuse(e: unknown): never {
+    this.counters.refused++;
+    throw e instanceof Error ? e : new Error(String(e));
+  }
+
+  /** The private directory with smb.conf, made once and shared by every smbd. */
+  private prepare(): Promise<string> {
+    if (this.dir) return this.dir;
+    const failed = this.failedAt;
+    if (failed && this.o.host.now() - failed.at < this.retryAfterMs) return Promise.reject(failed.error);
+    this.dir = this.makeDir();
+    this.dir.catch((e: unknown) => {
+      this.failedAt = { at: this.o.host.now(), error: e instanceof Error ? e : new Error(String(e)) };
+      this.dir = undefined;
+    });
+    return this.dir;
+  }
+
+  private async makeDir(): Promise<string> {
+    const h = this.o.host;
+    const dir = await h.makePrivateDir();
+    try {
+      for (const sub of smbRunSubdirs) await h.mkdir(`${dir}/${sub}`);
+      await h.writeFile(
+        `${dir}/smb.conf`,
+        smbConf({ shareDir: this.o.shareDir, runDir: dir, user: this.o.user }),
+      );
+    } catch (e) {
+      this.o.log.error("cannot prepare smbd's directory", {
+        error: e instanceof Error ? e.message : String(e),
+      });
+      await h.removeDir(dir).catch(() => undefined);
+      throw e;
+    }
+    this.o.log.info(`smbd directory ready for smb=${this.o.shareDir}`, { dir });
+    return dir;
+  }
+
+  private async exited(child: SmbdChild, e: SmbdExit, dir: string): Promise<void> {
+    this.children.delete(child);
+    // an smbd whose client left exits 0, or by the SIGTERM it sends its own process group
+    if (this.closed || e.code === 0 || e.signal === "SIGTERM") return;
+    this.counters.failed++;
+    const now = this.o.host.now();
+    if (now - this.lastFailureLog < this.retryAfterMs) return;
+    this.lastFailureLog = now;
     const tail = (await this.o.host.readTail(`${dir}/log.smbd`, 600)).trim();
-    return tail ? `; its log ends: ${tail.replace(/\s*\n\s*/g, " | ")}` : "";
+    this.o.log.warn(
+      `smbd exited (${describeExit(e)})${tail ? `; its log ends: ${tail.replace(/\s*\n\s*/g, " | ")}` : ""}`,
+      {
+        pid: child.pid,
+      },
+    );
   }
 }
 

@@ -9,12 +9,10 @@ const q = "qemu-system-x86_64 ... -netdev";
 const dev = "-device virtio-net-pci,netdev=net0";
 
 describe("formatQemuAttachCommands", () => {
-  it("gives the defaults' stream, socket and unix spellings with their hub", () => {
+  it("gives the defaults' unix socket with its hub (and no TCP line)", () => {
     const r = parseCommandLine([], { XDG_RUNTIME_DIR: "/run/user/1000" }, () => "");
     const config = (r as { config: Config }).config;
     expect(formatQemuAttachCommands(config)).toEqual([
-      `${q} stream,id=net0,server=off,addr.type=inet,addr.host=127.0.0.1,addr.port=8010 ${dev}  # hub 0 via stream0`,
-      `${q} socket,id=net0,connect=127.0.0.1:8010 ${dev}  # hub 0 via stream0`,
       `${q} stream,id=net0,server=off,addr.type=unix,addr.path=/run/user/1000/usernet/hub0.sock ${dev}  # hub 0 via unix0`,
     ]);
   });

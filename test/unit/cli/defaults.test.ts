@@ -21,17 +21,9 @@ describe("defaults", () => {
     expect(defaultUnixSocketPath({ TEMP: "/t2" }, 5)).toBe("/t2/usernet-5/hub0.sock");
   });
 
-  it("is hub 0 with user0, stream0 on 127.0.0.1:8010 and unix0", () => {
+  it("is hub 0 with user0 and unix0, no TCP listener", () => {
     expect(defaultNetdevs({ XDG_RUNTIME_DIR: "/run/user/7" }, 7).map((e) => e.config)).toEqual([
       defaultUserNetdev("user0", 0),
-      {
-        type: "stream",
-        id: "stream0",
-        hub: 0,
-        server: true,
-        addr: { type: "inet", host: "127.0.0.1", port: 8010 },
-        reconnect: 0,
-      },
       {
         type: "stream",
         id: "unix0",

@@ -55,14 +55,6 @@ describe("parseCommandLine: valid command lines", () => {
         user("user0"),
         {
           type: "stream",
-          id: "stream0",
-          hub: 0,
-          server: true,
-          addr: { type: "inet", host: "127.0.0.1", port: 8010 },
-          reconnect: 0,
-        },
-        {
-          type: "stream",
           id: "unix0",
           hub: 0,
           server: true,
@@ -76,7 +68,7 @@ describe("parseCommandLine: valid command lines", () => {
 
   it("puts the default unix socket under the tmpdir of the given environment", () => {
     const r = parseCommandLine([], { TMPDIR: "/scratch" }, noFiles);
-    expect(r.action === "run" && r.config.netdevs[2]).toMatchObject({
+    expect(r.action === "run" && r.config.netdevs[1]).toMatchObject({
       addr: { type: "unix", path: `/scratch/usernet-${process.getuid?.() ?? 0}/hub0.sock` },
     });
   });
@@ -391,10 +383,6 @@ describe("parseCommandLine: errors", () => {
     [
       ["-redir", "tcp:2222:10.0.3.4:22"],
       "-redir tcp:2222:10.0.3.4:22: guest address 10.0.3.4 not inside net=10.0.2.0/24",
-    ],
-    [
-      ["-redir", "tcp:8010::22"],
-      "-redir tcp:8010::22: tcp *:8010 is already taken by the default -netdev stream,id=stream0 on 127.0.0.1:8010",
     ],
     [
       ["-netdev", "user,id=n0,hostfwd=tcp::2222-:22", "-redir", "tcp:2222::23"],

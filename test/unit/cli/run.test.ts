@@ -1,7 +1,37 @@
 import { describe, expect, it, vi } from "vitest";
 import { type CliEnvironment, runCli } from "../../../src/cli/run.js";
+import type { RuntimeDirFs } from "../../../src/cli/runtime-dir.js";
 import { usageText } from "../../../src/cli/usage.js";
 import type { Config } from "../../../src/config.js";
+
+type Entry = { kind: "dir" | "symlink"; uid: number; mode: number };
+
+/** a file system of directories and symlinks, for the runtime directory checks */
+function fakeFs(entries: Record<string, Entry>): RuntimeDirFs & { made: string[] } {
+  const made: string[] = [];
+  return {
+    made,
+    lstat(path) {
+      const e = entries[path];
+      if (!e) throw Object.assign(new Error("ENOENT"), { code: "ENOENT" });
+      return {
+        isDirectory: () => e.kind === "dir",
+        isSymbolicLink: () => e.kind === "symlink",
+        uid: e.uid,
+        mode: e.mode,
+      };
+    },
+    mkdir(path, mode) {
+      if (entries[path]) throw Object.assign(new Error("EEXIST"), { code: "EEXIST" });
+      entries[path] = { kind: "dir", uid: 1, mode };
+      made.push(path);
+    },
+    chmod(path, mode) {
+      const e = entries[path];
+      if (e) e.mode = mode;
+    },
+  };
+}
 
 interface Fake {
   io: CliEnvironment;
@@ -12,7 +42,12 @@ interface Fake {
   unsubscribed: () => boolean;
 }
 
-function fake(argv: string[], start?: CliEnvironment["start"]): Fake {
+function fake(
+  argv: string[],
+  start?: CliEnvironment["start"],
+  fs: RuntimeDirFs = fakeFs({ "/run/user/1": { kind: "dir", uid: 1, mode: 0o700 } }),
+  env: NodeJS.ProcessEnv = { XDG_RUNTIME_DIR: "/run/user/1" },
+): Fake {
   const out: string[] = [];
   const err: string[] = [];
   const started: Config[] = [];
@@ -20,7 +55,9 @@ function fake(argv: string[], start?: CliEnvironment["start"]): Fake {
   let unsubscribed = false;
   const io: CliEnvironment = {
     argv,
-    env: { XDG_RUNTIME_DIR: "/run/user/1" },
+    env,
+    uid: 1,
+    runtimeDirFs: fs,
     stdout: { write: (s: string) => out.push(s) },
     stderr: { write: (s: string) => err.push(s) },
     readFile: () => {
@@ -205,5 +242,49 @@ describe("runCli", () => {
     f.signal("SIGINT");
     expect(await done).toBe(1);
     expect(f.err.at(-1)).toBe("usernet error: stopped twice during start-up; exiting without closing\n");
+  });
+
+  it("creates the private runtime directory before starting on the defaults", async () => {
+    const fs = fakeFs({ "/run/user/1": { kind: "dir", uid: 1, mode: 0o700 } });
+    const f = fake([], undefined, fs);
+    const done = runCli(f.io);
+    await settle();
+    expect(fs.made).toEqual(["/run/user/1/usernet"]);
+    expect(f.started[0]?.api).toEqual({ socket: "/run/user/1/usernet/api.sock" });
+    f.signal("SIGTERM");
+    expect(await done).toBe(0);
+  });
+
+  it("falls back to /tmp/usernet-UID, with a warning, when XDG_RUNTIME_DIR is not ours", async () => {
+    const fs = fakeFs({ "/run/user/1": { kind: "dir", uid: 0, mode: 0o700 } });
+    const f = fake([], undefined, fs);
+    const done = runCli(f.io);
+    await settle();
+    expect(fs.made).toEqual(["/tmp/usernet-1"]);
+    expect(f.err).toEqual([
+      "usernet warn: XDG_RUNTIME_DIR=/run/user/1 is owned by uid 0, not by us (uid 1); using /tmp/usernet-1 instead\n",
+    ]);
+    f.signal("SIGTERM");
+    expect(await done).toBe(0);
+  });
+
+  it("refuses to start when the runtime directory is someone else's", async () => {
+    const fs = fakeFs({ "/tmp/usernet-1": { kind: "dir", uid: 1000, mode: 0o700 } });
+    const f = fake([], undefined, fs, {});
+    expect(await runCli(f.io)).toBe(1);
+    expect(f.started).toEqual([]);
+    expect(f.err).toEqual([
+      "usernet error: start-up failed: runtime directory /tmp/usernet-1 is owned by uid 1000, not by us (uid 1); refusing to put usernet's sockets there (remove it, or set XDG_RUNTIME_DIR to a private directory, or give -netdev options)\n",
+    ]);
+  });
+
+  it("does not touch a runtime directory with explicit netdevs", async () => {
+    const fs = fakeFs({});
+    const f = fake(["-netdev", "user,id=n0"], undefined, fs, {});
+    const done = runCli(f.io);
+    await settle();
+    expect(fs.made).toEqual([]);
+    f.signal("SIGTERM");
+    expect(await done).toBe(0);
   });
 });

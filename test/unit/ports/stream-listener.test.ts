@@ -264,6 +264,33 @@ describe("StreamListener", () => {
   });
 });
 
+describe("who can reach a listener", () => {
+  const opening = async (address: StreamAddress) => {
+    const lines: string[] = [];
+    const listener = await StreamListener.open({
+      id: "l0",
+      kind: "stream-listen",
+      address,
+      hub: new Hub(3),
+      log: createLogger("info", { write: (s: string) => lines.push(s) }),
+    });
+    opened.push(listener);
+    return lines.filter((l) => l.includes(" warn"));
+  };
+
+  test("a TCP listener warns that every local user can attach", async () => {
+    const warned = await opening({ type: "inet", host: "127.0.0.1", port: 0 });
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(
+      /l0: every local user can connect to 127\.0\.0\.1:\d+ and attach to hub 3 \(a TCP listener cannot tell users apart\); use a unix socket/,
+    );
+  });
+
+  test("a unix listener does not", async () => {
+    expect(await opening({ type: "unix", path: join(dir, "quiet.sock") })).toEqual([]);
+  });
+});
+
 describe("StreamListener on a unix socket", () => {
   const unixListener = async (path: string) => {
     const hub = new Hub(0);
@@ -278,10 +305,13 @@ describe("StreamListener on a unix socket", () => {
     return { hub, listener };
   };
 
-  test("serves clients, is mode 0660, and is removed on close", async () => {
+  test("serves clients, is mode 0600, and is removed on close", async () => {
     const path = join(dir, "a.sock");
+    const umask = process.umask();
     const { listener } = await unixListener(path);
-    expect((await stat(path)).mode & 0o777).toBe(0o660);
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    // bound under a private umask, which is given back
+    expect(process.umask()).toBe(umask);
     const a = await client(listener);
     const b = await client(listener);
     await waitFor("two clients", () => listener.clients().length === 2);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { silentLogger } from "../../../../src/log.js";
+import { createLogger, silentLogger } from "../../../../src/log.js";
 import {
   type SmbdChild,
   type SmbdExit,
@@ -7,7 +7,6 @@ import {
   SmbdLauncher,
 } from "../../../../src/services/smb/smbd-launcher.js";
 
-/** A fake host: smbd "listens" once `listening` is set; time advances with sleeps. */
 class FakeChild implements SmbdChild {
   signals: string[] = [];
   exitNow!: (e: SmbdExit) => void;
@@ -24,20 +23,20 @@ class FakeChild implements SmbdChild {
   }
 }
 
-class FakeHost implements SmbdHost {
+/** A fake host: each spawn is one smbd with a connection named "conn-N". */
+class FakeHost implements SmbdHost<string> {
   t = 0;
   dirs = new Set<string>();
   files = new Map<string, string>();
   children: FakeChild[] = [];
   spawned: { command: string; args: readonly string[] }[] = [];
-  /** probes answered false before smbd listens */
-  probesBeforeListen = 2;
-  probes = 0;
   executable = true;
   dirProblem: string | undefined;
   obeysTerm = true;
-  /** what the next smbd does: listen, exit at once, or never listen */
-  behaviour: "listen" | "exit" | "hang" = "listen";
+  /** the next writeFile fails (a full disk) */
+  writeFails = false;
+  /** spawns wait for this before resolving, when set */
+  spawnGate: Promise<void> | undefined;
   private n = 0;
 
   async isExecutable() {
@@ -55,6 +54,7 @@ class FakeHost implements SmbdHost {
     this.dirs.add(path);
   }
   async writeFile(path: string, text: string) {
+    if (this.writeFails) throw new Error("ENOSPC");
     this.files.set(path, text);
   }
   async readTail() {
@@ -63,25 +63,15 @@ class FakeHost implements SmbdHost {
   async removeDir(path: string) {
     for (const d of [...this.dirs]) if (d === path || d.startsWith(`${path}/`)) this.dirs.delete(d);
   }
-  async freePort() {
-    return 40000 + this.n;
-  }
-  spawn(command: string, args: readonly string[]): SmbdChild {
+  async spawnOnConnection(command: string, args: readonly string[]) {
     this.spawned.push({ command, args });
     const c = new FakeChild(1000 + this.children.length, this.obeysTerm);
     this.children.push(c);
-    this.probes = 0;
-    if (this.behaviour === "exit") c.exitNow({ code: 1, signal: null });
-    return c;
-  }
-  async probe() {
-    this.probes++;
-    const child = this.children.at(-1);
-    return this.behaviour === "listen" && child !== undefined && this.probes > this.probesBeforeListen;
+    if (this.spawnGate) await this.spawnGate;
+    return { child: c, connection: `conn-${this.children.length}` };
   }
   async sleep(ms: number) {
     this.t += ms;
-    // a real sleep yields to I/O; so does this one (a test can act between polls)
     await new Promise((r) => setImmediate(r));
   }
   now() {
@@ -92,6 +82,8 @@ class FakeHost implements SmbdHost {
 function launcher(host: FakeHost, extra: Partial<ConstructorParameters<typeof SmbdLauncher>[0]> = {}) {
   return new SmbdLauncher({ shareDir: "/srv/share", user: "alice", host, log: silentLogger, ...extra });
 }
+
+const settle = () => new Promise((r) => setImmediate(r));
 
 describe("SmbdLauncher", () => {
   it("checks at start-up for smbd and the directory, naming the package", async () => {
@@ -106,102 +98,120 @@ describe("SmbdLauncher", () => {
     await expect(launcher(host).check()).rejects.toThrow("smb=/srv/share: is not a directory");
   });
 
-  it("starts nothing until asked, then one smbd for concurrent callers, with a private config", async () => {
+  it("runs one smbd per connection on it, no listener, sharing one private directory", async () => {
     const host = new FakeHost();
     const l = launcher(host);
     expect(host.spawned.length).toBe(0);
-    const ports = await Promise.all([l.port(), l.port(), l.port()]);
-    expect(ports).toEqual([40001, 40001, 40001]);
-    expect(host.spawned.length).toBe(1);
-    expect(l.isRunning).toBe(true);
-    const spawn = host.spawned[0];
-    expect(spawn?.command).toBe("/usr/sbin/smbd");
-    expect(spawn?.args).toEqual([
-      "--foreground",
-      "--no-process-group",
-      "--configfile=/tmp/usernet-smb.1/smb.conf",
-      "--log-basename=/tmp/usernet-smb.1",
-    ]);
+    expect(host.dirs.size).toBe(0);
+    expect(await Promise.all([l.open(), l.open(), l.open()])).toEqual(["conn-1", "conn-2", "conn-3"]);
+    expect(l.running).toBe(3);
+    expect(l.counters.started).toBe(3);
+    for (const s of host.spawned) {
+      expect(s.command).toBe("/usr/sbin/smbd");
+      // no -D/-F: with a socket on stdin smbd serves that connection and exits
+      expect(s.args).toEqual([
+        "--configfile=/tmp/usernet-smb.1/smb.conf",
+        "--log-basename=/tmp/usernet-smb.1",
+      ]);
+    }
     const conf = host.files.get("/tmp/usernet-smb.1/smb.conf") ?? "";
-    expect(conf).toContain("smb ports = 40001");
+    expect(conf).not.toMatch(/smb ports|interfaces/);
     expect(conf).toContain("path = /srv/share");
     expect(conf).toContain("force user = alice");
-    expect(host.dirs).toContain("/tmp/usernet-smb.1/private");
-    expect(host.dirs).toContain("/tmp/usernet-smb.1/ncalrpc");
-    // later connections reuse it
-    expect(await l.port()).toBe(40001);
-    expect(host.spawned.length).toBe(1);
+    expect([...host.dirs].sort()).toEqual([
+      "/tmp/usernet-smb.1",
+      "/tmp/usernet-smb.1/ncalrpc",
+      "/tmp/usernet-smb.1/private",
+    ]);
+    // an smbd whose client left is forgotten; the directory stays for the next
+    host.children[0]?.exitNow({ code: 0, signal: null });
+    host.children[1]?.exitNow({ code: null, signal: "SIGTERM" });
+    await settle();
+    expect(l.running).toBe(1);
+    expect(l.counters.failed).toBe(0);
+    expect(await l.open()).toBe("conn-4");
+    expect(host.files.size).toBe(1);
   });
 
-  it("stops smbd by its pid on close and removes its directory", async () => {
+  it("stops every smbd by its pid on close and removes the directory", async () => {
     const host = new FakeHost();
     const l = launcher(host);
-    await l.port();
+    await l.open();
+    await l.open();
     await l.close();
-    expect(host.children[0]?.signals).toEqual(["SIGTERM"]);
+    expect(host.children.map((c) => c.signals)).toEqual([["SIGTERM"], ["SIGTERM"]]);
     expect(host.dirs.size).toBe(0);
-    await expect(l.port()).rejects.toThrow(/closing/);
-    expect(host.spawned.length).toBe(1);
+    await expect(l.open()).rejects.toThrow(/closing/);
+    expect(host.spawned.length).toBe(2);
   });
 
   it("kills an smbd that ignores SIGTERM", async () => {
     const host = new FakeHost();
     host.obeysTerm = false;
     const l = launcher(host, { stopTimeoutMs: 1000 });
-    await l.port();
+    await l.open();
     await l.close();
     expect(host.children[0]?.signals).toEqual(["SIGTERM", "SIGKILL"]);
     expect(host.dirs.size).toBe(0);
   });
 
-  it("reports an smbd that exits at once, with its log, and cleans up", async () => {
+  it("refuses connections beyond maxProcesses, and takes them again when one ends", async () => {
     const host = new FakeHost();
-    host.behaviour = "exit";
-    const l = launcher(host);
-    await expect(l.port()).rejects.toThrow(
-      /smbd exited \(code 1\) before listening; its log ends: smbd: something broke/,
-    );
-    expect(host.dirs.size).toBe(0);
-    expect(l.isRunning).toBe(false);
+    const l = launcher(host, { maxProcesses: 2 });
+    await l.open();
+    await l.open();
+    await expect(l.open()).rejects.toThrow("2 smbd processes run already; connection refused");
+    expect(l.counters.refused).toBe(1);
+    host.children[0]?.exitNow({ code: 0, signal: null });
+    await settle();
+    expect(await l.open()).toBe("conn-3");
   });
 
-  it("gives up on an smbd that never listens, and retries only after a pause", async () => {
+  it("refuses while its directory cannot be made, and retries only after a pause", async () => {
     const host = new FakeHost();
-    host.behaviour = "hang";
-    const l = launcher(host, { startTimeoutMs: 1000, retryAfterMs: 2000 });
-    await expect(l.port()).rejects.toThrow(/did not listen on 127\.0\.0\.1:40001 within 1000 ms/);
-    expect(host.children[0]?.signals).toEqual(["SIGTERM"]);
+    host.writeFails = true;
+    const l = launcher(host, { retryAfterMs: 2000 });
+    await expect(l.open()).rejects.toThrow("ENOSPC");
     expect(host.dirs.size).toBe(0);
-    // a SYN right after: no new smbd
-    await expect(l.port()).rejects.toThrow(/did not listen/);
-    expect(host.spawned.length).toBe(1);
+    host.writeFails = false;
+    // a SYN right after: the same answer, nothing redone
+    await expect(l.open()).rejects.toThrow("ENOSPC");
+    expect(host.spawned.length).toBe(0);
+    expect(l.counters.refused).toBe(2);
     host.t += 2000;
-    host.behaviour = "listen";
-    expect(await l.port()).toBe(40002);
-    expect(host.spawned.length).toBe(2);
+    expect(await l.open()).toBe("conn-1");
   });
 
-  it("starts a new smbd after the old one died", async () => {
+  it("logs an smbd that fails, with its log, once per pause", async () => {
+    const lines: string[] = [];
     const host = new FakeHost();
+    const l = launcher(host, { log: createLogger("info", { write: (s: string) => lines.push(s) }) });
+    await l.open();
+    await l.open();
+    host.children[0]?.exitNow({ code: 1, signal: null });
+    host.children[1]?.exitNow({ code: 1, signal: null });
+    await settle();
+    await settle();
+    const warned = lines.filter((s) => s.includes("smbd exited"));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toContain("smbd exited (code 1); its log ends: smbd: something broke");
+    expect(l.counters.failed).toBe(2);
+  });
+
+  it("kills an smbd whose spawn finished after close", async () => {
+    const host = new FakeHost();
+    let open!: () => void;
+    host.spawnGate = new Promise((r) => {
+      open = r;
+    });
     const l = launcher(host);
-    await l.port();
-    host.children[0]?.exitNow({ code: null, signal: "SIGSEGV" });
-    await new Promise((r) => setImmediate(r));
-    expect(l.isRunning).toBe(false);
-    expect(host.dirs.has("/tmp/usernet-smb.1")).toBe(false);
-    expect(await l.port()).toBe(40002);
-    expect(l.starts).toBe(2);
-  });
-
-  it("stops an smbd still starting when closed", async () => {
-    const host = new FakeHost();
-    host.behaviour = "hang";
-    const l = launcher(host, { startTimeoutMs: 1e9 });
-    const p = l.port();
-    await new Promise((r) => setImmediate(r));
+    const p = l.open();
+    await settle();
+    await settle();
+    expect(host.children.length).toBe(1);
     await l.close();
-    await expect(p).rejects.toThrow(/closed while smbd was starting/);
-    expect(host.children[0]?.signals).toEqual(["SIGTERM"]);
-    expect(host.dirs.size).toBe(0);
+    open();
+    await expect(p).rejects.toThrow(/closing/);
+    expect(host.children[0]?.signals).toEqual(["SIGKILL"]);
   });
 });
