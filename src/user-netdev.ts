@@ -26,7 +26,7 @@ import { MemoryLeaseStore } from "./services/dhcp/dhcp-lease.js";
 import { FileLeaseStore } from "./services/dhcp/dhcp-lease-file.js";
 import { DhcpServer } from "./services/dhcp/dhcp-server.js";
 import { DnsForwarder } from "./services/dns/dns-forwarder.js";
-import { LocalNames } from "./services/dns/local-names.js";
+import { type GuestNameClaim, LocalNames } from "./services/dns/local-names.js";
 import { chooseUpstreams } from "./services/dns/resolv-conf.js";
 import { type SmbdHost, SmbdLauncher } from "./services/smb/smbd-launcher.js";
 import { TFTP_PORT } from "./services/tftp/tftp-packet.js";
@@ -301,12 +301,13 @@ export class UserNetdev implements Port {
     this.guestForwards.closeAll();
     this.dnsTcp.closeAll();
     this.smbTcp?.closeAll();
-    if (this.smb) this.stopping = this.smb.close();
+    // the lease file's last write, so a clean stop loses no lease
+    this.stopping = Promise.all([this.smb?.close(), this.dhcp.flush()]).then(() => undefined);
     this.icmp.closeAll();
     this.dnsUpstream.close();
   }
 
-  /** Settles when what close() started (stopping smbd) is done. */
+  /** Settles when what close() started (stopping smbd, the last lease write) is done. */
   whenClosed(): Promise<void> {
     return this.stopping;
   }
@@ -406,11 +407,20 @@ export class UserNetdev implements Port {
     });
   }
 
-  /** Guests' DHCP host names become DNS names, as a home router does. */
+  /**
+   * Guests' DHCP host names become DNS names, as a home router does, by the rule in
+   * local-names.ts (one label, first holder keeps it, configured names win); claims
+   * turned down are counted as DHCP "ignored" by reason.
+   */
   private learnHostnames(): void {
+    const claims: GuestNameClaim[] = [];
     for (const lease of this.dhcp.leases(this.wallClock())) {
-      if (lease.hostname && lease.state === "bound") this.localNames.set(lease.hostname, lease.ip);
+      const address = parseIpv4(lease.ip);
+      if (lease.hostname && lease.state === "bound" && address !== undefined)
+        claims.push({ owner: lease.mac, hostname: lease.hostname, address });
     }
+    for (const why of this.localNames.syncGuests(claims, this.config.domainName))
+      this.dhcp.countIgnored(`hostname-${why}`);
   }
 
   private deliver(frames: Buffer[]): void {

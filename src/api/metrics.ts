@@ -186,9 +186,19 @@ export function createMetrics(facade: ApiFacade): Registry {
   // ---- DHCP -------------------------------------------------------------------------
   counter("usernet_dhcp_messages_total", "DHCP replies and events, by type", ["netdev", "type"], () =>
     users().flatMap((u) =>
-      (["offers", "acks", "naks", "releases", "declines", "informs", "bootp", "poolExhausted"] as const).map(
-        (t): Sample => [{ netdev: u.netdev, type: t }, u.dhcp[t]],
-      ),
+      (
+        [
+          "offers",
+          "acks",
+          "naks",
+          "releases",
+          "declines",
+          "informs",
+          "bootp",
+          "poolExhausted",
+          "saveFailures",
+        ] as const
+      ).map((t): Sample => [{ netdev: u.netdev, type: t }, u.dhcp[t]]),
     ),
   );
   gauge("usernet_dhcp_leases", "DHCP leases remembered, by state", ["netdev", "state"], () =>
