@@ -8,7 +8,7 @@
 import { userInfo } from "node:os";
 import type { UserNetdevConfig } from "./config.js";
 import { type FrameSink, type Port, PortCounters, type PortStats } from "./hub/port.js";
-import type { Logger } from "./log.js";
+import { internalErrors, type Logger } from "./log.js";
 import { dnsOverTcp } from "./proxy/dns-tcp.js";
 import { HostDnsUpstream } from "./proxy/dns-upstream.js";
 import { GuestForwarder } from "./proxy/guest-forward.js";
@@ -293,7 +293,7 @@ export class UserNetdev implements Port {
 
   close(): void {
     this.closed = true;
-    void this.forwards.close();
+    this.forwards.close().catch(internalErrors.handler("closing the forwards"));
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.udpNat.closeAll();
@@ -356,17 +356,20 @@ export class UserNetdev implements Port {
   private toDns(d: GuestUdp): void {
     // the payload is a view of a frame; the forwarder copies what it keeps
     const guest = { src: d.src, srcPort: d.srcPort };
-    void this.dns.handle(d.payload, "udp").then((answer) => {
-      if (!answer || this.closed) return;
-      this.stack.sendUdp({
-        src: this.stackConfig.dns,
-        srcPort: dnsPort,
-        dst: guest.src,
-        dstPort: guest.srcPort,
-        payload: answer,
-      });
-      this.schedule();
-    });
+    void this.dns
+      .handle(d.payload, "udp")
+      .then((answer) => {
+        if (!answer || this.closed) return;
+        this.stack.sendUdp({
+          src: this.stackConfig.dns,
+          srcPort: dnsPort,
+          dst: guest.src,
+          dstPort: guest.srcPort,
+          payload: answer,
+        });
+        this.schedule();
+      })
+      .catch(internalErrors.handler("a DNS reply to a guest"));
   }
 
   private toTftp(tftp: TftpServer, d: GuestUdp): void {
@@ -375,7 +378,10 @@ export class UserNetdev implements Port {
       serverPort: d.dstPort,
       payload: Buffer.from(d.payload),
     };
-    void tftp.handle(req, this.clock.now()).then((sends) => this.sendTftp(sends));
+    tftp
+      .handle(req, this.clock.now())
+      .then((sends) => this.sendTftp(sends))
+      .catch(internalErrors.handler("a TFTP request"));
   }
 
   private sendTftp(sends: TftpSend[]): void {
@@ -456,7 +462,11 @@ export class UserNetdev implements Port {
     this.udpNat.expire(now);
     this.icmp.expire(now);
     this.forwards.expire(this.clock.now());
-    if (this.tftp) void this.tftp.onTimer(now).then((sends) => this.sendTftp(sends));
+    if (this.tftp)
+      this.tftp
+        .onTimer(now)
+        .then((sends) => this.sendTftp(sends))
+        .catch(internalErrors.handler("TFTP retransmission"));
     this.schedule();
   }
 }

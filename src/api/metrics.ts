@@ -61,6 +61,12 @@ export function createMetrics(facade: ApiFacade): Registry {
     [{ version: facade.status().version }, 1],
   ]);
   gauge("usernet_uptime_seconds", "Seconds since start", [], () => [[{}, facade.status().uptimeSeconds]]);
+  counter(
+    "usernet_internal_errors_total",
+    "Unexpected exceptions (bugs), logged with their stack",
+    [],
+    () => [[{}, facade.status().internalErrors]],
+  );
 
   // ---- hubs and ports --------------------------------------------------------------
   const hubs = () => facade.hubList();

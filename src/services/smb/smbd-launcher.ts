@@ -25,7 +25,7 @@
  * one), so the logic is tested with a fake.
  * Not done: restarting smbd when DIR changes, more than one share, a smbd per guest.
  */
-import type { Logger } from "../../log.js";
+import { internalErrors, type Logger } from "../../log.js";
 import { smbConf, smbRunSubdirs } from "./smb-conf.js";
 
 export interface SmbdExit {
@@ -169,9 +169,11 @@ export class SmbdLauncher {
         `--log-basename=${dir}`,
       ]);
       this.starts++;
-      void child.exited.then((e) => {
-        exit = e;
-      });
+      child.exited
+        .then((e) => {
+          exit = e;
+        })
+        .catch(internalErrors.handler("smbd exit"));
       const deadline = h.now() + this.startTimeoutMs;
       for (;;) {
         if (this.closed) throw new Error("usernet closed while smbd was starting");
@@ -185,7 +187,7 @@ export class SmbdLauncher {
       const r: Running = { dir, port, child };
       this.running = r;
       this.o.log.info(`smbd started for smb=${this.o.shareDir}`, { pid: child.pid, port });
-      void child.exited.then((e) => this.exitedUnasked(r, e));
+      child.exited.then((e) => this.exitedUnasked(r, e)).catch(internalErrors.handler("smbd exit"));
       return r;
     } catch (e) {
       this.o.log.error("smbd did not start", { error: e instanceof Error ? e.message : String(e) });

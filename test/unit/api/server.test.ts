@@ -38,6 +38,7 @@ describe("read-only routes", () => {
     const s = res.json();
     expect(s.version).toBe("9.9.9");
     expect(s.uptimeSeconds).toBeGreaterThanOrEqual(0);
+    expect(s.internalErrors).toBe(0);
     expect(s.hubs.map((h: { id: number }) => h.id)).toEqual([0, 3]);
     expect(s.netdevs).toEqual([
       expect.objectContaining({ id: "s0", kind: "stream-listen", hub: 0, ports: ["b"] }),
@@ -321,6 +322,8 @@ describe("metrics and openapi", () => {
     expect(res.headers["content-type"]).toMatch(/^text\/plain/);
     const t = res.body;
     expect(t).toContain('usernet_info{version="9.9.9"} 1');
+    expect(t).toContain("usernet_internal_errors_total 0");
+    expect(t).toContain('usernet_dhcp_messages_total{netdev="user0",type="saveFailures"} 0');
     expect(t).toContain('usernet_port_rx_frames_total{hub="0",port="a",kind="scripted",netdev=""} 1');
     expect(t).toContain('usernet_port_tx_bytes_total{hub="0",port="b",kind="stream-listen",netdev="s0"} 60');
     expect(t).toContain(
