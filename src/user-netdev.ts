@@ -289,6 +289,8 @@ export class UserNetdev implements Port {
   async start(): Promise<void> {
     // smb= without smbd (or with an unusable directory) stops start-up, as in QEMU
     await this.smb?.check();
+    // leases loaded from --state-dir bring their names back
+    this.learnHostnames();
   }
 
   close(): void {
@@ -400,8 +402,9 @@ export class UserNetdev implements Port {
 
   private toDhcp(d: GuestUdp): void {
     const reply = this.dhcp.handle(d.payload, this.wallClock());
-    if (!reply) return;
+    // after every message: a RELEASE has no reply but ends a lease and its name
     this.learnHostnames();
+    if (!reply) return;
     const to = reply.to;
     this.stack.sendUdp({
       src: this.stackConfig.host,
