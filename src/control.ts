@@ -14,7 +14,7 @@ import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { HubRegistry, HubStats } from "./hub/hub.js";
 import type { Port, PortStats } from "./hub/port.js";
-import type { Logger } from "./log.js";
+import { internalErrors, type Logger } from "./log.js";
 import { formatAddress } from "./ports/address.js";
 import { type CaptureEnd, CapturePort, type CaptureSink } from "./ports/capture-port.js";
 import type { NetdevHandle, openNetdev, PortNetdevConfig } from "./ports/netdev.js";
@@ -94,6 +94,8 @@ export interface NetdevView {
 export interface StatusView {
   version: string;
   uptimeSeconds: number;
+  /** unexpected exceptions (bugs) so far, in the whole process; see log.ts */
+  internalErrors: number;
   hubs: HubView[];
   netdevs: NetdevView[];
   ports: PortView[];
@@ -251,6 +253,7 @@ export function createControl(parts: ControlParts): Control {
       return {
         version: parts.version,
         uptimeSeconds: Math.round((clock.now() - startedAt) / 10) / 100,
+        internalErrors: internalErrors.total,
         hubs: hubs.list().map((h) => hubView(h.id) as HubView),
         netdevs: [...users.map(userView), ...handles.map(handleView)],
         ports: allPorts(),

@@ -181,27 +181,34 @@ export class Forwards implements ForwardsFacade {
     if (info.error !== undefined) {
       nd.forwards.remove(id);
       // the id is spent all the same: ids are never reused
-      this.save();
+      await this.save();
       throw new ForwardError("bind-failed", info.error);
     }
     this.runtime.set(id, { id, netdev: nd.config.id, rule: clean });
-    this.save();
+    // answered once durable (or the write failed: logged, counted, kept in memory)
+    await this.save();
     return this.view(nd, info);
   }
 
   remove(id: number): boolean {
     for (const nd of this.netdevs) {
       if (!nd.forwards.remove(id)) continue;
-      if (this.runtime.delete(id)) this.save();
+      // the write never rejects; a kill right after this loses at most this change
+      if (this.runtime.delete(id)) void this.save();
       return true;
     }
     return false;
   }
 
-  private save(): void {
+  /** Settles when the state writes started so far are done (for a clean shutdown). */
+  flush(): Promise<void> {
+    return this.store?.flush() ?? Promise.resolve();
+  }
+
+  private async save(): Promise<void> {
     if (!this.store) return;
     const forwards = [...this.runtime.values(), ...this.inactive].sort((a, b) => a.id - b.id);
-    this.store.save({ nextId: this.nextId, forwards });
+    await this.store.save({ nextId: this.nextId, forwards });
   }
 
   private view(nd: UserNetdev, i: ForwardInfo): ForwardView {

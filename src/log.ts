@@ -48,3 +48,50 @@ export const silentLogger: Logger = {
     return silentLogger;
   },
 };
+
+/**
+ * Unexpected exceptions: a throw nobody planned for, a rejected promise nobody awaited.
+ * They are bugs, so they must not vanish: each is counted (the count is in the API's
+ * status, in metrics, and the e2e harness fails a test whose usernet had one) and
+ * logged with its stack, once per place and message so a bug on a per-packet path
+ * cannot flood the log. The process goes on serving: one broken flow or service should
+ * not take every guest's network down.
+ *
+ * One per process on purpose (unlike loggers): process-level handlers
+ * (unhandledRejection, uncaughtException) have no component to hand it to.
+ */
+export class InternalErrors {
+  private count = 0;
+  private readonly logged = new Set<string>();
+
+  constructor(private log: Logger) {}
+
+  /** Where the log lines go; the CLI points it at its own logger. */
+  setLogger(log: Logger): void {
+    this.log = log;
+  }
+
+  report(where: string, err: unknown): void {
+    this.count++;
+    const message = err instanceof Error ? err.message : String(err);
+    const key = `${where}\n${message}`;
+    // bounded: a bug that makes ever-new messages stops logging, not counting
+    if (this.logged.has(key) || this.logged.size >= 256) return;
+    this.logged.add(key);
+    this.log.error(`internal error in ${where}: ${message}`, {
+      count: this.count,
+      stack: err instanceof Error && err.stack ? err.stack : "(no stack)",
+    });
+  }
+
+  /** A rejection handler for a promise that is not awaited: `p.catch(internalErrors.handler("dns reply"))`. */
+  handler(where: string): (err: unknown) => void {
+    return (err) => this.report(where, err);
+  }
+
+  get total(): number {
+    return this.count;
+  }
+}
+
+export const internalErrors = new InternalErrors(createLogger("info"));

@@ -8,7 +8,7 @@
 import { userInfo } from "node:os";
 import type { UserNetdevConfig } from "./config.js";
 import { type FrameSink, type Port, PortCounters, type PortStats } from "./hub/port.js";
-import type { Logger } from "./log.js";
+import { internalErrors, type Logger } from "./log.js";
 import { dnsOverTcp } from "./proxy/dns-tcp.js";
 import { HostDnsUpstream } from "./proxy/dns-upstream.js";
 import { GuestForwarder } from "./proxy/guest-forward.js";
@@ -26,7 +26,7 @@ import { MemoryLeaseStore } from "./services/dhcp/dhcp-lease.js";
 import { FileLeaseStore } from "./services/dhcp/dhcp-lease-file.js";
 import { DhcpServer } from "./services/dhcp/dhcp-server.js";
 import { DnsForwarder } from "./services/dns/dns-forwarder.js";
-import { LocalNames } from "./services/dns/local-names.js";
+import { type GuestNameClaim, LocalNames } from "./services/dns/local-names.js";
 import { chooseUpstreams } from "./services/dns/resolv-conf.js";
 import { type SmbdHost, SmbdLauncher } from "./services/smb/smbd-launcher.js";
 import { TFTP_PORT } from "./services/tftp/tftp-packet.js";
@@ -290,11 +290,13 @@ export class UserNetdev implements Port {
   async start(): Promise<void> {
     // smb= without smbd (or with an unusable directory) stops start-up, as in QEMU
     await this.smb?.check();
+    // leases loaded from --state-dir bring their names back
+    this.learnHostnames();
   }
 
   close(): void {
     this.closed = true;
-    void this.forwards.close();
+    this.forwards.close().catch(internalErrors.handler("closing the forwards"));
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.udpNat.closeAll();
@@ -302,12 +304,13 @@ export class UserNetdev implements Port {
     this.guestForwards.closeAll();
     this.dnsTcp.closeAll();
     this.smbTcp?.closeAll();
-    if (this.smb) this.stopping = this.smb.close();
+    // the lease file's last write, so a clean stop loses no lease
+    this.stopping = Promise.all([this.smb?.close(), this.dhcp.flush()]).then(() => undefined);
     this.icmp.closeAll();
     this.dnsUpstream.close();
   }
 
-  /** Settles when what close() started (stopping smbd) is done. */
+  /** Settles when what close() started (stopping smbd, the last lease write) is done. */
   whenClosed(): Promise<void> {
     return this.stopping;
   }
@@ -356,17 +359,20 @@ export class UserNetdev implements Port {
   private toDns(d: GuestUdp): void {
     // the payload is a view of a frame; the forwarder copies what it keeps
     const guest = { src: d.src, srcPort: d.srcPort };
-    void this.dns.handle(d.payload, "udp").then((answer) => {
-      if (!answer || this.closed) return;
-      this.stack.sendUdp({
-        src: this.stackConfig.dns,
-        srcPort: dnsPort,
-        dst: guest.src,
-        dstPort: guest.srcPort,
-        payload: answer,
-      });
-      this.schedule();
-    });
+    void this.dns
+      .handle(d.payload, "udp")
+      .then((answer) => {
+        if (!answer || this.closed) return;
+        this.stack.sendUdp({
+          src: this.stackConfig.dns,
+          srcPort: dnsPort,
+          dst: guest.src,
+          dstPort: guest.srcPort,
+          payload: answer,
+        });
+        this.schedule();
+      })
+      .catch(internalErrors.handler("a DNS reply to a guest"));
   }
 
   private toTftp(tftp: TftpServer, d: GuestUdp): void {
@@ -375,7 +381,10 @@ export class UserNetdev implements Port {
       serverPort: d.dstPort,
       payload: Buffer.from(d.payload),
     };
-    void tftp.handle(req, this.clock.now()).then((sends) => this.sendTftp(sends));
+    tftp
+      .handle(req, this.clock.now())
+      .then((sends) => this.sendTftp(sends))
+      .catch(internalErrors.handler("a TFTP request"));
   }
 
   private sendTftp(sends: TftpSend[]): void {
@@ -394,8 +403,9 @@ export class UserNetdev implements Port {
 
   private toDhcp(d: GuestUdp): void {
     const reply = this.dhcp.handle(d.payload, this.wallClock());
-    if (!reply) return;
+    // after every message: a RELEASE has no reply but ends a lease and its name
     this.learnHostnames();
+    if (!reply) return;
     const to = reply.to;
     this.stack.sendUdp({
       src: this.stackConfig.host,
@@ -407,11 +417,20 @@ export class UserNetdev implements Port {
     });
   }
 
-  /** Guests' DHCP host names become DNS names, as a home router does. */
+  /**
+   * Guests' DHCP host names become DNS names, as a home router does, by the rule in
+   * local-names.ts (one label, first holder keeps it, configured names win); claims
+   * turned down are counted as DHCP "ignored" by reason.
+   */
   private learnHostnames(): void {
+    const claims: GuestNameClaim[] = [];
     for (const lease of this.dhcp.leases(this.wallClock())) {
-      if (lease.hostname && lease.state === "bound") this.localNames.set(lease.hostname, lease.ip);
+      const address = parseIpv4(lease.ip);
+      if (lease.hostname && lease.state === "bound" && address !== undefined)
+        claims.push({ owner: lease.mac, hostname: lease.hostname, address });
     }
+    for (const why of this.localNames.syncGuests(claims, this.config.domainName))
+      this.dhcp.countIgnored(`hostname-${why}`);
   }
 
   private deliver(frames: Buffer[]): void {
@@ -447,7 +466,11 @@ export class UserNetdev implements Port {
     this.udpNat.expire(now);
     this.icmp.expire(now);
     this.forwards.expire(this.clock.now());
-    if (this.tftp) void this.tftp.onTimer(now).then((sends) => this.sendTftp(sends));
+    if (this.tftp)
+      this.tftp
+        .onTimer(now)
+        .then((sends) => this.sendTftp(sends))
+        .catch(internalErrors.handler("TFTP retransmission"));
     this.schedule();
   }
 }

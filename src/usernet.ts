@@ -61,6 +61,7 @@ export async function startUsernet(
     }
     // smbd is stopped (by pid) and its directory removed before close resolves
     await Promise.allSettled(users.map((u) => u.whenClosed()));
+    await forwards?.flush();
     hubs.close();
   };
 
@@ -70,7 +71,7 @@ export async function startUsernet(
     ? await readFile("/etc/resolv.conf", "utf8").catch(() => undefined)
     : undefined;
 
-  let forwards: Forwards;
+  let forwards: Forwards | undefined;
   try {
     for (const nd of config.netdevs) {
       const hub = hubs.get(nd.hub);

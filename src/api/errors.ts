@@ -4,6 +4,7 @@
  * own errors (bad JSON, schema violations, wrong media type, too large) onto it.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { internalErrors } from "../log.js";
 
 export class ApiError extends Error {
   constructor(
@@ -64,6 +65,7 @@ export function handleError(e: FastifyError | ApiError, req: FastifyRequest, rep
   }
   if (e instanceof SyntaxError) return reply.code(400).send(errorBody("malformed-json", e.message));
   const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
-  if (status >= 500) req.log.error({ err: e }, "request failed");
+  // an error no route meant to raise: a bug, counted and logged with its stack
+  if (status >= 500) internalErrors.report(`API ${req.method} ${req.url.split("?")[0]}`, e);
   return reply.code(status).send(errorBody(status >= 500 ? "internal-error" : "bad-request", e.message));
 }

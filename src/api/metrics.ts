@@ -61,6 +61,12 @@ export function createMetrics(facade: ApiFacade): Registry {
     [{ version: facade.status().version }, 1],
   ]);
   gauge("usernet_uptime_seconds", "Seconds since start", [], () => [[{}, facade.status().uptimeSeconds]]);
+  counter(
+    "usernet_internal_errors_total",
+    "Unexpected exceptions (bugs), logged with their stack",
+    [],
+    () => [[{}, facade.status().internalErrors]],
+  );
 
   // ---- hubs and ports --------------------------------------------------------------
   const hubs = () => facade.hubList();
@@ -186,9 +192,19 @@ export function createMetrics(facade: ApiFacade): Registry {
   // ---- DHCP -------------------------------------------------------------------------
   counter("usernet_dhcp_messages_total", "DHCP replies and events, by type", ["netdev", "type"], () =>
     users().flatMap((u) =>
-      (["offers", "acks", "naks", "releases", "declines", "informs", "bootp", "poolExhausted"] as const).map(
-        (t): Sample => [{ netdev: u.netdev, type: t }, u.dhcp[t]],
-      ),
+      (
+        [
+          "offers",
+          "acks",
+          "naks",
+          "releases",
+          "declines",
+          "informs",
+          "bootp",
+          "poolExhausted",
+          "saveFailures",
+        ] as const
+      ).map((t): Sample => [{ netdev: u.netdev, type: t }, u.dhcp[t]]),
     ),
   );
   gauge("usernet_dhcp_leases", "DHCP leases remembered, by state", ["netdev", "state"], () =>

@@ -58,6 +58,7 @@ export const NetdevView = Type.Object({
 export const StatusView = Type.Object({
   version: Type.String(),
   uptimeSeconds: Type.Number(),
+  internalErrors: Type.Integer(),
   hubs: Type.Array(HubView),
   netdevs: Type.Array(NetdevView),
   ports: Type.Array(PortView),

@@ -23,7 +23,7 @@
  */
 import * as fs from "node:fs";
 import net from "node:net";
-import type { Logger } from "../log.js";
+import { internalErrors, type Logger } from "../log.js";
 import type { ForwardsFacade } from "../usernet.js";
 
 export interface Slirp4netnsApiOptions {
@@ -158,7 +158,12 @@ export async function startSlirp4netnsApi(
       clearTimeout(timer);
       const text = Buffer.concat(chunks).toString("utf8");
       log.debug("api request", { request: text });
-      void handleSlirp4netnsRequest(text, facade, options).then(finish);
+      handleSlirp4netnsRequest(text, facade, options)
+        .then(finish)
+        .catch((e: unknown) => {
+          internalErrors.report("a slirp4netns API request", e);
+          sock.destroy();
+        });
     };
     const timer = setTimeout(handle, timeoutMs);
     timer.unref();

@@ -8,8 +8,15 @@
  * the peak RSS under load with no measurable loss of throughput (`npm run bench`).
  * `npm start` passes the same flag; the bench reads it from this line.
  */
+import { internalErrors } from "../log.js";
 import { runCli } from "./run.js";
 import { readVersion } from "./version.js";
+
+// A bug must not vanish nor, on one flow's path, take every guest's network down:
+// log.ts's InternalErrors logs it with its stack (once per place), counts it (API
+// status, metrics) and the process goes on.
+process.on("unhandledRejection", (err) => internalErrors.report("a promise nobody awaited", err));
+process.on("uncaughtException", (err, origin) => internalErrors.report(origin, err));
 
 const code = await runCli({
   argv: process.argv.slice(2),

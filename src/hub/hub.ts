@@ -8,7 +8,8 @@
  * - The hub holds no queue of its own and never waits on a port. Ports bound their own
  *   transmit queues and drop (and count) what they cannot take, so one slow QEMU
  *   cannot stall the others. A port whose `send` throws in spite of its contract is
- *   counted ("port-send-threw") and logged once; delivery to the other ports goes on.
+ *   counted ("port-send-threw") and reported as an internal error (log.ts: logged with
+ *   its stack, counted, fails e2e tests); delivery to the other ports goes on.
  * - Re-entrancy: a port may answer synchronously from inside `send` (a user stack that
  *   replies to ARP at once). Such a batch is queued and delivered after the current one
  *   has reached every port, so all ports see frames in one order and recursion stays
@@ -26,7 +27,7 @@
  * - Not here: ownership of ports. Whoever opened a port closes it; `Hub.close()` only
  *   detaches everything and refuses new ports.
  */
-import type { Logger } from "../log.js";
+import { internalErrors, type Logger } from "../log.js";
 import { anyOffloaded, resolveOffloads } from "../stack/wire/frame-offload.js";
 import type { FrameSink, Port } from "./port.js";
 
@@ -59,7 +60,6 @@ export class Hub {
   private isClosed = false;
   private readonly maxPending: number;
   private readonly log: Logger | undefined;
-  private readonly throwers = new Set<Port>();
   private batches = 0;
   private frames = 0;
   private bytes = 0;
@@ -98,7 +98,6 @@ export class Hub {
   detach(port: Port): boolean {
     if (!this.members.delete(port)) return false;
     this.attached = this.attached.filter((p) => p !== port);
-    this.throwers.delete(port);
     port.setReceiver(undefined);
     port.peersAcceptOffloads?.(false);
     this.tellOffloads();
@@ -184,14 +183,9 @@ export class Hub {
           to.send(plain);
         }
       } catch (err) {
+        // a bug in that port (or the stack behind it): counted here and as an internal error
         this.drop("port-send-threw", frames.length);
-        if (!this.throwers.has(to)) {
-          this.throwers.add(to);
-          this.log?.error("port send threw; frames dropped for that port", {
-            port: to.name,
-            error: String(err),
-          });
-        }
+        internalErrors.report(`hub ${this.id}: send to port ${to.name}`, err);
       }
     }
     if (reached === 0) this.unheard += frames.length;

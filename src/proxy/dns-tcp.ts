@@ -17,6 +17,7 @@
  * - Guest FIN: the answers still pending are written, then our FIN. A partial message
  *   at FIN is dropped. The idle timeout is the adapter's.
  */
+import { internalErrors } from "../log.js";
 import type { LocalStreamIo, LocalStreamOpen, LocalStreamSession } from "./local-tcp-service.js";
 
 export interface DnsOverTcpOptions {
@@ -100,10 +101,12 @@ class DnsTcpSession implements LocalStreamSession {
 
   private ask(query: Buffer): void {
     this.inflight++;
-    void this.resolve(query).then(
-      (answer) => this.answered(answer),
-      () => this.answered(undefined),
-    );
+    this.resolve(query)
+      .then(
+        (answer) => this.answered(answer),
+        () => this.answered(undefined),
+      )
+      .catch(internalErrors.handler("a DNS answer over TCP"));
   }
 
   private answered(answer: Buffer | undefined): void {

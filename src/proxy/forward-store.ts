@@ -7,10 +7,10 @@
  * - The file is `{ "version": 1, "nextId": N, "forwards": [{ "id", "netdev", "rule" }] }`.
  *   `nextId` is kept so that an id, once handed out, is never handed out again, not even
  *   after a restart (a client holding an old id must never remove someone else's rule).
- * - `save` writes a temp file next to the target, fsyncs it, renames it over the target
- *   and fsyncs the directory: a crash leaves the old or the new file, never a torn one.
- *   Synchronous, like the DHCP lease file: saves happen only when a forward is added or
- *   removed. A failing save is logged and reported (false), never thrown.
+ * - `save` hands the file to a StateWriter (state-file.ts): written off the event loop,
+ *   coalesced, atomically (temp file, fsync, rename, directory fsync): a crash leaves
+ *   the old or the new file, never a torn one. It resolves true once the change is
+ *   durable, false when the write failed (logged once, counted); it never rejects.
  * - `load` reads the file once at start. A missing file is empty; an unreadable or
  *   corrupt one is logged and treated as empty; malformed entries are skipped (logged).
  * Not done: locking against a second process using the same directory.
@@ -20,7 +20,7 @@ import * as path from "node:path";
 import type { HostForward } from "../config.js";
 import type { Logger } from "../log.js";
 import { parseIpv4 } from "../stack/wire/addr.js";
-import { writeStateFileSync } from "../state-file.js";
+import { type StateFs, StateWriter } from "../state-file.js";
 
 export const FORWARD_FILE_VERSION = 1;
 export const forwardFileName = "forwards.json";
@@ -62,12 +62,15 @@ export function parseStoredRule(v: unknown): HostForward | undefined {
 
 export class ForwardStore {
   readonly file: string;
+  private readonly writer: StateWriter;
 
   constructor(
     readonly stateDir: string,
     private readonly log: Logger,
+    fs?: StateFs,
   ) {
     this.file = path.join(stateDir, forwardFileName);
+    this.writer = new StateWriter(this.file, { log, what: "the runtime forwards", ...(fs ? { fs } : {}) });
   }
 
   load(): ForwardFile {
@@ -133,17 +136,17 @@ export class ForwardStore {
     return out;
   }
 
-  /** true when the file is written and durable */
-  save(f: ForwardFile): boolean {
-    try {
-      writeStateFileSync(
-        this.file,
-        `${JSON.stringify({ version: FORWARD_FILE_VERSION, nextId: f.nextId, forwards: f.forwards }, null, 1)}\n`,
-      );
-      return true;
-    } catch (e) {
-      this.log.error("cannot save the runtime forwards", { file: this.file, error: String(e) });
-      return false;
-    }
+  /** true once the file holding `f` (or a later state) is durable; false when that write failed */
+  save(f: ForwardFile): Promise<boolean> {
+    const text = `${JSON.stringify({ version: FORWARD_FILE_VERSION, nextId: f.nextId, forwards: f.forwards }, null, 1)}\n`;
+    return this.writer.update(() => text);
+  }
+
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  failures(): number {
+    return this.writer.stats().failures;
   }
 }

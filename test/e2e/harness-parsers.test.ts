@@ -9,6 +9,7 @@ import { qemuArgs } from "./harness/guest.js";
 import { parsePing } from "./harness/ping.js";
 import { e2eMode } from "./harness/prereqs.js";
 import { guestNetworkArgs, qemuLines, splitShellWords } from "./harness/qemu-cmdline.js";
+import { internalErrorCount, internalErrorLines } from "./harness/usernet.js";
 
 const busyboxOk = `PING 10.0.2.2 (10.0.2.2): 56 data bytes
 64 bytes from 10.0.2.2: seq=0 ttl=255 time=10.296 ms
@@ -140,5 +141,19 @@ describe("qemuArgs", () => {
     const a = qemuArgs({ rawArgs: ["-netdev", "x", "-device", "y"] }, image);
     expect(a.slice(-4)).toEqual(["-netdev", "x", "-device", "y"]);
     expect(() => qemuArgs({}, image)).toThrow(/netdev or rawArgs/);
+  });
+});
+
+describe("internal errors in usernet's log", () => {
+  test("reads the counter from the lines src/log.ts writes", () => {
+    const clean = "usernet info: hub 0: u0: user stack 10.0.2.0/24\nusernet error: cannot save DHCP leases\n";
+    expect(internalErrorCount(clean)).toBe(0);
+    const bug = `${clean}usernet error: internal error in a TFTP request: x is undefined count=1 stack=TypeError: x is undefined
+    at TftpServer.handle (file:///dist/services/tftp/tftp-server.js:10:5)
+usernet error: internal error in hub 0: send to port g0: boom count=4 stack=Error: boom
+    at Port.send (file:///dist/ports/x.js:1:1)
+`;
+    expect(internalErrorLines(bug)).toHaveLength(2);
+    expect(internalErrorCount(bug)).toBe(4);
   });
 });

@@ -195,6 +195,7 @@ describe("forwards facade", () => {
     const b = await f1.add(undefined, rule({ proto: "udp", guestPort: 7 }));
     const c = await f1.add(undefined, rule({ guestPort: 8080 }));
     f1.remove(b.id);
+    await f1.flush();
     const stored = JSON.parse(readFileSync(join(dir, "forwards.json"), "utf8"));
     expect(stored).toMatchObject({ version: 1, nextId: 5 });
     expect(stored.forwards.map((s: { id: number }) => s.id)).toEqual([a.id, c.id]);

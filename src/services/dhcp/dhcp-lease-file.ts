@@ -2,29 +2,31 @@
  * A LeaseStore backed by one JSON file in the state directory.
  *
  * Theory of operation
- * - `save` writes `{ "version": 1, "leases": [...] }` to a temp file next to the target,
- *   fsyncs it, renames it over the target and fsyncs the directory, so a crash leaves
- *   either the old or the new file, never a torn one. Writes are synchronous: they
- *   happen only when a lease changes (bind, renew, release, decline, BOOTP), which is
- *   rare next to the packet rate, and it keeps the order of saves trivially right.
+ * - `save` hands `{ "version": 1, "leases": [...] }` to a StateWriter (state-file.ts):
+ *   written off the event loop, atomically (temp file, fsync, rename, directory
+ *   fsync), and coalesced, so a guest renewing in a loop costs one write per write
+ *   time, not an fsync per ACK on the event loop. The ACK goes out before the lease is
+ *   on disk: a crash loses at most the changes of the last write or two.
  * - `load` reads the file once at start. A missing file is an empty table; an
  *   unreadable or corrupt one is logged and treated as empty (the guests then get
  *   addresses by the usual rules, most likely the same ones), never a crash.
  *   Malformed entries are skipped and logged.
- * - A failing save is logged, not thrown: the server keeps serving from memory.
+ * - A failing save is logged once and counted (`failures()`), not thrown: the server
+ *   keeps serving from memory and the next change writes everything again.
  * Not done: locking against a second process using the same file (one usernet per
  *   state directory is assumed).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "../../log.js";
-import { writeStateFileSync } from "../../state-file.js";
+import { type StateFs, StateWriter } from "../../state-file.js";
 import { type Lease, type LeaseStore, parseLeases } from "./dhcp-lease.js";
 
 export const LEASE_FILE_VERSION = 1;
 
 export class FileLeaseStore implements LeaseStore {
   readonly file: string;
+  private readonly writer: StateWriter;
 
   /**
    * @param stateDir directory for state; created if missing
@@ -34,11 +36,13 @@ export class FileLeaseStore implements LeaseStore {
     readonly stateDir: string,
     fileName: string,
     private readonly log: Logger,
+    fs?: StateFs,
   ) {
     if (fileName === "" || fileName !== path.basename(fileName)) {
       throw new Error(`lease file name must be a plain file name, got "${fileName}"`);
     }
     this.file = path.join(stateDir, fileName);
+    this.writer = new StateWriter(this.file, { log, what: "DHCP leases", ...(fs ? { fs } : {}) });
   }
 
   load(): Lease[] {
@@ -72,10 +76,15 @@ export class FileLeaseStore implements LeaseStore {
   }
 
   save(leases: Lease[]): void {
-    try {
-      writeStateFileSync(this.file, `${JSON.stringify({ version: LEASE_FILE_VERSION, leases }, null, 1)}\n`);
-    } catch (e) {
-      this.log.error("cannot save DHCP leases", { file: this.file, error: String(e) });
-    }
+    // `leases` is the server's fresh snapshot: rendering it later is rendering the latest
+    void this.writer.update(() => `${JSON.stringify({ version: LEASE_FILE_VERSION, leases }, null, 1)}\n`);
+  }
+
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  failures(): number {
+    return this.writer.stats().failures;
   }
 }

@@ -43,8 +43,12 @@ export interface Lease {
 
 export interface LeaseStore {
   load(): Lease[];
-  /** replaces everything stored with `leases`, atomically */
+  /** replaces everything stored with `leases`, atomically; may finish later (never throws) */
   save(leases: Lease[]): void;
+  /** settles when what save() started is done */
+  flush?(): Promise<void>;
+  /** saves that failed so far */
+  failures?(): number;
 }
 
 /** Keeps leases in memory (copies in and out, so callers cannot alias its state). */

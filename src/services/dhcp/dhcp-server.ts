@@ -100,6 +100,8 @@ export interface DhcpStats {
   informs: number;
   bootp: number;
   poolExhausted: number;
+  /** lease saves that failed (full disk, ...); leases are then kept in memory only */
+  saveFailures: number;
   /** dropped requests by reason */
   malformed: Record<string, number>;
   /** well-formed messages that were not for us, by reason */
@@ -204,8 +206,23 @@ export class DhcpServer {
     }
   }
 
+  /** Settles when the lease saves started so far are done (written or failed). */
+  flush(): Promise<void> {
+    return this.store.flush?.() ?? Promise.resolve();
+  }
+
+  /** Counts something a client asked for that the caller (not this server) turned down. */
+  countIgnored(reason: string): void {
+    this.ignored.drop(reason);
+  }
+
   stats(): DhcpStats {
-    return { ...this.counts, malformed: this.malformed.toJSON(), ignored: this.ignored.toJSON() };
+    return {
+      ...this.counts,
+      saveFailures: this.store.failures?.() ?? 0,
+      malformed: this.malformed.toJSON(),
+      ignored: this.ignored.toJSON(),
+    };
   }
 
   /** Every remembered lease, ordered by address. */

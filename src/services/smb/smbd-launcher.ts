@@ -26,7 +26,7 @@
  * All process, file and socket work goes through `SmbdHost`, so the logic is tested
  * with a fake. Not done: more than one share, read-only shares, passwords.
  */
-import type { Logger } from "../../log.js";
+import { internalErrors, type Logger } from "../../log.js";
 import { smbConf, smbRunSubdirs } from "./smb-conf.js";
 
 export interface SmbdExit {
@@ -136,7 +136,7 @@ export class SmbdLauncher<C> {
     ]);
     this.counters.started++;
     this.children.add(child);
-    void child.exited.then((e) => this.exited(child, e, dir));
+    child.exited.then((e) => this.exited(child, e, dir)).catch(internalErrors.handler("smbd exit"));
     if (this.closed) {
       // close() ran while this one was being spawned: it did not see it
       child.kill("SIGKILL");

@@ -2,7 +2,9 @@
  * Per-test resources with cleanup: call `e2eScope()` once inside a describeE2E body;
  * everything made through it (namespaces, usernet processes, guests) is closed after
  * each test in reverse order, and when a test fails the tails of usernet's and the
- * guests' output are printed so the failure explains itself.
+ * guests' output are printed so the failure explains itself. Every usernet started
+ * through it must end without internal errors (bugs it caught and counted, see
+ * harness/usernet.ts): the teardown fails the test otherwise.
  */
 import { afterEach } from "vitest";
 import { Guest, type GuestOptions } from "./guest.js";
@@ -51,7 +53,10 @@ export function e2eScope(): E2eScope {
     },
     async usernet(ns, args, opts) {
       const u = await Usernet.start(ns, args, opts);
-      cleanups.push(() => u.close());
+      cleanups.push(async () => {
+        await u.close();
+        u.assertNoInternalErrors();
+      });
       watched.push(u.proc);
       return u;
     },

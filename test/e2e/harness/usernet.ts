@@ -10,6 +10,11 @@
  * Readiness: the caller says what to wait for — TCP/UDP ports listening inside the
  * namespace (polled with `ss`), unix socket files existing, or a line on stdout. A
  * probe connection is never made: for a listener it would become a hub port.
+ *
+ * Internal errors: usernet logs every unexpected exception (a bug) as
+ * `usernet error: internal error in WHERE: ...` with its count (src/log.ts), the same
+ * counter the API's status shows. `internalErrors()` reads them from stderr;
+ * e2eScope's teardown fails the test when there is any (`assertNoInternalErrors`).
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,6 +22,18 @@ import { join } from "node:path";
 import type { Netns } from "./netns.js";
 import { trace, usernetMain } from "./prereqs.js";
 import type { Proc } from "./proc.js";
+
+/** The internal-error lines in usernet's stderr: one per place, first occurrence. */
+export function internalErrorLines(stderr: string): string[] {
+  return stderr.split("\n").filter((l) => /^usernet error: internal error in /.test(l));
+}
+
+/** The highest internal-error count usernet logged (its counter then), 0 when none. */
+export function internalErrorCount(stderr: string): number {
+  let n = 0;
+  for (const l of internalErrorLines(stderr)) n = Math.max(n, Number(/ count=(\d+)/.exec(l)?.[1] ?? 1));
+  return n;
+}
 
 export interface UsernetReady {
   tcp?: number[];
@@ -111,6 +128,22 @@ export class Usernet {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  /** usernet's internal-error counter as far as its log shows it (0: no bug hit). */
+  internalErrors(): number {
+    return internalErrorCount(this.proc.stderr);
+  }
+
+  /** Throws, quoting usernet's log around them, when usernet reported internal errors. */
+  assertNoInternalErrors(): void {
+    const n = this.internalErrors();
+    if (n === 0) return;
+    const lines = this.proc.stderr.split("\n");
+    const first = lines.findIndex((l) => /^usernet error: internal error in /.test(l));
+    throw new Error(
+      `usernet (${this.args.join(" ")}) hit ${n} internal error(s) (bugs):\n${lines.slice(first, first + 30).join("\n")}`,
+    );
   }
 
   /** SIGTERM by pid (SIGKILL after 3 s); resolves with how it ended. */

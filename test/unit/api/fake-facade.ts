@@ -75,6 +75,7 @@ export const cannedUserStats: UserNetdevStats = {
     informs: 0,
     bootp: 0,
     poolExhausted: 0,
+    saveFailures: 0,
     malformed: { "dhcp-truncated": 1 },
     ignored: {},
     leases: { bound: 1 },

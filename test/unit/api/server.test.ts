@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildApi, startApi } from "../../../src/api/server.js";
-import { silentLogger } from "../../../src/log.js";
+import { internalErrors, silentLogger } from "../../../src/log.js";
 import { readPcap } from "../../../src/ports/pcap.js";
 import { type FakeWorld, fakeWorld } from "./fake-facade.js";
 
@@ -30,6 +30,18 @@ function expectError(res: { statusCode: number; json(): unknown }, status: numbe
   expect(body.error.message.length).toBeGreaterThan(0);
 }
 
+describe("a route that throws", () => {
+  it("answers 500 and counts an internal error", async () => {
+    world.facade.hubList = () => {
+      throw new TypeError("a bug in a route");
+    };
+    internalErrors.setLogger(silentLogger);
+    const before = internalErrors.total;
+    expectError(await app.inject({ method: "GET", url: "/v1/hubs" }), 500, "internal-error");
+    expect(internalErrors.total - before).toBe(1);
+  });
+});
+
 describe("read-only routes", () => {
   it("GET /v1/status: version, uptime, hubs, netdevs, ports with counters", async () => {
     world.ports[0]?.emit([Buffer.alloc(60, 1)]);
@@ -38,6 +50,7 @@ describe("read-only routes", () => {
     const s = res.json();
     expect(s.version).toBe("9.9.9");
     expect(s.uptimeSeconds).toBeGreaterThanOrEqual(0);
+    expect(s.internalErrors).toBe(internalErrors.total);
     expect(s.hubs.map((h: { id: number }) => h.id)).toEqual([0, 3]);
     expect(s.netdevs).toEqual([
       expect.objectContaining({ id: "s0", kind: "stream-listen", hub: 0, ports: ["b"] }),
@@ -321,6 +334,8 @@ describe("metrics and openapi", () => {
     expect(res.headers["content-type"]).toMatch(/^text\/plain/);
     const t = res.body;
     expect(t).toContain('usernet_info{version="9.9.9"} 1');
+    expect(t).toContain(`usernet_internal_errors_total ${internalErrors.total}`);
+    expect(t).toContain('usernet_dhcp_messages_total{netdev="user0",type="saveFailures"} 0');
     expect(t).toContain('usernet_port_rx_frames_total{hub="0",port="a",kind="scripted",netdev=""} 1');
     expect(t).toContain('usernet_port_tx_bytes_total{hub="0",port="b",kind="stream-listen",netdev="s0"} 60');
     expect(t).toContain(

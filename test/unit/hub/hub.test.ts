@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { Hub, HubRegistry } from "../../../src/hub/hub.js";
 import { type FrameSink, type Port, PortCounters, type PortStats } from "../../../src/hub/port.js";
+import { internalErrors, type Logger, silentLogger } from "../../../src/log.js";
 import { markOffload, offloadOf } from "../../../src/stack/wire/frame-offload.js";
 
 /** A port that records what the hub sends it and injects frames on demand. */
@@ -38,6 +39,24 @@ class FakePort implements Port {
 }
 
 const frame = (tag: number, len = 60) => Buffer.alloc(len, tag);
+
+function recording(lines: string[]): Logger {
+  const l: Logger = {
+    debug() {},
+    info() {},
+    warn() {},
+    error: (msg, fields) => {
+      lines.push(
+        `${msg}\n${String(fields?.stack ?? "")
+          .split("\n")
+          .slice(1)
+          .join("\n")}`,
+      );
+    },
+    child: () => l,
+  };
+  return l;
+}
 
 describe("Hub", () => {
   test("floods a batch to every other port, never back to the sender", () => {
@@ -139,10 +158,21 @@ describe("Hub", () => {
     bad.onSend = () => {
       throw new Error("bug");
     };
-    a.inject(frame(1));
-    a.inject(frame(2));
+    const lines: string[] = [];
+    internalErrors.setLogger(recording(lines));
+    const before = internalErrors.total;
+    try {
+      a.inject(frame(1));
+      a.inject(frame(2));
+    } finally {
+      internalErrors.setLogger(silentLogger);
+    }
     expect(c.received).toHaveLength(2);
     expect(hub.stats().drops["port-send-threw"]).toBe(2);
+    // a bug: counted as an internal error each time, logged once with its stack
+    expect(internalErrors.total - before).toBe(2);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^internal error in hub 6: send to port bad: bug\n\s+at /);
   });
 
   test("a port detached by another port's send gets nothing more", () => {

@@ -49,22 +49,23 @@ describe("ForwardStore", () => {
     {
       numRuns: 30,
     },
-  )("what is saved loads back, and nextId stays past every id", (entries) => {
+  )("what is saved loads back, and nextId stays past every id", async (entries) => {
     const s = new ForwardStore(tempDir(), log);
     const forwards = entries.map((e) => ({ id: e.id, netdev: "u0", rule: e.rule }));
-    expect(s.save({ nextId: 3, forwards })).toBe(true);
+    expect(await s.save({ nextId: 3, forwards })).toBe(true);
     const back = s.load();
     expect(back.forwards).toEqual(forwards);
     expect(back.nextId).toBe(Math.max(3, ...entries.map((e) => e.id + 1)));
   });
 
-  it("a missing file is empty; the file is private and no temp file is left", () => {
+  it("a missing file is empty; the file is private and no temp file is left", async () => {
     const dir = join(tempDir(), "state");
     const s = new ForwardStore(dir, log);
     expect(s.load()).toEqual({ nextId: 1, forwards: [] });
     expect(warnings).toEqual([]);
-    s.save({ nextId: 2, forwards: [] });
+    expect(await s.save({ nextId: 2, forwards: [] })).toBe(true);
     expect(statSync(s.file).mode & 0o777).toBe(0o600);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(readdirSync(dir)).toEqual(["forwards.json"]);
     expect(JSON.parse(readFileSync(s.file, "utf8"))).toEqual({ version: 1, nextId: 2, forwards: [] });
   });
@@ -104,11 +105,12 @@ describe("ForwardStore", () => {
     expect(warnings).toHaveLength(1);
   });
 
-  it("a failing save is reported, not thrown", () => {
+  it("a failing save is reported, not thrown", async () => {
     const dir = tempDir();
     writeFileSync(join(dir, "file"), "");
     const s = new ForwardStore(join(dir, "file"), log);
-    expect(s.save({ nextId: 1, forwards: [] })).toBe(false);
+    expect(await s.save({ nextId: 1, forwards: [] })).toBe(false);
+    expect(s.failures()).toBe(1);
     expect(warnings).toHaveLength(1);
   });
 

@@ -38,25 +38,29 @@ const leases: Lease[] = [
 ];
 
 describe("FileLeaseStore", () => {
-  test("saves and loads back, creating the state directory", () => {
+  test("saves and loads back, creating the state directory", async () => {
     const dir = path.join(tempDir(), "state", "n0");
     const log: string[] = [];
     const store = new FileLeaseStore(dir, "dhcp-leases.json", logger(log));
     expect(store.load()).toEqual([]);
     store.save(leases);
+    await store.flush();
     expect(new FileLeaseStore(dir, "dhcp-leases.json", logger(log)).load()).toEqual(leases);
     expect(log).toEqual([]);
     const body = JSON.parse(fs.readFileSync(store.file, "utf8"));
     expect(body.version).toBe(LEASE_FILE_VERSION);
     expect(fs.statSync(store.file).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
   });
 
-  test("replaces the file by rename and leaves no temp file", () => {
+  test("replaces the file by rename and leaves no temp file", async () => {
     const dir = tempDir();
     const store = new FileLeaseStore(dir, "l.json", logger([]));
     store.save(leases);
+    await store.flush();
     const inodeBefore = fs.statSync(store.file).ino;
     store.save(leases.slice(0, 1));
+    await store.flush();
     expect(fs.statSync(store.file).ino).not.toBe(inodeBefore);
     expect(fs.readdirSync(dir)).toEqual(["l.json"]);
     expect(store.load()).toEqual(leases.slice(0, 1));
@@ -96,14 +100,18 @@ describe("FileLeaseStore", () => {
     expect(log).toEqual(["warn skipped malformed DHCP leases"]);
   });
 
-  test("a failing save is logged, not thrown", () => {
+  test("a failing save is logged once and counted, not thrown", async () => {
     const dir = tempDir();
     const notADir = path.join(dir, "file");
     fs.writeFileSync(notADir, "x");
     const log: string[] = [];
     const store = new FileLeaseStore(notADir, "l.json", logger(log));
     expect(() => store.save(leases)).not.toThrow();
-    expect(log).toEqual(["error cannot save DHCP leases"]);
+    await store.flush();
+    store.save(leases);
+    await store.flush();
+    expect(log).toEqual(["error cannot save DHCP leases; serving from memory, retrying on the next change"]);
+    expect(store.failures()).toBe(2);
   });
 
   test("an unreadable path (a directory) loads as empty, with a warning", () => {

@@ -433,7 +433,7 @@ describe("restart with the file lease store", () => {
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  test("a guest keeps its address across a restart", () => {
+  test("a guest keeps its address across a restart", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "usernet-dhcp-"));
     dirs.push(dir);
     const stateDir = path.join(dir, "state");
@@ -441,6 +441,7 @@ describe("restart with the file lease store", () => {
     expect(dora(first.server, A, 0)).toBe("10.0.2.15");
     expect(dora(first.server, B, 0)).toBe("10.0.2.16");
     first.server.handle(release(B, "10.0.2.16"), 5);
+    await first.server.flush();
 
     const again = setup({}, new FileLeaseStore(stateDir, "dhcp-n0.json", recordingLogger([])));
     // a new guest comes first; neither remembered address goes to it
