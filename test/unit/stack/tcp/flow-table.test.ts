@@ -115,22 +115,51 @@ describe("TcpFlowTable", () => {
     expect(t.counters.refused).toBe(1);
   });
 
-  it("replaces a TIME_WAIT endpoint for a SYN with a higher sequence number", () => {
-    const t = new TcpFlowTable({ endpoint: { random: () => 1000 } });
+  it("retires a connection in TIME_WAIT: no flow slot, a record that answers and lets a new SYN in", () => {
+    const t = new TcpFlowTable({ maxFlowsPerGuest: 1, endpoint: { random: () => 1000 } });
     const ep = t.open(G1, R, seg(TcpFlag.syn)) as NonNullable<ReturnType<TcpFlowTable["open"]>>;
     ep.onSegment(seg(TcpFlag.syn), 0);
     ep.accept(0);
     ep.onSegment(seg(TcpFlag.ack, { seq: 5001, ack: 1001 }), 0);
     ep.shutdownWrite(0);
-    ep.onSegment(seg(TcpFlag.ack | TcpFlag.fin, { seq: 5001, ack: 1002 }), 0);
-    expect(ep.state).toBe("time-wait");
-    expect(t.open(G1, R, seg(TcpFlag.syn, { seq: 4000 }))).toBe(ep);
-    const fresh = t.open(G1, R, seg(TcpFlag.syn, { seq: 9000 }));
-    expect(fresh).toBeDefined();
-    expect(fresh).not.toBe(ep);
-    expect(fresh?.state).toBe("listen");
-    expect(t.size).toBe(1);
-    expect(t.countFor(G1)).toBe(1);
+    const step = ep.onSegment(seg(TcpFlag.ack | TcpFlag.fin, { seq: 5001, ack: 1002 }), 0);
+    expect(step.events.map((e) => e.type)).toEqual(["eof", "time-wait"]);
+    // the guest is at its bound until the connection is retired
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 40001 }))).toBeUndefined();
+    expect(t.retire(ep, 0)).toBe(true);
+    expect(t.retire(ep, 0)).toBe(false);
+    expect(t.size).toBe(0);
+    expect(t.countFor(G1)).toBe(0);
+    expect(t.timeWait.size).toBe(1);
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 40001 }))).toBeDefined();
+    // the guest's FIN again: acked from the record
+    const again = t.timeWaitInput(G1, R, seg(TcpFlag.ack | TcpFlag.fin, { seq: 5001, ack: 1002 }), 10);
+    expect(again?.reopen).toBe(false);
+    expect(again?.reply?.seg).toMatchObject({ seq: 1002, ack: 5002, flags: TcpFlag.ack });
+    // an old SYN is answered, not let in; a newer one ends TIME_WAIT
+    expect(t.timeWaitInput(G1, R, seg(TcpFlag.syn, { seq: 4000 }), 20)?.reopen).toBe(false);
+    expect(t.timeWaitInput(G1, R, seg(TcpFlag.syn, { seq: 9000 }), 30)?.reopen).toBe(true);
+    expect(t.timeWait.size).toBe(0);
+    expect(t.timeWaitInput(G1, R, seg(TcpFlag.syn, { seq: 9000 }), 30)).toBeUndefined();
+  });
+
+  it("ends TIME_WAIT when a connection is added on its tuple", () => {
+    const t = new TcpFlowTable();
+    t.timeWait.add(
+      "a00020f:9c40>c6336401:50",
+      { sndNxt: 1, rcvNxt: 2, window: 100, timestamps: false, tsOffset: 0, tsRecent: 0 },
+      0,
+    );
+    expect(t.timeWaitInput(G1, R, seg(TcpFlag.ack, { seq: 1 }), 0)?.reply).toBeDefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn))).toBeDefined();
+    expect(t.timeWait.size).toBe(0);
+  });
+
+  it("allows one guest 30,000 connections by default", () => {
+    const t = new TcpFlowTable();
+    for (let p = 1; p <= 30_000; p++) expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: p }))).toBeDefined();
+    expect(t.countFor(G1)).toBe(30_000);
+    expect(t.limits).toEqual({ maxFlows: 65536, maxFlowsPerGuest: 32768, maxTimeWait: 16384 });
   });
 
   it("counts the RSTs it generates for unknown flows", () => {
