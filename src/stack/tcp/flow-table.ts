@@ -52,6 +52,22 @@ export const tcpFlowTableDefaults: TcpFlowTableOptions = Object.freeze({
   endpoint: {},
 });
 
+/**
+ * The bounds for max-flows= and max-flows-per-guest= as given (either may be absent):
+ * a per-guest bound alone raises the total to match; a total alone caps the per-guest
+ * default.
+ */
+export function tcpFlowLimits(
+  maxFlows: number | undefined,
+  maxFlowsPerGuest: number | undefined,
+): Pick<TcpFlowTableOptions, "maxFlows" | "maxFlowsPerGuest"> {
+  const total = maxFlows ?? Math.max(tcpFlowTableDefaults.maxFlows, maxFlowsPerGuest ?? 0);
+  return {
+    maxFlows: total,
+    maxFlowsPerGuest: Math.min(total, maxFlowsPerGuest ?? tcpFlowTableDefaults.maxFlowsPerGuest),
+  };
+}
+
 export interface TcpFlowTableCounters {
   opened: number;
   /** SYNs refused because a bound was reached */

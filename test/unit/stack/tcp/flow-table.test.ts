@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { rstFor, TcpFlowTable, tcpTupleFromGuest } from "../../../../src/stack/tcp/flow-table.js";
+import {
+  rstFor,
+  TcpFlowTable,
+  tcpFlowLimits,
+  tcpTupleFromGuest,
+} from "../../../../src/stack/tcp/flow-table.js";
 import { TcpFlag, type TcpSegment } from "../../../../src/stack/wire/tcp.js";
 
 const G1 = 0x0a00020f;
@@ -153,6 +158,14 @@ describe("TcpFlowTable", () => {
     expect(t.timeWaitInput(G1, R, seg(TcpFlag.ack, { seq: 1 }), 0)?.reply).toBeDefined();
     expect(t.open(G1, R, seg(TcpFlag.syn))).toBeDefined();
     expect(t.timeWait.size).toBe(0);
+  });
+
+  it("settles max-flows and max-flows-per-guest given alone or together", () => {
+    expect(tcpFlowLimits(undefined, undefined)).toEqual({ maxFlows: 65536, maxFlowsPerGuest: 32768 });
+    expect(tcpFlowLimits(1000, undefined)).toEqual({ maxFlows: 1000, maxFlowsPerGuest: 1000 });
+    expect(tcpFlowLimits(undefined, 100_000)).toEqual({ maxFlows: 100_000, maxFlowsPerGuest: 100_000 });
+    expect(tcpFlowLimits(undefined, 10)).toEqual({ maxFlows: 65536, maxFlowsPerGuest: 10 });
+    expect(tcpFlowLimits(200, 100)).toEqual({ maxFlows: 200, maxFlowsPerGuest: 100 });
   });
 
   it("allows one guest 30,000 connections by default", () => {
