@@ -4,6 +4,7 @@ import {
   TcpFlowTable,
   tcpFlowLimits,
   tcpTupleFromGuest,
+  tcpTupleKey,
 } from "../../../../src/stack/tcp/flow-table.js";
 import { TcpFlag, type TcpSegment } from "../../../../src/stack/wire/tcp.js";
 
@@ -52,6 +53,29 @@ describe("rstFor (RFC 9293 reset generation)", () => {
   it("never answers a RST", () => {
     expect(rstFor(G1, R, seg(TcpFlag.rst))).toBeUndefined();
     expect(rstFor(G1, R, seg(TcpFlag.rst | TcpFlag.ack))).toBeUndefined();
+  });
+});
+
+describe("tcpTupleKey", () => {
+  it("tells every field apart, high and low halves included", () => {
+    const t = { guestAddr: 0x0a00020f, guestPort: 40000, remoteAddr: 0xc6336401, remotePort: 80 };
+    const keys = new Set([
+      tcpTupleKey(t),
+      tcpTupleKey({ ...t, guestAddr: 0x0b00020f }),
+      tcpTupleKey({ ...t, guestAddr: 0x0a000210 }),
+      tcpTupleKey({ ...t, guestPort: 40001 }),
+      tcpTupleKey({ ...t, remoteAddr: 0xc7336401 }),
+      tcpTupleKey({ ...t, remoteAddr: 0xc6336402 }),
+      tcpTupleKey({ ...t, remotePort: 81 }),
+      tcpTupleKey({
+        guestAddr: t.remoteAddr,
+        guestPort: t.remotePort,
+        remoteAddr: t.guestAddr,
+        remotePort: t.guestPort,
+      }),
+    ]);
+    expect(keys.size).toBe(8);
+    expect(tcpTupleKey({ ...t })).toBe(tcpTupleKey(t));
   });
 });
 
@@ -151,7 +175,7 @@ describe("TcpFlowTable", () => {
   it("ends TIME_WAIT when a connection is added on its tuple", () => {
     const t = new TcpFlowTable();
     t.timeWait.add(
-      "a00020f:9c40>c6336401:50",
+      tcpTupleKey({ guestAddr: G1, guestPort: 40000, remoteAddr: R, remotePort: 80 }),
       { sndNxt: 1, rcvNxt: 2, window: 100, timestamps: false, tsOffset: 0, tsRecent: 0 },
       0,
     );
