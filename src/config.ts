@@ -68,6 +68,10 @@ export interface UserNetdevConfig {
   hostLoopback: boolean;
   outboundAddr?: string;
   mtu: number;
+  /** TCP connections in the whole stack (TIME_WAIT not counted); absent = 65,536 */
+  maxFlows?: number;
+  /** TCP connections one guest address may hold; absent = 32,768 (at most maxFlows) */
+  maxFlowsPerGuest?: number;
 }
 
 export interface SocketNetdevConfig {

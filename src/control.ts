@@ -27,6 +27,7 @@ import type { TftpStats } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
 import type { TcpFlowTableCounters } from "./stack/tcp/flow-table.js";
 import type { TcpEndpointCounters } from "./stack/tcp/tcp-endpoint.js";
+import type { TimeWaitCounters } from "./stack/tcp/time-wait.js";
 import type { UserStackCounters } from "./stack/user-stack.js";
 import type { UserNetdev } from "./user-netdev.js";
 
@@ -68,6 +69,9 @@ export interface UserNetdevAddresses {
   mtu: number;
   restrict: boolean;
   hostLoopback: boolean;
+  /** TCP connection bounds in force (max-flows=, max-flows-per-guest=) */
+  maxFlows: number;
+  maxFlowsPerGuest: number;
 }
 
 export interface UserNetdevCounters {
@@ -75,6 +79,8 @@ export interface UserNetdevCounters {
   /** frames and datagrams dropped, by reason, summed */
   drops: number;
   flows: { tcp: number; udp: number; icmp: number };
+  /** guest SYNs refused at a flow bound (total); guest TCP tuples in TIME_WAIT now */
+  tcp: { refused: number; timeWait: number };
   leases: number;
 }
 
@@ -120,6 +126,10 @@ export interface UserNetdevStats {
   stack: UserStackCounters;
   drops: Record<string, number>;
   tcp: TcpFlowTableCounters & TcpEndpointCounters;
+  /** the flow table's bounds */
+  tcpLimits: { maxFlows: number; maxFlowsPerGuest: number; maxTimeWait: number };
+  /** TIME_WAIT records now, and what happened to them */
+  timeWait: TimeWaitCounters & { now: number };
   relay: TcpRelayCounters;
   flows: { tcp: number; udp: number; icmp: number };
   icmp: { echoesSent: number; repliesReceived: number };
@@ -235,11 +245,14 @@ export function createControl(parts: ControlParts): Control {
         mtu: c.mtu,
         restrict: c.restrict,
         hostLoopback: c.hostLoopback,
+        maxFlows: u.stack.tcp.table.limits.maxFlows,
+        maxFlowsPerGuest: u.stack.tcp.table.limits.maxFlowsPerGuest,
       },
       counters: {
         stack: { ...u.stack.counters },
         drops: sum(u.stats().drops),
         flows: userFlows(u),
+        tcp: { refused: u.stack.tcp.table.counters.refused, timeWait: u.stack.tcp.table.timeWait.size },
         leases: u.dhcp.leases(Date.now()).filter((l) => l.state === "bound" || l.state === "bootp").length,
       },
     };
@@ -354,6 +367,8 @@ export function createControl(parts: ControlParts): Control {
           stack: { ...u.stack.counters },
           drops: u.stats().drops,
           tcp: { ...u.stack.tcp.table.counters, ...u.stack.tcpCounters },
+          tcpLimits: u.stack.tcp.table.limits,
+          timeWait: { ...u.stack.tcp.table.timeWait.counters, now: u.stack.tcp.table.timeWait.size },
           relay: { ...u.tcpRelay.counters },
           flows: userFlows(u),
           icmp: { echoesSent: u.icmp.echoesSent, repliesReceived: u.icmp.repliesReceived },

@@ -35,6 +35,7 @@ import { type TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
 import type { StackConfig } from "./stack/config.js";
 import type { GuestTcpConnection } from "./stack/guest-tcp.js";
+import { tcpFlowLimits } from "./stack/tcp/flow-table.js";
 import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
 import { type GuestUdp, UserStack } from "./stack/user-stack.js";
 import { BROADCAST_MAC, parseIpv4, prefixToMask } from "./stack/wire/addr.js";
@@ -122,16 +123,21 @@ export class UserNetdev implements Port {
     this.wallClock = options.wallClock ?? Date.now;
     this.stackConfig = stackConfigOf(config);
     this.dnsForward = config.dnsForward !== false;
-    this.stack = new UserStack(this.stackConfig, this.clock, {
-      emit: (frames) => this.deliver(frames),
-      udp: (d) => this.routeUdp(d),
-      tcp: (conn, ev) => this.routeTcp(conn, ev),
-      timersChanged: () => this.schedule(),
-      echo: (e) => {
-        this.icmp.fromGuest(e, this.clock.now());
-        this.schedule();
+    this.stack = new UserStack(
+      this.stackConfig,
+      this.clock,
+      {
+        emit: (frames) => this.deliver(frames),
+        udp: (d) => this.routeUdp(d),
+        tcp: (conn, ev) => this.routeTcp(conn, ev),
+        timersChanged: () => this.schedule(),
+        echo: (e) => {
+          this.icmp.fromGuest(e, this.clock.now());
+          this.schedule();
+        },
       },
-    });
+      { tcp: tcpFlowLimits(config.maxFlows, config.maxFlowsPerGuest) },
+    );
     const store = options.stateDir
       ? new FileLeaseStore(options.stateDir, `dhcp-leases-${config.id}.json`, log)
       : new MemoryLeaseStore();

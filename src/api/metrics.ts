@@ -12,6 +12,7 @@
  *   usernet_port_* {hub,port,kind,netdev}     rx/tx frames and bytes, drops by reason
  *   usernet_stack_* {netdev}                  frames, ARP/ICMP replies, drops {protocol,reason}
  *   usernet_tcp_*, usernet_flows {netdev,protocol}, usernet_icmp_echo_*
+ *   usernet_tcp_flow_limit {netdev,scope}, usernet_tcp_time_wait {netdev}
  *   usernet_dhcp_* {netdev}                   messages by type, leases by state, drops
  *   usernet_dns_* {netdev}                    queries, answers, failures
  *   usernet_tftp_* {netdev}                   transfers by result, refusals
@@ -140,6 +141,25 @@ export function createMetrics(facade: ApiFacade): Registry {
     "usernet_tcp_connections_refused_total",
     "Guest SYNs refused at a table bound",
     (u) => u.tcp.refused,
+  );
+  gauge(
+    "usernet_tcp_flow_limit",
+    "TCP connection bounds: in all, per guest address, TIME_WAIT records",
+    ["netdev", "scope"],
+    () =>
+      users().flatMap((u): Sample[] => [
+        [{ netdev: u.netdev, scope: "total" }, u.tcpLimits.maxFlows],
+        [{ netdev: u.netdev, scope: "per-guest" }, u.tcpLimits.maxFlowsPerGuest],
+        [{ netdev: u.netdev, scope: "time-wait" }, u.tcpLimits.maxTimeWait],
+      ]),
+  );
+  gauge("usernet_tcp_time_wait", "Guest TCP tuples in TIME_WAIT (no flow slot, no socket)", ["netdev"], () =>
+    users().map((u): Sample => [{ netdev: u.netdev }, u.timeWait.now]),
+  );
+  perUser(
+    "usernet_tcp_time_wait_recycled_total",
+    "TIME_WAIT records dropped early to make room for newer ones",
+    (u) => u.timeWait.recycled,
   );
   perUser("usernet_tcp_resets_total", "RSTs sent for segments of unknown connections", (u) => u.tcp.resets);
   perUser(

@@ -44,6 +44,9 @@ const boolForm = (key: string, example: "on" | "off"): OptionSpec => ({
   form: `on or off such as ${key}=${example}`,
 });
 
+/** the highest max-flows= and max-flows-per-guest= accepted */
+export const maxFlowsCeiling = 1_048_576;
+
 export const userSpec: Readonly<Record<string, OptionSpec>> = {
   net: { kind: "value", form: "ADDR[/PREFIX] such as net=10.0.2.0/24" },
   host: ipForm("host", "10.0.2.2"),
@@ -71,6 +74,8 @@ export const userSpec: Readonly<Record<string, OptionSpec>> = {
   "host-loopback": boolForm("host-loopback", "off"),
   "outbound-addr": ipForm("outbound-addr", "192.0.2.10"),
   mtu: { kind: "value", form: "68..65520 such as mtu=65520" },
+  "max-flows": { kind: "value", form: `1..${maxFlowsCeiling} such as max-flows=65536` },
+  "max-flows-per-guest": { kind: "value", form: `1..${maxFlowsCeiling} such as max-flows-per-guest=32768` },
 };
 
 const ipv6Later = "not supported yet (IPv6 is planned)";
@@ -241,6 +246,8 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
     return hp;
   });
 
+  const limits = parseFlowLimits(opts);
+
   const hostfwdSource = opts.get("hostfwd-source");
   if (hostfwdSource !== undefined && hostfwdSource !== "preserve" && hostfwdSource !== "gateway") {
     opts.fail("hostfwd-source", hostfwdSource);
@@ -273,6 +280,7 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
   if (smb !== undefined) cfg.smb = smb;
   if (outboundAddr !== undefined) cfg.outboundAddr = outboundAddr;
   if (hostfwdSource === "preserve") cfg.preserveSource = true;
+  Object.assign(cfg, limits);
 
   for (const v of opts.list("hostfwd")) {
     const f = parseHostForward(v);
@@ -290,6 +298,31 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
     cfg.guestfwd.push(g);
   }
   return cfg;
+}
+
+/**
+ * max-flows= and max-flows-per-guest=: TCP connections in the stack and per guest
+ * address (TIME_WAIT not counted). Either may be given alone; the per-guest bound may
+ * not exceed the total when both are.
+ */
+function parseFlowLimits(opts: OptionSet): Pick<UserNetdevConfig, "maxFlows" | "maxFlowsPerGuest"> {
+  const out: Pick<UserNetdevConfig, "maxFlows" | "maxFlowsPerGuest"> = {};
+  const total = opts.get("max-flows");
+  if (total !== undefined) {
+    const n = parseDecimal(total, 1, maxFlowsCeiling);
+    if (n === undefined) return opts.fail("max-flows", total);
+    out.maxFlows = n;
+  }
+  const perGuest = opts.get("max-flows-per-guest");
+  if (perGuest !== undefined) {
+    const n = parseDecimal(perGuest, 1, maxFlowsCeiling);
+    if (n === undefined) return opts.fail("max-flows-per-guest", perGuest);
+    if (out.maxFlows !== undefined && n > out.maxFlows) {
+      return opts.fail("max-flows-per-guest", perGuest, `must be at most max-flows=${out.maxFlows}`);
+    }
+    out.maxFlowsPerGuest = n;
+  }
+  return out;
 }
 
 function guestfwdProblem(

@@ -27,6 +27,10 @@
  *   on the namespace, so the namespace itself cannot vanish under it), or when the TAP
  *   stops working: the network is closed and the process exits 0. A failure during start-up exits 1 with one line
  *   on stderr; a bad command line exits 2 (slirp4netns exits 1 for both).
+ * - Not in slirp4netns: --max-flows=N and --max-flows-per-guest=N bound the TCP
+ *   connections in all and per guest address (TIME_WAIT not counted), as -netdev
+ *   user's max-flows= and max-flows-per-guest= do; listed in --help after slirp4netns's
+ *   own options.
  * - --disable-dns: no DNS at net+3 (queries there get ICMP port unreachable, TCP a RST)
  *   and DHCP offers no DNS server, so the namespace brings its own resolver.
  * - Not supported, refused with a message: IPv6 (-6, --outbound-addr6),
@@ -43,7 +47,7 @@ import { networkInterfaces } from "node:os";
 import type { Config, NetdevConfig, TapNetdevConfig, UserNetdevConfig } from "../config.js";
 import { formatIpv4, parseDecimal, parseIpv4, prefixMask } from "./inet.js";
 import { isInterfaceName } from "./netdev-tap.js";
-import { defaultUserNetdev } from "./netdev-user.js";
+import { defaultUserNetdev, maxFlowsCeiling } from "./netdev-user.js";
 import { UsageError } from "./usage-error.js";
 
 export interface Slirp4netnsOptions {
@@ -65,6 +69,9 @@ export interface Slirp4netnsOptions {
   macAddress?: string;
   /** --disable-dns: no DNS forwarder at net+3 */
   disableDns: boolean;
+  /** usernet's --max-flows and --max-flows-per-guest (TCP connections in all, per guest) */
+  maxFlows?: number;
+  maxFlowsPerGuest?: number;
   /** --enable-sandbox: no_new_privs and Landlock once started */
   sandbox: boolean;
   /** --enable-seccomp: no_new_privs and the seccomp filter once started */
@@ -112,6 +119,10 @@ export function slirp4netnsHelpText(version: string): string {
     "--enable-seccomp denies ptrace, mount, bpf, modules, namespaces and more (EPERM).",
     "--mtu is at most 65520.",
     "",
+    "usernet's own options:",
+    "--max-flows=N            TCP connections in all, TIME_WAIT not counted (default=65536)",
+    "--max-flows-per-guest=N  TCP connections per guest address (default=32768)",
+    "",
   ].join("\n");
 }
 
@@ -149,6 +160,8 @@ const longOpts: LongOpt[] = [
   { name: "disable-dns", arg: false },
   { name: "macaddress", arg: true },
   { name: "target-type", arg: true },
+  { name: "max-flows", arg: true },
+  { name: "max-flows-per-guest", arg: true },
   { name: "help", short: "h", arg: false },
   { name: "version", short: "v", arg: false },
 ];
@@ -291,12 +304,26 @@ export function parseSlirp4netnsArgs(argv: readonly string[], version: string): 
       case "outbound-addr":
         o.outboundAddr = outboundAddress(v);
         break;
+      case "max-flows":
+      case "max-flows-per-guest": {
+        const n = parseDecimal(v, 1, maxFlowsCeiling);
+        if (n === undefined)
+          throw new UsageError(`--${name}=${v}: expected 1..${maxFlowsCeiling} such as --${name}=32768`);
+        if (name === "max-flows") o.maxFlows = n;
+        else o.maxFlowsPerGuest = n;
+        break;
+      }
       case "macaddress":
         if (!macForm.test(v))
           throw new UsageError(`--macaddress=${v}: expected a MAC address such as 02:00:00:00:00:01`);
         o.macAddress = v.toLowerCase();
         break;
     }
+  }
+  if (o.maxFlows !== undefined && o.maxFlowsPerGuest !== undefined && o.maxFlowsPerGuest > o.maxFlows) {
+    throw new UsageError(
+      `--max-flows-per-guest=${o.maxFlowsPerGuest}: must be at most --max-flows=${o.maxFlows}`,
+    );
   }
   if (o.macAddress !== undefined && !configure)
     throw new UsageError("--macaddress: only valid with -c (--configure)");
@@ -394,6 +421,8 @@ export function slirp4netnsConfig(
   };
   if (o.disableDns) user.dnsForward = false;
   if (o.outboundAddr !== undefined) user.outboundAddr = o.outboundAddr;
+  if (o.maxFlows !== undefined) user.maxFlows = o.maxFlows;
+  if (o.maxFlowsPerGuest !== undefined) user.maxFlowsPerGuest = o.maxFlowsPerGuest;
   const tap: TapNetdevConfig = {
     type: "tap",
     id: slirp4netnsNetdevIds.tap,

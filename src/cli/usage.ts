@@ -41,6 +41,9 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
                                         the gateway (on)
       outbound-addr=ADDR                source address for NAT'ed connections
       mtu=N                             68..65520 (1500)
+      max-flows=N                       TCP connections in all, TIME_WAIT not
+                                        counted (65536)
+      max-flows-per-guest=N             TCP connections per guest address (32768)
     e.g. -netdev user,id=n0,net=192.168.76.0/24,hostfwd=tcp::2222-:22,tftp=/srv/tftp,bootfile=pxelinux.0
 
   -netdev socket,id=ID,listen=[HOST]:PORT            QEMU clients connect here

@@ -25,6 +25,9 @@
  *   there, so nothing is held; never while a chunk is held, so the two never mix.
  * - Half-close both ways: guest FIN → socket end(); host FIN → `shutdownWrite` once the
  *   held data is in. RST both ways: guest RST → socket reset; host reset → `abort`.
+ *   `closed` from the stack after FINs both ways (our side's TIME_WAIT begins, which
+ *   the stack keeps without us) lets the socket finish its own close; before that it
+ *   resets the socket.
  * - Bounds: the endpoint's buffers (send and receive, 1 MiB each) plus at most one held chunk per
  *   connection (a socket read, at most 256 KiB); the number of connections is the stack's flow
  *   table bound.
@@ -88,6 +91,8 @@ interface Relay {
   outgoing: Buffer[];
   outgoingBytes: number;
   hostEnded: boolean;
+  /** the guest's FIN came (socket end() was called) */
+  guestEnded: boolean;
   toHostBytes: number;
   toGuestBytes: number;
   created: number;
@@ -131,6 +136,7 @@ export class TcpRelay {
         return this.flushHeld(r);
       case "eof":
         this.flushToHost(r);
+        r.guestEnded = true;
         r.socket?.end();
         return;
       case "reset":
@@ -138,7 +144,8 @@ export class TcpRelay {
         this.relays.delete(conn);
         return;
       case "closed":
-        if (r.state !== "closing") r.socket?.reset();
+        // after FINs both ways Node closes the socket itself once its writes are out
+        if (r.state !== "closing" && !(r.guestEnded && r.hostEnded)) r.socket?.reset();
         this.relays.delete(conn);
         return;
       case "established":
@@ -200,6 +207,7 @@ export class TcpRelay {
       outgoing: [],
       outgoingBytes: 0,
       hostEnded: false,
+      guestEnded: false,
       toHostBytes: 0,
       toGuestBytes: 0,
       created: this.now(),

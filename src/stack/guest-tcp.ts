@@ -10,6 +10,13 @@
  *
  * Segments for unknown connections get a RST (RFC 9293 §3.10.7.1), as do SYNs past
  * the flow table's bounds (counted there). The layer never throws on guest input.
+ *
+ * TIME_WAIT: when an endpoint reports `time-wait`, its connection is over for everyone
+ * but the guest's retransmissions: the layer retires it to the flow table's TIME_WAIT
+ * records (which answer those) and tells the relay `closed` at once, so the flow slot,
+ * the endpoint's buffers and the relay's state (its host socket is closed both ways by
+ * then) are all freed. The relay never sees `time-wait`. TIME_WAIT records expire on
+ * the layer's timer like any other deadline.
  */
 import type { Clock } from "./clock.js";
 import { DeadlineQueue } from "./deadline-queue.js";
@@ -24,6 +31,8 @@ import {
   type TcpTuple,
 } from "./tcp/tcp-endpoint.js";
 import type { TcpSegment } from "./wire/tcp.js";
+
+const CLOSED: TcpEvent = Object.freeze({ type: "closed" });
 
 /** Receives every event of every connection; `connect-request` asks for a host connect. */
 export type GuestTcpEvents = (conn: GuestTcpConnection, ev: TcpEvent) => void;
@@ -128,16 +137,12 @@ export class GuestTcpLayer {
   /** A segment a guest at `src` sent to `dst`. */
   input(src: number, dst: number, seg: TcpSegment): void {
     let ep = this.table.lookup(src, dst, seg);
-    if (ep !== undefined && isTcpOpen(seg) && ep.canReuseFor(seg)) {
-      // a new SYN on a tuple lingering in TIME_WAIT: the old connection is over
-      const old = this.connectionOf(ep);
-      this.timers.set(old, undefined);
-      this.conns.delete(ep);
-      this.table.delete(ep.tuple);
-      this.events(old, { type: "closed" });
-      ep = undefined;
-    }
     if (ep === undefined) {
+      const tw = this.table.timeWaitInput(src, dst, seg, this.now());
+      if (tw !== undefined && !tw.reopen) {
+        if (tw.reply !== undefined) this.output([tw.reply]);
+        return;
+      }
       if (!isTcpOpen(seg)) {
         const rst = this.table.reject(src, dst, seg);
         if (rst) this.output([rst]);
@@ -155,11 +160,15 @@ export class GuestTcpLayer {
   }
 
   nextDeadline(): number | undefined {
-    return this.timers.peek();
+    const a = this.timers.peek();
+    const b = this.table.timeWait.nextDeadline();
+    if (a === undefined) return b;
+    return b === undefined ? a : Math.min(a, b);
   }
 
   onTimer(): void {
     const now = this.now();
+    this.table.timeWait.expire(now);
     for (const conn of this.timers.due(now)) this.apply(conn, conn.endpoint.onTimer(now));
   }
 
@@ -171,20 +180,40 @@ export class GuestTcpLayer {
     return this.conns.values();
   }
 
-  /** Applies one endpoint step: segments out, the timer, then events (which may nest calls). */
+  /**
+   * Applies one endpoint step: segments out, the timer, then events (which may nest
+   * calls). `time-wait` retires the endpoint and reaches the relay as `closed`, last.
+   */
   apply(conn: GuestTcpConnection, step: TcpStep): void {
+    // a handle whose connection is over (retired to TIME_WAIT, or closed) has no say
+    // any more: its tuple may belong to a new connection already
+    if (this.conns.get(conn.endpoint) !== conn) return;
     if (step.send.length > 0) this.output(step.send);
     let closed = false;
-    for (const ev of step.events) if (ev.type === "closed") closed = true;
-    if (closed) {
+    let timeWait = false;
+    for (const ev of step.events) {
+      if (ev.type === "closed") closed = true;
+      else if (ev.type === "time-wait") timeWait = true;
+    }
+    if (closed || timeWait) {
       this.timers.set(conn, undefined);
-      this.table.delete(conn.endpoint.tuple);
+      if (timeWait && !closed) {
+        this.table.retire(conn.endpoint, this.now());
+        this.timersChanged();
+      } else {
+        this.table.delete(conn.endpoint.tuple);
+      }
       this.conns.delete(conn.endpoint);
     } else {
       this.timers.set(conn, step.deadline);
       if (step.deadline !== undefined) this.timersChanged();
     }
-    for (const ev of step.events) this.events(conn, ev);
+    if (!timeWait) {
+      for (const ev of step.events) this.events(conn, ev);
+      return;
+    }
+    for (const ev of step.events) if (ev.type !== "time-wait" && ev.type !== "closed") this.events(conn, ev);
+    this.events(conn, CLOSED);
   }
 
   private connectionOf(ep: TcpEndpoint): GuestTcpConnection {

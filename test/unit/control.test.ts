@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
 import { defaultUserNetdev } from "../../src/cli/netdev-user.js";
+import type { UserNetdevConfig } from "../../src/config.js";
 import { createControl } from "../../src/control.js";
 import { HubRegistry } from "../../src/hub/hub.js";
 import { silentLogger } from "../../src/log.js";
@@ -24,9 +25,9 @@ function arpRequest(): Buffer {
   return f;
 }
 
-function world() {
+function world(over: Partial<UserNetdevConfig> = {}) {
   const hubs = new HubRegistry();
-  const cfg = { ...defaultUserNetdev("u0", 0), dnsUpstream: [{ host: "127.0.0.1", port: 5353 }] };
+  const cfg = { ...defaultUserNetdev("u0", 0), dnsUpstream: [{ host: "127.0.0.1", port: 5353 }], ...over };
   const user = new UserNetdev(cfg, silentLogger);
   const guest = new ScriptedPort("g");
   hubs.get(0).attach(user);
@@ -62,8 +63,15 @@ describe("the control facade over a real user netdev", () => {
           host: "10.0.2.2",
           dns: "10.0.2.3",
           dhcpStart: "10.0.2.15",
+          maxFlows: 65536,
+          maxFlowsPerGuest: 32768,
         },
-        counters: { stack: { rxFrames: 1, arpReplies: 1 }, flows: { tcp: 0, udp: 0, icmp: 0 }, leases: 0 },
+        counters: {
+          stack: { rxFrames: 1, arpReplies: 1 },
+          flows: { tcp: 0, udp: 0, icmp: 0 },
+          tcp: { refused: 0, timeWait: 0 },
+          leases: 0,
+        },
       });
       expect(s.ports.find((p) => p.name === "u0")).toMatchObject({ kind: "user", netdev: "u0" });
       expect(s.ports.find((p) => p.name === "g")?.stats.txFrames).toBe(1);
@@ -73,6 +81,19 @@ describe("the control facade over a real user netdev", () => {
       expect(stats[0]?.tftp).toBeUndefined();
       expect(w.control.leases()).toEqual([{ netdev: "u0", hub: 0, leases: [] }]);
       expect(w.control.flows()).toEqual({ tcp: [], udp: [], icmp: [] });
+    } finally {
+      w.close();
+    }
+  });
+
+  it("max-flows= and max-flows-per-guest= reach the flow table and show in status and stats", () => {
+    const w = world({ maxFlows: 500, maxFlowsPerGuest: 100 });
+    try {
+      expect(w.control.status().netdevs[0]?.user).toMatchObject({ maxFlows: 500, maxFlowsPerGuest: 100 });
+      expect(w.control.userStats()[0]).toMatchObject({
+        tcpLimits: { maxFlows: 500, maxFlowsPerGuest: 100, maxTimeWait: 16384 },
+        timeWait: { now: 0, recycled: 0 },
+      });
     } finally {
       w.close();
     }

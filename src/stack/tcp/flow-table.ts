@@ -1,37 +1,75 @@
 /**
  * The table of guest TCP connections: 4-tuple → endpoint, with a bound per guest
- * address, and the RST answer for a segment that belongs to no connection.
+ * address, the tuples in TIME_WAIT, and the RST answer for a segment that belongs to no
+ * connection.
  *
  * Theory of operation: the stack looks a guest segment up by (guest address, guest port,
  * remote address, remote port). An unknown SYN (no ACK, no RST) opens a passive endpoint
  * through `open`, which refuses once the guest holds `maxFlowsPerGuest` connections (or
  * the table `maxFlows`) and counts the refusal; the stack then answers the SYN with
- * `rstFor` (what libslirp does when it cannot take a connection is to RST too). A SYN for
- * a tuple whose endpoint lingers in TIME_WAIT replaces it when the endpoint allows reuse
- * (`TcpEndpoint.canReuseFor`). Any other segment for an unknown tuple gets `rstFor`. The
- * stack deletes an entry when its endpoint emits `closed`. Nothing here runs timers.
+ * `rstFor` (what libslirp does when it cannot take a connection is to RST too). The
+ * stack deletes an entry when its endpoint emits `closed`, and `retire`s it when the
+ * endpoint emits `time-wait`: the endpoint goes, a compact record stays in `timeWait`
+ * (time-wait.ts) for `timeWaitMs`, and counts against no bound, so connections that
+ * are over never stop a guest from opening new ones. A segment for a tuple with no
+ * endpoint is answered from that record if there is one (`TimeWaitTable.input`: re-ACK
+ * a retransmitted FIN, or let a new SYN reopen the tuple), otherwise with `rstFor`.
+ * Nothing here runs timers.
  *
- * Keys are strings ("guest:port>remote:port" in hex): 96 bits do not fit a JS number and
- * a string key is what a Map hashes fastest short of that.
+ * Defaults: 32,768 connections per guest address (a Linux guest has ~28,000 ephemeral
+ * ports per destination; slirp4netns holds 10,000), 65,536 in the table (a guest that
+ * claims many source addresses is still bounded), 16,384 TIME_WAIT records.
+ *
+ * Keys are strings of six UTF-16 code units (the 96 bits of the tuple): 96 bits do not
+ * fit a JS number and a string key is what a Map hashes fastest short of that. Built
+ * by one String.fromCharCode, a key is one flat 32-byte string; a template literal
+ * would leave a tree of string pieces behind each key a TIME_WAIT record keeps (~170
+ * bytes more per record, measured).
  */
 import { seqAdd } from "../wire/seq.js";
 import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
-import { TcpEndpoint, type TcpEndpointOptions, type TcpOutput, type TcpTuple } from "./tcp-endpoint.js";
+import {
+  TcpEndpoint,
+  type TcpEndpointOptions,
+  type TcpOutput,
+  type TcpTuple,
+  tcpEndpointDefaults,
+} from "./tcp-endpoint.js";
+import { type TimeWaitAnswer, TimeWaitTable } from "./time-wait.js";
 
 export interface TcpFlowTableOptions {
-  /** connections one guest address may hold at once */
+  /** connections one guest address may hold at once (TIME_WAIT not counted) */
   maxFlowsPerGuest: number;
-  /** connections in the whole table */
+  /** connections in the whole table (TIME_WAIT not counted) */
   maxFlows: number;
+  /** TIME_WAIT records; the oldest is recycled beyond this */
+  maxTimeWait: number;
   /** options for the endpoints `open` creates */
   endpoint: Partial<TcpEndpointOptions>;
 }
 
 export const tcpFlowTableDefaults: TcpFlowTableOptions = Object.freeze({
-  maxFlowsPerGuest: 4096,
-  maxFlows: 16384,
+  maxFlowsPerGuest: 32768,
+  maxFlows: 65536,
+  maxTimeWait: 16384,
   endpoint: {},
 });
+
+/**
+ * The bounds for max-flows= and max-flows-per-guest= as given (either may be absent):
+ * a per-guest bound alone raises the total to match; a total alone caps the per-guest
+ * default.
+ */
+export function tcpFlowLimits(
+  maxFlows: number | undefined,
+  maxFlowsPerGuest: number | undefined,
+): Pick<TcpFlowTableOptions, "maxFlows" | "maxFlowsPerGuest"> {
+  const total = maxFlows ?? Math.max(tcpFlowTableDefaults.maxFlows, maxFlowsPerGuest ?? 0);
+  return {
+    maxFlows: total,
+    maxFlowsPerGuest: Math.min(total, maxFlowsPerGuest ?? tcpFlowTableDefaults.maxFlowsPerGuest),
+  };
+}
 
 export interface TcpFlowTableCounters {
   opened: number;
@@ -44,7 +82,14 @@ export interface TcpFlowTableCounters {
 const { fin: FIN, syn: SYN, rst: RST, ack: ACK } = TcpFlag;
 
 export function tcpTupleKey(t: TcpTuple): string {
-  return `${t.guestAddr.toString(16)}:${t.guestPort.toString(16)}>${t.remoteAddr.toString(16)}:${t.remotePort.toString(16)}`;
+  return String.fromCharCode(
+    t.guestAddr >>> 16,
+    t.guestAddr & 0xffff,
+    t.guestPort,
+    t.remoteAddr >>> 16,
+    t.remoteAddr & 0xffff,
+    t.remotePort,
+  );
 }
 
 /** The tuple of a segment sent by the guest from `src` to `dst`. */
@@ -83,6 +128,8 @@ export function rstFor(src: number, dst: number, seg: TcpSegment): TcpOutput | u
 
 export class TcpFlowTable {
   readonly counters: TcpFlowTableCounters = { opened: 0, refused: 0, resets: 0 };
+  /** tuples in TIME_WAIT, without endpoints */
+  readonly timeWait: TimeWaitTable;
   private readonly o: TcpFlowTableOptions;
   private readonly flows = new Map<string, TcpEndpoint>();
   private readonly perGuest = new Map<number, number>();
@@ -95,6 +142,19 @@ export class TcpFlowTable {
 
   constructor(options: Partial<TcpFlowTableOptions> = {}) {
     this.o = { ...tcpFlowTableDefaults, ...options };
+    this.timeWait = new TimeWaitTable(
+      this.o.maxTimeWait,
+      this.o.endpoint.timeWaitMs ?? tcpEndpointDefaults.timeWaitMs,
+    );
+  }
+
+  /** The bounds in force. */
+  get limits(): { maxFlows: number; maxFlowsPerGuest: number; maxTimeWait: number } {
+    return {
+      maxFlows: this.o.maxFlows,
+      maxFlowsPerGuest: this.o.maxFlowsPerGuest,
+      maxTimeWait: this.o.maxTimeWait,
+    };
   }
 
   get size(): number {
@@ -130,17 +190,32 @@ export class TcpFlowTable {
 
   /**
    * Opens a passive endpoint for the guest SYN `seg` (not yet fed to it); undefined when
-   * a bound is reached (counted). An endpoint lingering in TIME_WAIT that allows reuse
-   * is replaced; any other existing endpoint is returned as it is.
+   * a bound is reached (counted). An existing endpoint is returned as it is.
    */
   open(src: number, dst: number, seg: TcpSegment): TcpEndpoint | undefined {
     const tuple = tcpTupleFromGuest(src, dst, seg);
     const existing = this.get(tuple);
-    if (existing) {
-      if (!existing.canReuseFor(seg)) return existing;
-      this.delete(tuple);
-    }
+    if (existing) return existing;
     return this.insert(tuple, TcpEndpoint.listen(tuple, this.o.endpoint));
+  }
+
+  /**
+   * The answer from TIME_WAIT for a guest segment on a tuple without an endpoint;
+   * undefined when the tuple is not in TIME_WAIT.
+   */
+  timeWaitInput(src: number, dst: number, seg: TcpSegment, now: number): TimeWaitAnswer | undefined {
+    if (this.timeWait.size === 0) return undefined;
+    return this.timeWait.input(tcpTupleKey(tcpTupleFromGuest(src, dst, seg)), src, dst, seg, now);
+  }
+
+  /**
+   * Removes the entry of an endpoint that entered TIME_WAIT and keeps its TIME_WAIT
+   * record instead; false if the endpoint was not in the table.
+   */
+  retire(ep: TcpEndpoint, now: number): boolean {
+    if (this.get(ep.tuple) !== ep || !this.delete(ep.tuple)) return false;
+    this.timeWait.add(tcpTupleKey(ep.tuple), ep.timeWaitRecord(), now);
+    return true;
   }
 
   /** Adds an endpoint (e.g. an active open for a port forward); false when a bound is reached or the tuple is taken. */
@@ -155,7 +230,10 @@ export class TcpFlowTable {
       this.counters.refused++;
       return undefined;
     }
-    this.flows.set(tcpTupleKey(tuple), ep);
+    const key = tcpTupleKey(tuple);
+    this.flows.set(key, ep);
+    // a connection on a tuple ends its TIME_WAIT (an active open, or a SYN that reopened it)
+    if (this.timeWait.size > 0) this.timeWait.remove(key);
     this.perGuest.set(tuple.guestAddr >>> 0, n + 1);
     this.counters.opened++;
     return ep;

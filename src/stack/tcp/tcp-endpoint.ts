@@ -21,7 +21,8 @@
  * reusing the frame buffer; bytes that waited in the out-of-order queue are copies);
  * `writable` (the send buffer, which refused part of an earlier `write`, has at least
  * half its capacity free again: resume the host socket); `eof` (guest FIN: shut down the
- * host socket's write side); `reset` (the connection was aborted: reason "guest" for a
+ * host socket's write side); `time-wait` (both FINs are through and ours was first: the
+ * owner may take `timeWaitRecord()` and drop the endpoint, see time-wait.ts); `reset` (the connection was aborted: reason "guest" for a
  * guest RST, "refused" for a RST answering our SYN, "timeout" when retransmission gave
  * up); `closed` (the flow can be freed; every endpoint emits it exactly once, last).
  *
@@ -69,10 +70,11 @@
  * ("timeout"), `closed`. SYN and SYN-ACK are retried `synRetries` times (5).
  *
  * Closing: each direction closes on its own (guest FIN → `eof`, we keep sending; host EOF
- * → our FIN after the data); simultaneous close goes through CLOSING. TIME_WAIT lasts
- * `timeWaitMs` (60 s; a retransmitted FIN is re-acked and restarts it) and then emits
- * `closed`; a new SYN with a higher sequence number may reuse the 4-tuple earlier
- * (`canReuseFor`). FIN_WAIT_2 (our FIN acked, the guest still open) ends after
+ * → our FIN after the data); simultaneous close goes through CLOSING. Entering TIME_WAIT
+ * emits `time-wait`: the stack then keeps only a `TimeWaitRecord` (time-wait.ts), which
+ * re-acks a retransmitted FIN and lets a new SYN reuse the tuple, and forgets the
+ * endpoint. An endpoint kept on its own lingers `timeWaitMs` (60 s; a retransmitted FIN
+ * is re-acked and restarts it) and then emits `closed`. FIN_WAIT_2 (our FIN acked, the guest still open) ends after
  * `finWait2TimeoutMs` (60 s) without any segment from the guest: RST, `reset`, `closed`.
  * A guest RST is honoured only at exactly RCV.NXT; in the window it draws a challenge
  * ACK, outside it is dropped (RFC 5961 §3); a SYN on an open connection draws a challenge
@@ -88,6 +90,7 @@ import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
 import { ReassemblyQueue } from "./reassembly-queue.js";
 import { RtoEstimator, type RtoOptions, rtoDefaults } from "./rto.js";
 import { SendBuffer } from "./send-buffer.js";
+import type { TimeWaitRecord } from "./time-wait.js";
 
 export type TcpState =
   | "listen"
@@ -128,6 +131,7 @@ export type TcpEvent =
   | { type: "writable" }
   | { type: "eof" }
   | { type: "reset"; reason: TcpResetReason }
+  | { type: "time-wait" }
   | { type: "closed" };
 
 export interface TcpStep {
@@ -397,15 +401,16 @@ export class TcpEndpoint {
     };
   }
 
-  /**
-   * True when `seg` is a SYN that may start a new connection on this 4-tuple although
-   * this endpoint lingers in TIME_WAIT (its sequence number is beyond ours, RFC 9293
-   * §3.6.1): the caller then drops this endpoint and opens a new one.
-   */
-  canReuseFor(seg: TcpSegment): boolean {
-    return (
-      this.state === "time-wait" && (seg.flags & (SYN | ACK | RST)) === SYN && seqGt(seg.seq, this.rcvNxt)
-    );
+  /** What answers the guest in TIME_WAIT once this endpoint is dropped (after `time-wait`). */
+  timeWaitRecord(): TimeWaitRecord {
+    return {
+      sndNxt: this.sndMax,
+      rcvNxt: this.rcvNxt,
+      window: Math.min(0xffff, this.rcvSpace() >>> this.rcvShift),
+      timestamps: this.tsOk,
+      tsOffset: this.tsOffset,
+      tsRecent: this.tsRecent,
+    };
   }
 
   // ---- relay-facing calls ----
@@ -1243,6 +1248,7 @@ export class TcpEndpoint {
     this.persistAt = undefined;
     this.finWait2At = undefined;
     this.timeWaitAt = now + this.o.timeWaitMs;
+    this.ev.push({ type: "time-wait" });
   }
 
   private reset(reason: TcpResetReason): void {

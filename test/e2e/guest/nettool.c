@@ -9,6 +9,8 @@
  *       response round trips of SIZE bytes against an echo server; "rr ok= p50_us= p99_us="
  *   nettool crr HOST PORT COUNT                   COUNT sequential connections, each
  *       sends one byte, reads the echo and closes; "crr ok= fail= elapsed_us= per_s="
+ *   nettool crrfin HOST PORT COUNT                like crr, but each waits for the server's
+ *       FIN after the echo before closing (the server closes first, as HTTP/1.0 does)
  *   nettool conc HOST PORT COUNT                  opens COUNT connections, keeps all of
  *       them open, then sends an 8-byte id on each and reads it back; "conc open= ok="
  *   nettool connect HOST PORT TIMEOUT_MS          one connect; "connect result=ok|refused|
@@ -216,6 +218,29 @@ static int cmd_crr(const struct sockaddr_in *a, long count) {
   return ok == count ? 0 : 1;
 }
 
+/* crr where the server closes first: after the echo, read() must return 0 (its FIN). */
+static int cmd_crrfin(const struct sockaddr_in *a, long count) {
+  long ok = 0, fail = 0;
+  int first_errno = 0;
+  uint64_t t0 = now_us();
+  for (long i = 0; i < count; i++) {
+    int fd = connect_to(a, 5000);
+    char c = 'x', r = 0;
+    if (fd >= 0 && write_full(fd, &c, 1) == 0 && read_full(fd, &r, 1, 5000) == 0 && r == c &&
+        wait_fd(fd, POLLIN, 5000) > 0 && read(fd, &r, 1) == 0) {
+      ok++;
+    } else {
+      if (!first_errno) first_errno = errno ? errno : -1;
+      fail++;
+    }
+    if (fd >= 0) close(fd);
+  }
+  uint64_t el = now_us() - t0;
+  printf("crrfin ok=%ld fail=%ld first_errno=%d elapsed_us=%llu per_s=%.0f\n", ok, fail, first_errno,
+         (unsigned long long)el, el ? (double)ok * 1e6 / (double)el : 0.0);
+  return ok == count ? 0 : 1;
+}
+
 static int cmd_conc(const struct sockaddr_in *a, long count) {
   int *fds = calloc((size_t)count, sizeof *fds);
   long open_n = 0, ok = 0;
@@ -275,6 +300,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "udp") && argc == 7) return cmd_udp(&a, n1, n2, (int)n3);
   if (!strcmp(argv[1], "rr") && argc == 6) return cmd_rr(&a, n1, n2);
   if (!strcmp(argv[1], "crr") && argc == 5) return cmd_crr(&a, n1);
+  if (!strcmp(argv[1], "crrfin") && argc == 5) return cmd_crrfin(&a, n1);
   if (!strcmp(argv[1], "conc") && argc == 5) return cmd_conc(&a, n1);
   if (!strcmp(argv[1], "connect") && argc == 5) return cmd_connect(&a, (int)n1);
   fprintf(stderr, "nettool: bad arguments\n");

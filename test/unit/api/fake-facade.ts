@@ -63,6 +63,8 @@ export const cannedUserStats: UserNetdevStats = {
     duplicateSegments: 5,
     windowProbes: 6,
   },
+  tcpLimits: { maxFlows: 65536, maxFlowsPerGuest: 32768, maxTimeWait: 16384 },
+  timeWait: { now: 8, entered: 20, recycled: 3, reused: 1, acks: 2 },
   relay: { connects: 5, refused: 1, failed: 0, denied: 0 },
   flows: { tcp: 2, udp: 1, icmp: 0 },
   icmp: { echoesSent: 7, repliesReceived: 6 },

@@ -353,6 +353,9 @@ describe("metrics and openapi", () => {
     expect(t).toContain('usernet_tcp_out_of_order_segments_total{netdev="user0"} 4');
     expect(t).toContain('usernet_tcp_duplicate_segments_total{netdev="user0"} 5');
     expect(t).toContain('usernet_tcp_window_probes_total{netdev="user0"} 6');
+    expect(t).toContain('usernet_tcp_flow_limit{netdev="user0",scope="per-guest"} 32768');
+    expect(t).toContain('usernet_tcp_time_wait{netdev="user0"} 8');
+    expect(t).toContain('usernet_tcp_time_wait_recycled_total{netdev="user0"} 3');
     expect(t).toContain('usernet_dhcp_messages_total{netdev="user0",type="acks"} 1');
     expect(t).toContain('usernet_dhcp_leases{netdev="user0",state="bound"} 1');
     expect(t).toContain('usernet_dns_messages_total{netdev="user0",kind="queries"} 3');

@@ -116,6 +116,9 @@ describe("-netdev user: valid lines", () => {
       { hostLoopback: false, outboundAddr: "192.0.2.10", mtu: 65520 },
     ],
     [",mtu=68", { mtu: 68 }],
+    [",max-flows=100000,max-flows-per-guest=40000", { maxFlows: 100000, maxFlowsPerGuest: 40000 }],
+    [",max-flows-per-guest=1", { maxFlowsPerGuest: 1 }],
+    [",max-flows=1048576", { maxFlows: 1048576 }],
     [
       ",hostfwd=tcp::2222-:22,hostfwd=udp:127.0.0.1:5353-10.0.2.15:53,hostfwd=tcp::0-:80",
       {
@@ -160,7 +163,17 @@ describe("-netdev user: valid lines", () => {
 
   it("leaves optional fields out when not given", () => {
     const c = user("");
-    for (const k of ["domainName", "hostname", "tftp", "tftpServerName", "bootfile", "smb", "outboundAddr"]) {
+    for (const k of [
+      "domainName",
+      "hostname",
+      "tftp",
+      "tftpServerName",
+      "bootfile",
+      "smb",
+      "outboundAddr",
+      "maxFlows",
+      "maxFlowsPerGuest",
+    ]) {
       expect(Object.hasOwn(c, k)).toBe(false);
     }
   });
@@ -170,7 +183,7 @@ describe("-netdev user: errors", () => {
   const accepted =
     "id, hubid, net, host, dhcpstart, dhcpcount, dns, dnssearch, domainname, hostname, restrict, tftp, " +
     "tftp-server-name, bootfile, smb, smbserver, hostfwd, hostfwd-source, guestfwd, ipv4, ipv6, dns-upstream, host-loopback, " +
-    "outbound-addr, mtu";
+    "outbound-addr, mtu, max-flows, max-flows-per-guest";
   it.each([
     [",net=10.0.2.0/33", "-netdev user: net=10.0.2.0/33: expected ADDR[/PREFIX] such as net=10.0.2.0/24"],
     [",net=10.0.2", "-netdev user: net=10.0.2: expected ADDR[/PREFIX] such as net=10.0.2.0/24"],
@@ -236,6 +249,16 @@ describe("-netdev user: errors", () => {
     [",ipv6-net=fd00::/64", "-netdev user: ipv6-net=fd00::/64: not supported yet (IPv6 is planned)"],
     [",mtu=67", "-netdev user: mtu=67: expected 68..65520 such as mtu=65520"],
     [",mtu=65521", "-netdev user: mtu=65521: expected 68..65520 such as mtu=65520"],
+    [",max-flows=0", "-netdev user: max-flows=0: expected 1..1048576 such as max-flows=65536"],
+    [",max-flows=1048577", "-netdev user: max-flows=1048577: expected 1..1048576 such as max-flows=65536"],
+    [
+      ",max-flows-per-guest=lots",
+      "-netdev user: max-flows-per-guest=lots: expected 1..1048576 such as max-flows-per-guest=32768",
+    ],
+    [
+      ",max-flows=100,max-flows-per-guest=101",
+      "-netdev user: max-flows-per-guest=101: must be at most max-flows=100",
+    ],
     [
       ",dnssearch=b..com",
       "-netdev user: dnssearch=b..com: expected a domain name such as dnssearch=example.com",

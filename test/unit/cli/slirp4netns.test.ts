@@ -125,6 +125,13 @@ describe("slirp4netns grammar", () => {
     );
     expect(usage("--mtu=65521", "1")).toBe("--mtu=65521: expected 68..65520 such as --mtu=65520");
     expect(usage("--mtu=x", "1")).toMatch(/^--mtu=x: /);
+    expect(usage("--max-flows=0", "1")).toBe("--max-flows=0: expected 1..1048576 such as --max-flows=32768");
+    expect(usage("--max-flows-per-guest", "x", "1")).toBe(
+      "--max-flows-per-guest=x: expected 1..1048576 such as --max-flows-per-guest=32768",
+    );
+    expect(usage("--max-flows=10", "--max-flows-per-guest=11", "1")).toBe(
+      "--max-flows-per-guest=11: must be at most --max-flows=10",
+    );
     expect(usage("--cidr=10.0.2.0/26", "1")).toMatch(/^--cidr=10.0.2.0\/26: expected ADDR\/PREFIX/);
     expect(usage("--cidr=10.0.2.0", "1")).toMatch(/^--cidr=10.0.2.0: /);
     expect(usage("--netns-type=file", "1")).toBe("--netns-type=file: expected pid or path");
@@ -169,6 +176,8 @@ describe("slirp4netns grammar", () => {
     ])
       expect(text).toContain(flag);
     expect(text.startsWith("Usage: slirp4netns [OPTION]... PID|PATH [TAPNAME]\n")).toBe(true);
+    expect(text).toMatch(/^--max-flows=N {12}TCP connections in all/m);
+    expect(text).toMatch(/^--max-flows-per-guest=N {2}TCP connections per guest/m);
     expect(text).toContain("usernet 9.9.9");
     const v = parse("-v");
     expect(v.action === "version" && v.text.split("\n")[0]).toBe("slirp4netns version 1.2.0");
@@ -196,6 +205,12 @@ describe("what slirp4netns options become", () => {
       mtu: 65520,
     });
     expect(user.dnsForward).toBeUndefined();
+    expect(user.maxFlows).toBeUndefined();
+    const limited = run("--max-flows", "50000", "--max-flows-per-guest=40000", "42");
+    expect(slirp4netnsConfig(limited, ns).netdevs[0]).toMatchObject({
+      maxFlows: 50000,
+      maxFlowsPerGuest: 40000,
+    });
     const noDns = slirp4netnsConfig(run("--disable-dns", "42"), ns).netdevs[0] as UserNetdevConfig;
     expect(noDns.dnsForward).toBe(false);
     expect(dhcpConfigFromNetdev(noDns).dns).toEqual([]);

@@ -175,3 +175,58 @@ describe("TcpRelay, host to guest", () => {
     expect(guest.copied).toBeLessThanOrEqual(3 * 256 * 1024 + pauses * 16 * 1024);
   });
 });
+
+describe("TcpRelay, closing", () => {
+  /** A relay over one host socket that records end() and reset(). */
+  function recorded() {
+    const calls: string[] = [];
+    let events: ((e: HostTcpEvent) => void) | undefined;
+    const net: HostNet = {
+      openPing: () => {
+        throw new Error("no ping here");
+      },
+      bindUdp: () => {
+        throw new Error("no udp here");
+      },
+      connectTcp(_to, _local, _t, ev): HostTcp {
+        events = ev;
+        return {
+          write: (_d, done) => done(),
+          end: () => calls.push("end"),
+          reset: () => calls.push("reset"),
+          pause() {},
+          resume() {},
+        };
+      },
+    };
+    const relay = new TcpRelay(
+      net,
+      new NatPolicy({ host: ip("10.0.2.2"), hostLoopback: true, restrict: false }),
+      silentLogger,
+      () => 0,
+    );
+    const guest = new FakeGuestTcp(ip("10.0.2.2"), 80);
+    relay.event(guest, { type: "connect-request" });
+    events?.({ type: "connected" });
+    return { relay, guest, calls, host: (e: HostTcpEvent) => events?.(e) };
+  }
+
+  it("lets the socket close by itself when the stack closes after FINs both ways (our TIME_WAIT)", () => {
+    const { relay, guest, calls, host } = recorded();
+    host({ type: "end" });
+    expect(guest.shutdowns).toBe(1);
+    // the guest's FIN and, in the same step, TIME_WAIT: the stack says closed at once
+    relay.event(guest, { type: "eof" });
+    relay.event(guest, { type: "closed" });
+    expect(calls).toEqual(["end"]);
+    expect(relay.size).toBe(0);
+  });
+
+  it("resets the socket when the stack closes before the host finished", () => {
+    const { relay, guest, calls } = recorded();
+    relay.event(guest, { type: "eof" });
+    relay.event(guest, { type: "closed" });
+    expect(calls).toEqual(["end", "reset"]);
+    expect(relay.size).toBe(0);
+  });
+});

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { rstFor, TcpFlowTable, tcpTupleFromGuest } from "../../../../src/stack/tcp/flow-table.js";
+import {
+  rstFor,
+  TcpFlowTable,
+  tcpFlowLimits,
+  tcpTupleFromGuest,
+  tcpTupleKey,
+} from "../../../../src/stack/tcp/flow-table.js";
 import { TcpFlag, type TcpSegment } from "../../../../src/stack/wire/tcp.js";
 
 const G1 = 0x0a00020f;
@@ -47,6 +53,29 @@ describe("rstFor (RFC 9293 reset generation)", () => {
   it("never answers a RST", () => {
     expect(rstFor(G1, R, seg(TcpFlag.rst))).toBeUndefined();
     expect(rstFor(G1, R, seg(TcpFlag.rst | TcpFlag.ack))).toBeUndefined();
+  });
+});
+
+describe("tcpTupleKey", () => {
+  it("tells every field apart, high and low halves included", () => {
+    const t = { guestAddr: 0x0a00020f, guestPort: 40000, remoteAddr: 0xc6336401, remotePort: 80 };
+    const keys = new Set([
+      tcpTupleKey(t),
+      tcpTupleKey({ ...t, guestAddr: 0x0b00020f }),
+      tcpTupleKey({ ...t, guestAddr: 0x0a000210 }),
+      tcpTupleKey({ ...t, guestPort: 40001 }),
+      tcpTupleKey({ ...t, remoteAddr: 0xc7336401 }),
+      tcpTupleKey({ ...t, remoteAddr: 0xc6336402 }),
+      tcpTupleKey({ ...t, remotePort: 81 }),
+      tcpTupleKey({
+        guestAddr: t.remoteAddr,
+        guestPort: t.remotePort,
+        remoteAddr: t.guestAddr,
+        remotePort: t.guestPort,
+      }),
+    ]);
+    expect(keys.size).toBe(8);
+    expect(tcpTupleKey({ ...t })).toBe(tcpTupleKey(t));
   });
 });
 
@@ -115,22 +144,59 @@ describe("TcpFlowTable", () => {
     expect(t.counters.refused).toBe(1);
   });
 
-  it("replaces a TIME_WAIT endpoint for a SYN with a higher sequence number", () => {
-    const t = new TcpFlowTable({ endpoint: { random: () => 1000 } });
+  it("retires a connection in TIME_WAIT: no flow slot, a record that answers and lets a new SYN in", () => {
+    const t = new TcpFlowTable({ maxFlowsPerGuest: 1, endpoint: { random: () => 1000 } });
     const ep = t.open(G1, R, seg(TcpFlag.syn)) as NonNullable<ReturnType<TcpFlowTable["open"]>>;
     ep.onSegment(seg(TcpFlag.syn), 0);
     ep.accept(0);
     ep.onSegment(seg(TcpFlag.ack, { seq: 5001, ack: 1001 }), 0);
     ep.shutdownWrite(0);
-    ep.onSegment(seg(TcpFlag.ack | TcpFlag.fin, { seq: 5001, ack: 1002 }), 0);
-    expect(ep.state).toBe("time-wait");
-    expect(t.open(G1, R, seg(TcpFlag.syn, { seq: 4000 }))).toBe(ep);
-    const fresh = t.open(G1, R, seg(TcpFlag.syn, { seq: 9000 }));
-    expect(fresh).toBeDefined();
-    expect(fresh).not.toBe(ep);
-    expect(fresh?.state).toBe("listen");
-    expect(t.size).toBe(1);
-    expect(t.countFor(G1)).toBe(1);
+    const step = ep.onSegment(seg(TcpFlag.ack | TcpFlag.fin, { seq: 5001, ack: 1002 }), 0);
+    expect(step.events.map((e) => e.type)).toEqual(["eof", "time-wait"]);
+    // the guest is at its bound until the connection is retired
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 40001 }))).toBeUndefined();
+    expect(t.retire(ep, 0)).toBe(true);
+    expect(t.retire(ep, 0)).toBe(false);
+    expect(t.size).toBe(0);
+    expect(t.countFor(G1)).toBe(0);
+    expect(t.timeWait.size).toBe(1);
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 40001 }))).toBeDefined();
+    // the guest's FIN again: acked from the record
+    const again = t.timeWaitInput(G1, R, seg(TcpFlag.ack | TcpFlag.fin, { seq: 5001, ack: 1002 }), 10);
+    expect(again?.reopen).toBe(false);
+    expect(again?.reply?.seg).toMatchObject({ seq: 1002, ack: 5002, flags: TcpFlag.ack });
+    // an old SYN is answered, not let in; a newer one ends TIME_WAIT
+    expect(t.timeWaitInput(G1, R, seg(TcpFlag.syn, { seq: 4000 }), 20)?.reopen).toBe(false);
+    expect(t.timeWaitInput(G1, R, seg(TcpFlag.syn, { seq: 9000 }), 30)?.reopen).toBe(true);
+    expect(t.timeWait.size).toBe(0);
+    expect(t.timeWaitInput(G1, R, seg(TcpFlag.syn, { seq: 9000 }), 30)).toBeUndefined();
+  });
+
+  it("ends TIME_WAIT when a connection is added on its tuple", () => {
+    const t = new TcpFlowTable();
+    t.timeWait.add(
+      tcpTupleKey({ guestAddr: G1, guestPort: 40000, remoteAddr: R, remotePort: 80 }),
+      { sndNxt: 1, rcvNxt: 2, window: 100, timestamps: false, tsOffset: 0, tsRecent: 0 },
+      0,
+    );
+    expect(t.timeWaitInput(G1, R, seg(TcpFlag.ack, { seq: 1 }), 0)?.reply).toBeDefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn))).toBeDefined();
+    expect(t.timeWait.size).toBe(0);
+  });
+
+  it("settles max-flows and max-flows-per-guest given alone or together", () => {
+    expect(tcpFlowLimits(undefined, undefined)).toEqual({ maxFlows: 65536, maxFlowsPerGuest: 32768 });
+    expect(tcpFlowLimits(1000, undefined)).toEqual({ maxFlows: 1000, maxFlowsPerGuest: 1000 });
+    expect(tcpFlowLimits(undefined, 100_000)).toEqual({ maxFlows: 100_000, maxFlowsPerGuest: 100_000 });
+    expect(tcpFlowLimits(undefined, 10)).toEqual({ maxFlows: 65536, maxFlowsPerGuest: 10 });
+    expect(tcpFlowLimits(200, 100)).toEqual({ maxFlows: 200, maxFlowsPerGuest: 100 });
+  });
+
+  it("allows one guest 30,000 connections by default", () => {
+    const t = new TcpFlowTable();
+    for (let p = 1; p <= 30_000; p++) expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: p }))).toBeDefined();
+    expect(t.countFor(G1)).toBe(30_000);
+    expect(t.limits).toEqual({ maxFlows: 65536, maxFlowsPerGuest: 32768, maxTimeWait: 16384 });
   });
 
   it("counts the RSTs it generates for unknown flows", () => {

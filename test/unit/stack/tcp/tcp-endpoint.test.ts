@@ -580,7 +580,7 @@ describe("closing", () => {
     expect(d.takeData().toString()).toBe("still here");
     d.fromGuest({ flags: "FA", seq: 5011, ack: ISS + 6 });
     d.expectToGuest({ flags: "A", ack: 5012 });
-    d.expectEvents("eof");
+    d.expectEvents("eof", "time-wait");
     expect(d.ep.state).toBe("time-wait");
     // a retransmitted FIN is acked again and restarts the wait
     d.advance(10_000).fromGuest({ flags: "FA", seq: 5011, ack: ISS + 6 });
@@ -610,7 +610,7 @@ describe("closing", () => {
     d.fromGuest({ seq: 5002, ack: ISS + 2 });
     expect(d.ep.state).toBe("time-wait");
     d.advance(1000);
-    d.expectEvents("eof", "closed");
+    d.expectEvents("eof", "time-wait", "closed");
   });
 
   it("FIN_WAIT_2 ends after finWait2TimeoutMs of guest silence", () => {
@@ -664,22 +664,20 @@ describe("closing", () => {
     expect(d.write("x")).toBe(0);
   });
 
-  it("allows a new SYN with a higher sequence number to reuse a TIME_WAIT tuple", () => {
-    const d = established();
+  it("hands over what TIME_WAIT needs when it enters it", () => {
+    const d = established({ tsVal: 700, wscale: 2 }, { recvBufferSize: 64 * 1024 });
     d.shutdownWrite();
-    d.fromGuest({ flags: "FA", seq: 5001, ack: ISS + 2 });
-    expect(d.ep.state).toBe("time-wait");
-    const syn = (seq: number) => ({
-      srcPort: 40000,
-      dstPort: 80,
-      seq,
-      ack: 0,
-      flags: 2,
-      window: 1000,
-      urgent: 0,
-      payload: Buffer.alloc(0),
+    d.expectToGuest({ flags: "FA", seq: ISS + 1 });
+    d.fromGuest({ flags: "FA", seq: 5001, ack: ISS + 2, tsVal: 710 });
+    d.expectEvents("eof", "time-wait");
+    // timestamps: tsVal = tsOffset (ISS in dialogues) + now; window in the scaled unit (shift 7)
+    expect(d.ep.timeWaitRecord()).toEqual({
+      sndNxt: ISS + 2,
+      rcvNxt: 5002,
+      window: 512,
+      timestamps: true,
+      tsOffset: ISS,
+      tsRecent: 710,
     });
-    expect(d.ep.canReuseFor(syn(6000))).toBe(true);
-    expect(d.ep.canReuseFor(syn(4000))).toBe(false);
   });
 });

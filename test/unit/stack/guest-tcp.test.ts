@@ -1,0 +1,114 @@
+/**
+ * The TCP layer with a scripted guest on a fake clock: connections closed by our side
+ * first leave only TIME_WAIT records behind, which cost no flow slot and still answer
+ * the guest.
+ */
+import { describe, expect, it } from "vitest";
+import { ManualClock } from "../../../src/stack/clock.js";
+import { DropCounters } from "../../../src/stack/drop-counters.js";
+import { type GuestTcpConnection, GuestTcpLayer } from "../../../src/stack/guest-tcp.js";
+import type { TcpEvent, TcpOutput } from "../../../src/stack/tcp/tcp-endpoint.js";
+import { type TcpSegment, tcpFlagsFromString, tcpFlagsToString } from "../../../src/stack/wire/tcp.js";
+
+const GUEST = 0x0a00020f;
+const HOST = 0x0a000202;
+const ISS = 1000;
+
+function setup(maxFlowsPerGuest: number) {
+  const clock = new ManualClock();
+  const drops = new DropCounters();
+  const sent: TcpOutput[] = [];
+  const events: [GuestTcpConnection, TcpEvent][] = [];
+  const layer = new GuestTcpLayer(
+    clock,
+    drops,
+    (s) => sent.push(...s),
+    (conn, ev) => {
+      events.push([conn, ev]);
+      if (ev.type === "connect-request") conn.accept();
+    },
+    { maxFlowsPerGuest, endpoint: { random: () => ISS, timeWaitMs: 60_000 } },
+  );
+  const fromGuest = (port: number, flags: string, seq: number, ack = 0, data = "") => {
+    const seg: TcpSegment = {
+      srcPort: port,
+      dstPort: 80,
+      seq,
+      ack,
+      flags: tcpFlagsFromString(flags) as number,
+      window: 65535,
+      urgent: 0,
+      payload: Buffer.from(data),
+    };
+    layer.input(GUEST, HOST, seg);
+  };
+  const take = () => sent.splice(0).map((o) => `${tcpFlagsToString(o.seg.flags)} ${o.seg.seq}:${o.seg.ack}`);
+  const types = () => events.splice(0).map(([, e]) => e.type);
+  /** one connection from `port` where the host answers and closes first */
+  const serverClosesFirst = (port: number, isn: number) => {
+    fromGuest(port, "S", isn);
+    const conn = events.find(([, e]) => e.type === "connect-request")?.[0];
+    fromGuest(port, "A", isn + 1, ISS + 1, "x");
+    conn?.write(Buffer.from("y"));
+    conn?.shutdownWrite();
+    fromGuest(port, "FA", isn + 2, ISS + 3);
+    return { conn, out: take(), events: types() };
+  };
+  return { clock, drops, layer, fromGuest, take, types, serverClosesFirst };
+}
+
+describe("GuestTcpLayer and TIME_WAIT", () => {
+  it("connections in TIME_WAIT do not count against the per-guest bound", () => {
+    const t = setup(2);
+    for (let i = 0; i < 10; i++) {
+      const r = t.serverClosesFirst(40000 + i, 5000);
+      expect(r.out).toEqual(["SA 1000:5001", "PA 1001:5002", "FA 1002:5002", "A 1003:5003"]);
+      expect(r.events).toEqual(["connect-request", "established", "data", "eof", "closed"]);
+    }
+    expect(t.layer.size).toBe(0);
+    expect(t.layer.table.countFor(GUEST)).toBe(0);
+    expect(t.layer.table.timeWait.size).toBe(10);
+    expect(t.layer.table.counters.refused).toBe(0);
+  });
+
+  it("re-acks a retransmitted FIN from TIME_WAIT, reopens on a newer SYN, and forgets after 60 s", () => {
+    const t = setup(2);
+    t.serverClosesFirst(40000, 5000);
+    t.clock.advance(1000);
+    t.fromGuest(40000, "FA", 5002, ISS + 3);
+    expect(t.take()).toEqual(["A 1003:5003"]);
+    expect(t.types()).toEqual([]);
+    // a new SYN with a higher sequence number opens a new connection on the tuple
+    t.fromGuest(40000, "S", 9000);
+    expect(t.types()).toEqual(["connect-request"]);
+    expect(t.take()).toEqual(["SA 1000:9001"]);
+    expect(t.layer.table.timeWait.size).toBe(0);
+    t.fromGuest(40000, "R", 9001);
+    t.types();
+    // TIME_WAIT of another connection ends after 60 s on the layer's timer
+    t.serverClosesFirst(40001, 5000);
+    expect(t.layer.nextDeadline()).toBe(61_000);
+    t.clock.advance(61_000);
+    t.layer.onTimer();
+    expect(t.layer.table.timeWait.size).toBe(0);
+    expect(t.layer.nextDeadline()).toBeUndefined();
+    // now the FIN belongs to nothing: RST
+    t.fromGuest(40001, "FA", 5002, ISS + 3);
+    expect(t.take()).toEqual(["R 1003:0"]);
+  });
+
+  it("the guest closing first leaves nothing behind", () => {
+    const t = setup(2);
+    t.fromGuest(40000, "S", 5000);
+    const conn = t.layer.connections().next().value as GuestTcpConnection;
+    t.fromGuest(40000, "A", 5001, ISS + 1);
+    t.fromGuest(40000, "FA", 5001, ISS + 1);
+    conn.shutdownWrite();
+    t.fromGuest(40000, "A", 5002, ISS + 2);
+    expect(t.types()).toEqual(["connect-request", "established", "eof", "closed"]);
+    expect(t.layer.size).toBe(0);
+    expect(t.layer.table.timeWait.size).toBe(0);
+    expect([...t.layer.connections()]).toEqual([]);
+    expect(t.layer.nextDeadline()).toBeUndefined();
+  });
+});
