@@ -16,21 +16,27 @@
 // MTU: its 65520 row shows what a user gets by asking for 65520, nothing more).
 //
 // Figures: iperf3 TCP guest→host and host→guest (-R) against iperf3 -s on the server
-// namespace's loopback (the guest dials 10.0.2.2); connection rate (nettool crr:
-// sequential connect, 1-byte echo, close); request/response latency p50/p99 (nettool
-// rr, 64-byte echo on one connection); iperf3 UDP at a fixed rate (loss, throughput).
-// For usernet also its CPU seconds (utime+stime from /proc/PID/stat) over the
-// measurements and its peak RSS (VmHWM); in kernel mode the same for the slirp QEMU
-// (which there does nothing but slirp and the TAP). Then a connection-leak check:
-// 10,000 connections through usernet, RSS and open descriptors before and after.
+// namespace's loopback (the guest dials 10.0.2.2); connection rate over 20,000
+// connections, the client closing first (nettool crr) and the server closing first
+// (nettool crrsc), with failed connections and stack CPU per connection;
+// request/response latency p50/p99 (nettool rr, 64-byte echo on one connection); iperf3
+// UDP at a fixed rate (loss, throughput) and the highest rate with <= 1 % loss; the
+// stack's idle RSS, RSS after 10,000 closed connections and peak RSS (VmHWM); and
+// flows held at once (10,000 and 30,000: time to open, KiB per flow, RSS after close).
+// The stack's CPU is utime+stime from /proc/PID/stat; in kernel mode slirp's figures
+// are its QEMU's (which there does nothing but slirp and the TAP). Then a
+// connection-leak check: 2 x 10,000 connections through usernet, RSS and open
+// descriptors before and after. bench/README.md says how each figure is measured.
 //
 // Everything runs in two network namespaces the bench creates (server side: usernet or
-// QEMU, iperf3 -s, an echo server; client side: the TAP) and deletes at the end, also
-// on failure or Ctrl-C. Bounded: iperf3 -t (5 s default, at most 10), fixed counts,
-// every wait with a timeout; the whole run takes about 5 minutes.
+// QEMU, iperf3 -s, the TCP servers of lib/servers.mjs; client side: the TAP) and deletes
+// at the end, also on failure or Ctrl-C. Bounded: iperf3 -t (5 s default, at most 10),
+// fixed counts, time caps on the connection and held-flows tests, every wait with a
+// timeout; the whole run takes about 20 minutes.
 //
 // Usage: node bench/run.mjs [--guest kernel|qemu|both] [--time S] [--mtu 1500,65520]
-//                           [--out FILE] [--no-leak] [--only tcpUp,tcpDown,udp,crr,rr]
+//                           [--out FILE] [--no-leak] [--conns N] [--hold 10000,30000]
+//                           [--only tcpUp,tcpDown,udp,udpMax,rr,crr,crrServerClose,hold,mem]
 //                           [--profile DIR]  (usernet runs with --cpu-prof into DIR)
 //                           [--transport tcp|unix]  (QEMU to usernet; default tcp)
 // Needs root, iproute2, qemu-system-x86_64, iperf3, gcc, /dev/net/tun, and dist/ built
@@ -647,12 +653,13 @@ async function udpMax(udpAt, fixedRate, fixed) {
 }
 
 /**
- * The held-flows test, on a fresh instance of the stack (so that its memory is not the
- * bulk tests' and no TIME_WAIT state of the connection tests is left): one run per
- * count in holdCounts, the stack settling (CPU idle) before each. A run whose open time
- * ran out ends the test: a larger count would only run out again.
+ * The held-flows test, one run per count in holdCounts, each on a fresh instance of the
+ * stack from start() (so that its memory growth is the flows', not the bulk tests' or
+ * the previous count's, and no TIME_WAIT state of the connection tests is left), once
+ * the stack settled (CPU idle). A run whose open time ran out ends the test: a larger
+ * count would only run out again.
  */
-async function holdTest(cfg) {
+async function holdTest(start) {
   const r = {};
   let outOfTime;
   for (const n of holdCounts) {
@@ -660,7 +667,9 @@ async function holdTest(cfg) {
       r[`hold${n}Error`] = `not run: ${outOfTime}`;
       continue;
     }
+    let cfg;
     try {
+      cfg = await start();
       await settle(cfg.stackPid);
       const h = await holdFlows(cfg, n);
       r[`hold${n}Held`] = h.held;
@@ -676,6 +685,8 @@ async function holdTest(cfg) {
     } catch (e) {
       r[`hold${n}Error`] = String(e.message).split("\n")[0];
       log(`  hold ${n}: ${e.message.split("\n").slice(0, 3).join(" | ")}`);
+    } finally {
+      await cfg?.close();
     }
   }
   return r;
@@ -932,14 +943,13 @@ async function mainRun() {
           if (first && plan[mode].long && wanted("hold")) {
             await cfg.close();
             cfg = undefined;
-            log(`  held flows (${holdCounts.join(", ")}) on a fresh ${stack}`);
-            try {
-              cfg = await retryOnce(`${mode}/${mtu}/${stack} set-up`, () => setup(mode, stack, mtu, image));
-              Object.assign(f, await holdTest(cfg));
-            } catch (e) {
-              f.holdError = e.message.split("\n")[0];
-              log(`  hold: ${e.message.split("\n").slice(0, 3).join(" | ")}`);
-            }
+            log(`  held flows (${holdCounts.join(", ")}), each count on a fresh ${stack}`);
+            Object.assign(
+              f,
+              await holdTest(() =>
+                retryOnce(`${mode}/${mtu}/${stack} set-up`, () => setup(mode, stack, mtu, image)),
+              ),
+            );
           }
         } catch (e) {
           log(`  failed: ${e.message.split("\n").slice(0, 4).join(" | ")}`);
