@@ -16,27 +16,35 @@
 // MTU: its 65520 row shows what a user gets by asking for 65520, nothing more).
 //
 // Figures: iperf3 TCP guest→host and host→guest (-R) against iperf3 -s on the server
-// namespace's loopback (the guest dials 10.0.2.2); connection rate (nettool crr:
-// sequential connect, 1-byte echo, close); request/response latency p50/p99 (nettool
-// rr, 64-byte echo on one connection); iperf3 UDP at a fixed rate (loss, throughput).
-// For usernet also its CPU seconds (utime+stime from /proc/PID/stat) over the
-// measurements and its peak RSS (VmHWM); in kernel mode the same for the slirp QEMU
-// (which there does nothing but slirp and the TAP). Then a connection-leak check:
-// 10,000 connections through usernet, RSS and open descriptors before and after.
+// namespace's loopback (the guest dials 10.0.2.2); connection rate over 20,000
+// connections, the client closing first (nettool crr) and the server closing first
+// (nettool crrsc), with failed connections and stack CPU per connection;
+// request/response latency p50/p99 (nettool rr, 64-byte echo on one connection); iperf3
+// UDP at a fixed rate (loss, throughput) and the highest rate with <= 1 % loss; the
+// stack's idle RSS, RSS after 10,000 closed connections and peak RSS (VmHWM); and
+// flows held at once (10,000 and 30,000: time to open, KiB per flow, RSS after close).
+// The stack's CPU is utime+stime from /proc/PID/stat; in kernel mode slirp's figures
+// are its QEMU's (which there does nothing but slirp and the TAP). Then a
+// connection-leak check: 2 x 10,000 connections through usernet, RSS and open
+// descriptors before and after. bench/README.md says how each figure is measured.
 //
 // Everything runs in two network namespaces the bench creates (server side: usernet or
-// QEMU, iperf3 -s, an echo server; client side: the TAP) and deletes at the end, also
-// on failure or Ctrl-C. Bounded: iperf3 -t (5 s default, at most 10), fixed counts,
-// every wait with a timeout; the whole run takes about 5 minutes.
+// QEMU, iperf3 -s, the TCP servers of lib/servers.mjs; client side: the TAP) and deletes
+// at the end, also on failure or Ctrl-C. Bounded: iperf3 -t (5 s default, at most 10),
+// fixed counts, time caps on the connection and held-flows tests, every wait with a
+// timeout; the whole run takes about 20 minutes.
 //
 // Usage: node bench/run.mjs [--guest kernel|qemu|both] [--time S] [--mtu 1500,65520]
-//                           [--out FILE] [--no-leak] [--only tcpUp,tcpDown,udp,crr,rr]
+//                           [--out FILE] [--no-leak] [--conns N] [--hold 10000,30000]
+//                           [--only tcpUp,tcpDown,udp,udpMax,rr,crr,crrServerClose,hold,mem]
 //                           [--profile DIR]  (usernet runs with --cpu-prof into DIR)
 //                           [--transport tcp|unix]  (QEMU to usernet; default tcp)
 // Needs root, iproute2, qemu-system-x86_64, iperf3, gcc, /dev/net/tun, and dist/ built
 // (npx tsc -p tsconfig.json). Writes bench/results/latest.json.
 import { randomBytes } from "node:crypto";
 import {
+  chmodSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -75,23 +83,64 @@ const stacksOf = (mode) =>
     (st) => !stackFilter || stackFilter.includes(st),
   );
 const only = opt("only", undefined)?.split(",");
+const tests = ["tcpUp", "tcpDown", "udp", "udpMax", "rr", "crr", "crrServerClose", "hold", "mem"];
+if (only?.some((t) => !tests.includes(t))) fail(`--only takes ${tests.join(", ")}`);
+const wanted = (name) => !only || only.includes(name);
+/** connections per crr test, both variants (default per guest kind, below) */
+const connsOpt = opt("conns", undefined);
+if (connsOpt !== undefined && !(Number(connsOpt) >= 1)) fail("--conns takes a positive count");
+/** flows held at once by the held-flows test, one run per count */
+const holdCounts = opt("hold", "10000,30000").split(",").map(Number);
+if (holdCounts.some((n) => !(n >= 1 && n <= 100_000))) fail("--hold takes counts from 1 to 100000");
 /** how QEMU reaches usernet: a unix stream socket (what `npm start` offers) or TCP loopback */
 const transport = opt("transport", "tcp");
 if (!["unix", "tcp"].includes(transport)) fail("--transport takes unix or tcp");
 const main = ["dist/cli/main.js", "dist/src/cli/main.js"].map((p) => join(repoRoot, p)).find(existsSync);
 if (!main) fail("dist/cli/main.js is missing: run npx tsc -p tsconfig.json");
 
-/** per guest kind: counts and the UDP rate that both stacks should carry */
+/**
+ * Per guest kind: connections per crr test (each variant), round trips, the fixed UDP
+ * rate every stack should carry, and whether the once-per-stack tests run (udpMax, hold,
+ * mem: at the first MTU only). The TCG guest manages a few hundred connections/s
+ * whatever the stack, so its crr runs are shorter and it skips the long tests: there
+ * they would measure the emulated CPU, and slirp's memory is QEMU's with the guest's.
+ */
 const plan = {
-  kernel: { crr: 3000, rr: 5000, udpRate: "500M" },
-  qemu: { crr: 1000, rr: 2000, udpRate: "50M" },
-  tap: { crr: 3000, rr: 5000, udpRate: "500M" },
+  kernel: { crr: 20_000, rr: 5000, udpRate: "500M", long: true },
+  qemu: { crr: 5000, rr: 2000, udpRate: "50M", long: false },
+  tap: { crr: 20_000, rr: 5000, udpRate: "500M", long: true },
 };
+if (connsOpt !== undefined) for (const p of Object.values(plan)) p.crr = Number(connsOpt);
+/** connections after which the stack's resident memory is read (the mem test) */
+const MEM_CONNS = 10_000;
+/** held flows per client process and destination port (below the guest's ~28,000 ephemeral ports) */
+const HOLD_PER_LANE = 15_000;
+/** the held-flows test's time to open one count's flows, all lanes together */
+const HOLD_OPEN_MS = 30_000;
+const holdLanes = Math.max(1, ...holdCounts.map((n) => Math.ceil(n / HOLD_PER_LANE)));
+/** the highest UDP rate with at most this loss, found in at most UDP_PROBES more runs */
+const UDP_MAX_LOSS = 1;
+const UDP_PROBES = 5;
 /** pasta copies the server namespace's address and gateway into the client namespace */
 const PASTA_ADDR = "10.77.0.1";
 const PASTA_GW = "10.77.0.2";
-const ECHO_PORT = 7777;
 const IPERF_PORT = 5201;
+/**
+ * Server ports (bench/lib/servers.mjs in S): every test dials a port of its own, so the
+ * TIME_WAIT sockets that 20,000 connections leave in the client namespace (60 s) never
+ * share a 4-tuple with the next test's. echo: the client closes first; close: the
+ * server answers and closes first; hold<k>: lane k of the held-flows test, one server
+ * process per lane (one process holds at most RLIMIT_NOFILE connections).
+ */
+const PORT_BASE = { echo: 20_000, close: 21_000 };
+for (let k = 0; k < holdLanes; k++) PORT_BASE[`hold${k}`] = 22_000 + 100 * k;
+const PORTS_PER_KIND = 60;
+const portsUsed = {};
+const freshPort = (kind) => {
+  portsUsed[kind] = ((portsUsed[kind] ?? -1) + 1) % PORTS_PER_KIND;
+  return PORT_BASE[kind] + portsUsed[kind];
+};
+const portRange = (kind) => `${PORT_BASE[kind]}-${PORT_BASE[kind] + PORTS_PER_KIND - 1}`;
 const SOCKET_PORT = 10000;
 
 function fail(msg) {
@@ -163,12 +212,18 @@ async function setupNamespaces() {
     await nsExecOk(S, "ip", ["route", "add", "default", "via", PASTA_GW, "dev", "ubv0"]);
   }
   const iperf = spawnIn(S, "iperf3 -s", "iperf3", ["-s", "-B", "127.0.0.1", "-p", String(IPERF_PORT)]);
-  const echo = spawnIn(S, "echo server", process.execPath, [
-    "-e",
-    `require("node:net").createServer((c) => { c.setNoDelay(true); c.on("error", () => {}); c.pipe(c); })
-       .listen({ port: ${ECHO_PORT}, host: "127.0.0.1", backlog: 4096 }, () => console.log("ECHO-READY"))`,
-  ]);
-  await echo.until("ECHO-READY", 10_000, () => (echo.out.includes("ECHO-READY") ? true : undefined));
+  const script = join(repoRoot, "bench/lib/servers.mjs");
+  const servers = [
+    spawnIn(S, "servers", process.execPath, [
+      script,
+      `echo:${portRange("echo")}`,
+      `close:${portRange("close")}`,
+    ]),
+  ];
+  for (let k = 0; k < holdLanes; k++)
+    servers.push(spawnIn(S, `hold server ${k}`, process.execPath, [script, `echo:${portRange(`hold${k}`)}`]));
+  for (const sv of servers)
+    await sv.until("SERVERS-READY", 20_000, () => (sv.out.includes("SERVERS-READY") ? true : undefined));
   await waitListening(S, IPERF_PORT, iperf);
 }
 
@@ -366,6 +421,7 @@ async function setup(mode, stack, mtu, image) {
       stackPid: p.pid,
       stackLabel: stack,
       gateway,
+      nettool: image.nettool,
       client: clientInC(image.nettool),
       close: () => closeAll(started),
     };
@@ -379,6 +435,7 @@ async function setup(mode, stack, mtu, image) {
       return {
         stackPid: u ? u.pid : q.pid,
         stackLabel: u ? "usernet" : "qemu (slirp only)",
+        nettool: image.nettool,
         client: clientInC(image.nettool),
         close: () => closeAll(started),
       };
@@ -437,13 +494,22 @@ function nettoolFields(output, kind) {
   );
 }
 
-async function measure(mode, cfg) {
+/**
+ * One configuration's figures. Order matters: idle memory before any traffic, the
+ * 10,000-connection memory test before bulk traffic grows the heap, rr before the
+ * connection tests, and the server-closes-first test last (a stack that keeps TIME_WAIT
+ * state per flow may refuse connections for a while after it).
+ */
+async function measure(mode, cfg, first) {
   const p = plan[mode];
+  const long = p.long && first;
   const t = (seconds + 30) * 1000;
   const r = {};
-  const cpu0 = cfg.stackPid ? cpuSeconds(cfg.stackPid) : undefined;
+  const pid = cfg.stackPid;
+  const cpu0 = pid ? cpuSeconds(pid) : undefined;
+  const rssMiB = () => memoryKiB(pid).rss / 1024;
   const step = async (name, fn) => {
-    if (only && !only.includes(name)) return;
+    if (!wanted(name)) return;
     try {
       await fn();
     } catch (e) {
@@ -452,15 +518,45 @@ async function measure(mode, cfg) {
     }
   };
   const gw = cfg.gateway ?? "10.0.2.2";
+  if (pid) {
+    await sleep(1000);
+    r.idleRssMiB = rssMiB();
+  }
   const iperf = `iperf3 -c ${gw} -p ${IPERF_PORT} -t ${seconds} -J`;
   /** the stack's CPU seconds per GB received by the other end, over one iperf3 run */
   const cpuPerGb = async (cmd) => {
-    const c0 = cfg.stackPid ? cpuSeconds(cfg.stackPid) : undefined;
+    const c0 = pid ? cpuSeconds(pid) : undefined;
     const j = iperfJson((await cfg.client(cmd, t)).output);
     const gb = j.end.sum_received.bytes / 1e9;
-    const cpu = c0 === undefined ? undefined : (cpuSeconds(cfg.stackPid) - c0) / gb;
+    const cpu = c0 === undefined ? undefined : (cpuSeconds(pid) - c0) / gb;
     return { gbps: j.end.sum_received.bits_per_second / 1e9, cpu };
   };
+  /** crr or crrsc: connections/s over `count` connections, failures by kind, CPU µs per connection */
+  const connections = async (variant, port, count) => {
+    const maxMs = Math.max(60_000, count * 10); // a stack that drops SYNs stops the test, not the bench
+    const c0 = pid ? cpuSeconds(pid) : undefined;
+    const out = (await cfg.client(`nettool ${variant} ${gw} ${port} ${count} ${maxMs}`, maxMs + 60_000))
+      .output;
+    const f = nettoolFields(out, variant);
+    const ok = Number(f.ok);
+    const cpu = c0 === undefined ? undefined : cpuSeconds(pid) - c0;
+    return {
+      perS: Number(f.per_s),
+      ok,
+      failed: Number(f.fail) + (count - Number(f.tried)),
+      refused: Number(f.refused),
+      timedOut: Number(f.timeout),
+      cpuUs: cpu !== undefined && ok > 0 ? (cpu * 1e6) / ok : undefined,
+    };
+  };
+  if (long && pid) {
+    await step("mem", async () => {
+      const c = await connections("crr", freshPort("echo"), MEM_CONNS);
+      await sleep(5000);
+      r.rssAfterClosedMiB = rssMiB();
+      r.memConnFailed = c.failed;
+    });
+  }
   await step("tcpUp", async () => {
     const x = await cpuPerGb(iperf);
     r.tcpUpGbps = x.gbps;
@@ -471,35 +567,217 @@ async function measure(mode, cfg) {
     r.tcpDownGbps = x.gbps;
     r.cpuPerGbDown = x.cpu;
   });
+  /** iperf3 UDP at `rate` (e.g. "500M") for `secs`: received Gb/s and loss % */
+  const udpAt = async (rate, secs) => {
+    const cmd = `iperf3 -c ${gw} -p ${IPERF_PORT} -t ${secs} -J -u -b ${rate} -l 1400`;
+    const j = iperfJson((await cfg.client(cmd, (secs + 30) * 1000)).output);
+    const sum = j.end.sum_received ?? j.end.sum;
+    return { gbps: sum.bits_per_second / 1e9, loss: j.end.sum.lost_percent ?? sum.lost_percent };
+  };
+  let fixedUdp;
   await step("udp", async () => {
-    const j = iperfJson((await cfg.client(`${iperf} -u -b ${p.udpRate} -l 1400`, t)).output);
-    const s = j.end.sum_received ?? j.end.sum;
+    fixedUdp = await udpAt(p.udpRate, seconds);
     r.udpRate = p.udpRate;
-    r.udpGbps = s.bits_per_second / 1e9;
-    r.udpLossPercent = j.end.sum.lost_percent ?? s.lost_percent;
+    r.udpGbps = fixedUdp.gbps;
+    r.udpLossPercent = fixedUdp.loss;
   });
-  await step("crr", async () => {
-    const f = nettoolFields(
-      (await cfg.client(`nettool crr ${gw} ${ECHO_PORT} ${p.crr}`, 120_000)).output,
-      "crr",
-    );
-    r.connPerS = Number(f.per_s);
-    r.connFailed = Number(f.fail);
-  });
+  if (long) {
+    await step("udpMax", async () => {
+      Object.assign(r, await udpMax(udpAt, p.udpRate, fixedUdp));
+    });
+  }
   await step("rr", async () => {
     const f = nettoolFields(
-      (await cfg.client(`nettool rr ${gw} ${ECHO_PORT} ${p.rr} 64`, 120_000)).output,
+      (await cfg.client(`nettool rr ${gw} ${freshPort("echo")} ${p.rr} 64`, 120_000)).output,
       "rr",
     );
     if (Number(f.ok) !== p.rr) throw new Error(`rr: ${f.ok} of ${p.rr} round trips`);
     r.rttP50us = Number(f.p50_us);
     r.rttP99us = Number(f.p99_us);
   });
-  if (cfg.stackPid) {
-    r.stackCpuS = cpuSeconds(cfg.stackPid) - cpu0;
-    r.stackPeakRssMiB = memoryKiB(cfg.stackPid).hwm / 1024;
+  await step("crr", async () => {
+    const c = await connections("crr", freshPort("echo"), p.crr);
+    r.connPerS = c.perS;
+    r.connFailed = c.failed;
+    r.connRefused = c.refused;
+    r.connTimedOut = c.timedOut;
+    r.cpuUsPerConn = c.cpuUs;
+  });
+  await step("crrServerClose", async () => {
+    const c = await connections("crrsc", freshPort("close"), p.crr);
+    r.connScPerS = c.perS;
+    r.connScFailed = c.failed;
+    r.connScRefused = c.refused;
+    r.connScTimedOut = c.timedOut;
+    r.cpuUsPerConnSc = c.cpuUs;
+  });
+  if (pid) {
+    r.stackCpuS = cpuSeconds(pid) - cpu0;
+    r.stackPeakRssMiB = memoryKiB(pid).hwm / 1024;
   }
   return r;
+}
+
+/**
+ * The highest UDP rate with at most UDP_MAX_LOSS % loss: from the fixed-rate run (or a
+ * run at that rate), doubling until a rate loses more, halving until one does not, then
+ * geometric bisection; at most UDP_PROBES runs of up to 3 s after the first.
+ */
+async function udpMax(udpAt, fixedRate, fixed) {
+  const secs = Math.min(3, seconds);
+  const probes = [];
+  let lo; // highest rate (Mb/s) that passed, with its received Gb/s
+  let hi; // lowest rate that failed
+  const probe = (mbps, x) => {
+    probes.push({ mbps, gbps: x.gbps, lossPercent: x.loss });
+    if (x.loss <= UDP_MAX_LOSS) {
+      if (!lo || mbps > lo.mbps) lo = { mbps, gbps: x.gbps };
+    } else if (!hi || mbps < hi) hi = mbps;
+  };
+  const start = Number.parseInt(fixedRate, 10);
+  probe(start, fixed ?? (await udpAt(`${start}M`, secs)));
+  for (let i = 0; i < UDP_PROBES; i++) {
+    let next;
+    if (hi === undefined) next = lo.mbps * 2;
+    else if (lo === undefined) next = hi / 2;
+    else if (hi / lo.mbps < 1.15) break;
+    else next = Math.sqrt(lo.mbps * hi);
+    next = Math.round(next);
+    probe(next, await udpAt(`${next}M`, secs));
+  }
+  return {
+    udpMaxMbps: lo?.mbps ?? 0,
+    udpMaxGbps: lo?.gbps ?? 0,
+    udpMaxProbes: probes,
+  };
+}
+
+/**
+ * The held-flows test, one run per count in holdCounts, each on a fresh instance of the
+ * stack from start() (so that its memory growth is the flows', not the bulk tests' or
+ * the previous count's, and no TIME_WAIT state of the connection tests is left), once
+ * the stack settled (CPU idle). A run whose open time ran out ends the test: a larger
+ * count would only run out again.
+ */
+async function holdTest(start) {
+  const r = {};
+  let outOfTime;
+  for (const n of holdCounts) {
+    if (outOfTime) {
+      r[`hold${n}Error`] = `not run: ${outOfTime}`;
+      continue;
+    }
+    let cfg;
+    try {
+      cfg = await start();
+      await settle(cfg.stackPid);
+      const h = await holdFlows(cfg, n);
+      r[`hold${n}Held`] = h.held;
+      r[`hold${n}OpenS`] = h.openS;
+      if (cfg.stackPid) {
+        r[`hold${n}RssBeforeMiB`] = h.rssBeforeMiB;
+        r[`hold${n}RssHeldMiB`] = h.rssHeldMiB;
+        r[`hold${n}KiBPerFlow`] = h.kibPerFlow;
+        r[`hold${n}RssAfterCloseMiB`] = h.rssAfterCloseMiB;
+      }
+      if (h.note) r[`hold${n}Error`] = h.note;
+      if (h.capped) outOfTime = `${h.held} flows held after the ${HOLD_OPEN_MS / 1000} s open time of ${n}`;
+    } catch (e) {
+      r[`hold${n}Error`] = String(e.message).split("\n")[0];
+      log(`  hold ${n}: ${e.message.split("\n").slice(0, 3).join(" | ")}`);
+    } finally {
+      await cfg?.close();
+    }
+  }
+  return r;
+}
+
+/** Waits (up to maxMs) until the process used under 50 ms of CPU in a second. */
+async function settle(pid, maxMs = 30_000) {
+  if (!pid) return;
+  const deadline = Date.now() + maxMs;
+  while (Date.now() < deadline) {
+    const c0 = cpuSeconds(pid);
+    await sleep(1000);
+    if (cpuSeconds(pid) - c0 < 0.05) return;
+  }
+}
+
+/**
+ * n flows from the client namespace held open at once: nettool hold processes ("lanes"),
+ * each up to HOLD_PER_LANE flows to a port of its own lane server, one after the other
+ * (the next lane starts only when the previous one held all of its share). Open time is
+ * the lanes' connect loops summed, capped at HOLD_OPEN_MS for all lanes together (some
+ * stacks slow down with every flow they hold); the stack's RSS is read before, 2 s after
+ * the last lane holds, and once the stack is idle (at least 5 s) after every flow closed.
+ */
+async function holdFlows(cfg, n) {
+  const pid = cfg.stackPid;
+  const rss = () => (pid ? memoryKiB(pid).rss : Number.NaN);
+  const rss0 = rss();
+  const lanes = [];
+  let held = 0;
+  let openUs = 0;
+  let note;
+  let capped = false;
+  try {
+    for (let k = 0, left = n; left > 0; k++, left -= HOLD_PER_LANE) {
+      const share = Math.min(HOLD_PER_LANE, left);
+      const port = freshPort(`hold${k}`);
+      const lane = spawnIn(
+        C,
+        `nettool hold lane ${k}`,
+        cfg.nettool,
+        [
+          "hold",
+          cfg.gateway ?? "10.0.2.2",
+          String(port),
+          String(share),
+          "600000",
+          String(Math.max(1, HOLD_OPEN_MS - openUs / 1000)),
+        ],
+        { stdin: "pipe" },
+      );
+      lanes.push(lane);
+      const line = await lane.until(
+        `hold lane ${k} established`,
+        240_000,
+        () => /^hold open=.* capped=\d$/m.exec(lane.out)?.[0],
+      );
+      const f = nettoolFields(line, "hold");
+      held += Number(f.ok);
+      openUs += Number(f.open_us);
+      if (Number(f.ok) < share) {
+        capped = f.capped === "1";
+        const why = capped ? `the ${HOLD_OPEN_MS / 1000} s open time ran out` : "connects failed";
+        note = `lane ${k}: ${f.ok} of ${share} held, ${why} (open=${f.open} fail=${f.fail} first_errno=${f.first_errno})`;
+        break;
+      }
+    }
+    await sleep(2000);
+    const rssHeld = rss();
+    for (const lane of lanes) lane.child.stdin.end();
+    for (const lane of lanes) {
+      if (!(await lane.waitExit(60_000))) throw new Error(`${lane.label} did not close its flows in 60 s`);
+    }
+    await sleep(5000);
+    await settle(pid);
+    return {
+      held,
+      openS: openUs / 1e6,
+      kibPerFlow: held > 0 ? (rssHeld - rss0) / held : undefined,
+      rssBeforeMiB: rss0 / 1024,
+      rssHeldMiB: rssHeld / 1024,
+      rssAfterCloseMiB: rss() / 1024,
+      note,
+      capped,
+    };
+  } finally {
+    for (const lane of lanes) {
+      await lane.kill(2000);
+      procs.delete(lane);
+    }
+  }
 }
 
 /**
@@ -513,7 +791,7 @@ async function connLeak(mode, image) {
   try {
     const fds = () => readdirSync(`/proc/${cfg.stackPid}/fd`).length;
     const sample = () => ({ rssMiB: memoryKiB(cfg.stackPid).rss / 1024, fds: fds() });
-    await cfg.client(`nettool crr 10.0.2.2 ${ECHO_PORT} 1000`, 120_000); // warm up
+    await cfg.client(`nettool crr 10.0.2.2 ${freshPort("echo")} 1000`, 120_000); // warm up
     await sleep(2000);
     const n = 10_000;
     const points = [sample()];
@@ -521,7 +799,7 @@ async function connLeak(mode, image) {
     let failed = 0;
     for (let round = 0; round < 2; round++) {
       const f = nettoolFields(
-        (await cfg.client(`nettool crr 10.0.2.2 ${ECHO_PORT} ${n}`, 300_000)).output,
+        (await cfg.client(`nettool crr 10.0.2.2 ${freshPort("echo")} ${n}`, 300_000)).output,
         "crr",
       );
       ok += Number(f.ok);
@@ -559,18 +837,36 @@ async function retryOnce(what, fn) {
 }
 
 // ---- report -------------------------------------------------------------------------------
-const figures = [
+/** table rows: figure key, label (n: the guest kind's crr count), decimals */
+const figures = (n) => [
   ["tcpUpGbps", "TCP guest→host Gb/s", 3],
   ["tcpDownGbps", "TCP host→guest Gb/s", 3],
-  ["connPerS", "connections/s", 0],
+  ["connPerS", `connections/s, client closes first (${n})`, 0],
+  ["connFailed", "  failed connections", 0],
+  ["connScPerS", `connections/s, server closes first (${n})`, 0],
+  ["connScFailed", "  failed connections", 0],
   ["rttP50us", "RTT p50 µs", 0],
   ["rttP99us", "RTT p99 µs", 0],
   ["udpGbps", "UDP Gb/s (at fixed rate)", 3],
   ["udpLossPercent", "UDP loss %", 2],
+  ["udpMaxMbps", `UDP highest rate Mb/s with ≤ ${UDP_MAX_LOSS} % loss`, 0],
   ["cpuPerGbUp", "stack CPU s per GB, guest→host", 2],
   ["cpuPerGbDown", "stack CPU s per GB, host→guest", 2],
+  ["cpuUsPerConn", "stack CPU µs per connection, client closes", 0],
+  ["cpuUsPerConnSc", "stack CPU µs per connection, server closes", 0],
   ["stackCpuS", "stack CPU s", 2],
+  ["idleRssMiB", "stack idle RSS MiB (before traffic)", 1],
+  ["rssAfterClosedMiB", `stack RSS MiB ${MEM_CONNS.toLocaleString("en")} closed connections later`, 1],
   ["stackPeakRssMiB", "stack peak RSS MiB", 1],
+  ...holdCounts.flatMap((h) => {
+    const c = h.toLocaleString("en");
+    return [
+      [`hold${h}Held`, `flows held of ${c}`, 0],
+      [`hold${h}OpenS`, `  s to open them`, 2],
+      [`hold${h}KiBPerFlow`, "  stack KiB per held flow", 2],
+      [`hold${h}RssAfterCloseMiB`, "  stack RSS MiB after they closed", 1],
+    ];
+  }),
 ];
 
 function fmt(v, d) {
@@ -594,7 +890,8 @@ function table(results) {
       lines.push("", `guest=${mode}  mtu=${mtu}  (udp at ${plan[mode].udpRate}b/s; ${note})`);
       const head = [...stacks.map((st) => name[st]), ...peers.map((st) => `usernet/${name[st]}`)];
       lines.push(`| figure | ${head.join(" | ")} |`, `|---|${head.map(() => "---|").join("")}`);
-      for (const [k, label, d] of figures) {
+      for (const [k, label, d] of figures(plan[mode].crr.toLocaleString("en"))) {
+        if (stacks.every((st) => typeof f(st)[k] !== "number")) continue;
         const cells = stacks.map((st) => fmt(f(st)[k], d));
         for (const st of peers) {
           const v = f(st)[k];
@@ -616,7 +913,15 @@ function table(results) {
 async function mainRun() {
   const t0 = Date.now();
   log("building/locating the guest image");
-  const image = guestImage();
+  // the shared e2e cache can be rebuilt under a running bench (other users of the
+  // machine): the bench keeps its own copies of the files it uses
+  const image = { ...guestImage() };
+  for (const k of ["kernel", "initrd", "nettool"]) {
+    const own = join(tmp, `image-${k}`);
+    copyFileSync(image[k], own);
+    image[k] = own;
+  }
+  chmodSync(image.nettool, 0o755);
   if (modes.includes("tap")) {
     for (const tool of ["slirp4netns", "pasta"]) {
       if ((await run("sh", ["-c", `command -v ${tool}`]).catch(() => ({ code: 1 }))).code !== 0)
@@ -632,8 +937,20 @@ async function mainRun() {
         let cfg;
         try {
           cfg = await retryOnce(`${mode}/${mtu}/${stack} set-up`, () => setup(mode, stack, mtu, image));
-          const f = await measure(mode, cfg);
+          const first = mtu === mtus[0];
+          const f = await measure(mode, cfg, first);
           results.push({ mode, mtu, stack, figures: f });
+          if (first && plan[mode].long && wanted("hold")) {
+            await cfg.close();
+            cfg = undefined;
+            log(`  held flows (${holdCounts.join(", ")}), each count on a fresh ${stack}`);
+            Object.assign(
+              f,
+              await holdTest(() =>
+                retryOnce(`${mode}/${mtu}/${stack} set-up`, () => setup(mode, stack, mtu, image)),
+              ),
+            );
+          }
         } catch (e) {
           log(`  failed: ${e.message.split("\n").slice(0, 4).join(" | ")}`);
           results.push({ mode, mtu, stack, figures: { setupError: e.message.split("\n")[0] } });
@@ -655,7 +972,13 @@ async function mainRun() {
   }
   const report = {
     date: new Date().toISOString(),
-    host: { cpus: (await import("node:os")).cpus().length, node: process.version },
+    host: {
+      cpus: (await import("node:os")).cpus().length,
+      node: process.version,
+      // one process can hold no more flows than this (the stacks, the client lanes)
+      nofile: Number((await run("sh", ["-c", "ulimit -Hn"])).stdout.trim()) || undefined,
+    },
+    holdCounts,
     seconds,
     plan,
     results,
@@ -677,9 +1000,9 @@ async function mainRun() {
 
 // A hard cap on the whole run, whatever hangs.
 const cap = setTimeout(() => {
-  log("the run took over 15 minutes: stopping");
+  log("the run took over 40 minutes: stopping");
   cleanup().finally(() => process.exit(1));
-}, 15 * 60_000);
+}, 40 * 60_000);
 try {
   await mainRun();
 } catch (e) {

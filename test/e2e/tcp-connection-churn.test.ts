@@ -9,7 +9,7 @@
  * kept per closed connection); its RSS is printed.
  *
  * The client is nettool (test/e2e/guest/nettool.c, built static for the host):
- * `crrfin` connects, sends one byte, reads the answer, waits for the server's FIN and
+ * `crrsc` connects, sends one byte, reads the answer, waits for the server's FIN and
  * closes; `crr` closes right after the echo. The servers are Node on the test
  * namespace's 127.0.0.1, reached from the namespace as 10.0.2.2.
  */
@@ -79,7 +79,7 @@ describeE2E(
       const rssBefore = rssKiB(drop.pid);
 
       const serverFirst = await inside(
-        `'${nettool}' crrfin 10.0.2.2 ${closeFirstPort} ${connections}`,
+        `'${nettool}' crrsc 10.0.2.2 ${closeFirstPort} ${connections}`,
         300_000,
       );
       // the server closed first, so the namespace's kernel holds no TIME_WAIT
@@ -97,7 +97,7 @@ describeE2E(
           `client closes first: ${clientFirst.stdout.trim()} (namespace TIME_WAIT ${twClientFirst.stdout.trim()})\n` +
           `usernet slirp4netns: fds ${fdsBefore} before, ${fdsAfter} after; RSS ${rssBefore} KiB before, ${rssKiB(drop.pid)} KiB after\n`,
       );
-      expect(serverFirst.stdout).toMatch(new RegExp(`crrfin ok=${connections} fail=0 `));
+      expect(serverFirst.stdout).toMatch(new RegExp(`crrsc ok=${connections} fail=0 `));
       expect(clientFirst.stdout).toMatch(new RegExp(`crr ok=${connections} fail=0 `));
       // the closing order was the one each half is about
       expect(Number(twServerFirst.stdout.trim())).toBe(0);

@@ -7,10 +7,20 @@
  *       waits for its echo; prints "udp sent= ok= bad= lost= p50_us= p99_us="
  *   nettool rr HOST PORT COUNT SIZE               one TCP connection, COUNT request/
  *       response round trips of SIZE bytes against an echo server; "rr ok= p50_us= p99_us="
- *   nettool crr HOST PORT COUNT                   COUNT sequential connections, each
- *       sends one byte, reads the echo and closes; "crr ok= fail= elapsed_us= per_s="
- *   nettool crrfin HOST PORT COUNT                like crr, but each waits for the server's
- *       FIN after the echo before closing (the server closes first, as HTTP/1.0 does)
+ *   nettool crr HOST PORT COUNT [MAX_MS]          COUNT sequential connections, each
+ *       sends one byte, reads the echo and closes (the client closes first); "crr ok=
+ *       fail= first_errno= elapsed_us= per_s= tried= refused= timeout= other=". With
+ *       MAX_MS it stops starting connections after MAX_MS (tried= says how many it began)
+ *   nettool crrsc HOST PORT COUNT [MAX_MS]        the same against a server that answers
+ *       and closes (HTTP/1.0 style): one byte, its echo, then the server's FIN before the
+ *       client closes, so the server side closes first; "crrsc ok= fail= ..." as crr
+ *   nettool hold HOST PORT COUNT MAX_HOLD_MS [MAX_OPEN_MS]   opens COUNT connections one
+ *       after the other and keeps them all open (gives up after 5 failures in a row, or
+ *       when MAX_OPEN_MS have passed), then sends one byte on each and reads its echo
+ *       (20 s for all); "hold open= ok= fail= first_errno= open_us= verify_us= capped=0|1"
+ *       (ok: flows that echoed; capped: the time ran out). Holds them until stdin ends or
+ *       MAX_HOLD_MS, closes them all and prints "hold-closed close_us=". Raises
+ *       RLIMIT_NOFILE to the hard limit; beyond it connects fail with EMFILE
  *   nettool conc HOST PORT COUNT                  opens COUNT connections, keeps all of
  *       them open, then sends an 8-byte id on each and reads it back; "conc open= ok="
  *   nettool connect HOST PORT TIMEOUT_MS          one connect; "connect result=ok|refused|
@@ -30,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -197,47 +208,123 @@ static int cmd_rr(const struct sockaddr_in *a, long count, long size) {
   return ok == count ? 0 : 1;
 }
 
-static int cmd_crr(const struct sockaddr_in *a, long count) {
-  long ok = 0, fail = 0;
-  int first_errno = 0;
+/* Failure tallies of the connection loops, by errno. */
+struct fails {
+  long refused, timeout, other;
+  int first_errno;
+};
+
+static void count_fail(struct fails *f, int e) {
+  if (!f->first_errno) f->first_errno = e ? e : -1;
+  if (e == ECONNREFUSED) f->refused++;
+  else if (e == ETIMEDOUT) f->timeout++;
+  else f->other++;
+}
+
+/*
+ * Sequential short connections. server_closes: after the echo the client waits (5 s at
+ * most) for the server's FIN before it closes, so the server's side closes first, as
+ * HTTP/1.0 and "Connection: close" servers do; otherwise the client closes first.
+ */
+static int cmd_crr(const struct sockaddr_in *a, long count, long max_ms, int server_closes) {
+  long ok = 0, fail = 0, tried = 0;
+  struct fails f = {0, 0, 0, 0};
   uint64_t t0 = now_us();
   for (long i = 0; i < count; i++) {
+    if (max_ms > 0 && (now_us() - t0) / 1000 >= (uint64_t)max_ms) break;
+    tried++;
     int fd = connect_to(a, 5000);
+    if (fd >= 0) errno = 0; /* a connect in progress leaves EINPROGRESS behind */
     char c = 'x', r = 0;
-    if (fd >= 0 && write_full(fd, &c, 1) == 0 && read_full(fd, &r, 1, 5000) == 0 && r == c) {
+    int good = fd >= 0 && write_full(fd, &c, 1) == 0 && read_full(fd, &r, 1, 5000) == 0 && r == c;
+    if (good && server_closes) {
+      /* the echo is followed by the server's FIN: read returns 0 */
+      good = wait_fd(fd, POLLIN, 5000) > 0 && read(fd, &r, 1) == 0;
+    }
+    /* connected, but no echo (or no FIN): counted under other */
+    if (fd >= 0 && !good && (!errno || errno == ETIMEDOUT)) errno = EIO;
+    if (good) {
       ok++;
     } else {
-      if (!first_errno) first_errno = errno ? errno : -1;
+      count_fail(&f, errno);
       fail++;
     }
     if (fd >= 0) close(fd);
   }
   uint64_t el = now_us() - t0;
-  printf("crr ok=%ld fail=%ld first_errno=%d elapsed_us=%llu per_s=%.0f\n", ok, fail, first_errno,
-         (unsigned long long)el, el ? (double)ok * 1e6 / (double)el : 0.0);
+  printf("%s ok=%ld fail=%ld first_errno=%d elapsed_us=%llu per_s=%.0f tried=%ld refused=%ld timeout=%ld "
+         "other=%ld\n",
+         server_closes ? "crrsc" : "crr", ok, fail, f.first_errno, (unsigned long long)el,
+         el ? (double)ok * 1e6 / (double)el : 0.0, tried, f.refused, f.timeout, f.other);
   return ok == count ? 0 : 1;
 }
 
-/* crr where the server closes first: after the echo, read() must return 0 (its FIN). */
-static int cmd_crrfin(const struct sockaddr_in *a, long count) {
-  long ok = 0, fail = 0;
-  int first_errno = 0;
-  uint64_t t0 = now_us();
-  for (long i = 0; i < count; i++) {
-    int fd = connect_to(a, 5000);
-    char c = 'x', r = 0;
-    if (fd >= 0 && write_full(fd, &c, 1) == 0 && read_full(fd, &r, 1, 5000) == 0 && r == c &&
-        wait_fd(fd, POLLIN, 5000) > 0 && read(fd, &r, 1) == 0) {
-      ok++;
-    } else {
-      if (!first_errno) first_errno = errno ? errno : -1;
-      fail++;
-    }
-    if (fd >= 0) close(fd);
+/*
+ * Many connections held at once. One process holds at most RLIMIT_NOFILE of them (the
+ * caller runs several for more); the guest's ephemeral ports bound one destination's
+ * share (~28,000 on Linux), so callers spread large counts over several ports.
+ */
+static int cmd_hold(const struct sockaddr_in *a, long count, long max_hold_ms, long max_open_ms) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
   }
-  uint64_t el = now_us() - t0;
-  printf("crrfin ok=%ld fail=%ld first_errno=%d elapsed_us=%llu per_s=%.0f\n", ok, fail, first_errno,
-         (unsigned long long)el, el ? (double)ok * 1e6 / (double)el : 0.0);
+  int *fds = calloc((size_t)count + 1, sizeof *fds);
+  long open_n = 0, ok = 0, fail = 0, in_row = 0;
+  struct fails f = {0, 0, 0, 0};
+  int capped = 0;
+  uint64_t t0 = now_us();
+  for (long i = 0; i < count && in_row < 5; i++) {
+    if (max_open_ms > 0 && (now_us() - t0) / 1000 >= (uint64_t)max_open_ms) {
+      capped = 1;
+      break;
+    }
+    int fd = connect_to(a, 3000);
+    if (fd < 0) {
+      count_fail(&f, errno);
+      fail++;
+      in_row++;
+      if (errno == EMFILE || errno == ENFILE) break;
+      continue;
+    }
+    in_row = 0;
+    fds[open_n++] = fd;
+  }
+  uint64_t t1 = now_us();
+  /* Every flow carries one byte each way; a flow the stack admitted but cannot relay
+     does not count. All bytes go out first, then the echoes are read within 20 s. */
+  char c = 'h', r = 0;
+  for (long i = 0; i < open_n; i++) {
+    if (write_full(fds[i], &c, 1) < 0) {
+      close(fds[i]);
+      fds[i] = -1;
+    }
+  }
+  for (long i = 0; i < open_n; i++) {
+    /* once the 20 s are spent, echoes that already arrived still count */
+    long left = 20000 - (long)((now_us() - t1) / 1000);
+    if (fds[i] >= 0 && read_full(fds[i], &r, 1, left > 0 ? (int)left : 0) == 0 && r == c) ok++;
+  }
+  uint64_t t2 = now_us();
+  printf("hold open=%ld ok=%ld fail=%ld first_errno=%d open_us=%llu verify_us=%llu capped=%d\n", open_n, ok,
+         fail, f.first_errno, (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1), capped);
+  /* Held until the caller closes our stdin (or the time is up). */
+  struct pollfd p = {0, POLLIN, 0};
+  uint64_t h0 = now_us();
+  for (;;) {
+    long left = max_hold_ms - (long)((now_us() - h0) / 1000);
+    if (left <= 0) break;
+    int pr = poll(&p, 1, (int)left);
+    if (pr < 0 && errno == EINTR) continue;
+    if (pr == 0) break;
+    char buf[64];
+    if (read(0, buf, sizeof buf) <= 0) break;
+  }
+  uint64_t c0 = now_us();
+  for (long i = 0; i < open_n; i++)
+    if (fds[i] >= 0) close(fds[i]);
+  printf("hold-closed close_us=%llu\n", (unsigned long long)(now_us() - c0));
   return ok == count ? 0 : 1;
 }
 
@@ -291,7 +378,7 @@ static int cmd_connect(const struct sockaddr_in *a, int timeout_ms) {
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 4) {
-    fprintf(stderr, "usage: nettool udp|rr|crr|conc|connect HOST PORT ...\n");
+    fprintf(stderr, "usage: nettool udp|rr|crr|crrsc|hold|conc|connect HOST PORT ...\n");
     return 2;
   }
   struct sockaddr_in a = addr_of(argv[2], argv[3]);
@@ -299,8 +386,9 @@ int main(int argc, char **argv) {
   long n3 = argc > 6 ? atol(argv[6]) : 0;
   if (!strcmp(argv[1], "udp") && argc == 7) return cmd_udp(&a, n1, n2, (int)n3);
   if (!strcmp(argv[1], "rr") && argc == 6) return cmd_rr(&a, n1, n2);
-  if (!strcmp(argv[1], "crr") && argc == 5) return cmd_crr(&a, n1);
-  if (!strcmp(argv[1], "crrfin") && argc == 5) return cmd_crrfin(&a, n1);
+  if (!strcmp(argv[1], "crr") && (argc == 5 || argc == 6)) return cmd_crr(&a, n1, n2, 0);
+  if (!strcmp(argv[1], "crrsc") && (argc == 5 || argc == 6)) return cmd_crr(&a, n1, n2, 1);
+  if (!strcmp(argv[1], "hold") && (argc == 6 || argc == 7)) return cmd_hold(&a, n1, n2, n3);
   if (!strcmp(argv[1], "conc") && argc == 5) return cmd_conc(&a, n1);
   if (!strcmp(argv[1], "connect") && argc == 5) return cmd_connect(&a, (int)n1);
   fprintf(stderr, "nettool: bad arguments\n");
