@@ -28,7 +28,9 @@
  *   leaves TCP/UDP checksums partial and sends TCP super frames of up to 64 KiB; each
  *   read frame carries what its header said as an offload mark
  *   (stack/wire/frame-offload.ts), which the stack honours (no checksum work, one
- *   segment per super frame) and the hub resolves for ports that cannot. Marked frames
+ *   segment per super frame) and the hub resolves for ports that cannot. A frame
+ *   under 1 KiB that is not a super frame gets its checksum completed here instead
+ *   and goes unmarked: for an ACK or a request that is cheaper than the mark. Marked frames
  *   we send get the matching header (partial checksum, GSO TCPv4 with the MSS), so the
  *   kernel takes one super frame where a wire would need forty segments. Without
  *   offloads every frame is at most the TAP's MTU + 14 bytes and fully checksummed.
@@ -56,12 +58,14 @@ import {
   vnetHdrBuffer,
   vnetHdrMrgRxbufLength,
 } from "../native/vnet-hdr.js";
-import { markOffload, offloadOf } from "../stack/wire/frame-offload.js";
+import { completePartialChecksum, markOffload, offloadOf } from "../stack/wire/frame-offload.js";
 import { minFrameLength } from "./length-prefixed-frames.js";
 import type { NetdevHandle } from "./netdev.js";
 
 export const defaultTapMaxQueuedFrames = 256;
 export const defaultTapMaxBatch = 64;
+/** frames read from the TAP at least this long keep their offload mark; shorter ones are completed here */
+const markMinBytes = 1024;
 
 export interface TapPortOptions {
   /** the port's name on the hub (the netdev id) */
@@ -264,7 +268,12 @@ export class TapPort implements Port {
         this.counters.drop("vnet-gso-unsupported");
         continue;
       }
-      if (hdr.flags & VnetFlags.needsCsum) {
+      if (gso === VnetGso.none && frame.length < markMinBytes) {
+        // A small frame (an ACK, a request) goes on unmarked: summing its few bytes here
+        // costs less than a mark (a WeakMap entry the GC must trace) on every one of them.
+        // The frame is ours until the hub has it, and other ports get it whole too.
+        if (hdr.flags & VnetFlags.needsCsum) completePartialChecksum(frame, hdr.csumStart, hdr.csumOffset);
+      } else if (hdr.flags & VnetFlags.needsCsum) {
         markOffload(frame, {
           checksum: "partial",
           csumStart: hdr.csumStart,

@@ -131,13 +131,8 @@ export const nodeHostNet: HostNet = {
         },
       },
     });
-    const timer = setTimeout(() => {
-      sock.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
-    }, timeoutMs);
-    timer.unref();
-    sock.once("connect", () => clearTimeout(timer));
-    sock.once("close", () => clearTimeout(timer));
-    return wrapTcpSocket(sock, false, events);
+    const deadline = connectDeadlines(timeoutMs).add(sock);
+    return wrapTcpSocket(sock, false, events, deadline);
   },
   bindUdp(localAddress, events) {
     const sock = dgram.createSocket({ type: "udp4" });
@@ -172,12 +167,14 @@ export function wrapTcpSocket(
   sock: net.Socket,
   connected: boolean,
   events: (e: HostTcpEvent) => void,
+  deadline?: ConnectDeadline,
 ): HostTcp {
   let up = connected;
   let finished = false;
   if (!connected) {
     sock.once("connect", () => {
       up = true;
+      deadline?.settle();
       events({ type: "connected" });
     });
   }
@@ -188,6 +185,7 @@ export function wrapTcpSocket(
     events(up ? { type: "error", code } : { type: "connect-failed", code });
   });
   sock.on("close", () => {
+    deadline?.settle();
     if (!finished) events({ type: "closed" });
     finished = true;
   });
@@ -209,4 +207,93 @@ export function wrapTcpSocket(
       sock.resume();
     },
   };
+}
+
+/** A connecting socket's place in its time-out queue. */
+interface ConnectDeadline {
+  sock: net.Socket | undefined;
+  at: number;
+  /** connected or closed: the time-out no longer applies */
+  settle(): void;
+}
+
+/**
+ * The connect time-outs of every outbound socket with the same time-out, oldest first,
+ * under one timer: at thousands of connections a second a setTimeout, its clearTimeout
+ * and two listeners per connection were a cost of their own. Sockets usually connect in
+ * the order they were opened, so a settled entry is mostly at the head and leaves at
+ * once; the queue holds about as many entries as sockets are still connecting.
+ */
+class ConnectDeadlineQueue {
+  private entries: ConnectDeadline[] = [];
+  private head = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  add(sock: net.Socket): ConnectDeadline {
+    const entry: ConnectDeadline = {
+      sock,
+      at: performance.now() + this.timeoutMs,
+      settle: () => {
+        entry.sock = undefined;
+        this.trim();
+      },
+    };
+    this.entries.push(entry);
+    this.arm();
+    return entry;
+  }
+
+  /** Drops settled entries from the front, and the timer when none is left. */
+  private trim(): void {
+    const e = this.entries;
+    while (this.head < e.length && e[this.head]?.sock === undefined) this.head++;
+    if (this.head === e.length) {
+      this.entries = [];
+      this.head = 0;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.timerAt = Number.POSITIVE_INFINITY;
+    } else if (this.head >= 64 && this.head * 2 >= e.length) {
+      this.entries = e.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private arm(): void {
+    const first = this.entries[this.head];
+    if (first === undefined || this.timerAt <= first.at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = first.at;
+    this.timer = setTimeout(() => this.expire(), Math.max(0, first.at - performance.now()));
+    this.timer.unref();
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    for (let first = this.entries[this.head]; first !== undefined && first.at <= now; ) {
+      const sock = first.sock;
+      first.sock = undefined;
+      this.head++;
+      sock?.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" }));
+      first = this.entries[this.head];
+    }
+    this.trim();
+    this.arm();
+  }
+}
+
+const deadlineQueues = new Map<number, ConnectDeadlineQueue>();
+
+function connectDeadlines(timeoutMs: number): ConnectDeadlineQueue {
+  let q = deadlineQueues.get(timeoutMs);
+  if (q === undefined) {
+    q = new ConnectDeadlineQueue(timeoutMs);
+    deadlineQueues.set(timeoutMs, q);
+  }
+  return q;
 }

@@ -11,15 +11,16 @@
  * reaches, so a large segment can stop there instead of being copied. `drop(n)`
  * releases acknowledged bytes from the front.
  *
- * Memory: the ring is allocated on the first push, at the size that push needs (16 KiB
- * at least), and doubles while more is needed, up to `capacity`. When every byte has
- * been acknowledged a small ring is let go, so a quiet connection holds no buffer; a
- * ring of 256 KiB or more (a bulk transfer) stays until `release` (the endpoint calls
- * it when the connection closes), which costs no more than the full buffer the
- * connection may hold anyway. Views handed out earlier (segments still queued towards the
- * guest) keep the old memory alive; the ring never rewrites bytes that are still held,
- * and bytes it reuses were acknowledged: a stale queued copy of them is a duplicate
- * the guest drops by sequence number.
+ * Memory: the ring is allocated on the first push, at the size that push needs (2 KiB
+ * from Node's shared buffer pool for a small one, else 16 KiB at least), and doubles
+ * while more is needed, up to `capacity`. When every byte has been acknowledged a small
+ * ring is let go, so a quiet connection holds no buffer; a ring of 256 KiB or more (a
+ * bulk transfer) stays until `release` (the endpoint calls it when the connection
+ * closes), which costs no more than the full buffer the connection may hold anyway.
+ * Views handed out earlier (segments still queued towards the guest) keep the old
+ * memory alive; the ring never rewrites bytes that are still held, and bytes it reuses
+ * were acknowledged: a stale queued copy of them is a duplicate the guest drops by
+ * sequence number.
  *
  * Lending: a bulk transfer's ring (256 KiB or more) can lend the free space after the
  * held bytes (`lend`), so a host socket reads straight into it; `commitLent` then makes
@@ -32,6 +33,8 @@
 
 const MIN_RING = 16 * 1024;
 const KEEP_RING = 256 * 1024;
+/** a first push up to this size takes a small ring from Node's buffer pool */
+const SMALL_RING = 2 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 export class SendBuffer {
@@ -160,6 +163,14 @@ export class SendBuffer {
   private reserve(need: number): Buffer {
     const old = this.ring;
     if (old !== undefined && old.length >= need) return old;
+    if (old === undefined && need <= SMALL_RING) {
+      // a request's answer, an echo: a slice of Node's shared pool, where a ring of
+      // its own (allocated and let go per answer) was a malloc and external memory
+      // for V8 to account each round trip
+      this.ring = Buffer.allocUnsafe(Math.max(need, Math.min(SMALL_RING, this.capacity)));
+      this.start = 0;
+      return this.ring;
+    }
     let size = MIN_RING;
     while (size < need) size *= 2;
     size = Math.max(need, Math.min(size, this.capacity));

@@ -41,8 +41,10 @@
  * Receiving: segments are checked for acceptability and trimmed to the window; data past
  * a hole waits in a bounded out-of-order queue (copied) and we answer at once with SACK
  * blocks when permitted. ACKs are delayed: every second full-sized segment is acked at
- * once, otherwise after `delayedAckMs` (40 ms); out-of-order data, duplicates, a filled
- * hole and a FIN are acked at once. The window's right edge never moves left, and only
+ * once, otherwise after `delayedAckMs` (40 ms); out-of-order data, duplicates and a filled
+ * hole are acked at once. The guest's FIN is acked at once when it ends our side too;
+ * one that half-closes an open connection waits like data (Linux does the same), so
+ * the host's FIN, usually close behind, carries the ACK. The window's right edge never moves left, and only
  * moves right by at least min(receive buffer / 2, MSS) (receiver SWS avoidance, RFC
  * 1122 §4.2.3.3); `consume` sends a window update when the open window had fallen below
  * half the buffer. A scaled window is rounded up to the scale's unit (as Linux does), so
@@ -815,20 +817,26 @@ export class TcpEndpoint {
     this.finReceived = true;
     this.rcvNxt = seqAdd(this.rcvNxt, 1);
     this.ooo.clear();
-    this.ackNow = true;
     this.ev.push({ type: "eof" });
     switch (this.state) {
       case "established":
+        // As Linux does (pingpong mode on FIN): the ACK waits up to the delayed-ACK
+        // time, so the host's answer (usually its own FIN, a loop turn later) carries
+        // it and the guest gets one segment instead of two.
         this.state = "close-wait";
+        if (this.delackAt === undefined) this.delackAt = now + this.o.delayedAckMs;
         break;
       case "fin-wait-1":
         // our FIN is unacked here, or processAck would have moved us to fin-wait-2
         this.state = "closing";
+        this.ackNow = true;
         break;
       case "fin-wait-2":
         this.enterTimeWait(now);
+        this.ackNow = true;
         break;
       default:
+        this.ackNow = true;
     }
   }
 

@@ -16,6 +16,7 @@ import {
   vnetHdrBuffer,
 } from "../../../src/native/vnet-hdr.js";
 import { openTapNetdev, type TapNative, TapPort, type TapPortOptions } from "../../../src/ports/tap-port.js";
+import { internetChecksum } from "../../../src/stack/wire/checksum.js";
 import { markOffload, offloadOf } from "../../../src/stack/wire/frame-offload.js";
 import { describeWith, TestNetns, waitFor } from "../native/native-env.js";
 
@@ -104,7 +105,10 @@ describe("TapPort offloads (fake device with vnet headers)", () => {
     expect(port.acceptsOffloads).toBe(true);
     const partial = Buffer.concat([vnetHdrBuffer(tsoHdr), frame(1, 200)]);
     const plain = Buffer.concat([Buffer.alloc(12), frame(2)]);
-    const valid = Buffer.concat([vnetHdrBuffer({ ...noOffloadHdr, flags: VnetFlags.dataValid }), frame(3)]);
+    const valid = Buffer.concat([
+      vnetHdrBuffer({ ...noOffloadHdr, flags: VnetFlags.dataValid }),
+      frame(3, 1500),
+    ]);
     const udpGso = Buffer.concat([
       vnetHdrBuffer({
         ...noOffloadHdr,
@@ -124,6 +128,20 @@ describe("TapPort offloads (fake device with vnet headers)", () => {
     expect(b && offloadOf(b)).toBeUndefined();
     expect(c && offloadOf(c)).toMatchObject({ checksum: "valid", gsoSize: 0 });
     expect(port.stats().drops).toEqual({ "vnet-gso-unsupported": 1 });
+  });
+
+  it("completes a small frame's partial checksum itself and hands it on unmarked", () => {
+    const { dev, got } = fakePort({}, 12);
+    const small = frame(9, 80);
+    small.writeUInt16BE(0x1234, 34 + 16); // the pseudo-header sum the kernel leaves
+    const hdr = { ...noOffloadHdr, flags: VnetFlags.needsCsum, csumStart: 34, csumOffset: 16 };
+    const valid = Buffer.concat([vnetHdrBuffer({ ...noOffloadHdr, flags: VnetFlags.dataValid }), frame(3)]);
+    dev.onBatch?.([Buffer.concat([vnetHdrBuffer(hdr), small]), valid]);
+    const [a, b] = got[0] ?? [];
+    expect(a && offloadOf(a)).toBeUndefined();
+    expect(b && offloadOf(b)).toBeUndefined();
+    expect(a && internetChecksum(a, 34, a.length, 0x1234)).toBe(0); // sums to zero with the pseudo-header
+    expect(a?.subarray(0, 50).equals(small.subarray(0, 50))).toBe(true);
   });
 
   it("writes marked frames with their vnet header and tail, plain ones with none", () => {

@@ -59,6 +59,16 @@ describe("SendBuffer", () => {
     expect(b.read(0, 1).buffer).not.toBe(large);
   });
 
+  it("holds a small answer in a slice of Node's buffer pool, not in memory of its own", () => {
+    const b = new SendBuffer(1 << 20);
+    b.push(Buffer.from("response"));
+    expect(b.read(0, 8).buffer.byteLength).toBe(Buffer.poolSize);
+    b.push(Buffer.alloc(4000, 1)); // grows to a ring of its own, the bytes kept in order
+    expect(b.read(0, 8).toString()).toBe("response");
+    expect(b.read(0, 8).buffer.byteLength).toBeGreaterThanOrEqual(16 * 1024);
+    expect(b.length).toBe(4008);
+  });
+
   it("coalesces many one-byte writes", () => {
     const b = new SendBuffer(100_000);
     for (let i = 0; i < 50_000; i++) b.push(Buffer.from([i & 0xff]));

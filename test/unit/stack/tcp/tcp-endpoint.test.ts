@@ -551,10 +551,10 @@ describe("retransmission (RFC 6298)", () => {
 });
 
 describe("closing", () => {
-  it("guest FIN: eof, ACK at once, we keep sending, then our FIN after the data", () => {
+  it("guest FIN: eof, the ACK rides on what we send next, then our FIN after the data", () => {
     const d = established();
     d.fromGuest({ flags: "FA", seq: 5001, ack: ISS + 1, data: "bye" });
-    d.expectToGuest({ flags: "A", ack: 5005 });
+    d.expectNothingSent();
     expect(d.takeData().toString()).toBe("bye");
     d.expectEvents("eof");
     expect(d.ep.state).toBe("close-wait");
@@ -566,6 +566,29 @@ describe("closing", () => {
     d.fromGuest({ seq: 5005, ack: ISS + 6 });
     d.expectEvents("closed");
     d.expectNothingSent();
+  });
+
+  it("guest FIN: the host's FIN soon after carries the ACK (one segment, as Linux sends)", () => {
+    const d = established();
+    d.fromGuest({ flags: "FA", seq: 5001, ack: ISS + 1 });
+    d.expectEvents("eof");
+    d.expectNothingSent();
+    d.advance(1).shutdownWrite();
+    d.expectToGuest({ flags: "FA", seq: ISS + 1, ack: 5002 });
+    d.expectNothingSent();
+    d.fromGuest({ seq: 5002, ack: ISS + 2 });
+    d.expectEvents("closed");
+  });
+
+  it("guest FIN: a host that stays open still gets the FIN acked after the delayed-ACK time", () => {
+    const d = established();
+    d.fromGuest({ flags: "FA", seq: 5001, ack: ISS + 1 });
+    d.expectEvents("eof");
+    d.advance(39);
+    d.expectNothingSent();
+    d.advance(1);
+    d.expectToGuest({ flags: "A", ack: 5002 });
+    expect(d.ep.state).toBe("close-wait");
   });
 
   it("host EOF: FIN rides on the last data; the guest may keep sending; TIME_WAIT then closed", () => {
