@@ -14,7 +14,6 @@ import { HubRegistry } from "./hub/hub.js";
 import type { Logger } from "./log.js";
 import type { NativeError } from "./native/binding.js";
 import { type NetdevHandle, openNetdev } from "./ports/netdev.js";
-import { openTapNetdev } from "./ports/tap-port.js";
 import { UserNetdev } from "./user-netdev.js";
 
 export type { ApiConfig } from "./config.js";
@@ -80,13 +79,16 @@ export async function startUsernet(
             stateDir: config.stateDir,
             resolvConf,
           });
-          hub.attach(u);
           users.push(u);
+          // start() loads the services only some configurations use: no frame before that
           await u.start();
+          hub.attach(u);
           log.info(`hub ${nd.hub}: ${nd.id}: ${u.describe()}`);
           break;
         }
         case "tap": {
+          // the TAP port and the native addon load only when a TAP is configured
+          const { openTapNetdev } = await import("./ports/tap-port.js");
           const h = openTapNetdev(nd, hub, log, {
             onFailure: (err) => options.onTapFailure?.(nd.id, err),
           });
