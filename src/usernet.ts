@@ -10,9 +10,10 @@ import type { Slirp4netnsApi } from "./api/slirp4netns-api.js";
 import type { Config, NetdevConfig } from "./config.js";
 import { type Control, createControl } from "./control.js";
 import { Forwards, type ForwardsFacade } from "./forwards.js";
+import { setTrim } from "./frame-gc.js";
 import { HubRegistry } from "./hub/hub.js";
 import type { Logger } from "./log.js";
-import type { NativeError } from "./native/binding.js";
+import { type NativeError, trimMemory } from "./native/binding.js";
 import { type NetdevHandle, openNetdev } from "./ports/netdev.js";
 import { UserNetdev } from "./user-netdev.js";
 
@@ -139,6 +140,11 @@ export async function startUsernet(
       throw e;
     }
   }
+  // start-up (module loading, the API's schema compilers) leaves freed malloc chunks
+  // resident; they go back a second from now, and after each burst of frames that
+  // goes quiet (src/frame-gc.ts)
+  setTrim(trimMemory);
+  setTimeout(trimMemory, 1000).unref();
   return usernet;
 }
 
