@@ -34,9 +34,9 @@ describe("frame-gc", () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it("trims once frames have been quiet for quietMs after a burst, after a scavenge", () => {
+  it("trims once frames have been quiet for quietMs after a burst, after a full GC", () => {
     const calls: string[] = [];
-    setScavenge(() => calls.push("scavenge"));
+    setScavenge(undefined, () => calls.push("gc"));
     setTrim(() => calls.push("trim"));
     // frames keep coming for 3 quiet periods: no trim
     for (let t = 0; t < 3 * quietMs; t += quietMs / 4) {
@@ -45,10 +45,10 @@ describe("frame-gc", () => {
     }
     expect(calls).toEqual([]);
     vi.advanceTimersByTime(2 * quietMs);
-    expect(calls).toEqual(["scavenge", "trim"]);
+    expect(calls).toEqual(["gc", "trim"]);
     // one trim per quiet spell: nothing more without new frames
     vi.advanceTimersByTime(10 * quietMs);
-    expect(calls).toEqual(["scavenge", "trim"]);
+    expect(calls).toEqual(["gc", "trim"]);
     expect(vi.getTimerCount()).toBe(0);
   });
 
