@@ -54,5 +54,6 @@ bool un_init_tap(napi_env env, napi_value exports);
 bool un_init_ping(napi_env env, napi_value exports);
 bool un_init_poller(napi_env env, napi_value exports);
 bool un_init_framing(napi_env env, napi_value exports);
+bool un_init_memory(napi_env env, napi_value exports);
 
 #endif

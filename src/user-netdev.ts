@@ -5,20 +5,20 @@
  * TCP and SMB served locally, the rest to the relay), and owns the one
  * timer the stack and NAT share (each says when it next has work; this schedules it).
  */
-import { userInfo } from "node:os";
 import type { UserNetdevConfig } from "./config.js";
+import { noteFrameBytes } from "./frame-gc.js";
 import { type FrameSink, type Port, PortCounters, type PortStats } from "./hub/port.js";
 import { internalErrors, type Logger } from "./log.js";
 import { dnsOverTcp } from "./proxy/dns-tcp.js";
 import { HostDnsUpstream } from "./proxy/dns-upstream.js";
-import { GuestForwarder } from "./proxy/guest-forward.js";
+import type { GuestForwarder } from "./proxy/guest-forward.js";
 import { HostForwarder } from "./proxy/host-forward.js";
 import { type HostNet, nodeHostNet } from "./proxy/host-net.js";
 import { HostPipeSession } from "./proxy/host-pipe.js";
 import { IcmpEchoNat } from "./proxy/icmp-echo.js";
 import { LocalTcpService } from "./proxy/local-tcp-service.js";
 import { NatPolicy } from "./proxy/nat-policy.js";
-import { nodeSmbdHost, type SmbdConnection } from "./proxy/smbd-host.js";
+import type { SmbdConnection } from "./proxy/smbd-host.js";
 import { TcpRelay } from "./proxy/tcp-relay.js";
 import { UdpNat } from "./proxy/udp-nat.js";
 import { dhcpConfigFromNetdev } from "./services/dhcp/dhcp-config.js";
@@ -28,10 +28,8 @@ import { DhcpServer } from "./services/dhcp/dhcp-server.js";
 import { DnsForwarder } from "./services/dns/dns-forwarder.js";
 import { type GuestNameClaim, LocalNames } from "./services/dns/local-names.js";
 import { chooseUpstreams } from "./services/dns/resolv-conf.js";
-import { type SmbdHost, SmbdLauncher } from "./services/smb/smbd-launcher.js";
-import { TFTP_PORT } from "./services/tftp/tftp-packet.js";
-import { TftpRoot } from "./services/tftp/tftp-root.js";
-import { type TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
+import type { SmbdHost, SmbdLauncher } from "./services/smb/smbd-launcher.js";
+import type { TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
 import type { StackConfig } from "./stack/config.js";
 import type { GuestTcpConnection } from "./stack/guest-tcp.js";
@@ -47,6 +45,7 @@ const smbPorts = [445, 139];
 const dnsTcpIdleMs = 30_000;
 const dhcpServerPort = 67;
 const dhcpClientPort = 68;
+const tftpPort = 69;
 
 export function stackConfigOf(cfg: UserNetdevConfig): StackConfig {
   const ip = (s: string, what: string): number => {
@@ -91,16 +90,19 @@ export class UserNetdev implements Port {
   readonly tcpRelay: TcpRelay;
   readonly icmp: IcmpEchoNat;
   readonly forwards: HostForwarder;
-  /** guestfwd=: guest TCP to SERVER:PORT onto a host socket or a command */
-  readonly guestForwards: GuestForwarder;
+  /** guestfwd=: guest TCP to SERVER:PORT onto a host socket or a command (from start()) */
+  guestForwards: GuestForwarder | undefined;
   readonly dns: DnsForwarder;
   readonly localNames: LocalNames;
-  readonly tftp: TftpServer | undefined;
+  /** tftp=DIR (from start()) */
+  tftp: TftpServer | undefined;
   /** DNS over TCP at the DNS address, port 53 */
   readonly dnsTcp: LocalTcpService;
-  /** smb=DIR: one smbd per connection to the SMB address, with the connection on its stdin */
-  readonly smb: SmbdLauncher<SmbdConnection> | undefined;
-  private readonly smbTcp: LocalTcpService | undefined;
+  /** smb=DIR: one smbd per connection to the SMB address, with the connection on its stdin (from start()) */
+  smb: SmbdLauncher<SmbdConnection> | undefined;
+  private smbTcp: LocalTcpService | undefined;
+  private readonly log: Logger;
+  private readonly options: UserNetdevOptions;
   private stopping: Promise<void> = Promise.resolve();
   private readonly dnsUpstream: HostDnsUpstream;
   private readonly stackConfig: StackConfig;
@@ -119,6 +121,8 @@ export class UserNetdev implements Port {
     log: Logger,
     options: UserNetdevOptions = {},
   ) {
+    this.log = log;
+    this.options = options;
     this.clock = options.clock ?? systemClock;
     this.wallClock = options.wallClock ?? Date.now;
     this.stackConfig = stackConfigOf(config);
@@ -167,12 +171,6 @@ export class UserNetdev implements Port {
       log: log.child({ proxy: "hostfwd" }),
       now: () => this.clock.now(),
     });
-    this.guestForwards = new GuestForwarder(config.guestfwd, {
-      gateway: this.stackConfig.host,
-      hostNet: options.hostNet ?? nodeHostNet,
-      log: log.child({ proxy: "guestfwd" }),
-      now: () => this.clock.now(),
-    });
     this.icmp = new IcmpEchoNat(
       options.hostNet ?? nodeHostNet,
       policy,
@@ -214,38 +212,6 @@ export class UserNetdev implements Port {
       },
       dnsLog,
     );
-    if (config.smb !== undefined) {
-      const smbLog = log.child({ service: "smb" });
-      const smb = new SmbdLauncher({
-        shareDir: config.smb,
-        user: userInfo().username,
-        host: options.smbdHost ?? nodeSmbdHost(smbLog),
-        smbdPath: options.smbdPath,
-        log: smbLog,
-      });
-      this.smb = smb;
-      this.smbTcp = new LocalTcpService(
-        {
-          name: "smb",
-          open: async (_peer, io) => {
-            const attach = await smb.open();
-            const pipe = new HostPipeSession(io);
-            pipe.socket = attach((e) => pipe.fromHost(e));
-            return pipe;
-          },
-        },
-        smbLog,
-      );
-    }
-    this.tftp =
-      config.tftp === undefined
-        ? undefined
-        : new TftpServer({
-            files: new TftpRoot(config.tftp),
-            root: config.tftp,
-            logger: log.child({ service: "tftp" }),
-            mtu: config.mtu,
-          });
   }
 
   get name(): string {
@@ -257,6 +223,9 @@ export class UserNetdev implements Port {
     this.counters.countRx(frames);
     this.deliver(this.stack.input(frames));
     this.schedule();
+    let bytes = 0;
+    for (const f of frames) bytes += f.length;
+    noteFrameBytes(bytes);
   }
 
   setReceiver(sink: FrameSink | undefined): void {
@@ -294,8 +263,60 @@ export class UserNetdev implements Port {
    * the composition root (src/forwards.ts), which gives them their ids.
    */
   async start(): Promise<void> {
-    // smb= without smbd (or with an unusable directory) stops start-up, as in QEMU
-    await this.smb?.check();
+    // what only some configurations use is loaded only for them (RSS: see src/cli/main.ts)
+    const { config, log, options } = this;
+    const hostNet = options.hostNet ?? nodeHostNet;
+    if (config.guestfwd.length > 0) {
+      const { GuestForwarder } = await import("./proxy/guest-forward.js");
+      this.guestForwards = new GuestForwarder(config.guestfwd, {
+        gateway: this.stackConfig.host,
+        hostNet,
+        log: log.child({ proxy: "guestfwd" }),
+        now: () => this.clock.now(),
+      });
+    }
+    if (config.tftp !== undefined) {
+      const [{ TftpServer }, { TftpRoot }] = await Promise.all([
+        import("./services/tftp/tftp-server.js"),
+        import("./services/tftp/tftp-root.js"),
+      ]);
+      this.tftp = new TftpServer({
+        files: new TftpRoot(config.tftp),
+        root: config.tftp,
+        logger: log.child({ service: "tftp" }),
+        mtu: config.mtu,
+      });
+    }
+    if (config.smb !== undefined) {
+      const smbLog = log.child({ service: "smb" });
+      const [{ SmbdLauncher }, { nodeSmbdHost }, { userInfo }] = await Promise.all([
+        import("./services/smb/smbd-launcher.js"),
+        import("./proxy/smbd-host.js"),
+        import("node:os"),
+      ]);
+      const smb = new SmbdLauncher({
+        shareDir: config.smb,
+        user: userInfo().username,
+        host: options.smbdHost ?? nodeSmbdHost(smbLog),
+        smbdPath: options.smbdPath,
+        log: smbLog,
+      });
+      this.smb = smb;
+      this.smbTcp = new LocalTcpService(
+        {
+          name: "smb",
+          open: async (_peer, io) => {
+            const attach = await smb.open();
+            const pipe = new HostPipeSession(io);
+            pipe.socket = attach((e) => pipe.fromHost(e));
+            return pipe;
+          },
+        },
+        smbLog,
+      );
+      // smb= without smbd (or with an unusable directory) stops start-up, as in QEMU
+      await smb.check();
+    }
     // leases loaded from --state-dir bring their names back
     this.learnHostnames();
   }
@@ -307,7 +328,7 @@ export class UserNetdev implements Port {
     this.timer = undefined;
     this.udpNat.closeAll();
     this.tcpRelay.closeAll();
-    this.guestForwards.closeAll();
+    this.guestForwards?.closeAll();
     this.dnsTcp.closeAll();
     this.smbTcp?.closeAll();
     // the lease file's last write, so a clean stop loses no lease
@@ -322,7 +343,7 @@ export class UserNetdev implements Port {
   }
 
   private routeTcp(conn: GuestTcpConnection, ev: TcpEvent): void {
-    if (this.guestForwards.owns(conn.remoteAddr, conn.remotePort)) return this.guestForwards.event(conn, ev);
+    if (this.guestForwards?.owns(conn.remoteAddr, conn.remotePort)) return this.guestForwards.event(conn, ev);
     if (this.dnsTcp.owns(conn)) return this.dnsTcp.event(conn, ev);
     if (this.smbTcp?.owns(conn)) return this.smbTcp.event(conn, ev);
     if (ev.type === "connect-request") {
@@ -350,7 +371,7 @@ export class UserNetdev implements Port {
     }
     if (d.dst === c.dns && d.dstPort === dnsPort && this.dnsForward) return this.toDns(d);
     if (this.forwards.fromGuestUdp(d.src, d.srcPort, d.dst, d.dstPort, d.payload)) return;
-    if (this.tftp && d.dst === c.host && (d.dstPort === TFTP_PORT || this.tftp.ownsPort(d.dstPort))) {
+    if (this.tftp && d.dst === c.host && (d.dstPort === tftpPort || this.tftp.ownsPort(d.dstPort))) {
       return this.toTftp(this.tftp, d);
     }
     if (d.dst !== c.host && (d.dst === c.dns || d.dst === c.smb || c.extraAddresses.includes(d.dst))) {
@@ -441,9 +462,14 @@ export class UserNetdev implements Port {
 
   private deliver(frames: Buffer[]): void {
     if (frames.length === 0) return;
-    for (const f of frames) this.counters.countTx(f);
+    let bytes = 0;
+    for (const f of frames) {
+      this.counters.countTx(f);
+      bytes += f.length;
+    }
     if (this.receiver) this.receiver(frames);
     else this.counters.drop("not-attached", frames.length);
+    noteFrameBytes(bytes);
   }
 
   private nextDeadline(): number | undefined {

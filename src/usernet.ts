@@ -10,11 +10,11 @@ import type { Slirp4netnsApi } from "./api/slirp4netns-api.js";
 import type { Config, NetdevConfig } from "./config.js";
 import { type Control, createControl } from "./control.js";
 import { Forwards, type ForwardsFacade } from "./forwards.js";
+import { setTrim } from "./frame-gc.js";
 import { HubRegistry } from "./hub/hub.js";
 import type { Logger } from "./log.js";
-import type { NativeError } from "./native/binding.js";
+import { type NativeError, trimMemory } from "./native/binding.js";
 import { type NetdevHandle, openNetdev } from "./ports/netdev.js";
-import { openTapNetdev } from "./ports/tap-port.js";
 import { UserNetdev } from "./user-netdev.js";
 
 export type { ApiConfig } from "./config.js";
@@ -81,13 +81,16 @@ export async function startUsernet(
             stateDir: config.stateDir,
             resolvConf,
           });
-          hub.attach(u);
           users.push(u);
+          // start() loads the services only some configurations use: no frame before that
           await u.start();
+          hub.attach(u);
           log.info(`hub ${nd.hub}: ${nd.id}: ${u.describe()}`);
           break;
         }
         case "tap": {
+          // the TAP port and the native addon load only when a TAP is configured
+          const { openTapNetdev } = await import("./ports/tap-port.js");
           const h = openTapNetdev(nd, hub, log, {
             onFailure: (err) => options.onTapFailure?.(nd.id, err),
           });
@@ -138,6 +141,11 @@ export async function startUsernet(
       throw e;
     }
   }
+  // start-up (module loading, the API's schema compilers) leaves freed malloc chunks
+  // resident; they go back a second from now, and after each burst of frames that
+  // goes quiet (src/frame-gc.ts)
+  setTrim(trimMemory);
+  setTimeout(trimMemory, 1000).unref();
   return usernet;
 }
 

@@ -19,15 +19,19 @@
  * A registry per API instance (never prom-client's global one), so two servers or
  * tests do not share series.
  */
-import { Counter, Gauge, Registry } from "prom-client";
+import { createRequire } from "node:module";
+import type * as Prom from "prom-client";
 import type { ApiFacade } from "./facade.js";
+
+// prom-client is CommonJS: require()d, not imported as ESM (see server.ts)
+const { Counter, Gauge, Registry } = createRequire(import.meta.url)("prom-client") as typeof Prom;
 
 type Sample = [labels: Record<string, string | number>, value: number];
 
 /** "ipv4-bad-checksum" → "ipv4": drop reasons start with their protocol */
 export const protocolOfReason = (reason: string): string => reason.split("-", 1)[0] || "other";
 
-export function createMetrics(facade: ApiFacade): Registry {
+export function createMetrics(facade: ApiFacade): Prom.Registry {
   const registry = new Registry();
   const family = (
     kind: "counter" | "gauge",
@@ -45,8 +49,8 @@ export function createMetrics(facade: ApiFacade): Registry {
       collect() {
         this.reset();
         for (const [labels, value] of read()) {
-          if (kind === "counter") (this as Counter).inc(labels, value);
-          else (this as Gauge).set(labels, value);
+          if (kind === "counter") (this as Prom.Counter).inc(labels, value);
+          else (this as Prom.Gauge).set(labels, value);
         }
       },
     });

@@ -17,7 +17,7 @@
  *   GET    /openapi.json              this API, described
  */
 
-import { Type } from "@sinclair/typebox";
+import { createRequire } from "node:module";
 import type { FastifyInstance } from "fastify";
 import type { PortNetdevConfig } from "../usernet.js";
 import { ApiError, fromFacade } from "./errors.js";
@@ -39,6 +39,8 @@ import {
   PortView,
   StatusView,
 } from "./schemas.js";
+
+const { Type } = createRequire(import.meta.url)("@sinclair/typebox") as typeof import("@sinclair/typebox");
 
 export interface RouteOptions {
   /** called with a function that stops a capture, so the server can end them when it closes */

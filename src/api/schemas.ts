@@ -3,7 +3,11 @@
  * validates requests against them (unknown fields are errors, nothing is coerced in
  * bodies) and @fastify/swagger turns them into /openapi.json.
  */
-import { type Static, Type } from "@sinclair/typebox";
+import { createRequire } from "node:module";
+import type { Static } from "@sinclair/typebox";
+
+// require()d for the same reason as fastify (server.ts): its CommonJS build costs less RSS
+const { Type } = createRequire(import.meta.url)("@sinclair/typebox") as typeof import("@sinclair/typebox");
 
 const ipv4Pattern =
   "^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$";

@@ -13,13 +13,20 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
 import { request } from "node:http";
+import { createRequire } from "node:module";
 import { dirname } from "node:path";
-import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, LogController } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type { ApiConfig, Logger } from "../usernet.js";
 import { errorBody, handleError } from "./errors.js";
 import type { ApiFacade } from "./facade.js";
 import { registerRoutes } from "./routes.js";
+
+// fastify and its plugins are CommonJS: require() spares the process Node's WebAssembly
+// CJS lexer, which importing them as ESM compiles first (about 6 MiB of RSS).
+const require = createRequire(import.meta.url);
+const Fastify: typeof import("fastify") = require("fastify");
+const { LogController } = Fastify;
+const swagger: typeof import("@fastify/swagger") = require("@fastify/swagger");
 
 export type ApiLogLevel = "debug" | "info" | "warn" | "error" | "off";
 

@@ -121,6 +121,7 @@ export interface NativeAddon {
   pingSocketIdent(fd: number): number;
   sendPing(fd: number, dstAddr: string, icmpMessage: Buffer): boolean;
   livePollers(): number;
+  trimMemory(): boolean;
   encodeStreamFrames(
     out: Buffer,
     frames: readonly Buffer[],
@@ -259,6 +260,15 @@ export function encodeStreamFrames(
   marks?: Int32Array | null,
 ): number {
   return loadNative().encodeStreamFrames(out, frames, tails, marks);
+}
+
+/**
+ * malloc_trim(0): glibc gives the free pages inside its heap back (native/memory.c).
+ * Never throws: false when nothing was released or the addon does not load.
+ */
+export function trimMemory(): boolean {
+  state ??= tryLoadNative();
+  return state.ok && typeof state.addon.trimMemory === "function" && state.addon.trimMemory();
 }
 
 /** Native pollers not yet freed (a closed one goes when its JS object is collected); for leak tests. */

@@ -41,7 +41,7 @@
  * answers the forwarder makes itself, DNS over IPv6, DNSSEC validation.
  */
 import { randomInt } from "node:crypto";
-import { decode } from "dns-packet";
+import { createRequire } from "node:module";
 import type { Logger } from "../../log.js";
 import { type Clock, systemClock } from "../../stack/clock.js";
 import { DropCounters } from "../../stack/drop-counters.js";
@@ -72,6 +72,10 @@ import {
   type DnsUpstream,
   upstreamFailureReason,
 } from "./upstream.js";
+
+// dns-packet is CommonJS: require() keeps it from being imported as ESM, which makes
+// Node compile its WebAssembly CJS lexer first (about 6 MiB of RSS for the process).
+const { decode } = createRequire(import.meta.url)("dns-packet") as typeof import("dns-packet");
 
 /** One-shot timers; `set` returns a function that cancels the timer. */
 export interface DnsTimers {

@@ -25,6 +25,7 @@ import {
   nativeConstants,
   nativeStatus,
   openTap,
+  trimMemory,
   tryLoadNative,
 } from "../../../src/native/binding.js";
 import { describeWith, waitFor } from "./native-env.js";
@@ -86,6 +87,13 @@ describeWith("native addon (no root)", ["addon"], () => {
     expect(spawnSync("mkfifo", [p]).status).toBe(0);
     return openSync(p, constants.O_RDWR | constants.O_NONBLOCK);
   }
+
+  it("trimMemory gives freed malloc pages back (glibc) and never throws", () => {
+    expect(typeof loadNative().trimMemory).toBe("function");
+    // a few MiB malloc'ed and freed leave free pages inside the heap to release
+    for (let i = 0; i < 64; i++) Buffer.allocUnsafeSlow(100 * 1024).fill(1);
+    expect(typeof trimMemory()).toBe("boolean");
+  });
 
   it("exposes the kernel's constants", () => {
     const c = nativeConstants();
