@@ -12,7 +12,8 @@
               "native/tap.c",
               "native/ping.c",
               "native/poller.c",
-              "native/framing.c"
+              "native/framing.c",
+              "native/udp.c"
             ],
             "defines": ["NAPI_VERSION=8"],
             "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]
