@@ -182,6 +182,7 @@ export class UserNetdev implements Port {
           this.schedule();
         },
         unreachable: (to, from, code, quote) => this.stack.sendUnreachable(to, from, code, quote),
+        timeExceeded: (to, from, code, quote) => this.stack.sendTimeExceeded(to, from, code, quote),
       },
       log.child({ proxy: "udp" }),
     );

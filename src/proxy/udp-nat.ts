@@ -4,8 +4,23 @@
  * NAT policy allows; whatever that socket receives, from any source, comes back to the
  * guest endpoint as if from that source (a loopback source shows as the gateway).
  *
- * Better than libslirp: a "port unreachable" from the host comes back to the guest
- * from the address the guest sent to, not from 127.0.0.1.
+ * ICMP errors: the socket is unconnected (one socket talks to any number of peers, as
+ * a guest's unconnected socket does), so Linux tells it of an ICMP error only through
+ * IP_RECVERR and its error queue, which host-net.ts reads ("icmp" events: the error,
+ * and the destination of the datagram it concerns). We chose that over a connected
+ * socket per (guest endpoint, destination): the error queue names the destination, so
+ * one socket per guest endpoint keeps the NAT's shape (a reply from any source still
+ * reaches the guest, as full-cone NAT and libslirp give), and no flow costs a second
+ * socket. Each error goes to the guest as the matching ICMP message — port, host,
+ * network, protocol unreachable and administratively prohibited keep their code; TTL
+ * exceeded becomes time exceeded — quoting an IP and UDP header rebuilt from what the
+ * guest sent (addresses, ports, length; like the stack's own quotes, not the original
+ * bytes, which we do not keep). An unreachable comes from the address the guest sent
+ * to (libslirp sends its port unreachable from 127.0.0.1), a time exceeded from the
+ * router that reported it. "Fragmentation needed" is not passed on: the host
+ * fragments for its own path, the guest's link MTU is ours. A send the host refuses
+ * at once for want of a route (EHOSTUNREACH, ENETUNREACH) or by a firewall rule
+ * (EPERM, EACCES) is answered the same way, from the destination.
  *
  * Limits: `maxFlows` sockets at once (the least recently used one is closed when a
  * new flow needs room, counted "udp-flow-evicted"); a flow idle for `idleTimeoutMs`
@@ -16,7 +31,9 @@ import type { Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
 import type { GuestUdp, UdpToGuest } from "../stack/user-stack.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
-import { IcmpUnreachableCode } from "../stack/wire/icmp.js";
+import { IcmpType, IcmpUnreachableCode } from "../stack/wire/icmp.js";
+import { encodeIpv4, IpProto, ipv4HeaderLength } from "../stack/wire/ipv4.js";
+import { udpHeaderLength } from "../stack/wire/udp.js";
 import type { HostNet, HostUdp, HostUdpEvent } from "./host-net.js";
 import { IdleFlows } from "./idle-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
@@ -25,6 +42,7 @@ import type { NatPolicy } from "./nat-policy.js";
 export interface UdpNatSink {
   toGuest(d: UdpToGuest): void;
   unreachable(to: number, from: number, code: number, quote: Buffer): void;
+  timeExceeded(to: number, from: number, code: number, quote: Buffer): void;
 }
 
 export interface UdpNatOptions {
@@ -49,10 +67,13 @@ interface Flow {
   socket: HostUdp;
   lastActive: number;
   created: number;
-  /** the guest-visible destination of the last datagram, and its ICMP quote */
+  /** the guest-visible destination of the last datagram, and its UDP length */
   lastDst: number;
   lastDstPort: number;
-  lastQuote: Buffer;
+  lastLength: number;
+  /** the last reply's host source address, and how the guest sees it */
+  lastFrom: string;
+  lastFromGuest: number | undefined;
   txPackets: number;
   txBytes: number;
   rxPackets: number;
@@ -86,11 +107,16 @@ export class UdpNat {
     const flow = this.flowFor(d, now);
     flow.lastDst = d.dst;
     flow.lastDstPort = d.dstPort;
-    flow.lastQuote = d.quote();
+    flow.lastLength = udpHeaderLength + d.payload.length;
     flow.txPackets++;
     flow.txBytes += d.payload.length;
-    // the socket keeps the buffer until the send completes; the payload is a view of a frame
-    flow.socket.send(Buffer.from(d.payload), { address: dest.address, port: d.dstPort });
+    // the payload is a view of a frame: the socket sends it now or copies it
+    const refused = flow.socket.send(d.payload, { address: dest.address, port: d.dstPort });
+    if (refused === undefined) return;
+    this.drops.drop(`udp-host-${refused.toLowerCase()}`);
+    // no route on the host: what a router there would have answered
+    const code = unreachableCodes[refused];
+    if (code !== undefined) this.sink.unreachable(d.src, d.dst, code, d.quote());
   }
 
   nextDeadline(): number | undefined {
@@ -139,7 +165,9 @@ export class UdpNat {
       created: now,
       lastDst: d.dst,
       lastDstPort: d.dstPort,
-      lastQuote: Buffer.alloc(0),
+      lastLength: 0,
+      lastFrom: "",
+      lastFromGuest: undefined,
       txPackets: 0,
       txBytes: 0,
       rxPackets: 0,
@@ -153,17 +181,17 @@ export class UdpNat {
   private fromHost(flow: Flow, e: HostUdpEvent): void {
     if (!this.flows.holds(flow)) return;
     if (e.type === "error") {
-      if (e.code === "ECONNREFUSED") {
-        this.sink.unreachable(flow.guestAddr, flow.lastDst, IcmpUnreachableCode.port, flow.lastQuote);
-      } else if (e.code === "EHOSTUNREACH" || e.code === "ENETUNREACH") {
-        this.sink.unreachable(flow.guestAddr, flow.lastDst, IcmpUnreachableCode.host, flow.lastQuote);
-      } else {
-        this.log.debug("udp host socket error", { code: e.code, guest: flow.key });
-      }
+      this.log.debug("udp host socket error", { code: e.code, guest: flow.key });
       this.drops.drop(`udp-host-${e.code.toLowerCase()}`);
       return;
     }
-    const src = this.policy.guestSource(e.from.address);
+    if (e.type === "icmp") return this.icmpFromHost(flow, e);
+    let src = flow.lastFromGuest;
+    if (e.from.address !== flow.lastFrom) {
+      src = this.policy.guestSource(e.from.address);
+      flow.lastFrom = e.from.address;
+      flow.lastFromGuest = src;
+    }
     if (src === undefined) return this.drops.drop("udp-reply-source-hidden");
     flow.rxPackets++;
     flow.rxBytes += e.data.length;
@@ -176,9 +204,69 @@ export class UdpNat {
     });
   }
 
+  private icmpFromHost(flow: Flow, e: Extract<HostUdpEvent, { type: "icmp" }>): void {
+    // the address the guest sent to, as it sees it (the host's loopback is the gateway)
+    const dst = this.policy.guestSource(e.to.address);
+    if (dst === undefined) return this.drops.drop("udp-icmp-source-hidden");
+    const sameAsLast = dst === flow.lastDst && e.to.port === flow.lastDstPort;
+    const length = sameAsLast ? flow.lastLength : udpHeaderLength + e.length;
+    const quote = udpQuote(flow.guestAddr, dst, flow.guestPort, e.to.port, length);
+    if (e.icmpType === IcmpType.destUnreachable && e.icmpCode !== IcmpUnreachableCode.fragmentationNeeded) {
+      this.drops.drop(`udp-icmp-unreachable-${e.icmpCode}`);
+      return this.sink.unreachable(flow.guestAddr, dst, e.icmpCode, quote);
+    }
+    if (e.icmpType === IcmpType.timeExceeded) {
+      const router = this.policy.guestSource(e.reporter);
+      if (router === undefined) return this.drops.drop("udp-icmp-source-hidden");
+      this.drops.drop("udp-icmp-time-exceeded");
+      return this.sink.timeExceeded(flow.guestAddr, router, e.icmpCode, quote);
+    }
+    this.drops.drop(`udp-icmp-ignored-${e.icmpType}-${e.icmpCode}`);
+  }
+
   private close(flow: Flow, why: string): void {
     this.flows.delete(flow);
     flow.socket.close();
     this.log.debug("udp flow closed", { guest: flow.key, why });
   }
+}
+
+/** A send the host refused at once, as the unreachable a router would have sent. */
+const unreachableCodes: Record<string, number> = {
+  EHOSTUNREACH: IcmpUnreachableCode.host,
+  ENETUNREACH: IcmpUnreachableCode.net,
+  EACCES: IcmpUnreachableCode.adminProhibited,
+  EPERM: IcmpUnreachableCode.adminProhibited,
+};
+
+/**
+ * What an ICMP error quotes of a guest's datagram: its IPv4 header and UDP header,
+ * rebuilt (TTL, id and checksums are not the original's; receivers match on
+ * addresses, protocol and ports).
+ */
+function udpQuote(src: number, dst: number, srcPort: number, dstPort: number, udpLength: number): Buffer {
+  const udp = Buffer.alloc(udpHeaderLength);
+  udp.writeUInt16BE(srcPort, 0);
+  udp.writeUInt16BE(dstPort, 2);
+  udp.writeUInt16BE(Math.min(0xffff, udpLength), 4);
+  const q = Buffer.alloc(ipv4HeaderLength + udpHeaderLength);
+  encodeIpv4(
+    {
+      tos: 0,
+      id: 0,
+      dontFragment: false,
+      moreFragments: false,
+      fragmentOffset: 0,
+      ttl: 64,
+      protocol: IpProto.udp,
+      src,
+      dst,
+      options: Buffer.alloc(0),
+      payload: udp,
+    },
+    q,
+  );
+  // the total length the guest sent, not the quote's
+  q.writeUInt16BE(Math.min(0xffff, ipv4HeaderLength + udpLength), 2);
+  return q;
 }
