@@ -50,7 +50,7 @@ async function waitLink(ns: Netns, name: string): Promise<void> {
 
 describeE2E(
   "UDP: the host's ICMP errors reach a namespace's kernel",
-  ["root", "netns", "tun", "usernet"],
+  ["root", "netns", "tun", "guest", "usernet"],
   () => {
     const e2e = e2eScope();
 
