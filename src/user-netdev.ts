@@ -185,6 +185,7 @@ export class UserNetdev implements Port {
         timeExceeded: (to, from, code, quote) => this.stack.sendTimeExceeded(to, from, code, quote),
       },
       log.child({ proxy: "udp" }),
+      { now: () => this.clock.now() },
     );
     const dnsLog = log.child({ service: "dns" });
     const upstreams = chooseUpstreams(config.dnsUpstream, options.resolvConf);

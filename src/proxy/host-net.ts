@@ -48,7 +48,7 @@ export interface HostUdp {
    * send buffer full; "EHOSTUNREACH"/"ENETUNREACH": the host has no route). `data` may
    * be reused once this returns.
    */
-  send(data: Buffer, to: HostEndpoint): string | undefined;
+  send(data: Buffer, address: string, port: number): string | undefined;
   close(): void;
 }
 
@@ -205,9 +205,9 @@ function nativeUdp(localAddress: string | undefined, events: (e: HostUdpEvent) =
     },
   );
   return {
-    send(data, to) {
+    send(data, address, port) {
       if (closed) return "EBADF";
-      return udpSend(fd, data, to.address, to.port) ?? undefined;
+      return udpSend(fd, data, address, port) ?? undefined;
     },
     close() {
       if (closed) return;
@@ -244,10 +244,10 @@ function dgramUdp(localAddress: string | undefined, events: (e: HostUdpEvent) =>
   sock.on("error", (err: NodeJS.ErrnoException) => events({ type: "error", code: err.code ?? "EIO" }));
   sock.bind({ port: 0, address: localAddress, exclusive: true });
   return {
-    send(data, to) {
+    send(data, address, port) {
       if (closed) return "EBADF";
       // dgram sends later: it keeps its own copy
-      sock.send(Buffer.from(data), to.port, to.address, (err) => {
+      sock.send(Buffer.from(data), port, address, (err) => {
         if (err && !closed) events({ type: "error", code: (err as NodeJS.ErrnoException).code ?? "EIO" });
       });
       return undefined;

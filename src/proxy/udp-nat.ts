@@ -23,8 +23,9 @@
  * (EPERM, EACCES) is answered the same way, from the destination.
  *
  * Limits: `maxFlows` sockets at once (the least recently used one is closed when a
- * new flow needs room, counted "udp-flow-evicted"); a flow idle for `idleTimeoutMs`
- * (240 s, libslirp's UDP expiry) is closed. Time comes in as `now`; the owner calls
+ * new flow needs room, counted "udp-flow-evicted"); a flow with no datagram either
+ * way for `idleTimeoutMs` (240 s, libslirp's UDP expiry; activity is stamped to the
+ * second) is closed. Time comes in as `now`; the owner calls
  * `expire(now)` at `nextDeadline()`.
  */
 import type { Logger } from "../log.js";
@@ -48,6 +49,8 @@ export interface UdpNatSink {
 export interface UdpNatOptions {
   idleTimeoutMs?: number;
   maxFlows?: number;
+  /** the clock for replies' activity (default: the last `now` the NAT was given) */
+  now?: () => number;
 }
 
 export interface UdpFlowInfo {
@@ -67,8 +70,11 @@ interface Flow {
   socket: HostUdp;
   lastActive: number;
   created: number;
-  /** the guest-visible destination of the last datagram, and its UDP length */
+  /** false once closed: late events and the `recent` shortcut then ignore it */
+  open: boolean;
+  /** the guest-visible destination of the last datagram, where it went, and its UDP length */
   lastDst: number;
+  lastAddress: string;
   lastDstPort: number;
   lastLength: number;
   /** the last reply's host source address, and how the guest sees it */
@@ -80,9 +86,16 @@ interface Flow {
   rxBytes: number;
 }
 
+/** how stale a flow's activity stamp may get before it moves in the idle order */
+const activityGranularityMs = 1000;
+
 export class UdpNat {
   readonly drops = new DropCounters();
   private readonly flows: IdleFlows<Flow>;
+  /** the flow of the last guest datagram */
+  private recent: Flow | undefined;
+  private readonly now: () => number;
+  private lastNow = 0;
 
   constructor(
     private readonly host: HostNet,
@@ -92,26 +105,40 @@ export class UdpNat {
     options: UdpNatOptions = {},
   ) {
     this.flows = new IdleFlows(options.idleTimeoutMs ?? 240_000, options.maxFlows ?? 4096);
+    this.now = options.now ?? (() => this.lastNow);
   }
 
   /** A datagram from a guest to a destination outside (or to the gateway, meaning the host). */
   fromGuest(d: GuestUdp, now: number): void {
-    const dest = this.policy.destination(d.dst);
-    if (!dest.ok) {
-      this.drops.drop(`udp-${dest.reason}`);
-      if (dest.reason !== "destination-not-forwarded") {
-        this.sink.unreachable(d.src, d.dst, IcmpUnreachableCode.adminProhibited, d.quote());
+    this.lastNow = now;
+    // a stream of datagrams from one guest socket to one destination (the common
+    // case) skips the table and the policy: both answers are the flow's last ones
+    let flow = this.recent;
+    let address: string;
+    if (flow?.open && flow.guestAddr === d.src && flow.guestPort === d.srcPort && flow.lastDst === d.dst) {
+      address = flow.lastAddress;
+      this.active(flow, now);
+    } else {
+      const dest = this.policy.destination(d.dst);
+      if (!dest.ok) {
+        this.drops.drop(`udp-${dest.reason}`);
+        if (dest.reason !== "destination-not-forwarded") {
+          this.sink.unreachable(d.src, d.dst, IcmpUnreachableCode.adminProhibited, d.quote());
+        }
+        return;
       }
-      return;
+      flow = this.flowFor(d, now);
+      address = dest.address;
+      flow.lastDst = d.dst;
+      flow.lastAddress = address;
+      this.recent = flow;
     }
-    const flow = this.flowFor(d, now);
-    flow.lastDst = d.dst;
     flow.lastDstPort = d.dstPort;
     flow.lastLength = udpHeaderLength + d.payload.length;
     flow.txPackets++;
     flow.txBytes += d.payload.length;
     // the payload is a view of a frame: the socket sends it now or copies it
-    const refused = flow.socket.send(d.payload, { address: dest.address, port: d.dstPort });
+    const refused = flow.socket.send(d.payload, address, d.dstPort);
     if (refused === undefined) return;
     this.drops.drop(`udp-host-${refused.toLowerCase()}`);
     // no route on the host: what a router there would have answered
@@ -124,6 +151,7 @@ export class UdpNat {
   }
 
   expire(now: number): void {
+    this.lastNow = now;
     for (const flow of this.flows.idle(now)) this.close(flow, "idle");
   }
 
@@ -147,10 +175,22 @@ export class UdpNat {
     for (const f of this.flows.values()) this.close(f, "shutdown");
   }
 
+  /**
+   * Marks a flow active. The table's idle order moves at most once a second per flow:
+   * expiry and eviction are that much coarser, and a flood does not reorder the Map
+   * for every datagram.
+   */
+  private active(flow: Flow, now: number): void {
+    if (now - flow.lastActive >= activityGranularityMs) this.flows.touch(flow.key, now);
+  }
+
   private flowFor(d: GuestUdp, now: number): Flow {
     const key = `${d.src}:${d.srcPort}`;
-    const known = this.flows.touch(key, now);
-    if (known) return known;
+    const known = this.flows.get(key);
+    if (known) {
+      this.active(known, now);
+      return known;
+    }
     const oldest = this.flows.victim();
     if (oldest) {
       this.drops.drop("udp-flow-evicted");
@@ -163,7 +203,9 @@ export class UdpNat {
       socket: undefined as unknown as HostUdp,
       lastActive: now,
       created: now,
+      open: true,
       lastDst: d.dst,
+      lastAddress: "",
       lastDstPort: d.dstPort,
       lastLength: 0,
       lastFrom: "",
@@ -179,7 +221,7 @@ export class UdpNat {
   }
 
   private fromHost(flow: Flow, e: HostUdpEvent): void {
-    if (!this.flows.holds(flow)) return;
+    if (!flow.open) return;
     if (e.type === "error") {
       this.log.debug("udp host socket error", { code: e.code, guest: flow.key });
       this.drops.drop(`udp-host-${e.code.toLowerCase()}`);
@@ -193,6 +235,8 @@ export class UdpNat {
       flow.lastFromGuest = src;
     }
     if (src === undefined) return this.drops.drop("udp-reply-source-hidden");
+    // replies keep a flow alive too (a guest that only listens after one request)
+    this.active(flow, this.now());
     flow.rxPackets++;
     flow.rxBytes += e.data.length;
     this.sink.toGuest({
@@ -225,6 +269,8 @@ export class UdpNat {
   }
 
   private close(flow: Flow, why: string): void {
+    flow.open = false;
+    if (this.recent === flow) this.recent = undefined;
     this.flows.delete(flow);
     flow.socket.close();
     this.log.debug("udp flow closed", { guest: flow.key, why });

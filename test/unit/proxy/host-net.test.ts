@@ -56,7 +56,7 @@ describe.skipIf(!nativeStatus().available)("nodeHostNet UDP (native, IP_RECVERR)
     const port = await echoServer();
     const { udp, next } = socket();
     const payload = Buffer.from("ping over loopback");
-    udp.send(payload, { address: "127.0.0.1", port });
+    udp.send(payload, "127.0.0.1", port);
     payload.fill(0); // the socket has sent it already: reusing the memory is allowed
     expect(await next()).toEqual({
       type: "datagram",
@@ -68,10 +68,10 @@ describe.skipIf(!nativeStatus().available)("nodeHostNet UDP (native, IP_RECVERR)
   it("reports the host's port unreachable for the destination it concerns, and keeps working", async () => {
     const [open, closed] = [await echoServer(), await closedPort()];
     const { udp, next } = socket();
-    udp.send(Buffer.from("to nobody"), { address: "127.0.0.1", port: closed });
+    udp.send(Buffer.from("to nobody"), "127.0.0.1", closed);
     // on loopback the ICMP error is in before send returns: it is pending (sk_err) now,
     // and must not make the next datagram fail in its place
-    udp.send(Buffer.from("still here"), { address: "127.0.0.1", port: open });
+    udp.send(Buffer.from("still here"), "127.0.0.1", open);
     const events = [await next(), await next()];
     expect(events).toContainEqual({
       type: "icmp",

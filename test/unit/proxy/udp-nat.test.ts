@@ -22,7 +22,8 @@ class FakeSocket {
     readonly events: (e: HostUdpEvent) => void,
     private readonly host: FakeHost,
   ) {}
-  send(data: Buffer, to: HostEndpoint): string | undefined {
+  send(data: Buffer, address: string, port: number): string | undefined {
+    const to = { address, port };
     // the NAT may reuse the payload's memory once send returns, as a real socket allows
     const refused = this.host.refuse.get(to.address);
     if (refused) return refused;
@@ -48,7 +49,9 @@ interface FakeHost {
   refuse: Map<string, string>;
 }
 
-function setup(opts: { restrict?: boolean; maxFlows?: number; outboundAddr?: string } = {}) {
+function setup(
+  opts: { restrict?: boolean; maxFlows?: number; outboundAddr?: string; now?: () => number } = {},
+) {
   const sockets: FakeSocket[] = [];
   const fakeHost: FakeHost = { answers: new Map(), pending: [], refuse: new Map() };
   /** the host's turn: ICMP errors queued since the last one arrive */
@@ -85,7 +88,7 @@ function setup(opts: { restrict?: boolean; maxFlows?: number; outboundAddr?: str
       timeExceeded: (to, from, code, quote) => timeExceeded.push({ to, from, code, quote }),
     },
     silentLogger,
-    { maxFlows: opts.maxFlows ?? 8, idleTimeoutMs: 240_000 },
+    { maxFlows: opts.maxFlows ?? 8, idleTimeoutMs: 240_000, now: opts.now },
   );
   return {
     nat,
@@ -244,6 +247,23 @@ describe("UdpNat", () => {
     expect(sockets[1]?.closed).toBe(true);
     expect(sockets[0]?.closed).toBe(false);
     expect(nat.nextDeadline()).toBe(340_000);
+  });
+
+  it("keeps a flow open while replies arrive, though the guest sends nothing more", () => {
+    let now = 0;
+    const { nat, sockets } = setup({ now: () => now });
+    nat.fromGuest(guest("198.51.100.1", 7), 0);
+    for (now = 100_000; now <= 400_000; now += 100_000) {
+      sockets[0]?.events({
+        type: "datagram",
+        data: Buffer.from("x"),
+        from: { address: "198.51.100.1", port: 7 },
+      });
+    }
+    nat.expire(400_000);
+    expect(nat.size).toBe(1);
+    nat.expire(640_000);
+    expect(nat.size).toBe(0);
   });
 
   it("evicts the least recently used flow past maxFlows and counts it", () => {
