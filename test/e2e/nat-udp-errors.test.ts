@@ -8,11 +8,14 @@
  *   - an address the host has no route to (an "unreachable" route in the host's
  *     namespace): "no route to host" at once, ICMP 3/1 from that address.
  * Without IP_RECVERR on usernet's host sockets the second and third wait out the
- * timeout: an unconnected Linux UDP socket hears of no ICMP error.
+ * timeout: an unconnected Linux UDP socket hears of no ICMP error. A second test does
+ * the first two from a QEMU guest (virtio-net over -netdev socket, nettool in its
+ * initramfs), as a VM user meets it.
  */
 import { expect, test } from "vitest";
 import { TestDnsServer } from "./harness/dns-server.js";
-import { hostNettool } from "./harness/guest-tools.js";
+import { Guest } from "./harness/guest.js";
+import { guestImageWithTools, hostNettool } from "./harness/guest-tools.js";
 import type { Netns } from "./harness/netns.js";
 import { describeE2E, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
@@ -93,6 +96,49 @@ describeE2E(
 
       // the socket that was refused still works for the next flow
       expect(await probe("10.0.2.2", echoPort)).toMatchObject({ result: "reply" });
-    });
+    }, 300_000);
+
+    test("a QEMU guest: reply from an open port, refused at once from 10.0.2.2 for a closed one", async () => {
+      const host = await e2e.netns();
+      const dns = await TestDnsServer.start(host, { port: dnsPort, records: {} });
+      e2e.defer(() => dns.close());
+      const echo = host.spawn("udp-echo", process.execPath, ["-e", udpEcho]);
+      await echo.until("udp echo listening", 10_000, () =>
+        echo.stdout.includes("listening") ? true : undefined,
+      );
+      await e2e.usernet(
+        host,
+        [
+          "-netdev",
+          `user,id=u0,dns-upstream=127.0.0.1:${dnsPort}`,
+          "-netdev",
+          "socket,id=s0,listen=127.0.0.1:10000",
+        ],
+        { ready: { tcp: [10000], stdout: /^# attach a QEMU guest/m } },
+      );
+      const g = await Guest.start(
+        host,
+        {
+          name: "udperr",
+          netdev: "socket,id=n0,connect=127.0.0.1:10000",
+          nic: "virtio-net-pci",
+          ip: "10.0.2.15/24",
+          gw: "10.0.2.2",
+          memoryMb: 256,
+        },
+        guestImageWithTools(),
+      );
+      e2e.defer(() => g.close());
+      e2e.watch(g.proc);
+      const probe = async (port: number) => {
+        const r = await g.run(`nettool udpprobe 10.0.2.2 ${port} 5000`, { timeoutMs: 30_000 });
+        trace(`guest nettool udpprobe 10.0.2.2 ${port}: ${r.output.trim()}`);
+        return probeLine(r.output);
+      };
+      expect(await probe(echoPort)).toMatchObject({ result: "reply", errno: "0" });
+      const refused = await probe(closedPort);
+      expect(refused).toMatchObject({ result: "refused", from: "10.0.2.2", icmp: "3/3" });
+      expect(Number(refused.ms)).toBeLessThan(2000);
+    }, 300_000);
   },
 );
