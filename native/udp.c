@@ -195,6 +195,7 @@ int un_udp_read_batch(napi_env env, int fd, uint32_t max, napi_value *datagrams,
   uint32_t count = 0;
   uint32_t last_addr = 0;
   napi_value last_addr_v = NULL;
+  int reported = 0;
   while (count < max) {
     unsigned int want = max - count < UDP_SLOTS ? max - count : UDP_SLOTS;
     for (unsigned int i = 0; i < want; i++) {
@@ -211,7 +212,7 @@ int un_udp_read_batch(napi_env env, int fd, uint32_t max, napi_value *datagrams,
     if (n < 0) {
       if (errno == EINTR) continue;
       /* a pending ICMP report surfaces here once; the error queue has the details */
-      if (is_reported_icmp_error(errno)) continue;
+      if (is_reported_icmp_error(errno) && reported++ < 8) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
       break;
     }
@@ -254,7 +255,8 @@ static void set_u32(napi_env env, napi_value o, const char *k, uint32_t v) {
 int un_udp_read_errors(napi_env env, int fd, uint32_t max, napi_value *reports) {
   uint32_t count = 0;
   while (count < max) {
-    uint8_t payload[64];
+    /* an ICMP error quotes at most 576 bytes of IP, so this is all the kernel has */
+    uint8_t payload[576];
     union {
       uint8_t buf[CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in))];
       struct cmsghdr align;
