@@ -13,7 +13,8 @@
               "native/ping.c",
               "native/poller.c",
               "native/framing.c",
-              "native/memory.c"
+              "native/memory.c",
+              "native/udp.c"
             ],
             "defines": ["NAPI_VERSION=8"],
             "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]

@@ -20,6 +20,11 @@
  * is down, EINVAL for a malformed header) is consumed, dropped and counted in
  * stats(). waitWritable(cb) asks for one UV_WRITABLE notification.
  *
+ * Kind "udp" (a socket from openUdpSocket, udp.c): reads are recvmmsg batches and
+ * onBatch gets (datagrams, sourceAddresses, sourcePorts); POLLERR means ICMP reports
+ * on the error queue (IP_RECVERR), which go to options.onReports as an array and do
+ * not stop the poller.
+ *
  * Errors. A read error other than EAGAIN/EINTR ends the wake-up's loop (after the
  * packets read so far are delivered) and goes to onError when given; a "frames" fd
  * then stops reading (a broken TAP would fire forever), a "ping" socket keeps going
@@ -48,7 +53,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-enum { KIND_FRAMES = 1, KIND_PING = 2 };
+enum { KIND_FRAMES = 1, KIND_PING = 2, KIND_UDP = 3 };
 #define DEFAULT_MAX_BATCH 64
 #define MAX_MAX_BATCH 4096
 /* A GSO frame from a TAP is at most 64 KiB of IP plus link headers. */
@@ -84,6 +89,7 @@ typedef struct poller {
   napi_ref on_batch;
   napi_ref on_error;
   napi_ref on_writable;
+  napi_ref on_reports;
   napi_async_context actx;
   napi_async_cleanup_hook_handle cleanup;
   /* stats */
@@ -175,7 +181,42 @@ static void report_error(poller *p, int err, const char *syscall) {
   call_js(p, fn, 1, &e);
 }
 
+/* kind "udp": recvmmsg batches (udp.c); onBatch(datagrams, sources, ports) */
+static void read_udp_batch(poller *p) {
+  napi_value datagrams = NULL, sources = NULL, ports = NULL;
+  int err = 0;
+  int count = un_udp_read_batch(p->env, p->fd, p->max_batch, &datagrams, &sources, &ports, &p->bytes, &err);
+  p->packets += count;
+  if (err) p->read_errors += 1;
+  if (count > 0 && p->on_batch) {
+    p->batches += 1;
+    napi_value fn;
+    if (napi_get_reference_value(p->env, p->on_batch, &fn) == napi_ok && fn) {
+      napi_value argv[3] = {datagrams, sources, ports};
+      call_js(p, fn, 3, argv);
+    }
+  }
+  if (err && !p->closing) report_error(p, err, "recvmmsg");
+  else if (err) p->last_error = err;
+}
+
+/* kind "udp", POLLERR: the error queue holds ICMP reports (IP_RECVERR); hand them on, poll again */
+static void read_udp_errors(poller *p) {
+  napi_value reports = NULL;
+  int count = un_udp_read_errors(p->env, p->fd, 64, &reports);
+  if (count > 0 && p->on_reports) {
+    napi_value fn;
+    if (napi_get_reference_value(p->env, p->on_reports, &fn) == napi_ok && fn) call_js(p, fn, 1, &reports);
+  }
+  /* libuv stopped the handle on POLLERR; the queue is drained (or sk_err cleared) */
+  if (!p->closing) update_poll(p);
+}
+
 static void read_batch(poller *p) {
+  if (p->kind == KIND_UDP) {
+    read_udp_batch(p);
+    return;
+  }
   napi_env env = p->env;
   uint8_t *scratch = p->ed->scratch;
   size_t scratch_len = p->ed->len;
@@ -251,7 +292,9 @@ static void on_poll(uv_poll_t *h, int status, int events) {
   p->wakeups += 1;
   napi_handle_scope scope;
   if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
-  if (status < 0) {
+  if (status < 0 && p->kind == KIND_UDP) {
+    read_udp_errors(p);
+  } else if (status < 0) {
     /* libuv has already stopped the handle (POLLERR); mirror that, resume() restarts. */
     p->read_errors += 1;
     p->reading = false;
@@ -303,6 +346,7 @@ static void finalize(napi_env env, void *data, void *hint) {
   delete_ref(env, &p->on_batch);
   delete_ref(env, &p->on_error);
   delete_ref(env, &p->on_writable);
+  delete_ref(env, &p->on_reports);
   delete_ref(env, &p->self_ref);
   if (p->actx) {
     napi_async_destroy(env, p->actx);
@@ -368,13 +412,16 @@ static napi_value js_ctor(napi_env env, napi_callback_info info) {
     un_throw_range(env, "ERR_OUT_OF_RANGE", "fd must be a non-negative file descriptor");
     return NULL;
   }
-  int kind = strcmp(kind_s, "frames") == 0 ? KIND_FRAMES : strcmp(kind_s, "ping") == 0 ? KIND_PING : 0;
+  int kind = strcmp(kind_s, "frames") == 0 ? KIND_FRAMES
+             : strcmp(kind_s, "ping") == 0   ? KIND_PING
+             : strcmp(kind_s, "udp") == 0    ? KIND_UDP
+                                             : 0;
   if (!kind) {
-    un_throw_type(env, "ERR_INVALID_ARG_VALUE", "kind must be \"frames\" or \"ping\"");
+    un_throw_type(env, "ERR_INVALID_ARG_VALUE", "kind must be \"frames\", \"ping\" or \"udp\"");
     return NULL;
   }
   uint32_t vnet = 0, max_batch = DEFAULT_MAX_BATCH;
-  napi_value on_error_v = NULL;
+  napi_value on_error_v = NULL, on_reports_v = NULL;
   if (argc >= 4 && !un_is_nullish(env, argv[3])) {
     napi_valuetype t;
     napi_typeof(env, argv[3], &t);
@@ -388,6 +435,7 @@ static napi_value js_ctor(napi_env env, napi_callback_info info) {
     napi_get_named_property(env, argv[3], "maxBatch", &v);
     if (!un_is_nullish(env, v) && !un_get_uint32(env, v, "options.maxBatch", &max_batch)) return NULL;
     napi_get_named_property(env, argv[3], "onError", &on_error_v);
+    napi_get_named_property(env, argv[3], "onReports", &on_reports_v);
   }
   if (vnet != 0 && vnet != 10 && vnet != 12) {
     un_throw_range(env, "ERR_OUT_OF_RANGE", "options.vnetHdrLen must be 0, 10 or 12");
@@ -419,6 +467,7 @@ static napi_value js_ctor(napi_env env, napi_callback_info info) {
   p->max_batch = max_batch;
   if (!get_function(env, argv[2], "onBatch", false, &p->on_batch)) goto fail;
   if (on_error_v && !get_function(env, on_error_v, "options.onError", true, &p->on_error)) goto fail;
+  if (on_reports_v && !get_function(env, on_reports_v, "options.onReports", true, &p->on_reports)) goto fail;
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
     un_throw_plain(env, "ERR_NATIVE", "FdPoller: no libuv loop");
@@ -447,6 +496,7 @@ static napi_value js_ctor(napi_env env, napi_callback_info info) {
     uv_close((uv_handle_t *)&p->handle, on_handle_closed);
     delete_ref(env, &p->on_batch);
     delete_ref(env, &p->on_error);
+    delete_ref(env, &p->on_reports);
     napi_reference_unref(env, p->self_ref, NULL);
     if (p->cleanup) {
       napi_remove_async_cleanup_hook(p->cleanup);
@@ -465,11 +515,13 @@ fail_handle:
   p->closing = true;
   delete_ref(env, &p->on_batch);
   delete_ref(env, &p->on_error);
+  delete_ref(env, &p->on_reports);
   uv_close((uv_handle_t *)&p->handle, on_handle_closed);
   return NULL;
 fail:
   delete_ref(env, &p->on_batch);
   delete_ref(env, &p->on_error);
+  delete_ref(env, &p->on_reports);
   free_poller(p);
   return NULL;
 }
@@ -669,6 +721,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   delete_ref(env, &p->on_batch);
   delete_ref(env, &p->on_error);
   delete_ref(env, &p->on_writable);
+  delete_ref(env, &p->on_reports);
   if (p->self_ref) napi_reference_unref(env, p->self_ref, NULL);
   if (p->cleanup && !p->in_cleanup_hook) {
     napi_remove_async_cleanup_hook(p->cleanup);

@@ -55,5 +55,16 @@ bool un_init_ping(napi_env env, napi_value exports);
 bool un_init_poller(napi_env env, napi_value exports);
 bool un_init_framing(napi_env env, napi_value exports);
 bool un_init_memory(napi_env env, napi_value exports);
+bool un_init_udp(napi_env env, napi_value exports);
+
+/*
+ * udp.c, for FdPoller kind "udp": reads up to max datagrams (recvmmsg) into new
+ * Buffers with their source address strings and ports, appended to the arrays (made
+ * on first use); adds the bytes read; sets *err on a read error other than EAGAIN.
+ */
+int un_udp_read_batch(napi_env env, int fd, uint32_t max, napi_value *datagrams, napi_value *sources,
+                      napi_value *ports, double *bytes, int *err);
+/* udp.c: drains up to max IP_RECVERR reports into an array of objects (made on first use). */
+int un_udp_read_errors(napi_env env, int fd, uint32_t max, napi_value *reports);
 
 #endif

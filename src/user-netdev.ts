@@ -186,8 +186,10 @@ export class UserNetdev implements Port {
           this.schedule();
         },
         unreachable: (to, from, code, quote) => this.stack.sendUnreachable(to, from, code, quote),
+        timeExceeded: (to, from, code, quote) => this.stack.sendTimeExceeded(to, from, code, quote),
       },
       log.child({ proxy: "udp" }),
+      { now: () => this.clock.now() },
     );
     const dnsLog = log.child({ service: "dns" });
     const upstreams = chooseUpstreams(config.dnsUpstream, options.resolvConf);

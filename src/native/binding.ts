@@ -10,7 +10,7 @@
  * The wrappers are thin: argument checking and errors come from the C side, which
  * throws Errors carrying Node-style `code` ("EACCES"), `errno` (negative) and
  * `syscall`. What each call does, and its limits, is described in the C sources:
- * native/tap.c, native/ping.c, native/poller.c.
+ * native/tap.c, native/ping.c, native/poller.c, native/udp.c.
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -61,7 +61,7 @@ export interface NativeConstants {
   VIRTIO_NET_HDR_MRG_RXBUF_LEN: number;
 }
 
-export type PollerKind = "frames" | "ping";
+export type PollerKind = "frames" | "ping" | "udp";
 
 export interface FdPollerOptions {
   /** kind "frames" only: the fd's vnet header size; read Buffers start with it (default 0) */
@@ -70,6 +70,26 @@ export interface FdPollerOptions {
   maxBatch?: number;
   /** read and poll errors other than EAGAIN; a "frames" poller stops reading after one */
   onError?: (err: NativeError) => void;
+  /** kind "udp" only: ICMP errors the kernel queued for datagrams sent (IP_RECVERR) */
+  onReports?: (reports: UdpErrorReport[]) => void;
+}
+
+/** One entry of a UDP socket's error queue (struct sock_extended_err and its addresses). */
+export interface UdpErrorReport {
+  /** SO_EE_ORIGIN_*: 2 an ICMP message came back, 1 the local stack refused (e.g. EMSGSIZE) */
+  origin: number;
+  /** ICMP type and code (origin 2): 3/3 port unreachable, 3/1 host unreachable, 11/0 TTL exceeded */
+  type: number;
+  code: number;
+  /** the errno the report stands for (ECONNREFUSED = 111 ...) */
+  errno: number;
+  /** bytes of the failed datagram's payload the report carried */
+  length: number;
+  /** where the failed datagram was sent */
+  dst: string;
+  dstPort: number;
+  /** who reported it (the ICMP message's source) */
+  offender: string;
 }
 
 export interface FdPollerStats {
@@ -94,6 +114,8 @@ export interface FdPollerStats {
 export type FrameBatchHandler = (frames: Buffer[]) => void;
 /** Ping replies (ICMP message without IP header) and their source addresses, index by index. */
 export type PingBatchHandler = (messages: Buffer[], sources: string[]) => void;
+/** UDP datagrams (new Buffers) with their source addresses and ports, index by index. */
+export type UdpBatchHandler = (datagrams: Buffer[], sources: string[], ports: number[]) => void;
 
 interface NativeFdPoller {
   write(
@@ -120,6 +142,8 @@ export interface NativeAddon {
   openPingSocket(bindAddr?: string): number;
   pingSocketIdent(fd: number): number;
   sendPing(fd: number, dstAddr: string, icmpMessage: Buffer): boolean;
+  openUdpSocket(bindAddr?: string | null, opts?: UdpSocketOptions): number;
+  udpSend(fd: number, data: Buffer, dstAddr: string, dstPort: number): string | null;
   livePollers(): number;
   trimMemory(): boolean;
   encodeStreamFrames(
@@ -131,7 +155,7 @@ export interface NativeAddon {
   FdPoller: new (
     fd: number,
     kind: PollerKind,
-    onBatch: (buffers: Buffer[], sources?: string[]) => void,
+    onBatch: (buffers: Buffer[], sources?: string[], ports?: number[]) => void,
     options?: FdPollerOptions,
   ) => NativeFdPoller;
 }
@@ -244,6 +268,29 @@ export function sendPing(fd: number, dstAddr: string, icmpMessage: Buffer): bool
   return loadNative().sendPing(fd, dstAddr, icmpMessage);
 }
 
+export interface UdpSocketOptions {
+  /** SO_RCVBUF/SO_SNDBUF wanted (the kernel caps them at net.core.rmem_max/wmem_max) */
+  rcvBuf?: number;
+  sndBuf?: number;
+}
+
+/**
+ * A non-blocking IPv4 UDP socket bound to an ephemeral port of bindAddr (default any),
+ * with IP_RECVERR (ICMP errors for sent datagrams land on its error queue, read by an
+ * FdPoller of kind "udp") and the buffer sizes asked for. See native/udp.c.
+ */
+export function openUdpSocket(bindAddr?: string, opts?: UdpSocketOptions): number {
+  return loadNative().openUdpSocket(bindAddr ?? null, opts);
+}
+
+/**
+ * Sends one datagram now (one sendto). Null when sent, else the errno name of why it
+ * was dropped ("EAGAIN"/"ENOBUFS": send buffer full).
+ */
+export function udpSend(fd: number, data: Buffer, dstAddr: string, dstPort: number): string | null {
+  return loadNative().udpSend(fd, data, dstAddr, dstPort);
+}
+
 /**
  * Writes frames into `out` as a QEMU stream socket carries them (each behind its
  * 4-byte big-endian length), with the work their offload marks left done: `tails[i]`
@@ -287,14 +334,15 @@ export class FdPoller {
 
   constructor(fd: number, kind: "frames", onBatch: FrameBatchHandler, options?: FdPollerOptions);
   constructor(fd: number, kind: "ping", onBatch: PingBatchHandler, options?: FdPollerOptions);
+  constructor(fd: number, kind: "udp", onBatch: UdpBatchHandler, options?: FdPollerOptions);
   constructor(
     fd: number,
     kind: PollerKind,
-    onBatch: FrameBatchHandler | PingBatchHandler,
+    onBatch: FrameBatchHandler | PingBatchHandler | UdpBatchHandler,
     options?: FdPollerOptions,
   ) {
     const { FdPoller: Native } = loadNative();
-    this.inner = new Native(fd, kind, onBatch as (b: Buffer[], s?: string[]) => void, options);
+    this.inner = new Native(fd, kind, onBatch as (b: Buffer[], s?: string[], p?: number[]) => void, options);
     this.fd = fd;
     this.kind = kind;
   }

@@ -2,10 +2,28 @@
  * The host's sockets, behind one small interface, so the NAT can be tested with a
  * fake host. This file and the rest of src/proxy/ are the only code that opens host
  * sockets on a guest's behalf.
+ *
+ * UDP sockets come from the native addon (native/udp.c) where it loads: IP_RECVERR, so
+ * that the host's ICMP errors for what we sent (port or host unreachable, TTL exceeded)
+ * reach us with the destination they concern ("icmp" events) — an unconnected socket
+ * hears of none without it (udp(7)); receive and send buffers of 4 and 1 MiB (as far as
+ * net.core.rmem_max/wmem_max allow), so a burst waits in the kernel while the event
+ * loop is busy instead of overflowing the default 208 KiB (about 90 full-size
+ * datagrams); reads in recvmmsg batches and sends done at once, with no per-datagram
+ * request object, copy or address lookup. Without the addon, Node's dgram does the
+ * same minus the ICMP errors.
  */
 import dgram from "node:dgram";
 import net from "node:net";
-import { FdPoller, openPingSocket, sendPing } from "../native/binding.js";
+import {
+  FdPoller,
+  nativeStatus,
+  openPingSocket,
+  openUdpSocket,
+  sendPing,
+  type UdpErrorReport,
+  udpSend,
+} from "../native/binding.js";
 
 export interface HostEndpoint {
   address: string;
@@ -14,13 +32,32 @@ export interface HostEndpoint {
 
 export type HostUdpEvent =
   | { type: "datagram"; data: Buffer; from: HostEndpoint }
-  /** the last destination answered "port unreachable" (ECONNREFUSED), or another send error */
+  /**
+   * An ICMP error the host got for a datagram this socket sent to `to`: `icmpType` and
+   * `icmpCode` as received (3/3 port unreachable, 3/0..1 network or host unreachable,
+   * 11/0 TTL exceeded), `reporter` the message's source, `length` the bytes of the
+   * datagram's payload it quoted.
+   */
+  | { type: "icmp"; to: HostEndpoint; icmpType: number; icmpCode: number; reporter: string; length: number }
+  /** a failed read, or (dgram only) a send that failed later */
   | { type: "error"; code: string };
 
 export interface HostUdp {
-  send(data: Buffer, to: HostEndpoint): void;
+  /**
+   * Sends the datagram, or drops it and says why: the errno name ("EAGAIN"/"ENOBUFS":
+   * send buffer full; "EHOSTUNREACH"/"ENETUNREACH": the host has no route). `data` may
+   * be reused once this returns.
+   */
+  send(data: Buffer, address: string, port: number): string | undefined;
   close(): void;
 }
+
+/** SO_RCVBUF and SO_SNDBUF asked for on the NAT's UDP sockets (capped by net.core.*mem_max). */
+export const udpReceiveBuffer = 4 * 1024 * 1024;
+export const udpSendBuffer = 1024 * 1024;
+/** datagrams read per wake-up at most: a flood still lets the rest of the loop run */
+const udpMaxBatch = 64;
+const SO_EE_ORIGIN_ICMP = 2;
 
 export type HostTcpEvent =
   | { type: "connected" }
@@ -135,29 +172,88 @@ export const nodeHostNet: HostNet = {
     return wrapTcpSocket(sock, false, events, deadline);
   },
   bindUdp(localAddress, events) {
-    const sock = dgram.createSocket({ type: "udp4" });
-    let closed = false;
-    sock.on("message", (data, rinfo) =>
-      events({ type: "datagram", data, from: { address: rinfo.address, port: rinfo.port } }),
-    );
-    // Linux reports ICMP errors to unconnected UDP sockets too (udp(7)); libuv hands them to 'error'.
-    sock.on("error", (err: NodeJS.ErrnoException) => events({ type: "error", code: err.code ?? "EIO" }));
-    sock.bind({ port: 0, address: localAddress, exclusive: true });
-    return {
-      send(data, to) {
-        if (closed) return;
-        sock.send(data, to.port, to.address, (err) => {
-          if (err && !closed) events({ type: "error", code: (err as NodeJS.ErrnoException).code ?? "EIO" });
-        });
-      },
-      close() {
-        if (closed) return;
-        closed = true;
-        sock.close();
-      },
-    };
+    return nativeStatus().available ? nativeUdp(localAddress, events) : dgramUdp(localAddress, events);
   },
 };
+
+function nativeUdp(localAddress: string | undefined, events: (e: HostUdpEvent) => void): HostUdp {
+  const fd = openUdpSocket(localAddress, { rcvBuf: udpReceiveBuffer, sndBuf: udpSendBuffer });
+  let closed = false;
+  const poller = new FdPoller(
+    fd,
+    "udp",
+    (datagrams, sources, ports) => {
+      for (let i = 0; i < datagrams.length && !closed; i++) {
+        events({
+          type: "datagram",
+          data: datagrams[i] as Buffer,
+          from: { address: sources[i] as string, port: ports[i] as number },
+        });
+      }
+    },
+    {
+      maxBatch: udpMaxBatch,
+      onError: (err) => events({ type: "error", code: err.code ?? "EIO" }),
+      onReports: (reports) => {
+        for (const r of reports) if (!closed) reportIcmp(r, events);
+      },
+    },
+  );
+  return {
+    send(data, address, port) {
+      if (closed) return "EBADF";
+      return udpSend(fd, data, address, port) ?? undefined;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      poller.close();
+    },
+  };
+}
+
+function reportIcmp(r: UdpErrorReport, events: (e: HostUdpEvent) => void): void {
+  // SO_EE_ORIGIN_LOCAL (EMSGSIZE and the like) concerns our own send, not the path
+  if (r.origin !== SO_EE_ORIGIN_ICMP) return events({ type: "error", code: `errqueue-${r.errno}` });
+  events({
+    type: "icmp",
+    to: { address: r.dst, port: r.dstPort },
+    icmpType: r.type,
+    icmpCode: r.code,
+    reporter: r.offender,
+    length: r.length,
+  });
+}
+
+/** Node's dgram, where the addon is missing: no ICMP errors reach an unconnected socket. */
+function dgramUdp(localAddress: string | undefined, events: (e: HostUdpEvent) => void): HostUdp {
+  const sock = dgram.createSocket({
+    type: "udp4",
+    recvBufferSize: udpReceiveBuffer,
+    sendBufferSize: udpSendBuffer,
+  });
+  let closed = false;
+  sock.on("message", (data, rinfo) =>
+    events({ type: "datagram", data, from: { address: rinfo.address, port: rinfo.port } }),
+  );
+  sock.on("error", (err: NodeJS.ErrnoException) => events({ type: "error", code: err.code ?? "EIO" }));
+  sock.bind({ port: 0, address: localAddress, exclusive: true });
+  return {
+    send(data, address, port) {
+      if (closed) return "EBADF";
+      // dgram sends later: it keeps its own copy
+      sock.send(Buffer.from(data), port, address, (err) => {
+        if (err && !closed) events({ type: "error", code: (err as NodeJS.ErrnoException).code ?? "EIO" });
+      });
+      return undefined;
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      sock.close();
+    },
+  };
+}
 
 /**
  * A net.Socket as a HostTcp. `connected` says whether it is up already (an accepted

@@ -22,6 +22,11 @@ export class IdleFlows<F extends IdleFlow> {
     return this.flows.size;
   }
 
+  /** The live flow for `key`, its place in the idle order unchanged. */
+  get(key: string): F | undefined {
+    return this.flows.get(key);
+  }
+
   /** The live flow for `key`, marked active now (moved to the back). */
   touch(key: string, now: number): F | undefined {
     const f = this.flows.get(key);

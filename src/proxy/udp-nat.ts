@@ -4,19 +4,37 @@
  * NAT policy allows; whatever that socket receives, from any source, comes back to the
  * guest endpoint as if from that source (a loopback source shows as the gateway).
  *
- * Better than libslirp: a "port unreachable" from the host comes back to the guest
- * from the address the guest sent to, not from 127.0.0.1.
+ * ICMP errors: the socket is unconnected (one socket talks to any number of peers, as
+ * a guest's unconnected socket does), so Linux tells it of an ICMP error only through
+ * IP_RECVERR and its error queue, which host-net.ts reads ("icmp" events: the error,
+ * and the destination of the datagram it concerns). We chose that over a connected
+ * socket per (guest endpoint, destination): the error queue names the destination, so
+ * one socket per guest endpoint keeps the NAT's shape (a reply from any source still
+ * reaches the guest, as full-cone NAT and libslirp give), and no flow costs a second
+ * socket. Each error goes to the guest as the matching ICMP message — port, host,
+ * network, protocol unreachable and administratively prohibited keep their code; TTL
+ * exceeded becomes time exceeded — quoting an IP and UDP header rebuilt from what the
+ * guest sent (addresses, ports, length; like the stack's own quotes, not the original
+ * bytes, which we do not keep). An unreachable comes from the address the guest sent
+ * to (libslirp sends its port unreachable from 127.0.0.1), a time exceeded from the
+ * router that reported it. "Fragmentation needed" is not passed on: the host
+ * fragments for its own path, the guest's link MTU is ours. A send the host refuses
+ * at once for want of a route (EHOSTUNREACH, ENETUNREACH) or by a firewall rule
+ * (EPERM, EACCES) is answered the same way, from the destination.
  *
  * Limits: `maxFlows` sockets at once (the least recently used one is closed when a
- * new flow needs room, counted "udp-flow-evicted"); a flow idle for `idleTimeoutMs`
- * (240 s, libslirp's UDP expiry) is closed. Time comes in as `now`; the owner calls
+ * new flow needs room, counted "udp-flow-evicted"); a flow with no datagram either
+ * way for `idleTimeoutMs` (240 s, libslirp's UDP expiry; activity is stamped to the
+ * second) is closed. Time comes in as `now`; the owner calls
  * `expire(now)` at `nextDeadline()`.
  */
 import type { Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
 import type { GuestUdp, UdpToGuest } from "../stack/user-stack.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
-import { IcmpUnreachableCode } from "../stack/wire/icmp.js";
+import { IcmpType, IcmpUnreachableCode } from "../stack/wire/icmp.js";
+import { encodeIpv4, IpProto, ipv4HeaderLength } from "../stack/wire/ipv4.js";
+import { udpHeaderLength } from "../stack/wire/udp.js";
 import type { HostNet, HostUdp, HostUdpEvent } from "./host-net.js";
 import { IdleFlows } from "./idle-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
@@ -25,11 +43,14 @@ import type { NatPolicy } from "./nat-policy.js";
 export interface UdpNatSink {
   toGuest(d: UdpToGuest): void;
   unreachable(to: number, from: number, code: number, quote: Buffer): void;
+  timeExceeded(to: number, from: number, code: number, quote: Buffer): void;
 }
 
 export interface UdpNatOptions {
   idleTimeoutMs?: number;
   maxFlows?: number;
+  /** the clock for replies' activity (default: the last `now` the NAT was given) */
+  now?: () => number;
 }
 
 export interface UdpFlowInfo {
@@ -49,19 +70,32 @@ interface Flow {
   socket: HostUdp;
   lastActive: number;
   created: number;
-  /** the guest-visible destination of the last datagram, and its ICMP quote */
+  /** false once closed: late events and the `recent` shortcut then ignore it */
+  open: boolean;
+  /** the guest-visible destination of the last datagram, where it went, and its UDP length */
   lastDst: number;
+  lastAddress: string;
   lastDstPort: number;
-  lastQuote: Buffer;
+  lastLength: number;
+  /** the last reply's host source address, and how the guest sees it */
+  lastFrom: string;
+  lastFromGuest: number | undefined;
   txPackets: number;
   txBytes: number;
   rxPackets: number;
   rxBytes: number;
 }
 
+/** how stale a flow's activity stamp may get before it moves in the idle order */
+const activityGranularityMs = 1000;
+
 export class UdpNat {
   readonly drops = new DropCounters();
   private readonly flows: IdleFlows<Flow>;
+  /** the flow of the last guest datagram */
+  private recent: Flow | undefined;
+  private readonly now: () => number;
+  private lastNow = 0;
 
   constructor(
     private readonly host: HostNet,
@@ -71,26 +105,45 @@ export class UdpNat {
     options: UdpNatOptions = {},
   ) {
     this.flows = new IdleFlows(options.idleTimeoutMs ?? 240_000, options.maxFlows ?? 4096);
+    this.now = options.now ?? (() => this.lastNow);
   }
 
   /** A datagram from a guest to a destination outside (or to the gateway, meaning the host). */
   fromGuest(d: GuestUdp, now: number): void {
-    const dest = this.policy.destination(d.dst);
-    if (!dest.ok) {
-      this.drops.drop(`udp-${dest.reason}`);
-      if (dest.reason !== "destination-not-forwarded") {
-        this.sink.unreachable(d.src, d.dst, IcmpUnreachableCode.adminProhibited, d.quote());
+    this.lastNow = now;
+    // a stream of datagrams from one guest socket to one destination (the common
+    // case) skips the table and the policy: both answers are the flow's last ones
+    let flow = this.recent;
+    let address: string;
+    if (flow?.open && flow.guestAddr === d.src && flow.guestPort === d.srcPort && flow.lastDst === d.dst) {
+      address = flow.lastAddress;
+      this.active(flow, now);
+    } else {
+      const dest = this.policy.destination(d.dst);
+      if (!dest.ok) {
+        this.drops.drop(`udp-${dest.reason}`);
+        if (dest.reason !== "destination-not-forwarded") {
+          this.sink.unreachable(d.src, d.dst, IcmpUnreachableCode.adminProhibited, d.quote());
+        }
+        return;
       }
-      return;
+      flow = this.flowFor(d, now);
+      address = dest.address;
+      flow.lastDst = d.dst;
+      flow.lastAddress = address;
+      this.recent = flow;
     }
-    const flow = this.flowFor(d, now);
-    flow.lastDst = d.dst;
     flow.lastDstPort = d.dstPort;
-    flow.lastQuote = d.quote();
+    flow.lastLength = udpHeaderLength + d.payload.length;
     flow.txPackets++;
     flow.txBytes += d.payload.length;
-    // the socket keeps the buffer until the send completes; the payload is a view of a frame
-    flow.socket.send(Buffer.from(d.payload), { address: dest.address, port: d.dstPort });
+    // the payload is a view of a frame: the socket sends it now or copies it
+    const refused = flow.socket.send(d.payload, address, d.dstPort);
+    if (refused === undefined) return;
+    this.drops.drop(`udp-host-${refused.toLowerCase()}`);
+    // no route on the host: what a router there would have answered
+    const code = unreachableCodes[refused];
+    if (code !== undefined) this.sink.unreachable(d.src, d.dst, code, d.quote());
   }
 
   nextDeadline(): number | undefined {
@@ -98,6 +151,7 @@ export class UdpNat {
   }
 
   expire(now: number): void {
+    this.lastNow = now;
     for (const flow of this.flows.idle(now)) this.close(flow, "idle");
   }
 
@@ -121,10 +175,22 @@ export class UdpNat {
     for (const f of this.flows.values()) this.close(f, "shutdown");
   }
 
+  /**
+   * Marks a flow active. The table's idle order moves at most once a second per flow:
+   * expiry and eviction are that much coarser, and a flood does not reorder the Map
+   * for every datagram.
+   */
+  private active(flow: Flow, now: number): void {
+    if (now - flow.lastActive >= activityGranularityMs) this.flows.touch(flow.key, now);
+  }
+
   private flowFor(d: GuestUdp, now: number): Flow {
     const key = `${d.src}:${d.srcPort}`;
-    const known = this.flows.touch(key, now);
-    if (known) return known;
+    const known = this.flows.get(key);
+    if (known) {
+      this.active(known, now);
+      return known;
+    }
     const oldest = this.flows.victim();
     if (oldest) {
       this.drops.drop("udp-flow-evicted");
@@ -137,9 +203,13 @@ export class UdpNat {
       socket: undefined as unknown as HostUdp,
       lastActive: now,
       created: now,
+      open: true,
       lastDst: d.dst,
+      lastAddress: "",
       lastDstPort: d.dstPort,
-      lastQuote: Buffer.alloc(0),
+      lastLength: 0,
+      lastFrom: "",
+      lastFromGuest: undefined,
       txPackets: 0,
       txBytes: 0,
       rxPackets: 0,
@@ -151,20 +221,22 @@ export class UdpNat {
   }
 
   private fromHost(flow: Flow, e: HostUdpEvent): void {
-    if (!this.flows.holds(flow)) return;
+    if (!flow.open) return;
     if (e.type === "error") {
-      if (e.code === "ECONNREFUSED") {
-        this.sink.unreachable(flow.guestAddr, flow.lastDst, IcmpUnreachableCode.port, flow.lastQuote);
-      } else if (e.code === "EHOSTUNREACH" || e.code === "ENETUNREACH") {
-        this.sink.unreachable(flow.guestAddr, flow.lastDst, IcmpUnreachableCode.host, flow.lastQuote);
-      } else {
-        this.log.debug("udp host socket error", { code: e.code, guest: flow.key });
-      }
+      this.log.debug("udp host socket error", { code: e.code, guest: flow.key });
       this.drops.drop(`udp-host-${e.code.toLowerCase()}`);
       return;
     }
-    const src = this.policy.guestSource(e.from.address);
+    if (e.type === "icmp") return this.icmpFromHost(flow, e);
+    let src = flow.lastFromGuest;
+    if (e.from.address !== flow.lastFrom) {
+      src = this.policy.guestSource(e.from.address);
+      flow.lastFrom = e.from.address;
+      flow.lastFromGuest = src;
+    }
     if (src === undefined) return this.drops.drop("udp-reply-source-hidden");
+    // replies keep a flow alive too (a guest that only listens after one request)
+    this.active(flow, this.now());
     flow.rxPackets++;
     flow.rxBytes += e.data.length;
     this.sink.toGuest({
@@ -176,9 +248,71 @@ export class UdpNat {
     });
   }
 
+  private icmpFromHost(flow: Flow, e: Extract<HostUdpEvent, { type: "icmp" }>): void {
+    // the address the guest sent to, as it sees it (the host's loopback is the gateway)
+    const dst = this.policy.guestSource(e.to.address);
+    if (dst === undefined) return this.drops.drop("udp-icmp-source-hidden");
+    const sameAsLast = dst === flow.lastDst && e.to.port === flow.lastDstPort;
+    const length = sameAsLast ? flow.lastLength : udpHeaderLength + e.length;
+    const quote = udpQuote(flow.guestAddr, dst, flow.guestPort, e.to.port, length);
+    if (e.icmpType === IcmpType.destUnreachable && e.icmpCode !== IcmpUnreachableCode.fragmentationNeeded) {
+      this.drops.drop(`udp-icmp-unreachable-${e.icmpCode}`);
+      return this.sink.unreachable(flow.guestAddr, dst, e.icmpCode, quote);
+    }
+    if (e.icmpType === IcmpType.timeExceeded) {
+      const router = this.policy.guestSource(e.reporter);
+      if (router === undefined) return this.drops.drop("udp-icmp-source-hidden");
+      this.drops.drop("udp-icmp-time-exceeded");
+      return this.sink.timeExceeded(flow.guestAddr, router, e.icmpCode, quote);
+    }
+    this.drops.drop(`udp-icmp-ignored-${e.icmpType}-${e.icmpCode}`);
+  }
+
   private close(flow: Flow, why: string): void {
+    flow.open = false;
+    if (this.recent === flow) this.recent = undefined;
     this.flows.delete(flow);
     flow.socket.close();
     this.log.debug("udp flow closed", { guest: flow.key, why });
   }
+}
+
+/** A send the host refused at once, as the unreachable a router would have sent. */
+const unreachableCodes: Record<string, number> = {
+  EHOSTUNREACH: IcmpUnreachableCode.host,
+  ENETUNREACH: IcmpUnreachableCode.net,
+  EACCES: IcmpUnreachableCode.adminProhibited,
+  EPERM: IcmpUnreachableCode.adminProhibited,
+};
+
+/**
+ * What an ICMP error quotes of a guest's datagram: its IPv4 header and UDP header,
+ * rebuilt (TTL, id and checksums are not the original's; receivers match on
+ * addresses, protocol and ports).
+ */
+function udpQuote(src: number, dst: number, srcPort: number, dstPort: number, udpLength: number): Buffer {
+  const udp = Buffer.alloc(udpHeaderLength);
+  udp.writeUInt16BE(srcPort, 0);
+  udp.writeUInt16BE(dstPort, 2);
+  udp.writeUInt16BE(Math.min(0xffff, udpLength), 4);
+  const q = Buffer.alloc(ipv4HeaderLength + udpHeaderLength);
+  encodeIpv4(
+    {
+      tos: 0,
+      id: 0,
+      dontFragment: false,
+      moreFragments: false,
+      fragmentOffset: 0,
+      ttl: 64,
+      protocol: IpProto.udp,
+      src,
+      dst,
+      options: Buffer.alloc(0),
+      payload: udp,
+    },
+    q,
+  );
+  // the total length the guest sent, not the quote's
+  q.writeUInt16BE(Math.min(0xffff, ipv4HeaderLength + udpLength), 2);
+  return q;
 }

@@ -461,6 +461,24 @@ export class UserStack {
     );
   }
 
+  /** Tells a guest its datagram's TTL ran out on the host's path; `from` is the router that said so. */
+  sendTimeExceeded(to: number, from: number, code: number, quote: Buffer): void {
+    const dstMac = this.arp.lookup(to);
+    if (dstMac === undefined) return this.drops.drop("icmp-guest-mac-unknown");
+    const msg = Buffer.allocUnsafe(icmpHeaderLength + quote.length);
+    encodeIcmp({ kind: "time-exceeded", code, payload: quote }, msg);
+    this.emit(
+      this.output.frames({
+        srcMac: this.owned.get(from) ?? this.gatewayMac,
+        dstMac,
+        src: from,
+        dst: to,
+        protocol: IpProto.icmp,
+        payload: msg,
+      }),
+    );
+  }
+
   /** Asks the LAN who has `ip` (for guests we must reach but have not heard from). */
   private resolve(ip: number): void {
     if (!this.inNetwork(ip)) return;

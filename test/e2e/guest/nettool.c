@@ -25,6 +25,10 @@
  *       them open, then sends an 8-byte id on each and reads it back; "conc open= ok="
  *   nettool connect HOST PORT TIMEOUT_MS          one connect; "connect result=ok|refused|
  *       reset|unreachable|timeout|error errno= ms="
+ *   nettool udpprobe HOST PORT TIMEOUT_MS         one datagram on a connected UDP socket,
+ *       then one recv; "udpprobe result=reply|refused|unreachable|timeout|error errno=
+ *       from= icmp= ms=" (from/icmp: who sent the ICMP error and its type/code, read
+ *       from the error queue with IP_RECVERR)
  *
  * Exit status: 0 when every operation succeeded, 1 otherwise, 2 for bad usage. Every
  * wait is bounded (poll timeouts), so a lost packet or a hung peer cannot hang a test.
@@ -33,6 +37,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -375,10 +380,53 @@ static int cmd_connect(const struct sockaddr_in *a, int timeout_ms) {
   return fd >= 0 ? 0 : 1;
 }
 
+static int cmd_udpprobe(const struct sockaddr_in *a, int timeout_ms) {
+  uint64_t t0 = now_us();
+  int one = 1, fd = socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0 || setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0 ||
+      connect(fd, (const struct sockaddr *)a, sizeof *a) < 0) {
+    printf("udpprobe result=error errno=%d from=- icmp=- ms=0\n", errno);
+    return 1;
+  }
+  char buf[512] = "nettool udpprobe";
+  const char *what = "timeout";
+  int e = 0;
+  if (send(fd, buf, 16, 0) < 0) {
+    e = errno;
+  } else if (wait_fd(fd, POLLIN, timeout_ms) > 0) {
+    if (recv(fd, buf, sizeof buf, 0) >= 0) what = "reply";
+    else e = errno;
+  }
+  if (e) what = e == ECONNREFUSED ? "refused" : (e == EHOSTUNREACH || e == ENETUNREACH) ? "unreachable" : "error";
+  /* the ICMP message behind the error: its source and type/code */
+  char from[INET_ADDRSTRLEN] = "-", icmp[16] = "-";
+  union {
+    char buf[CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in))];
+    struct cmsghdr align;
+  } ctl;
+  struct msghdr m = {.msg_iov = &(struct iovec){.iov_base = buf, .iov_len = sizeof buf}, .msg_iovlen = 1,
+                     .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+  if (e && recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) >= 0) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR) continue;
+      struct sock_extended_err *ee = (struct sock_extended_err *)CMSG_DATA(c);
+      struct sockaddr_in *off = (struct sockaddr_in *)SO_EE_OFFENDER(ee);
+      if (ee->ee_origin == SO_EE_ORIGIN_ICMP) {
+        inet_ntop(AF_INET, &off->sin_addr, from, sizeof from);
+        snprintf(icmp, sizeof icmp, "%u/%u", ee->ee_type, ee->ee_code);
+      }
+    }
+  }
+  close(fd);
+  printf("udpprobe result=%s errno=%d from=%s icmp=%s ms=%llu\n", what, e, from, icmp,
+         (unsigned long long)((now_us() - t0) / 1000));
+  return strcmp(what, "reply") == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 4) {
-    fprintf(stderr, "usage: nettool udp|rr|crr|crrsc|hold|conc|connect HOST PORT ...\n");
+    fprintf(stderr, "usage: nettool udp|rr|crr|crrsc|hold|conc|connect|udpprobe HOST PORT ...\n");
     return 2;
   }
   struct sockaddr_in a = addr_of(argv[2], argv[3]);
@@ -391,6 +439,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "hold") && (argc == 6 || argc == 7)) return cmd_hold(&a, n1, n2, n3);
   if (!strcmp(argv[1], "conc") && argc == 5) return cmd_conc(&a, n1);
   if (!strcmp(argv[1], "connect") && argc == 5) return cmd_connect(&a, (int)n1);
+  if (!strcmp(argv[1], "udpprobe") && argc == 5) return cmd_udpprobe(&a, (int)n1);
   fprintf(stderr, "nettool: bad arguments\n");
   return 2;
 }

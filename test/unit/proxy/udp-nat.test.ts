@@ -9,23 +9,55 @@ import { IcmpUnreachableCode } from "../../../src/stack/wire/icmp.js";
 
 const ip = (s: string): number => parseIpv4(s) ?? Number.NaN;
 
+/**
+ * A host UDP socket as host-net.ts gives it (unconnected, IP_RECVERR): a datagram to a
+ * destination the fake host calls closed comes back later, on the host's turn, as an
+ * "icmp" event naming that destination; nothing ever arrives as an error event for it.
+ */
 class FakeSocket {
   sent: Array<{ data: Buffer; to: HostEndpoint }> = [];
   closed = false;
   constructor(
     readonly local: string | undefined,
     readonly events: (e: HostUdpEvent) => void,
+    private readonly host: FakeHost,
   ) {}
-  send(data: Buffer, to: HostEndpoint) {
-    this.sent.push({ data, to });
+  send(data: Buffer, address: string, port: number): string | undefined {
+    const to = { address, port };
+    // the NAT may reuse the payload's memory once send returns, as a real socket allows
+    const refused = this.host.refuse.get(to.address);
+    if (refused) return refused;
+    this.sent.push({ data: Buffer.from(data), to });
+    const icmp = this.host.answers.get(`${to.address}:${to.port}`);
+    if (icmp) {
+      this.host.pending.push(() => {
+        if (!this.closed) this.events({ type: "icmp", to, ...icmp, length: data.length });
+      });
+    }
+    return undefined;
   }
   close() {
     this.closed = true;
   }
 }
 
-function setup(opts: { restrict?: boolean; maxFlows?: number; outboundAddr?: string } = {}) {
+interface FakeHost {
+  /** destination "address:port" → the ICMP error the host gets for datagrams sent there */
+  answers: Map<string, { icmpType: number; icmpCode: number; reporter: string }>;
+  pending: Array<() => void>;
+  /** destination address → the errno name the host's sendto fails with (no route ...) */
+  refuse: Map<string, string>;
+}
+
+function setup(
+  opts: { restrict?: boolean; maxFlows?: number; outboundAddr?: string; now?: () => number } = {},
+) {
   const sockets: FakeSocket[] = [];
+  const fakeHost: FakeHost = { answers: new Map(), pending: [], refuse: new Map() };
+  /** the host's turn: ICMP errors queued since the last one arrive */
+  const hostTurn = () => {
+    for (const f of fakeHost.pending.splice(0)) f();
+  };
   const host: HostNet = {
     connectTcp() {
       throw new Error("the UDP NAT opens no TCP connections");
@@ -34,13 +66,14 @@ function setup(opts: { restrict?: boolean; maxFlows?: number; outboundAddr?: str
       throw new Error("the UDP NAT opens no ping sockets");
     },
     bindUdp(local, events) {
-      const s = new FakeSocket(local, events);
+      const s = new FakeSocket(local, events, fakeHost);
       sockets.push(s);
       return s;
     },
   };
   const toGuest: UdpToGuest[] = [];
-  const unreachable: Array<{ to: number; from: number; code: number }> = [];
+  const unreachable: Array<{ to: number; from: number; code: number; quote?: Buffer }> = [];
+  const timeExceeded: Array<{ to: number; from: number; code: number; quote: Buffer }> = [];
   const nat = new UdpNat(
     host,
     new NatPolicy({
@@ -51,12 +84,22 @@ function setup(opts: { restrict?: boolean; maxFlows?: number; outboundAddr?: str
     }),
     {
       toGuest: (d) => toGuest.push(d),
-      unreachable: (to, from, code) => unreachable.push({ to, from, code }),
+      unreachable: (to, from, code, quote) => unreachable.push({ to, from, code, quote }),
+      timeExceeded: (to, from, code, quote) => timeExceeded.push({ to, from, code, quote }),
     },
     silentLogger,
-    { maxFlows: opts.maxFlows ?? 8, idleTimeoutMs: 240_000 },
+    { maxFlows: opts.maxFlows ?? 8, idleTimeoutMs: 240_000, now: opts.now },
   );
-  return { nat, sockets, toGuest, unreachable };
+  return {
+    nat,
+    sockets,
+    toGuest,
+    unreachable,
+    timeExceeded,
+    answers: fakeHost.answers,
+    refuse: fakeHost.refuse,
+    hostTurn,
+  };
 }
 
 function guest(dst: string, dstPort: number, srcPort = 40000, data = "hello"): GuestUdp {
@@ -111,14 +154,76 @@ describe("UdpNat", () => {
     ]);
   });
 
-  it("turns a refused send into ICMP port unreachable from the address the guest used", () => {
-    const { nat, sockets, unreachable } = setup();
-    nat.fromGuest(guest("10.0.2.2", 9), 0);
-    sockets[0]?.events({ type: "error", code: "ECONNREFUSED" });
-    expect(unreachable).toEqual([
-      { to: ip("10.0.2.15"), from: ip("10.0.2.2"), code: IcmpUnreachableCode.port },
+  it("turns the host's port unreachable into one from the address the guest used, quoting its datagram", () => {
+    const { nat, unreachable, answers, hostTurn } = setup();
+    answers.set("127.0.0.1:9", { icmpType: 3, icmpCode: 3, reporter: "127.0.0.1" });
+    nat.fromGuest(guest("10.0.2.2", 9, 40000, "twelve bytes"), 0);
+    expect(unreachable).toEqual([]);
+    hostTurn();
+    expect(unreachable).toHaveLength(1);
+    const u = unreachable[0];
+    expect(u).toMatchObject({ to: ip("10.0.2.15"), from: ip("10.0.2.2"), code: IcmpUnreachableCode.port });
+    const q = u?.quote as Buffer;
+    expect(q).toHaveLength(28);
+    expect(q[9]).toBe(17); // UDP
+    expect(q.readUInt16BE(2)).toBe(20 + 8 + 12); // the datagram's total length
+    expect([q.readUInt32BE(12), q.readUInt32BE(16)]).toEqual([ip("10.0.2.15"), ip("10.0.2.2")]);
+    expect([q.readUInt16BE(20), q.readUInt16BE(22), q.readUInt16BE(24)]).toEqual([40000, 9, 8 + 12]);
+    expect(nat.drops.get("udp-icmp-unreachable-3")).toBe(1);
+  });
+
+  it("quotes the destination the error names, not the one the guest wrote to last", () => {
+    const { nat, unreachable, answers, hostTurn } = setup();
+    answers.set("198.51.100.1:9", { icmpType: 3, icmpCode: 1, reporter: "198.51.100.254" });
+    nat.fromGuest(guest("198.51.100.1", 9, 40000, "abc"), 0);
+    nat.fromGuest(guest("198.51.100.2", 53, 40000, "later"), 1);
+    hostTurn();
+    expect(unreachable.map((u) => [u.from, u.code])).toEqual([
+      [ip("198.51.100.1"), IcmpUnreachableCode.host],
     ]);
-    expect(nat.drops.get("udp-host-econnrefused")).toBe(1);
+    const q = unreachable[0]?.quote as Buffer;
+    expect([q.readUInt32BE(16), q.readUInt16BE(22), q.readUInt16BE(24)]).toEqual([
+      ip("198.51.100.1"),
+      9,
+      8 + 3,
+    ]);
+  });
+
+  it("turns TTL exceeded into time exceeded from the router that reported it", () => {
+    const { nat, unreachable, timeExceeded, answers, hostTurn } = setup();
+    answers.set("198.51.100.1:33434", { icmpType: 11, icmpCode: 0, reporter: "198.51.100.254" });
+    nat.fromGuest(guest("198.51.100.1", 33434), 0);
+    hostTurn();
+    expect(unreachable).toEqual([]);
+    expect(timeExceeded.map((t) => [t.to, t.from, t.code])).toEqual([
+      [ip("10.0.2.15"), ip("198.51.100.254"), 0],
+    ]);
+  });
+
+  it("keeps fragmentation needed to itself: the guest's link MTU is ours", () => {
+    const { nat, unreachable, answers, hostTurn } = setup();
+    answers.set("198.51.100.1:7", { icmpType: 3, icmpCode: 4, reporter: "198.51.100.254" });
+    nat.fromGuest(guest("198.51.100.1", 7), 0);
+    hostTurn();
+    expect(unreachable).toEqual([]);
+    expect(nat.drops.get("udp-icmp-ignored-3-4")).toBe(1);
+  });
+
+  it("counts a datagram dropped for a full send buffer, and tells the guest nothing", () => {
+    const { nat, unreachable, refuse } = setup();
+    refuse.set("198.51.100.1", "EAGAIN");
+    nat.fromGuest(guest("198.51.100.1", 7), 0);
+    expect(unreachable).toEqual([]);
+    expect(nat.drops.get("udp-host-eagain")).toBe(1);
+  });
+
+  it("answers a send the host has no route for with host unreachable from the destination", () => {
+    const { nat, unreachable, refuse } = setup();
+    refuse.set("203.0.113.7", "EHOSTUNREACH");
+    nat.fromGuest(guest("203.0.113.7", 9), 0);
+    expect(unreachable).toMatchObject([
+      { to: ip("10.0.2.15"), from: ip("203.0.113.7"), code: IcmpUnreachableCode.host },
+    ]);
   });
 
   it("with restrict=on opens no socket and answers administratively prohibited", () => {
@@ -142,6 +247,23 @@ describe("UdpNat", () => {
     expect(sockets[1]?.closed).toBe(true);
     expect(sockets[0]?.closed).toBe(false);
     expect(nat.nextDeadline()).toBe(340_000);
+  });
+
+  it("keeps a flow open while replies arrive, though the guest sends nothing more", () => {
+    let now = 0;
+    const { nat, sockets } = setup({ now: () => now });
+    nat.fromGuest(guest("198.51.100.1", 7), 0);
+    for (now = 100_000; now <= 400_000; now += 100_000) {
+      sockets[0]?.events({
+        type: "datagram",
+        data: Buffer.from("x"),
+        from: { address: "198.51.100.1", port: 7 },
+      });
+    }
+    nat.expire(400_000);
+    expect(nat.size).toBe(1);
+    nat.expire(640_000);
+    expect(nat.size).toBe(0);
   });
 
   it("evicts the least recently used flow past maxFlows and counts it", () => {

@@ -156,6 +156,22 @@ describe("UserStack ICMP echo", () => {
     expect(hookless.drops.get("icmp-no-handler")).toBe(1);
   });
 
+  it("tells a guest its datagram's TTL ran out, from the router that said so, quoting it", () => {
+    const sent: Buffer[] = [];
+    const stack = new UserStack(config(), new ManualClock(), { emit: (f) => sent.push(...f) });
+    stack.input(echoRequest(ip("10.0.2.2"), Buffer.alloc(8))); // the stack learns the guest's MAC
+    const quote = Buffer.alloc(28, 7);
+    stack.sendTimeExceeded(guestIp, ip("198.51.100.254"), 0, quote);
+    const [m, ...rest] = decodeReplies(sent);
+    expect(rest).toEqual([]);
+    expect(m?.ip).toMatchObject({ src: ip("198.51.100.254"), dst: guestIp, protocol: IpProto.icmp });
+    expect(m?.eth.dst.equals(guestMac)).toBe(true);
+    const icmp = decodeIcmp(m?.ip.payload ?? Buffer.alloc(0));
+    if (!icmp.ok) throw new Error(icmp.reason);
+    expect(icmp.value).toMatchObject({ kind: "time-exceeded", code: 0 });
+    expect(icmp.value.payload.equals(quote)).toBe(true);
+  });
+
   it("drops a corrupted IPv4 header and counts the reason", () => {
     const stack = new UserStack(config(), new ManualClock());
     const [frame] = echoRequest(ip("10.0.2.2"), Buffer.alloc(8));

@@ -1,0 +1,144 @@
+/**
+ * The host's ICMP errors for a guest's UDP, seen by a real client: a namespace's own
+ * kernel behind usernet's TAP port sends from a connected UDP socket (nettool
+ * udpprobe, with IP_RECVERR so it can say who sent the ICMP error and which one) to
+ *   - an echo server on the host's loopback through 10.0.2.2: the reply comes back;
+ *   - a closed port there: "connection refused" at once, from 10.0.2.2 (the address
+ *     the guest sent to; libslirp answers from 127.0.0.1), ICMP 3/3;
+ *   - an address the host has no route to (an "unreachable" route in the host's
+ *     namespace): "no route to host" at once, ICMP 3/1 from that address.
+ * Without IP_RECVERR on usernet's host sockets the second and third wait out the
+ * timeout: an unconnected Linux UDP socket hears of no ICMP error. A second test does
+ * the first two from a QEMU guest (virtio-net over -netdev socket, nettool in its
+ * initramfs), as a VM user meets it.
+ */
+import { expect, test } from "vitest";
+import { TestDnsServer } from "./harness/dns-server.js";
+import { Guest } from "./harness/guest.js";
+import { guestImageWithTools, hostNettool } from "./harness/guest-tools.js";
+import type { Netns } from "./harness/netns.js";
+import { describeE2E, trace } from "./harness/prereqs.js";
+import { e2eScope } from "./harness/scope.js";
+
+const tap = "ug0";
+const dnsPort = 15353;
+const echoPort = 18009;
+const closedPort = 18010;
+const noRoute = "203.0.113.7";
+
+const udpEcho = `
+const s = require("node:dgram").createSocket("udp4");
+s.on("message", (m, r) => s.send(m, r.port, r.address));
+s.bind(${echoPort}, "127.0.0.1", () => process.stdout.write("listening\\n"));
+`;
+
+function probeLine(out: string): Record<string, string> {
+  const line = out.split("\n").find((l) => l.startsWith("udpprobe "));
+  if (!line) throw new Error(`no udpprobe line in:\n${out}`);
+  return Object.fromEntries(
+    line
+      .split(" ")
+      .slice(1)
+      .map((kv) => kv.split("=") as [string, string]),
+  );
+}
+
+async function waitLink(ns: Netns, name: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await ns.exec("ip", ["link", "show", name], 5000)).code === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} did not appear in ${ns.name}`);
+}
+
+describeE2E(
+  "UDP: the host's ICMP errors reach a namespace's kernel",
+  ["root", "netns", "tun", "guest", "usernet"],
+  () => {
+    const e2e = e2eScope();
+
+    test("reply from an open port; refused at once from 10.0.2.2 for a closed one; no route to host", async () => {
+      const nettool = hostNettool();
+      trace(`nettool: ${nettool}`);
+      const host = await e2e.netns();
+      const guest = await e2e.netns();
+      await host.execOk("ip", ["route", "add", "unreachable", `${noRoute}/32`]);
+      const dns = await TestDnsServer.start(host, { port: dnsPort, records: {} });
+      e2e.defer(() => dns.close());
+      const echo = host.spawn("udp-echo", process.execPath, ["-e", udpEcho]);
+      await echo.until("udp echo listening", 10_000, () =>
+        echo.stdout.includes("listening") ? true : undefined,
+      );
+      await e2e.usernet(host, [
+        "-netdev",
+        `user,id=u0,dns-upstream=127.0.0.1:${dnsPort}`,
+        "-netdev",
+        `tap,id=t0,ifname=${tap},netns=${guest.name}`,
+      ]);
+      trace("usernet up");
+      await waitLink(guest, tap);
+      await guest.execOk("ip", ["link", "set", tap, "up"]);
+      await guest.execOk("ip", ["addr", "add", "10.0.2.15/24", "dev", tap]);
+      await guest.execOk("ip", ["route", "add", "default", "via", "10.0.2.2"]);
+
+      const probe = async (addr: string, port: number) =>
+        probeLine((await guest.exec(nettool, ["udpprobe", addr, String(port), "5000"], 15_000)).stdout);
+
+      expect(await probe("10.0.2.2", echoPort)).toMatchObject({ result: "reply", errno: "0" });
+
+      const refused = await probe("10.0.2.2", closedPort);
+      expect(refused).toMatchObject({ result: "refused", from: "10.0.2.2", icmp: "3/3" });
+      expect(Number(refused.ms)).toBeLessThan(2000); // not the 5 s timeout
+
+      const unreachable = await probe(noRoute, 9);
+      expect(unreachable).toMatchObject({ result: "unreachable", from: noRoute, icmp: "3/1" });
+      expect(Number(unreachable.ms)).toBeLessThan(2000);
+
+      // the socket that was refused still works for the next flow
+      expect(await probe("10.0.2.2", echoPort)).toMatchObject({ result: "reply" });
+    }, 300_000);
+
+    test("a QEMU guest: reply from an open port, refused at once from 10.0.2.2 for a closed one", async () => {
+      const host = await e2e.netns();
+      const dns = await TestDnsServer.start(host, { port: dnsPort, records: {} });
+      e2e.defer(() => dns.close());
+      const echo = host.spawn("udp-echo", process.execPath, ["-e", udpEcho]);
+      await echo.until("udp echo listening", 10_000, () =>
+        echo.stdout.includes("listening") ? true : undefined,
+      );
+      await e2e.usernet(
+        host,
+        [
+          "-netdev",
+          `user,id=u0,dns-upstream=127.0.0.1:${dnsPort}`,
+          "-netdev",
+          "socket,id=s0,listen=127.0.0.1:10000",
+        ],
+        { ready: { tcp: [10000], stdout: /^# attach a QEMU guest/m } },
+      );
+      const g = await Guest.start(
+        host,
+        {
+          name: "udperr",
+          netdev: "socket,id=n0,connect=127.0.0.1:10000",
+          nic: "virtio-net-pci",
+          ip: "10.0.2.15/24",
+          gw: "10.0.2.2",
+          memoryMb: 256,
+        },
+        guestImageWithTools(),
+      );
+      e2e.defer(() => g.close());
+      e2e.watch(g.proc);
+      const probe = async (port: number) => {
+        const r = await g.run(`nettool udpprobe 10.0.2.2 ${port} 5000`, { timeoutMs: 30_000 });
+        trace(`guest nettool udpprobe 10.0.2.2 ${port}: ${r.output.trim()}`);
+        return probeLine(r.output);
+      };
+      expect(await probe(echoPort)).toMatchObject({ result: "reply", errno: "0" });
+      const refused = await probe(closedPort);
+      expect(refused).toMatchObject({ result: "refused", from: "10.0.2.2", icmp: "3/3" });
+      expect(Number(refused.ms)).toBeLessThan(2000);
+    }, 300_000);
+  },
+);
