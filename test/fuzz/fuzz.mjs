@@ -933,7 +933,8 @@ let framesThrown = 0;
 let batches = 0;
 function fail(what, frame) {
   const lines = [`FAIL: ${what}`, `seed: ${seed}`];
-  for (const f of Array.isArray(frame) ? frame : frame ? [frame] : []) lines.push(`frame: ${f.toString("hex")}`);
+  for (const f of Array.isArray(frame) ? frame : frame ? [frame] : [])
+    lines.push(`frame: ${f.toString("hex")}`);
   if (logged.length > 0) lines.push(...logged.map((l) => `log: ${l}`));
   lines.push(`last frames (oldest first):`, ...recent.map((f) => `  ${f.toString("hex")}`));
   failures.push(lines.join("\n"));
