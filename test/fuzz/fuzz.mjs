@@ -1044,6 +1044,7 @@ function finish() {
     slowestFrameMs: Number(slowest.toFixed(1)),
     host,
     internalErrors: internalErrors.total,
+    services: { dhcp: netdev.dhcp.stats(), dns: netdev.dns.stats(), tftp: netdev.tftp?.stats() },
     rss: { before: mb(before.rss), peak: mb(Math.max(peak.rss, m.rss)), after: mb(after?.rss ?? m.rss) },
     heapUsed: {
       before: mb(before.heapUsed),
