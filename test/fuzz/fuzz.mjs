@@ -38,6 +38,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { Worker } from "node:worker_threads";
 
 if (typeof globalThis.gc !== "function") {
   // heap figures need a GC we can call
@@ -949,8 +950,33 @@ function threw() {
 }
 
 const mb = (n) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+// A frame that sends the stack into an endless loop never returns to the per-frame check:
+// a watchdog thread sees the heartbeat stop, prints the frame from shared memory, kills us.
+const shared = new SharedArrayBuffer(8 + 4096);
+const beat = new Int32Array(shared, 0, 2);
+const current = new Uint8Array(shared, 8);
+const watchdog = new Worker(
+  `const { workerData: w } = require("node:worker_threads");
+  const beat = new Int32Array(w.shared, 0, 2);
+  const current = new Uint8Array(w.shared, 8);
+  let last = -1, since = Date.now();
+  setInterval(() => {
+    const now = Atomics.load(beat, 0);
+    if (now !== last || Atomics.load(beat, 1) === 0) { last = now; since = Date.now(); return; }
+    if (Date.now() - since < w.limitMs) return;
+    const hex = Buffer.from(current.subarray(0, Atomics.load(beat, 1))).toString("hex");
+    // straight to fd 2: a worker's process.stderr goes through the (stuck) main thread
+    require("node:fs").writeSync(2, "FAIL: a frame did not return within " + w.limitMs + " ms (endless loop?)\\nseed: " + w.seed + "\\nframe: " + hex + "\\n");
+    process.kill(process.pid, "SIGKILL");
+  }, 200);`,
+  { eval: true, workerData: { shared, seed, limitMs: Math.max(5 * maxFrameMs, 10_000) } },
+);
+await new Promise((r) => watchdog.once("online", r));
+watchdog.unref();
+cleanups.push(() => watchdog.terminate());
+
 // warm the stack and the JIT a little before the baseline
-for (let i = 0; i < 200; i++) sink?.(gens[pick(table)]());
+for (let i = 0; i < 200; i++) throwFrames(gens[pick(table)]());
 await new Promise((r) => setTimeout(r, 200));
 globalThis.gc();
 const before = process.memoryUsage();
@@ -958,6 +984,18 @@ const peak = { rss: before.rss, heapUsed: before.heapUsed };
 say(
   `fuzz: seed ${seed}, ${(durationMs / 1000).toFixed(0)} s, ${pcapFrames.length} pcap frames in the corpus`,
 );
+
+/** hands frames to the hub as one batch; returns how long that took (ms) */
+function throwFrames(f) {
+  const head = f[0].subarray(0, current.length);
+  current.set(head);
+  Atomics.store(beat, 1, head.length);
+  Atomics.add(beat, 0, 1);
+  const t0 = performance.now();
+  sink(f);
+  Atomics.store(beat, 1, 0);
+  return performance.now() - t0;
+}
 
 const start = Date.now();
 let lastSample = start;
@@ -975,9 +1013,7 @@ outer: while (Date.now() - start < durationMs) {
         if (corpus.length < 2000) corpus.push(x);
         else if (chance(0.05)) corpus[int(2000)] = x;
       }
-      const t0 = performance.now();
-      sink(f);
-      const dt = performance.now() - t0;
+      const dt = throwFrames(f);
       slowest = Math.max(slowest, dt);
       framesThrown += f.length;
       batches++;
