@@ -13,6 +13,8 @@ import { type TcpSegment, tcpFlagsFromString, tcpFlagsToString } from "../../../
 const GUEST = 0x0a00020f;
 const HOST = 0x0a000202;
 const ISS = 1000;
+/** who the stack says sent the segments (guestKeyOfMac of 52:54:00:12:34:56) */
+const GUEST_KEY = 0x5254_0012_3456;
 
 function setup(maxFlowsPerGuest: number) {
   const clock = new ManualClock();
@@ -40,7 +42,7 @@ function setup(maxFlowsPerGuest: number) {
       urgent: 0,
       payload: Buffer.from(data),
     };
-    layer.input(GUEST, HOST, seg);
+    layer.input(GUEST, HOST, seg, GUEST_KEY);
   };
   const take = () => sent.splice(0).map((o) => `${tcpFlagsToString(o.seg.flags)} ${o.seg.seq}:${o.seg.ack}`);
   const types = () => events.splice(0).map(([, e]) => e.type);
@@ -66,7 +68,7 @@ describe("GuestTcpLayer and TIME_WAIT", () => {
       expect(r.events).toEqual(["connect-request", "established", "data", "eof", "closed"]);
     }
     expect(t.layer.size).toBe(0);
-    expect(t.layer.table.countFor(GUEST)).toBe(0);
+    expect(t.layer.table.countFor(GUEST_KEY)).toBe(0);
     expect(t.layer.table.timeWait.size).toBe(10);
     expect(t.layer.table.counters.refused).toBe(0);
   });
