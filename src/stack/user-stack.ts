@@ -47,7 +47,7 @@ import { DropCounters } from "./drop-counters.js";
 import { type GuestTcpEvents, GuestTcpLayer } from "./guest-tcp.js";
 import { Ipv4Output } from "./ipv4-output.js";
 import { Ipv4Reassembler } from "./ipv4-reassembler.js";
-import { guestKeyOfAddr, guestKeyOfMac, type TcpFlowTableOptions } from "./tcp/flow-table.js";
+import { guestKeyOfAddr, type TcpFlowTableOptions } from "./tcp/flow-table.js";
 import { newTcpEndpointCounters, type TcpEndpointCounters, type TcpOutput } from "./tcp/tcp-endpoint.js";
 import { BROADCAST_MAC, isBroadcastMac, isIpv4Multicast, sameMac } from "./wire/addr.js";
 import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "./wire/arp.js";
@@ -160,6 +160,8 @@ export class UserStack {
   private readonly maxAddressBindings: number;
   /** the clock, read once per `input` batch */
   private rxNow = 0;
+  /** the flow-table guest key of the packet being handled (its source MAC), set by `ownsAddress` */
+  private rxGuest = 0;
 
   constructor(
     readonly config: StackConfig,
@@ -244,6 +246,7 @@ export class UserStack {
   private ownsAddress(ip: number, mac: Buffer): boolean {
     const hi = mac.readUInt16BE(0);
     const lo = mac.readUInt32BE(2);
+    this.rxGuest = hi * 0x1_0000_0000 + lo;
     const now = this.rxNow;
     const b = this.bindings.get(ip);
     if (b === undefined) {
@@ -418,7 +421,8 @@ export class UserStack {
       if (broadcast) return this.drops.drop("tcp-broadcast");
       const t = decodeTcp(whole.payload, whole, this.rxTrusted ? checksumOffloaded : checksumFull);
       if (!t.ok) return this.drops.drop(t.reason);
-      return this.tcp.input(whole.src, whole.dst, t.value, guestKeyOfMac(srcMac));
+      // the source passed ownsAddress, which keyed the sender (0.0.0.0 carries no TCP)
+      return this.tcp.input(whole.src, whole.dst, t.value, this.rxGuest);
     }
     if (ourMac === undefined) {
       if (whole.protocol === IpProto.icmp && !broadcast)
