@@ -36,7 +36,7 @@ import type { GuestTcpConnection } from "./stack/guest-tcp.js";
 import { tcpFlowLimits } from "./stack/tcp/flow-table.js";
 import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
 import { type GuestUdp, UserStack } from "./stack/user-stack.js";
-import { BROADCAST_MAC, parseIpv4, prefixToMask } from "./stack/wire/addr.js";
+import { BROADCAST_MAC, parseIpv4, parseMac, prefixToMask } from "./stack/wire/addr.js";
 import { IcmpUnreachableCode } from "./stack/wire/icmp.js";
 
 const dnsPort = 53;
@@ -146,6 +146,7 @@ export class UserNetdev implements Port {
       ? new FileLeaseStore(options.stateDir, `dhcp-leases-${config.id}.json`, log)
       : new MemoryLeaseStore();
     this.dhcp = new DhcpServer(dhcpConfigFromNetdev(config), store, log.child({ service: "dhcp" }));
+    this.bindLeases();
     const policy = new NatPolicy({
       host: this.stackConfig.host,
       hostLoopback: config.hostLoopback,
@@ -434,6 +435,7 @@ export class UserNetdev implements Port {
     const reply = this.dhcp.handle(d.payload, this.wallClock());
     // after every message: a RELEASE has no reply but ends a lease and its name
     this.learnHostnames();
+    this.bindLeases();
     if (!reply) return;
     const to = reply.to;
     this.stack.sendUdp({
@@ -444,6 +446,23 @@ export class UserNetdev implements Port {
       dstMac: to === "broadcast" ? BROADCAST_MAC : to.mac,
       payload: reply.payload,
     });
+  }
+
+  /**
+   * A leased address belongs to the lease's MAC until the lease ends: the stack drops
+   * that address from any other MAC meanwhile (user-stack.ts, source addresses).
+   */
+  private bindLeases(): void {
+    const wall = this.wallClock();
+    const now = this.clock.now();
+    for (const lease of this.dhcp.leases(wall)) {
+      if (lease.state !== "bound" && lease.state !== "bootp") continue;
+      const address = parseIpv4(lease.ip);
+      const mac = parseMac(lease.mac);
+      if (address === undefined || mac === undefined) continue;
+      const until = lease.state === "bootp" ? Number.POSITIVE_INFINITY : now + (lease.expiresAt - wall);
+      this.stack.bindAddress(address, mac, until);
+    }
   }
 
   /**

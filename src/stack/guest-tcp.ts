@@ -21,7 +21,7 @@
 import type { Clock } from "./clock.js";
 import { DeadlineQueue } from "./deadline-queue.js";
 import type { DropCounters } from "./drop-counters.js";
-import { isTcpOpen, TcpFlowTable, type TcpFlowTableOptions } from "./tcp/flow-table.js";
+import { guestKeyOfAddr, isTcpOpen, TcpFlowTable, type TcpFlowTableOptions } from "./tcp/flow-table.js";
 import {
   TcpEndpoint,
   type TcpEndpointOptions,
@@ -107,6 +107,8 @@ export class GuestTcpLayer {
     options: Partial<TcpFlowTableOptions> = {},
     /** told after any timer was armed, so the driver can move its one timer earlier */
     private readonly timersChanged: () => void = () => {},
+    /** the guest key a connection towards `addr` counts against (a port forward) */
+    private readonly guestOf: (addr: number) => number = guestKeyOfAddr,
   ) {
     this.table = new TcpFlowTable(options);
     this.endpointOptions = options.endpoint ?? {};
@@ -119,7 +121,7 @@ export class GuestTcpLayer {
   connect(tuple: TcpTuple): GuestTcpConnection | undefined {
     if (this.table.get(tuple)) return undefined;
     const { endpoint, step } = TcpEndpoint.connect(tuple, this.endpointOptions, this.now());
-    if (!this.table.add(endpoint)) return undefined;
+    if (!this.table.add(endpoint, this.guestOf(tuple.guestAddr))) return undefined;
     const conn = this.connectionOf(endpoint);
     this.apply(conn, step);
     return conn;
@@ -134,8 +136,11 @@ export class GuestTcpLayer {
     return this.clock.now();
   }
 
-  /** A segment a guest at `src` sent to `dst`. */
-  input(src: number, dst: number, seg: TcpSegment): void {
+  /**
+   * A segment a guest at `src` sent to `dst`; `guest` is who sent it as the stack knows
+   * it (flow-table.ts `guestKeyOfMac`), the key a new connection counts against.
+   */
+  input(src: number, dst: number, seg: TcpSegment, guest: number): void {
     let ep = this.table.lookup(src, dst, seg);
     if (ep === undefined) {
       const tw = this.table.timeWaitInput(src, dst, seg, this.now());
@@ -148,7 +153,7 @@ export class GuestTcpLayer {
         if (rst) this.output([rst]);
         return this.drops.drop("tcp-no-connection");
       }
-      ep = this.table.open(src, dst, seg);
+      ep = this.table.open(src, dst, seg, guest);
       if (ep === undefined) {
         const rst = this.table.reject(src, dst, seg);
         if (rst) this.output([rst]);

@@ -17,6 +17,22 @@
  * answer for addresses it does not own (another guest may hold them), act on
  * 802.1Q-tagged frames (on a hub, the hub number is the VLAN).
  *
+ * Source addresses (trust model: a guest is the MAC the hub delivered its frame from,
+ * not what its packets claim). A guest IPv4 packet is dropped and counted when its
+ * source is outside the subnet ("ipv4-source-off-subnet"), the network or broadcast
+ * address ("ipv4-source-broadcast"), one of the stack's own addresses
+ * ("ipv4-source-own-address"), or 0.0.0.0 on anything but a DHCP request
+ * ("ipv4-source-unspecified"). An address then belongs to one MAC: the DHCP lease's
+ * (`bindAddress`, until the lease ends) or else the first MAC seen using it, for
+ * `addressBindingMs` after its owner last used it; the same address from another MAC
+ * meanwhile is dropped ("ipv4-spoofed-source"), and an ARP packet from another MAC
+ * claiming it teaches the ARP table nothing ("arp-spoofed-sender"). New TCP
+ * connections count against the sender's MAC (flow-table.ts `guestKeyOfMac`), so a
+ * guest cycling through addresses stays within its own flow bound. Not done here: a
+ * guest that also cycles through MACs is bounded only by the table's total, and the
+ * bindings (at most `maxAddressBindings`, oldest forgotten first) are per stack, not
+ * per hub port.
+ *
  * Every frame that is not acted on is counted: malformed input under its decoder's
  * reason, well-formed traffic meant for someone else as "ignored", traffic to the
  * outside (not routed yet) as "ipv4-unrouted". Nothing in here throws on guest bytes.
@@ -31,7 +47,7 @@ import { DropCounters } from "./drop-counters.js";
 import { type GuestTcpEvents, GuestTcpLayer } from "./guest-tcp.js";
 import { Ipv4Output } from "./ipv4-output.js";
 import { Ipv4Reassembler } from "./ipv4-reassembler.js";
-import type { TcpFlowTableOptions } from "./tcp/flow-table.js";
+import { guestKeyOfAddr, type TcpFlowTableOptions } from "./tcp/flow-table.js";
 import { newTcpEndpointCounters, type TcpEndpointCounters, type TcpOutput } from "./tcp/tcp-endpoint.js";
 import { BROADCAST_MAC, isBroadcastMac, isIpv4Multicast, sameMac } from "./wire/addr.js";
 import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "./wire/arp.js";
@@ -83,6 +99,17 @@ export interface UserStackHooks {
 
 export interface UserStackOptions {
   tcp?: Partial<TcpFlowTableOptions>;
+  /** how long an address stays its MAC's after that MAC last used it (ms; default 60 s, as an ARP entry lives) */
+  addressBindingMs?: number;
+  /** addresses bound at once; past it the oldest binding is forgotten (default 65,536) */
+  maxAddressBindings?: number;
+}
+
+/** Which MAC an address belongs to, and until when (stack clock). The MAC as two numbers: no Buffer kept, no string built. */
+interface AddressBinding {
+  hi: number;
+  lo: number;
+  until: number;
 }
 
 export interface UserStackCounters {
@@ -127,6 +154,14 @@ export class UserStack {
   private offloads = false;
   /** the frame being handled carries an offload mark: its producer vouches for its L4 checksum */
   private rxTrusted = false;
+  /** guest address → the MAC that owns it (see the theory of operation) */
+  private readonly bindings = new Map<number, AddressBinding>();
+  private readonly addressBindingMs: number;
+  private readonly maxAddressBindings: number;
+  /** the clock, read once per `input` batch */
+  private rxNow = 0;
+  /** the flow-table guest key of the packet being handled (its source MAC), set by `ownsAddress` */
+  private rxGuest = 0;
 
   constructor(
     readonly config: StackConfig,
@@ -137,6 +172,8 @@ export class UserStack {
     for (const a of gatewayAddresses(config)) this.owned.set(a, virtualMac(a));
     this.ownMacs = [...this.owned.values()];
     this.broadcast = (config.net | ~config.mask) >>> 0;
+    this.addressBindingMs = options.addressBindingMs ?? 60_000;
+    this.maxAddressBindings = options.maxAddressBindings ?? 65_536;
     this.reassembler = new Ipv4Reassembler({ drops: this.drops });
     this.output = new Ipv4Output(config.mtu, (n) => this.slab.take(n));
     const tcpEvents = hooks.tcp;
@@ -155,7 +192,84 @@ export class UserStack {
         },
       },
       () => hooks.timersChanged?.(),
+      (addr) => this.guestKeyOf(addr),
     );
+  }
+
+  /**
+   * Binds `ip` to `mac` until `until` (stack clock), whoever held it: the DHCP server
+   * leased it to that MAC. Later packets from the owner keep it at least
+   * `addressBindingMs` past their arrival.
+   */
+  bindAddress(ip: number, mac: Buffer, until: number): void {
+    const hi = mac.readUInt16BE(0);
+    const lo = mac.readUInt32BE(2);
+    const b = this.bindings.get(ip >>> 0);
+    if (b !== undefined && b.hi === hi && b.lo === lo) {
+      b.until = Math.max(b.until, until);
+      return;
+    }
+    this.setBinding(ip >>> 0, { hi, lo, until });
+  }
+
+  /** The MAC `ip` is bound to now, if any. */
+  addressOwner(ip: number): Buffer | undefined {
+    const b = this.bindings.get(ip >>> 0);
+    if (b === undefined || b.until <= this.clock.now()) return undefined;
+    const mac = Buffer.allocUnsafe(6);
+    mac.writeUInt16BE(b.hi, 0);
+    mac.writeUInt32BE(b.lo, 2);
+    return mac;
+  }
+
+  private setBinding(ip: number, b: AddressBinding): void {
+    this.bindings.delete(ip);
+    this.bindings.set(ip, b);
+    if (this.bindings.size > this.maxAddressBindings) {
+      const oldest = this.bindings.keys().next().value;
+      if (oldest !== undefined) this.bindings.delete(oldest);
+    }
+  }
+
+  /** The flow-table guest key of whoever owns `addr` (a port forward towards it). */
+  private guestKeyOf(addr: number): number {
+    const b = this.bindings.get(addr >>> 0);
+    if (b === undefined || b.until <= this.clock.now()) return guestKeyOfAddr(addr);
+    return b.hi * 0x1_0000_0000 + b.lo;
+  }
+
+  /**
+   * Whether `mac` may send from `ip` (in the subnet, not ours) now; binds a free or
+   * stale address to it and keeps its own binding fresh. O(1), no allocation but a
+   * new binding's.
+   */
+  private ownsAddress(ip: number, mac: Buffer): boolean {
+    const hi = mac.readUInt16BE(0);
+    const lo = mac.readUInt32BE(2);
+    this.rxGuest = hi * 0x1_0000_0000 + lo;
+    const now = this.rxNow;
+    const b = this.bindings.get(ip);
+    if (b === undefined) {
+      this.setBinding(ip, { hi, lo, until: now + this.addressBindingMs });
+      return true;
+    }
+    if (b.hi === hi && b.lo === lo) {
+      const until = now + this.addressBindingMs;
+      if (until > b.until) b.until = until;
+      return true;
+    }
+    if (b.until > now) return false;
+    b.hi = hi;
+    b.lo = lo;
+    b.until = now + this.addressBindingMs;
+    return true;
+  }
+
+  /** Whether `ip` is bound, now, to a MAC other than `mac`. */
+  private ownedByOther(ip: number, mac: Buffer): boolean {
+    const b = this.bindings.get(ip >>> 0);
+    if (b === undefined || b.until <= this.clock.now()) return false;
+    return b.hi !== mac.readUInt16BE(0) || b.lo !== mac.readUInt32BE(2);
   }
 
   /** The MAC the gateway uses for its own frames. */
@@ -176,6 +290,7 @@ export class UserStack {
   /** Takes a batch of frames from the hub; returns the frames to send back. */
   input(frames: readonly Buffer[]): Buffer[] {
     const out: Buffer[] = [];
+    this.rxNow = this.clock.now();
     for (const frame of frames) {
       this.counters.rxFrames++;
       const mark = offloadOf(frame);
@@ -224,7 +339,11 @@ export class UserStack {
     const r = decodeArp(payload);
     if (!r.ok) return this.drops.drop(r.reason);
     const arp = r.value;
-    if (arp.senderIp !== 0 && this.inNetwork(arp.senderIp)) this.arp.learn(arp.senderIp, arp.senderMac);
+    if (arp.senderIp !== 0 && this.inNetwork(arp.senderIp)) {
+      // a guest may not point the ARP table at itself for an address another guest holds
+      if (this.ownedByOther(arp.senderIp, srcMac)) this.drops.drop("arp-spoofed-sender");
+      else this.arp.learn(arp.senderIp, arp.senderMac);
+    }
     if (arp.op !== ArpOp.request) return;
     const mac = this.owned.get(arp.targetIp);
     if (mac === undefined) {
@@ -261,15 +380,26 @@ export class UserStack {
     const r = decodeIpv4(payload);
     if (!r.ok) return this.drops.drop(r.reason);
     const ip = r.value;
-    if (this.inNetwork(ip.src) && !this.owned.has(ip.src)) this.arp.learn(ip.src, srcMac);
     const ourMac = this.owned.get(ip.dst);
     const broadcast = ip.dst === this.broadcast || ip.dst === 0xffffffff;
     if (ourMac === undefined && broadcast && ip.protocol !== IpProto.udp) {
       this.counters.ignored++;
       return;
     }
-    if (ip.src === 0xffffffff || isIpv4Multicast(ip.src) || this.owned.has(ip.src)) {
-      return this.drops.drop("ipv4-bad-source");
+    const src = ip.src;
+    if (src === 0) {
+      // only a DHCP client without an address yet: UDP to port 67, first fragment
+      if (ip.protocol !== IpProto.udp || ip.fragmentOffset !== 0 || ip.payload.length < 4)
+        return this.drops.drop("ipv4-source-unspecified");
+      if (ip.payload.readUInt16BE(2) !== 67 || (ip.dst !== 0xffffffff && ip.dst !== this.config.host))
+        return this.drops.drop("ipv4-source-unspecified");
+    } else {
+      if ((src & this.config.mask) >>> 0 !== this.config.net)
+        return this.drops.drop("ipv4-source-off-subnet");
+      if (src === this.broadcast || src === this.config.net) return this.drops.drop("ipv4-source-broadcast");
+      if (this.owned.has(src)) return this.drops.drop("ipv4-source-own-address");
+      if (!this.ownsAddress(src, srcMac)) return this.drops.drop("ipv4-spoofed-source");
+      this.arp.learn(src, srcMac);
     }
     if (isIpv4Multicast(ip.dst)) return this.drops.drop("ipv4-multicast-not-forwarded");
     const whole = this.reassembler.push(
@@ -291,7 +421,8 @@ export class UserStack {
       if (broadcast) return this.drops.drop("tcp-broadcast");
       const t = decodeTcp(whole.payload, whole, this.rxTrusted ? checksumOffloaded : checksumFull);
       if (!t.ok) return this.drops.drop(t.reason);
-      return this.tcp.input(whole.src, whole.dst, t.value);
+      // the source passed ownsAddress, which keyed the sender (0.0.0.0 carries no TCP)
+      return this.tcp.input(whole.src, whole.dst, t.value, this.rxGuest);
     }
     if (ourMac === undefined) {
       if (whole.protocol === IpProto.icmp && !broadcast)

@@ -1,7 +1,6 @@
 /**
- * The table of guest TCP connections: 4-tuple → endpoint, with a bound per guest
- * address, the tuples in TIME_WAIT, and the RST answer for a segment that belongs to no
- * connection.
+ * The table of guest TCP connections: 4-tuple → endpoint, with a bound per guest, the
+ * tuples in TIME_WAIT, and the RST answer for a segment that belongs to no connection.
  *
  * Theory of operation: the stack looks a guest segment up by (guest address, guest port,
  * remote address, remote port). An unknown SYN (no ACK, no RST) opens a passive endpoint
@@ -16,9 +15,16 @@
  * a retransmitted FIN, or let a new SYN reopen the tuple), otherwise with `rstFor`.
  * Nothing here runs timers.
  *
- * Defaults: 32,768 connections per guest address (a Linux guest has ~28,000 ephemeral
- * ports per destination; slirp4netns holds 10,000), 65,536 in the table (a guest that
- * claims many source addresses is still bounded), 16,384 TIME_WAIT records.
+ * A guest is who the stack says it is, not the source address it claims: the caller
+ * passes a guest key with every open, `guestKeyOfMac` (the source MAC of the frame, as
+ * the hub delivered it) for a guest SYN, `guestKeyOfAddr` only where no MAC is known
+ * (a port forward to an address no guest has used yet). A guest that cycles through
+ * source addresses therefore stays within its own bound; one that cycles through MACs
+ * is bounded only by `maxFlows` (per-port identity is not done yet).
+ *
+ * Defaults: 32,768 connections per guest (a Linux guest has ~28,000 ephemeral
+ * ports per destination; slirp4netns holds 10,000), 65,536 in the table, 16,384
+ * TIME_WAIT records.
  *
  * Keys are strings of six UTF-16 code units (the 96 bits of the tuple): 96 bits do not
  * fit a JS number and a string key is what a Map hashes fastest short of that. Built
@@ -38,7 +44,7 @@ import {
 import { type TimeWaitAnswer, TimeWaitTable } from "./time-wait.js";
 
 export interface TcpFlowTableOptions {
-  /** connections one guest address may hold at once (TIME_WAIT not counted) */
+  /** connections one guest (source MAC) may hold at once (TIME_WAIT not counted) */
   maxFlowsPerGuest: number;
   /** connections in the whole table (TIME_WAIT not counted) */
   maxFlows: number;
@@ -80,6 +86,16 @@ export interface TcpFlowTableCounters {
 }
 
 const { fin: FIN, syn: SYN, rst: RST, ack: ACK } = TcpFlag;
+
+/** The guest key of a source MAC: its 48 bits as one number (exact in a double). */
+export function guestKeyOfMac(mac: Buffer): number {
+  return mac.readUInt16BE(0) * 0x1_0000_0000 + mac.readUInt32BE(2);
+}
+
+/** The guest key for an address whose MAC is unknown: above every MAC key, so the two never meet. */
+export function guestKeyOfAddr(addr: number): number {
+  return 0x1_0000_0000_0000 + (addr >>> 0);
+}
 
 export function tcpTupleKey(t: TcpTuple): string {
   return String.fromCharCode(
@@ -132,7 +148,10 @@ export class TcpFlowTable {
   readonly timeWait: TimeWaitTable;
   private readonly o: TcpFlowTableOptions;
   private readonly flows = new Map<string, TcpEndpoint>();
+  /** guest key → connections it holds */
   private readonly perGuest = new Map<number, number>();
+  /** endpoint → the guest key it counts against (touched on open and close only) */
+  private readonly owners = new Map<TcpEndpoint, number>();
   /**
    * The endpoint the last lookup found: a bulk transfer sends one ACK per two segments
    * on the same connection, and comparing four numbers costs far less than building the
@@ -161,9 +180,9 @@ export class TcpFlowTable {
     return this.flows.size;
   }
 
-  /** Connections the guest at `addr` holds. */
-  countFor(addr: number): number {
-    return this.perGuest.get(addr >>> 0) ?? 0;
+  /** Connections the guest with this key (`guestKeyOfMac`, `guestKeyOfAddr`) holds. */
+  countFor(guest: number): number {
+    return this.perGuest.get(guest) ?? 0;
   }
 
   get(t: TcpTuple): TcpEndpoint | undefined {
@@ -189,14 +208,15 @@ export class TcpFlowTable {
   }
 
   /**
-   * Opens a passive endpoint for the guest SYN `seg` (not yet fed to it); undefined when
-   * a bound is reached (counted). An existing endpoint is returned as it is.
+   * Opens a passive endpoint for the guest SYN `seg` (not yet fed to it), counted
+   * against `guest`; undefined when a bound is reached (counted). An existing endpoint
+   * is returned as it is.
    */
-  open(src: number, dst: number, seg: TcpSegment): TcpEndpoint | undefined {
+  open(src: number, dst: number, seg: TcpSegment, guest: number): TcpEndpoint | undefined {
     const tuple = tcpTupleFromGuest(src, dst, seg);
     const existing = this.get(tuple);
     if (existing) return existing;
-    return this.insert(tuple, TcpEndpoint.listen(tuple, this.o.endpoint));
+    return this.insert(tuple, TcpEndpoint.listen(tuple, this.o.endpoint), guest);
   }
 
   /**
@@ -219,13 +239,13 @@ export class TcpFlowTable {
   }
 
   /** Adds an endpoint (e.g. an active open for a port forward); false when a bound is reached or the tuple is taken. */
-  add(endpoint: TcpEndpoint): boolean {
+  add(endpoint: TcpEndpoint, guest: number): boolean {
     if (this.get(endpoint.tuple)) return false;
-    return this.insert(endpoint.tuple, endpoint) !== undefined;
+    return this.insert(endpoint.tuple, endpoint, guest) !== undefined;
   }
 
-  private insert(tuple: TcpTuple, ep: TcpEndpoint): TcpEndpoint | undefined {
-    const n = this.countFor(tuple.guestAddr);
+  private insert(tuple: TcpTuple, ep: TcpEndpoint, guest: number): TcpEndpoint | undefined {
+    const n = this.countFor(guest);
     if (n >= this.o.maxFlowsPerGuest || this.flows.size >= this.o.maxFlows) {
       this.counters.refused++;
       return undefined;
@@ -234,7 +254,8 @@ export class TcpFlowTable {
     this.flows.set(key, ep);
     // a connection on a tuple ends its TIME_WAIT (an active open, or a SYN that reopened it)
     if (this.timeWait.size > 0) this.timeWait.remove(key);
-    this.perGuest.set(tuple.guestAddr >>> 0, n + 1);
+    this.perGuest.set(guest, n + 1);
+    this.owners.set(ep, guest);
     this.counters.opened++;
     return ep;
   }
@@ -246,7 +267,8 @@ export class TcpFlowTable {
     if (ep === undefined) return false;
     this.flows.delete(key);
     if (ep === this.recent) this.recent = undefined;
-    const g = t.guestAddr >>> 0;
+    const g = this.owners.get(ep) ?? guestKeyOfAddr(t.guestAddr);
+    this.owners.delete(ep);
     const n = (this.perGuest.get(g) ?? 1) - 1;
     if (n > 0) this.perGuest.set(g, n);
     else this.perGuest.delete(g);

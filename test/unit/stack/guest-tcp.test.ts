@@ -7,12 +7,15 @@ import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../../src/stack/clock.js";
 import { DropCounters } from "../../../src/stack/drop-counters.js";
 import { type GuestTcpConnection, GuestTcpLayer } from "../../../src/stack/guest-tcp.js";
+import { guestKeyOfMac } from "../../../src/stack/tcp/flow-table.js";
 import type { TcpEvent, TcpOutput } from "../../../src/stack/tcp/tcp-endpoint.js";
 import { type TcpSegment, tcpFlagsFromString, tcpFlagsToString } from "../../../src/stack/wire/tcp.js";
 
 const GUEST = 0x0a00020f;
 const HOST = 0x0a000202;
 const ISS = 1000;
+/** who the stack says sent the segments: the guest's MAC */
+const GUEST_KEY = guestKeyOfMac(Buffer.from([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]));
 
 function setup(maxFlowsPerGuest: number) {
   const clock = new ManualClock();
@@ -40,7 +43,7 @@ function setup(maxFlowsPerGuest: number) {
       urgent: 0,
       payload: Buffer.from(data),
     };
-    layer.input(GUEST, HOST, seg);
+    layer.input(GUEST, HOST, seg, GUEST_KEY);
   };
   const take = () => sent.splice(0).map((o) => `${tcpFlagsToString(o.seg.flags)} ${o.seg.seq}:${o.seg.ack}`);
   const types = () => events.splice(0).map(([, e]) => e.type);
@@ -66,7 +69,7 @@ describe("GuestTcpLayer and TIME_WAIT", () => {
       expect(r.events).toEqual(["connect-request", "established", "data", "eof", "closed"]);
     }
     expect(t.layer.size).toBe(0);
-    expect(t.layer.table.countFor(GUEST)).toBe(0);
+    expect(t.layer.table.countFor(GUEST_KEY)).toBe(0);
     expect(t.layer.table.timeWait.size).toBe(10);
     expect(t.layer.table.counters.refused).toBe(0);
   });

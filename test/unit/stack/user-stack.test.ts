@@ -312,3 +312,123 @@ describe("offloads (an offloading TAP on the hub)", () => {
     expect(whole(frames.shift()).payload.length).toBe(1400);
   });
 });
+
+describe("guest source addresses (a guest is its MAC, not what it claims)", () => {
+  const host = ip("10.0.2.2");
+  const macA = guestMac;
+  const macB = parseMac("52:54:00:12:34:57") ?? Buffer.alloc(6);
+
+  /** A SYN from `mac` claiming `src`:`port`, to 10.0.2.2:80. */
+  function syn(mac: Buffer, src: number, port = 40000): Buffer {
+    const seg = {
+      srcPort: port,
+      dstPort: 80,
+      seq: 1,
+      ack: 0,
+      flags: TcpFlag.syn,
+      window: 64240,
+      urgent: 0,
+      payload: Buffer.alloc(0),
+    };
+    return new Ipv4Output(1500).tcp(mac, virtualMac(host), src, host, seg, checksumFull);
+  }
+
+  function ping(mac: Buffer, src: number): Buffer {
+    const icmp = Buffer.alloc(8);
+    encodeIcmp({ kind: "echo-request", code: 0, id: 1, seq: 1, payload: Buffer.alloc(0) }, icmp);
+    const [f] = new Ipv4Output(1500).frames({
+      srcMac: mac,
+      dstMac: virtualMac(host),
+      src,
+      dst: host,
+      protocol: IpProto.icmp,
+      payload: icmp,
+    });
+    if (!f) throw new Error("no frame");
+    return f;
+  }
+
+  function setup(maxFlowsPerGuest = 1000) {
+    const clock = new ManualClock();
+    const requests: number[] = [];
+    const stack = new UserStack(
+      config(),
+      clock,
+      {
+        emit() {},
+        tcp: (conn, ev) => {
+          if (ev.type === "connect-request") {
+            requests.push(conn.guestAddr);
+            conn.accept();
+          }
+        },
+      },
+      { tcp: { maxFlowsPerGuest }, addressBindingMs: 60_000 },
+    );
+    return { clock, stack, requests };
+  }
+
+  it("drops sources outside the subnet, the stack's own, and the broadcast ones, each counted", () => {
+    const { stack, requests } = setup();
+    stack.input([syn(macA, ip("192.0.2.7")), syn(macA, ip("10.0.3.15"))]);
+    stack.input([syn(macA, host), syn(macA, ip("10.0.2.3")), ping(macA, ip("10.0.2.3"))]);
+    stack.input([syn(macA, ip("10.0.2.255")), syn(macA, ip("10.0.2.0")), syn(macA, 0)]);
+    expect(requests).toEqual([]);
+    expect(stack.drops.get("ipv4-source-off-subnet")).toBe(2);
+    expect(stack.drops.get("ipv4-source-own-address")).toBe(3);
+    expect(stack.drops.get("ipv4-source-broadcast")).toBe(2);
+    expect(stack.drops.get("ipv4-source-unspecified")).toBe(1);
+    expect(stack.tcp.table.counters.opened).toBe(0);
+    stack.input([syn(macA, guestIp)]);
+    expect(requests).toEqual([guestIp]);
+  });
+
+  it("keeps an address its first MAC's: another MAC using it is dropped while the binding is fresh", () => {
+    const { clock, stack, requests } = setup();
+    const replies = stack.input([ping(macA, guestIp)]);
+    expect(replies).toHaveLength(1);
+    expect(stack.input([ping(macB, guestIp), syn(macB, guestIp)])).toEqual([]);
+    expect(stack.drops.get("ipv4-spoofed-source")).toBe(2);
+    expect(requests).toEqual([]);
+    // the ARP table still points at A: an ARP from B claiming the address teaches it nothing
+    const arpFromB = arpRequest(host);
+    macB.copy(arpFromB, 6);
+    macB.copy(arpFromB, 14 + 8);
+    stack.input([arpFromB]);
+    expect(stack.drops.get("arp-spoofed-sender")).toBe(1);
+    expect(stack.arp.lookup(guestIp)).toEqual(macA);
+    // A keeps it fresh by using it; once A is silent past the binding, B may take it
+    clock.advance(50_000);
+    stack.input([ping(macA, guestIp)]);
+    clock.advance(50_000);
+    expect(stack.input([ping(macB, guestIp)])).toEqual([]);
+    clock.advance(10_001);
+    expect(stack.input([ping(macB, guestIp)])).toHaveLength(1);
+    expect(stack.addressOwner(guestIp)).toEqual(macB);
+  });
+
+  it("gives a leased address to the lease's MAC, even against the MAC seen first", () => {
+    const { clock, stack } = setup();
+    stack.input([ping(macB, guestIp)]);
+    stack.bindAddress(guestIp, macA, clock.now() + 3_600_000);
+    expect(stack.input([ping(macB, guestIp)])).toEqual([]);
+    expect(stack.input([ping(macA, guestIp)])).toHaveLength(1);
+    clock.advance(3_000_000); // silent for 50 min: the lease still holds
+    expect(stack.input([ping(macB, guestIp)])).toEqual([]);
+    expect(stack.drops.get("ipv4-spoofed-source")).toBe(2);
+  });
+
+  it("counts connections against the sender's MAC, so cycling source addresses does not escape the bound", () => {
+    const { stack, requests } = setup(4);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 40; i++) frames.push(syn(macA, ip("10.0.2.100") + i, 40000 + i));
+    stack.input(frames);
+    expect(requests).toHaveLength(4);
+    expect(stack.tcp.table.counters.refused).toBe(36);
+    expect(stack.drops.get("tcp-too-many-connections")).toBe(36);
+    // another guest is not affected by A's exhaustion
+    stack.input([syn(macB, ip("10.0.2.16"))]);
+    expect(requests).toHaveLength(5);
+    expect(requests.at(-1)).toBe(ip("10.0.2.16"));
+  });
+});

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  guestKeyOfAddr,
   rstFor,
   TcpFlowTable,
   tcpFlowLimits,
@@ -82,11 +83,11 @@ describe("tcpTupleKey", () => {
 describe("TcpFlowTable", () => {
   it("finds the right flow whichever was looked up last, and none once deleted", () => {
     const t = new TcpFlowTable();
-    const a = t.open(G1, R, seg(TcpFlag.syn));
-    const b = t.open(G1, R, seg(TcpFlag.syn, { srcPort: 40001 }));
-    const c = t.open(G2, R, seg(TcpFlag.syn));
-    const d = t.open(G1, R + 1, seg(TcpFlag.syn));
-    const e = t.open(G1, R, seg(TcpFlag.syn, { dstPort: 81 }));
+    const a = t.open(G1, R, seg(TcpFlag.syn), guestKeyOfAddr(G1));
+    const b = t.open(G1, R, seg(TcpFlag.syn, { srcPort: 40001 }), guestKeyOfAddr(G1));
+    const c = t.open(G2, R, seg(TcpFlag.syn), guestKeyOfAddr(G2));
+    const d = t.open(G1, R + 1, seg(TcpFlag.syn), guestKeyOfAddr(G1));
+    const e = t.open(G1, R, seg(TcpFlag.syn, { dstPort: 81 }), guestKeyOfAddr(G1));
     expect(new Set([a, b, c, d, e]).size).toBe(5);
     for (let round = 0; round < 2; round++) {
       expect(t.lookup(G1, R, seg(TcpFlag.ack))).toBe(a);
@@ -99,7 +100,7 @@ describe("TcpFlowTable", () => {
     expect(t.lookup(G1, R, seg(TcpFlag.ack))).toBe(a);
     expect(t.delete(tcpTupleFromGuest(G1, R, seg(TcpFlag.ack)))).toBe(true);
     expect(t.lookup(G1, R, seg(TcpFlag.ack))).toBeUndefined();
-    const again = t.open(G1, R, seg(TcpFlag.syn));
+    const again = t.open(G1, R, seg(TcpFlag.syn), guestKeyOfAddr(G1));
     expect(again).not.toBe(a);
     expect(t.lookup(G1, R, seg(TcpFlag.ack))).toBe(again);
   });
@@ -107,46 +108,48 @@ describe("TcpFlowTable", () => {
   it("opens, finds and deletes flows by 4-tuple", () => {
     const t = new TcpFlowTable();
     const syn = seg(TcpFlag.syn);
-    const ep = t.open(G1, R, syn);
+    const ep = t.open(G1, R, syn, guestKeyOfAddr(G1));
     expect(ep).toBeDefined();
     expect(t.lookup(G1, R, syn)).toBe(ep);
     expect(t.lookup(G1, R, seg(TcpFlag.ack, { srcPort: 40001 }))).toBeUndefined();
     expect(t.lookup(G2, R, syn)).toBeUndefined();
     // a repeated SYN finds the same endpoint
-    expect(t.open(G1, R, syn)).toBe(ep);
+    expect(t.open(G1, R, syn, guestKeyOfAddr(G1))).toBe(ep);
     expect(t.size).toBe(1);
-    expect(t.countFor(G1)).toBe(1);
+    expect(t.countFor(guestKeyOfAddr(G1))).toBe(1);
     expect(t.delete(tcpTupleFromGuest(G1, R, syn))).toBe(true);
     expect(t.delete(tcpTupleFromGuest(G1, R, syn))).toBe(false);
     expect(t.size).toBe(0);
-    expect(t.countFor(G1)).toBe(0);
+    expect(t.countFor(guestKeyOfAddr(G1))).toBe(0);
   });
 
   it("bounds connections per guest and counts refusals", () => {
     const t = new TcpFlowTable({ maxFlowsPerGuest: 2 });
-    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 1 }))).toBeDefined();
-    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 2 }))).toBeDefined();
-    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 3 }))).toBeUndefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 1 }), guestKeyOfAddr(G1))).toBeDefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 2 }), guestKeyOfAddr(G1))).toBeDefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 3 }), guestKeyOfAddr(G1))).toBeUndefined();
     expect(t.counters.refused).toBe(1);
     // another guest is not affected
-    expect(t.open(G2, R, seg(TcpFlag.syn, { srcPort: 3 }))).toBeDefined();
+    expect(t.open(G2, R, seg(TcpFlag.syn, { srcPort: 3 }), guestKeyOfAddr(G2))).toBeDefined();
     // freeing one makes room again
     t.delete(tcpTupleFromGuest(G1, R, seg(TcpFlag.syn, { srcPort: 1 })));
-    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 3 }))).toBeDefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 3 }), guestKeyOfAddr(G1))).toBeDefined();
     expect(t.counters.opened).toBe(4);
     expect([...t].length).toBe(3);
   });
 
   it("bounds the whole table", () => {
     const t = new TcpFlowTable({ maxFlows: 1 });
-    expect(t.open(G1, R, seg(TcpFlag.syn))).toBeDefined();
-    expect(t.open(G2, R, seg(TcpFlag.syn))).toBeUndefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn), guestKeyOfAddr(G1))).toBeDefined();
+    expect(t.open(G2, R, seg(TcpFlag.syn), guestKeyOfAddr(G2))).toBeUndefined();
     expect(t.counters.refused).toBe(1);
   });
 
   it("retires a connection in TIME_WAIT: no flow slot, a record that answers and lets a new SYN in", () => {
     const t = new TcpFlowTable({ maxFlowsPerGuest: 1, endpoint: { random: () => 1000 } });
-    const ep = t.open(G1, R, seg(TcpFlag.syn)) as NonNullable<ReturnType<TcpFlowTable["open"]>>;
+    const ep = t.open(G1, R, seg(TcpFlag.syn), guestKeyOfAddr(G1)) as NonNullable<
+      ReturnType<TcpFlowTable["open"]>
+    >;
     ep.onSegment(seg(TcpFlag.syn), 0);
     ep.accept(0);
     ep.onSegment(seg(TcpFlag.ack, { seq: 5001, ack: 1001 }), 0);
@@ -154,13 +157,13 @@ describe("TcpFlowTable", () => {
     const step = ep.onSegment(seg(TcpFlag.ack | TcpFlag.fin, { seq: 5001, ack: 1002 }), 0);
     expect(step.events.map((e) => e.type)).toEqual(["eof", "time-wait"]);
     // the guest is at its bound until the connection is retired
-    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 40001 }))).toBeUndefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 40001 }), guestKeyOfAddr(G1))).toBeUndefined();
     expect(t.retire(ep, 0)).toBe(true);
     expect(t.retire(ep, 0)).toBe(false);
     expect(t.size).toBe(0);
-    expect(t.countFor(G1)).toBe(0);
+    expect(t.countFor(guestKeyOfAddr(G1))).toBe(0);
     expect(t.timeWait.size).toBe(1);
-    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 40001 }))).toBeDefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: 40001 }), guestKeyOfAddr(G1))).toBeDefined();
     // the guest's FIN again: acked from the record
     const again = t.timeWaitInput(G1, R, seg(TcpFlag.ack | TcpFlag.fin, { seq: 5001, ack: 1002 }), 10);
     expect(again?.reopen).toBe(false);
@@ -180,7 +183,7 @@ describe("TcpFlowTable", () => {
       0,
     );
     expect(t.timeWaitInput(G1, R, seg(TcpFlag.ack, { seq: 1 }), 0)?.reply).toBeDefined();
-    expect(t.open(G1, R, seg(TcpFlag.syn))).toBeDefined();
+    expect(t.open(G1, R, seg(TcpFlag.syn), guestKeyOfAddr(G1))).toBeDefined();
     expect(t.timeWait.size).toBe(0);
   });
 
@@ -194,8 +197,9 @@ describe("TcpFlowTable", () => {
 
   it("allows one guest 30,000 connections by default", () => {
     const t = new TcpFlowTable();
-    for (let p = 1; p <= 30_000; p++) expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: p }))).toBeDefined();
-    expect(t.countFor(G1)).toBe(30_000);
+    for (let p = 1; p <= 30_000; p++)
+      expect(t.open(G1, R, seg(TcpFlag.syn, { srcPort: p }), guestKeyOfAddr(G1))).toBeDefined();
+    expect(t.countFor(guestKeyOfAddr(G1))).toBe(30_000);
     expect(t.limits).toEqual({ maxFlows: 65536, maxFlowsPerGuest: 32768, maxTimeWait: 16384 });
   });
 
