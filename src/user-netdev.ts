@@ -32,6 +32,7 @@ import type { SmbdHost, SmbdLauncher } from "./services/smb/smbd-launcher.js";
 import type { TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
 import type { StackConfig } from "./stack/config.js";
+import { guestOf } from "./stack/guest-bounds.js";
 import type { GuestTcpConnection } from "./stack/guest-tcp.js";
 import { tcpFlowLimits } from "./stack/tcp/flow-table.js";
 import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
@@ -176,6 +177,7 @@ export class UserNetdev implements Port {
       policy,
       (e) => this.stack.sendEchoReply(e),
       log.child({ proxy: "icmp" }),
+      { maxFlows: config.icmpMaxIds, maxFlowsPerGuest: config.icmpMaxIdsPerGuest },
     );
     this.udpNat = new UdpNat(
       options.hostNet ?? nodeHostNet,
@@ -189,7 +191,11 @@ export class UserNetdev implements Port {
         timeExceeded: (to, from, code, quote) => this.stack.sendTimeExceeded(to, from, code, quote),
       },
       log.child({ proxy: "udp" }),
-      { now: () => this.clock.now() },
+      {
+        now: () => this.clock.now(),
+        maxFlows: config.udpMaxSockets,
+        maxFlowsPerGuest: config.udpMaxSocketsPerGuest,
+      },
     );
     const dnsLog = log.child({ service: "dns" });
     const upstreams = chooseUpstreams(config.dnsUpstream, options.resolvConf);
@@ -205,6 +211,8 @@ export class UserNetdev implements Port {
       servers: upstreams.servers,
       logger: dnsLog,
       localNames: this.localNames,
+      maxInflight: config.dnsMaxQueries,
+      maxInflightPerGuest: config.dnsMaxQueriesPerGuest,
     });
     this.dnsTcp = new LocalTcpService(
       {
@@ -287,6 +295,8 @@ export class UserNetdev implements Port {
         root: config.tftp,
         logger: log.child({ service: "tftp" }),
         mtu: config.mtu,
+        maxTransfers: config.tftpMaxSessions,
+        maxTransfersPerGuest: config.tftpMaxSessionsPerGuest,
       });
     }
     if (config.smb !== undefined) {
@@ -389,7 +399,7 @@ export class UserNetdev implements Port {
     // the payload is a view of a frame; the forwarder copies what it keeps
     const guest = { src: d.src, srcPort: d.srcPort };
     void this.dns
-      .handle(d.payload, "udp")
+      .handle(d.payload, "udp", guestOf(d.src))
       .then((answer) => {
         if (!answer || this.closed) return;
         this.stack.sendUdp({
