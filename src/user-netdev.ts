@@ -217,7 +217,7 @@ export class UserNetdev implements Port {
     this.dnsTcp = new LocalTcpService(
       {
         name: "dns-tcp",
-        open: dnsOverTcp({ resolve: (q) => this.dns.handle(q, "tcp") }),
+        open: dnsOverTcp({ resolve: (q, peer) => this.dns.handle(q, "tcp", guestOf(peer.guestAddr)) }),
         idleTimeoutMs: dnsTcpIdleMs,
       },
       dnsLog,
