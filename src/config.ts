@@ -72,6 +72,22 @@ export interface UserNetdevConfig {
   maxFlows?: number;
   /** TCP connections one guest address may hold; absent = 32,768 (at most maxFlows) */
   maxFlowsPerGuest?: number;
+  /** host UDP sockets of the NAT in all (least recently used evicted); absent = 4,096 */
+  udpMaxSockets?: number;
+  /** host UDP sockets one guest may hold (more refused); absent = 1,024 */
+  udpMaxSocketsPerGuest?: number;
+  /** ping sockets (guest echo ids) in all (least recently used evicted); absent = 1,024 */
+  icmpMaxIds?: number;
+  /** ping sockets one guest may hold (more refused); absent = 64 */
+  icmpMaxIdsPerGuest?: number;
+  /** DNS queries waiting for upstream in all; absent = 256 */
+  dnsMaxQueries?: number;
+  /** DNS queries from one guest waiting for upstream; absent = 64 */
+  dnsMaxQueriesPerGuest?: number;
+  /** TFTP transfers at once in all; absent = 64 */
+  tftpMaxSessions?: number;
+  /** TFTP transfers one guest may run at once; absent = 8 */
+  tftpMaxSessionsPerGuest?: number;
 }
 
 export interface SocketNetdevConfig {

@@ -25,6 +25,7 @@ import type { DhcpLeaseInfo, DhcpStats } from "./services/dhcp/dhcp-server.js";
 import type { DnsForwarderStats } from "./services/dns/dns-forwarder.js";
 import type { TftpStats } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
+import { ipv4ReassemblyDefaults } from "./stack/ipv4-reassembler.js";
 import type { TcpFlowTableCounters } from "./stack/tcp/flow-table.js";
 import type { TcpEndpointCounters } from "./stack/tcp/tcp-endpoint.js";
 import type { TimeWaitCounters } from "./stack/tcp/time-wait.js";
@@ -72,6 +73,28 @@ export interface UserNetdevAddresses {
   /** TCP connection bounds in force (max-flows=, max-flows-per-guest=) */
   maxFlows: number;
   maxFlowsPerGuest: number;
+  /** the other bounds in force, and how often each refused a guest */
+  bounds: UserBounds;
+}
+
+/** One bound pair: its limits and the refusals at either of them since start. */
+export interface BoundView {
+  total: number;
+  perGuest: number;
+  refused: number;
+}
+
+/**
+ * The per-guest and overall bounds besides TCP's (README: Bounds). UDP sockets and
+ * ping ids evict the least recently used flow at `total` (not a refusal) and refuse at
+ * `perGuest`; reassembly counts per source address; tftpSessions only with tftp=.
+ */
+export interface UserBounds {
+  udpSockets: BoundView;
+  icmpIds: BoundView;
+  dnsQueries: BoundView;
+  tftpSessions?: BoundView;
+  reassembly: BoundView;
 }
 
 export interface UserNetdevCounters {
@@ -128,6 +151,7 @@ export interface UserNetdevStats {
   tcp: TcpFlowTableCounters & TcpEndpointCounters;
   /** the flow table's bounds */
   tcpLimits: { maxFlows: number; maxFlowsPerGuest: number; maxTimeWait: number };
+  bounds: UserBounds;
   /** TIME_WAIT records now, and what happened to them */
   timeWait: TimeWaitCounters & { now: number };
   relay: TcpRelayCounters;
@@ -226,6 +250,41 @@ export function createControl(parts: ControlParts): Control {
     if (h.address) v.address = formatAddress(h.address);
     return v;
   };
+  const userBounds = (u: UserNetdev): UserBounds => {
+    const drops = u.stats().drops;
+    const dns = u.dns.stats().dropped;
+    const b: UserBounds = {
+      udpSockets: {
+        total: u.udpNat.limits.maxFlows,
+        perGuest: u.udpNat.limits.maxFlowsPerGuest,
+        refused: drops["udp-guest-limit"] ?? 0,
+      },
+      icmpIds: {
+        total: u.icmp.limits.maxFlows,
+        perGuest: u.icmp.limits.maxFlowsPerGuest,
+        refused: drops["icmp-guest-limit"] ?? 0,
+      },
+      dnsQueries: {
+        total: u.dns.limits.maxInflight,
+        perGuest: u.dns.limits.maxInflightPerGuest,
+        refused: (dns["too-many-queries"] ?? 0) + (dns["too-many-queries-per-guest"] ?? 0),
+      },
+      reassembly: {
+        total: ipv4ReassemblyDefaults.maxDatagrams,
+        perGuest: ipv4ReassemblyDefaults.maxDatagramsPerSource,
+        refused: drops["reasm-source-full"] ?? 0,
+      },
+    };
+    if (u.tftp) {
+      const refused = u.tftp.stats().refused;
+      b.tftpSessions = {
+        total: u.tftp.limits.maxTransfers,
+        perGuest: u.tftp.limits.maxTransfersPerGuest,
+        refused: (refused["tftp-busy"] ?? 0) + (refused["tftp-busy-guest"] ?? 0),
+      };
+    }
+    return b;
+  };
   const userFlows = (u: UserNetdev) => ({ tcp: u.tcpRelay.size, udp: u.udpNat.size, icmp: u.icmp.size });
   const userView = (u: UserNetdev): NetdevView => {
     const c = u.config;
@@ -247,6 +306,7 @@ export function createControl(parts: ControlParts): Control {
         hostLoopback: c.hostLoopback,
         maxFlows: u.stack.tcp.table.limits.maxFlows,
         maxFlowsPerGuest: u.stack.tcp.table.limits.maxFlowsPerGuest,
+        bounds: userBounds(u),
       },
       counters: {
         stack: { ...u.stack.counters },
@@ -368,6 +428,7 @@ export function createControl(parts: ControlParts): Control {
           drops: u.stats().drops,
           tcp: { ...u.stack.tcp.table.counters, ...u.stack.tcpCounters },
           tcpLimits: u.stack.tcp.table.limits,
+          bounds: userBounds(u),
           timeWait: { ...u.stack.tcp.table.timeWait.counters, now: u.stack.tcp.table.timeWait.size },
           relay: { ...u.tcpRelay.counters },
           flows: userFlows(u),

@@ -32,6 +32,7 @@ import type { SmbdHost, SmbdLauncher } from "./services/smb/smbd-launcher.js";
 import type { TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
 import type { StackConfig } from "./stack/config.js";
+import { guestOf } from "./stack/guest-bounds.js";
 import type { GuestTcpConnection } from "./stack/guest-tcp.js";
 import { tcpFlowLimits } from "./stack/tcp/flow-table.js";
 import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
@@ -177,6 +178,7 @@ export class UserNetdev implements Port {
       policy,
       (e) => this.stack.sendEchoReply(e),
       log.child({ proxy: "icmp" }),
+      { maxFlows: config.icmpMaxIds, maxFlowsPerGuest: config.icmpMaxIdsPerGuest },
     );
     this.udpNat = new UdpNat(
       options.hostNet ?? nodeHostNet,
@@ -190,7 +192,11 @@ export class UserNetdev implements Port {
         timeExceeded: (to, from, code, quote) => this.stack.sendTimeExceeded(to, from, code, quote),
       },
       log.child({ proxy: "udp" }),
-      { now: () => this.clock.now() },
+      {
+        now: () => this.clock.now(),
+        maxFlows: config.udpMaxSockets,
+        maxFlowsPerGuest: config.udpMaxSocketsPerGuest,
+      },
     );
     const dnsLog = log.child({ service: "dns" });
     const upstreams = chooseUpstreams(config.dnsUpstream, options.resolvConf);
@@ -206,11 +212,13 @@ export class UserNetdev implements Port {
       servers: upstreams.servers,
       logger: dnsLog,
       localNames: this.localNames,
+      maxInflight: config.dnsMaxQueries,
+      maxInflightPerGuest: config.dnsMaxQueriesPerGuest,
     });
     this.dnsTcp = new LocalTcpService(
       {
         name: "dns-tcp",
-        open: dnsOverTcp({ resolve: (q) => this.dns.handle(q, "tcp") }),
+        open: dnsOverTcp({ resolve: (q, peer) => this.dns.handle(q, "tcp", guestOf(peer.guestAddr)) }),
         idleTimeoutMs: dnsTcpIdleMs,
       },
       dnsLog,
@@ -288,6 +296,8 @@ export class UserNetdev implements Port {
         root: config.tftp,
         logger: log.child({ service: "tftp" }),
         mtu: config.mtu,
+        maxTransfers: config.tftpMaxSessions,
+        maxTransfersPerGuest: config.tftpMaxSessionsPerGuest,
       });
     }
     if (config.smb !== undefined) {
@@ -390,7 +400,7 @@ export class UserNetdev implements Port {
     // the payload is a view of a frame; the forwarder copies what it keeps
     const guest = { src: d.src, srcPort: d.srcPort };
     void this.dns
-      .handle(d.payload, "udp")
+      .handle(d.payload, "udp", guestOf(d.src))
       .then((answer) => {
         if (!answer || this.closed) return;
         this.stack.sendUdp({

@@ -13,6 +13,8 @@
  *   usernet_stack_* {netdev}                  frames, ARP/ICMP replies, drops {protocol,reason}
  *   usernet_tcp_*, usernet_flows {netdev,protocol}, usernet_icmp_echo_*
  *   usernet_tcp_flow_limit {netdev,scope}, usernet_tcp_time_wait {netdev}
+ *   usernet_bound_limit {netdev,resource,scope}, usernet_bound_refused_total
+ *     {netdev,resource}                      the other per-guest and overall bounds
  *   usernet_dhcp_* {netdev}                   messages by type, leases by state, drops
  *   usernet_dns_* {netdev}                    queries, answers, failures
  *   usernet_tftp_* {netdev}                   transfers by result, refusals
@@ -156,6 +158,27 @@ export function createMetrics(facade: ApiFacade): Prom.Registry {
         [{ netdev: u.netdev, scope: "per-guest" }, u.tcpLimits.maxFlowsPerGuest],
         [{ netdev: u.netdev, scope: "time-wait" }, u.tcpLimits.maxTimeWait],
       ]),
+  );
+  gauge(
+    "usernet_bound_limit",
+    "Bounds on UDP sockets, ping ids, DNS queries, TFTP transfers, reassembly: in all, per guest",
+    ["netdev", "resource", "scope"],
+    () =>
+      users().flatMap((u): Sample[] =>
+        Object.entries(u.bounds).flatMap(([resource, b]): Sample[] => [
+          [{ netdev: u.netdev, resource, scope: "total" }, b.total],
+          [{ netdev: u.netdev, resource, scope: "per-guest" }, b.perGuest],
+        ]),
+      ),
+  );
+  counter(
+    "usernet_bound_refused_total",
+    "Guest requests refused at one of those bounds (UDP and ping: per guest; the total evicts)",
+    ["netdev", "resource"],
+    () =>
+      users().flatMap((u): Sample[] =>
+        Object.entries(u.bounds).map(([resource, b]): Sample => [{ netdev: u.netdev, resource }, b.refused]),
+      ),
   );
   gauge("usernet_tcp_time_wait", "Guest TCP tuples in TIME_WAIT (no flow slot, no socket)", ["netdev"], () =>
     users().map((u): Sample => [{ netdev: u.netdev }, u.timeWait.now]),

@@ -47,6 +47,37 @@ const boolForm = (key: string, example: "on" | "off"): OptionSpec => ({
 /** the highest max-flows= and max-flows-per-guest= accepted */
 export const maxFlowsCeiling = 1_048_576;
 
+type BoundField = "maxFlows" | "udpMaxSockets" | "icmpMaxIds" | "dnsMaxQueries" | "tftpMaxSessions";
+
+/**
+ * The bounds given as a pair of options: NAME=N in all, NAME-per-guest=N for one guest
+ * (see the README's Bounds list). `total` and `perGuest` are the defaults the
+ * services apply when the option is absent; they are also the usage examples.
+ */
+export const boundOptions: readonly {
+  option: string;
+  field: BoundField;
+  ceiling: number;
+  total: number;
+  perGuest: number;
+}[] = [
+  { option: "max-flows", field: "maxFlows", ceiling: maxFlowsCeiling, total: 65536, perGuest: 32768 },
+  { option: "udp-max-sockets", field: "udpMaxSockets", ceiling: 65536, total: 4096, perGuest: 1024 },
+  { option: "icmp-max-ids", field: "icmpMaxIds", ceiling: 65536, total: 1024, perGuest: 64 },
+  { option: "dns-max-queries", field: "dnsMaxQueries", ceiling: 65536, total: 256, perGuest: 64 },
+  { option: "tftp-max-sessions", field: "tftpMaxSessions", ceiling: 16384, total: 64, perGuest: 8 },
+];
+
+const boundSpecs: Record<string, OptionSpec> = Object.fromEntries(
+  boundOptions.flatMap((b) => [
+    [b.option, { kind: "value", form: `1..${b.ceiling} such as ${b.option}=${b.total}` }],
+    [
+      `${b.option}-per-guest`,
+      { kind: "value", form: `1..${b.ceiling} such as ${b.option}-per-guest=${b.perGuest}` },
+    ],
+  ]),
+);
+
 export const userSpec: Readonly<Record<string, OptionSpec>> = {
   net: { kind: "value", form: "ADDR[/PREFIX] such as net=10.0.2.0/24" },
   host: ipForm("host", "10.0.2.2"),
@@ -74,8 +105,7 @@ export const userSpec: Readonly<Record<string, OptionSpec>> = {
   "host-loopback": boolForm("host-loopback", "off"),
   "outbound-addr": ipForm("outbound-addr", "192.0.2.10"),
   mtu: { kind: "value", form: "68..65520 such as mtu=65520" },
-  "max-flows": { kind: "value", form: `1..${maxFlowsCeiling} such as max-flows=65536` },
-  "max-flows-per-guest": { kind: "value", form: `1..${maxFlowsCeiling} such as max-flows-per-guest=32768` },
+  ...boundSpecs,
 };
 
 const ipv6Later = "not supported yet (IPv6 is planned)";
@@ -246,7 +276,7 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
     return hp;
   });
 
-  const limits = parseFlowLimits(opts);
+  const limits = parseBounds(opts);
 
   const hostfwdSource = opts.get("hostfwd-source");
   if (hostfwdSource !== undefined && hostfwdSource !== "preserve" && hostfwdSource !== "gateway") {
@@ -301,26 +331,28 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
 }
 
 /**
- * max-flows= and max-flows-per-guest=: TCP connections in the stack and per guest
- * address (TIME_WAIT not counted). Either may be given alone; the per-guest bound may
- * not exceed the total when both are.
+ * The bound pairs (boundOptions), such as max-flows= and max-flows-per-guest=: TCP
+ * connections in the stack and per guest. Either of a pair may be given alone; the
+ * per-guest bound may not exceed the total when both are.
  */
-function parseFlowLimits(opts: OptionSet): Pick<UserNetdevConfig, "maxFlows" | "maxFlowsPerGuest"> {
-  const out: Pick<UserNetdevConfig, "maxFlows" | "maxFlowsPerGuest"> = {};
-  const total = opts.get("max-flows");
-  if (total !== undefined) {
-    const n = parseDecimal(total, 1, maxFlowsCeiling);
-    if (n === undefined) return opts.fail("max-flows", total);
-    out.maxFlows = n;
-  }
-  const perGuest = opts.get("max-flows-per-guest");
-  if (perGuest !== undefined) {
-    const n = parseDecimal(perGuest, 1, maxFlowsCeiling);
-    if (n === undefined) return opts.fail("max-flows-per-guest", perGuest);
-    if (out.maxFlows !== undefined && n > out.maxFlows) {
-      return opts.fail("max-flows-per-guest", perGuest, `must be at most max-flows=${out.maxFlows}`);
+function parseBounds(opts: OptionSet): Partial<UserNetdevConfig> {
+  const out: Partial<Record<`${BoundField}${"" | "PerGuest"}`, number>> = {};
+  for (const b of boundOptions) {
+    const total = opts.get(b.option);
+    let n: number | undefined;
+    if (total !== undefined) {
+      n = parseDecimal(total, 1, b.ceiling);
+      if (n === undefined) return opts.fail(b.option, total);
+      out[b.field] = n;
     }
-    out.maxFlowsPerGuest = n;
+    const perOption = `${b.option}-per-guest`;
+    const perGuest = opts.get(perOption);
+    if (perGuest !== undefined) {
+      const m = parseDecimal(perGuest, 1, b.ceiling);
+      if (m === undefined) return opts.fail(perOption, perGuest);
+      if (n !== undefined && m > n) return opts.fail(perOption, perGuest, `must be at most ${b.option}=${n}`);
+      out[`${b.field}PerGuest`] = m;
+    }
   }
   return out;
 }

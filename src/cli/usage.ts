@@ -44,6 +44,15 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       max-flows=N                       TCP connections in all, TIME_WAIT not
                                         counted (65536)
       max-flows-per-guest=N             TCP connections per guest address (32768)
+      udp-max-sockets=N                 host UDP sockets in all, least recently used
+                                        closed first (4096)
+      udp-max-sockets-per-guest=N       host UDP sockets per guest (1024)
+      icmp-max-ids=N                    ping ids (sockets) in all (1024)
+      icmp-max-ids-per-guest=N          ping ids per guest (64)
+      dns-max-queries=N                 DNS queries waiting upstream in all (256)
+      dns-max-queries-per-guest=N       DNS queries waiting upstream per guest (64)
+      tftp-max-sessions=N               TFTP transfers in all (64)
+      tftp-max-sessions-per-guest=N     TFTP transfers per guest (8)
     e.g. -netdev user,id=n0,net=192.168.76.0/24,hostfwd=tcp::2222-:22,tftp=/srv/tftp,bootfile=pxelinux.0
 
   -netdev socket,id=ID,listen=[HOST]:PORT            QEMU clients connect here

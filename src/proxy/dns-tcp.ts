@@ -18,11 +18,19 @@
  *   at FIN is dropped. The idle timeout is the adapter's.
  */
 import { internalErrors } from "../log.js";
-import type { LocalStreamIo, LocalStreamOpen, LocalStreamSession } from "./local-tcp-service.js";
+import type {
+  LocalStreamIo,
+  LocalStreamOpen,
+  LocalStreamPeer,
+  LocalStreamSession,
+} from "./local-tcp-service.js";
 
 export interface DnsOverTcpOptions {
-  /** one DNS message in (no length prefix), its answer out or undefined; never rejects */
-  resolve(query: Buffer): Promise<Buffer | undefined>;
+  /**
+   * one DNS message in (no length prefix), its answer out or undefined; never rejects.
+   * `peer` is the guest connection it came on (whose per-guest bound it counts against).
+   */
+  resolve(query: Buffer, peer: LocalStreamPeer): Promise<Buffer | undefined>;
   /** queries resolving at once per connection (16) */
   maxInflight?: number;
 }
@@ -31,7 +39,7 @@ const maxMessage = 0xffff;
 
 export function dnsOverTcp(options: DnsOverTcpOptions): LocalStreamOpen {
   const maxInflight = options.maxInflight ?? 16;
-  return (_peer, io) => new DnsTcpSession(io, options.resolve, maxInflight);
+  return (peer, io) => new DnsTcpSession(io, (q) => options.resolve(q, peer), maxInflight);
 }
 
 class DnsTcpSession implements LocalStreamSession {

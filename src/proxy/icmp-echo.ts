@@ -6,7 +6,10 @@
  * The kernel rewrites the echo id of what a ping socket sends to the socket's own
  * identifier and delivers only replies carrying it, so sockets cannot be shared
  * between guest ids. A flow idle for `idleTimeoutMs` (60 s) is closed; at most
- * `maxFlows` are open (the least recently used is closed first, counted).
+ * `maxFlows` (1024) are open (the least recently used is closed first, counted
+ * "icmp-flow-evicted"), and at most `maxFlowsPerGuest` (64) for one guest (see guestOf
+ * in stack/guest-bounds.ts): an echo with a new id past that is dropped unanswered,
+ * counted "icmp-guest-limit", so one guest cannot evict the others' pings.
  *
  * Where the host forbids ping sockets (net.ipv4.ping_group_range excludes our group)
  * or the native addon is missing, pings to the outside get no answer: logged once,
@@ -14,6 +17,7 @@
  */
 import type { Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
+import { GuestCounts, guestOf } from "../stack/guest-bounds.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "../stack/wire/icmp.js";
 import type { HostNet, HostPing, HostPingEvent } from "./host-net.js";
@@ -50,6 +54,8 @@ export interface IcmpFlowInfo {
 export interface IcmpEchoOptions {
   idleTimeoutMs?: number;
   maxFlows?: number;
+  /** echo ids (sockets) one guest may hold (64, at most maxFlows) */
+  maxFlowsPerGuest?: number;
 }
 
 interface Flow {
@@ -67,6 +73,8 @@ interface Flow {
 export class IcmpEchoNat {
   readonly drops = new DropCounters();
   private readonly flows: IdleFlows<Flow>;
+  /** sockets per guest, for maxFlowsPerGuest (the total is the table's own bound) */
+  private readonly perGuest: GuestCounts;
   private warned = new Set<string>();
   echoesSent = 0;
   repliesReceived = 0;
@@ -78,7 +86,9 @@ export class IcmpEchoNat {
     private readonly log: Logger,
     options: IcmpEchoOptions = {},
   ) {
-    this.flows = new IdleFlows(options.idleTimeoutMs ?? 60_000, options.maxFlows ?? 1024);
+    const max = options.maxFlows ?? 1024;
+    this.flows = new IdleFlows(options.idleTimeoutMs ?? 60_000, max);
+    this.perGuest = new GuestCounts({ max, perGuest: Math.min(max, options.maxFlowsPerGuest ?? 64) });
   }
 
   fromGuest(e: GuestEcho, now: number): void {
@@ -118,6 +128,11 @@ export class IcmpEchoNat {
     return this.flows.size;
   }
 
+  /** The bounds in force: echo ids in all and per guest. */
+  get limits(): { maxFlows: number; maxFlowsPerGuest: number } {
+    return { maxFlows: this.perGuest.bounds.max, maxFlowsPerGuest: this.perGuest.bounds.perGuest };
+  }
+
   closeAll(): void {
     for (const f of this.flows.values()) this.close(f);
   }
@@ -126,6 +141,11 @@ export class IcmpEchoNat {
     const key = `${e.src}:${e.id}`;
     const known = this.flows.touch(key, now);
     if (known) return known;
+    const guest = guestOf(e.src);
+    if (this.perGuest.over(guest) === "per-guest") {
+      this.drops.drop("icmp-guest-limit");
+      return undefined;
+    }
     const oldest = this.flows.victim();
     if (oldest) {
       this.drops.drop("icmp-flow-evicted");
@@ -164,6 +184,7 @@ export class IcmpEchoNat {
       return undefined;
     }
     this.flows.add(flow);
+    this.perGuest.take(guest);
     return flow;
   }
 
@@ -181,6 +202,7 @@ export class IcmpEchoNat {
   }
 
   private close(flow: Flow): void {
+    if (this.flows.holds(flow)) this.perGuest.release(guestOf(flow.guestAddr));
     this.flows.delete(flow);
     flow.socket.close();
   }

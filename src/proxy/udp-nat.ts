@@ -22,14 +22,19 @@
  * at once for want of a route (EHOSTUNREACH, ENETUNREACH) or by a firewall rule
  * (EPERM, EACCES) is answered the same way, from the destination.
  *
- * Limits: `maxFlows` sockets at once (the least recently used one is closed when a
- * new flow needs room, counted "udp-flow-evicted"); a flow with no datagram either
+ * Limits: `maxFlows` sockets at once (4096; the least recently used one is closed when
+ * a new flow needs room, counted "udp-flow-evicted"); `maxFlowsPerGuest` sockets for
+ * one guest (1024, see guestOf in stack/guest-bounds.ts): a datagram that would need
+ * one more is dropped, counted "udp-guest-limit", with no ICMP answer (a host out of
+ * sockets fails the sender's socket call; nothing comes back on the wire), so one
+ * guest cannot take the whole table from the others; a flow with no datagram either
  * way for `idleTimeoutMs` (240 s, libslirp's UDP expiry; activity is stamped to the
  * second) is closed. Time comes in as `now`; the owner calls
  * `expire(now)` at `nextDeadline()`.
  */
 import type { Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
+import { GuestCounts, guestOf } from "../stack/guest-bounds.js";
 import type { GuestUdp, UdpToGuest } from "../stack/user-stack.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { IcmpType, IcmpUnreachableCode } from "../stack/wire/icmp.js";
@@ -49,6 +54,8 @@ export interface UdpNatSink {
 export interface UdpNatOptions {
   idleTimeoutMs?: number;
   maxFlows?: number;
+  /** host sockets one guest may hold (1024, at most maxFlows) */
+  maxFlowsPerGuest?: number;
   /** the clock for replies' activity (default: the last `now` the NAT was given) */
   now?: () => number;
 }
@@ -92,6 +99,8 @@ const activityGranularityMs = 1000;
 export class UdpNat {
   readonly drops = new DropCounters();
   private readonly flows: IdleFlows<Flow>;
+  /** sockets per guest, for maxFlowsPerGuest (the total is the table's own bound) */
+  private readonly perGuest: GuestCounts;
   /** the flow of the last guest datagram */
   private recent: Flow | undefined;
   private readonly now: () => number;
@@ -104,7 +113,9 @@ export class UdpNat {
     private readonly log: Logger,
     options: UdpNatOptions = {},
   ) {
-    this.flows = new IdleFlows(options.idleTimeoutMs ?? 240_000, options.maxFlows ?? 4096);
+    const max = options.maxFlows ?? 4096;
+    this.flows = new IdleFlows(options.idleTimeoutMs ?? 240_000, max);
+    this.perGuest = new GuestCounts({ max, perGuest: Math.min(max, options.maxFlowsPerGuest ?? 1024) });
     this.now = options.now ?? (() => this.lastNow);
   }
 
@@ -128,6 +139,7 @@ export class UdpNat {
         return;
       }
       flow = this.flowFor(d, now);
+      if (flow === undefined) return this.drops.drop("udp-guest-limit");
       address = dest.address;
       flow.lastDst = d.dst;
       flow.lastAddress = address;
@@ -171,6 +183,11 @@ export class UdpNat {
     return this.flows.size;
   }
 
+  /** The bounds in force: sockets in all and per guest. */
+  get limits(): { maxFlows: number; maxFlowsPerGuest: number } {
+    return { maxFlows: this.perGuest.bounds.max, maxFlowsPerGuest: this.perGuest.bounds.perGuest };
+  }
+
   closeAll(): void {
     for (const f of this.flows.values()) this.close(f, "shutdown");
   }
@@ -184,13 +201,16 @@ export class UdpNat {
     if (now - flow.lastActive >= activityGranularityMs) this.flows.touch(flow.key, now);
   }
 
-  private flowFor(d: GuestUdp, now: number): Flow {
+  /** The guest endpoint's flow, new if need be; undefined when the guest is at its bound. */
+  private flowFor(d: GuestUdp, now: number): Flow | undefined {
     const key = `${d.src}:${d.srcPort}`;
     const known = this.flows.get(key);
     if (known) {
       this.active(known, now);
       return known;
     }
+    const guest = guestOf(d.src);
+    if (this.perGuest.over(guest) === "per-guest") return undefined;
     const oldest = this.flows.victim();
     if (oldest) {
       this.drops.drop("udp-flow-evicted");
@@ -217,6 +237,7 @@ export class UdpNat {
     };
     flow.socket = this.host.bindUdp(this.policy.config.outboundAddr, (e) => this.fromHost(flow, e));
     this.flows.add(flow);
+    this.perGuest.take(guest);
     return flow;
   }
 
@@ -269,6 +290,7 @@ export class UdpNat {
   }
 
   private close(flow: Flow, why: string): void {
+    if (flow.open) this.perGuest.release(guestOf(flow.guestAddr));
     flow.open = false;
     if (this.recent === flow) this.recent = undefined;
     this.flows.delete(flow);

@@ -24,11 +24,16 @@
  * Limits (constructor options) and what happens at each
  * - maxDatagrams (64): datagrams in flight, tombstones included. A new one when full
  *   evicts the oldest: "reasm-table-full".
+ * - maxDatagramsPerSource (16): datagrams in flight from one source address,
+ *   tombstones included. A fragment that would start one more is dropped, nothing
+ *   evicted: "reasm-source-full". So one sender cannot evict every other sender's
+ *   datagrams, and holds at most 16 * 64 KiB = 1 MiB.
  * - maxSize (65535): the reassembled IPv4 total length (header + payload); beyond it
  *   the datagram is discarded: "reasm-too-big". The header length is the fragment's
  *   `headerLength` (IHL * 4; 20 if not given), that of the first fragment at the end.
  * - maxFragments (64) per datagram: one more discards the datagram,
- *   "reasm-too-many-fragments". With the defaults at most 64 * 64 KiB = 4 MiB is held.
+ *   "reasm-too-many-fragments". With the defaults at most 64 * 64 KiB = 4 MiB is held
+ *   in all (the sum of the pieces' bytes is at most maxSize per datagram).
  * - timeoutMs (30,000, Linux's ipfrag_time; RFC 791 suggests 15 s), counted from the
  *   first fragment and never extended: an incomplete datagram is then dropped,
  *   "reasm-timeout". No ICMP time-exceeded is sent (neither does libslirp).
@@ -44,6 +49,7 @@
  * header is what the caller keeps), IPv6 (its reassembly will be its own module).
  */
 import { DropCounters } from "./drop-counters.js";
+import { GuestCounts } from "./guest-bounds.js";
 
 export interface Ipv4Fragment {
   src: number;
@@ -69,6 +75,8 @@ export interface Ipv4Datagram {
 
 export interface Ipv4ReassemblerOptions {
   maxDatagrams?: number;
+  /** datagrams in flight from one source address (at most maxDatagrams) */
+  maxDatagramsPerSource?: number;
   maxSize?: number;
   maxFragments?: number;
   timeoutMs?: number;
@@ -77,6 +85,7 @@ export interface Ipv4ReassemblerOptions {
 
 export const ipv4ReassemblyDefaults = {
   maxDatagrams: 64,
+  maxDatagramsPerSource: 16,
   maxSize: 65535,
   maxFragments: 64,
   timeoutMs: 30_000,
@@ -117,10 +126,12 @@ export class Ipv4Reassembler {
   private readonly drops: DropCounters;
   /** In creation order, which is also deadline order (the timeout is the same for all). */
   private readonly table = new Map<string, Pending>();
+  /** table entries per source address */
+  private readonly bySource: GuestCounts;
 
   constructor(options: Ipv4ReassemblerOptions = {}) {
     const o = { ...ipv4ReassemblyDefaults, ...options };
-    for (const name of ["maxDatagrams", "maxSize", "maxFragments"] as const) {
+    for (const name of ["maxDatagrams", "maxDatagramsPerSource", "maxSize", "maxFragments"] as const) {
       if (!Number.isInteger(o[name]) || o[name] < 1)
         throw new RangeError(`${name} must be a positive integer`);
     }
@@ -130,6 +141,15 @@ export class Ipv4Reassembler {
     this.maxFragments = o.maxFragments;
     this.timeoutMs = o.timeoutMs;
     this.drops = options.drops ?? new DropCounters();
+    this.bySource = new GuestCounts({
+      max: o.maxDatagrams,
+      perGuest: Math.min(o.maxDatagrams, o.maxDatagramsPerSource),
+    });
+  }
+
+  /** The bounds in force: datagrams in flight in all and per source. */
+  get limits(): { maxDatagrams: number; maxDatagramsPerSource: number } {
+    return { maxDatagrams: this.maxDatagrams, maxDatagramsPerSource: this.bySource.bounds.perGuest };
   }
 
   /** Takes one fragment; returns the datagram it completes (or the packet itself if unfragmented). */
@@ -159,6 +179,10 @@ export class Ipv4Reassembler {
       return undefined;
     }
     if (!p) {
+      if (this.bySource.over(src) === "per-guest") {
+        this.drops.drop("reasm-source-full");
+        return undefined;
+      }
       this.makeRoom();
       p = {
         src,
@@ -173,6 +197,7 @@ export class Ipv4Reassembler {
         dead: undefined,
       };
       this.table.set(key, p);
+      this.bySource.take(src);
     }
 
     const headerLength = Math.max(frag.headerLength ?? minHeaderLength, minHeaderLength);
@@ -210,7 +235,7 @@ export class Ipv4Reassembler {
     // Disjoint pieces inside [0, totalLength) that add up to it cover it.
     if (p.totalLength === undefined || p.bytes !== p.totalLength) return undefined;
     if (p.headerLength + p.totalLength > this.maxSize) return this.discard(p, "reasm-too-big", 0);
-    this.table.delete(key);
+    this.forget(key, p);
     return {
       src,
       dst,
@@ -228,7 +253,7 @@ export class Ipv4Reassembler {
     let expired = 0;
     for (const [key, p] of this.table) {
       if (p.deadline > now) break;
-      this.table.delete(key);
+      this.forget(key, p);
       if (p.pieces.length > 0) {
         this.drops.drop("reasm-timeout", p.pieces.length);
         expired++;
@@ -268,9 +293,14 @@ export class Ipv4Reassembler {
       const oldest = this.table.entries().next().value;
       if (!oldest) return;
       const [key, p] = oldest;
-      this.table.delete(key);
+      this.forget(key, p);
       if (p.pieces.length > 0) this.drops.drop("reasm-table-full", p.pieces.length);
     }
+  }
+
+  private forget(key: string, p: Pending): void {
+    this.table.delete(key);
+    this.bySource.release(p.src);
   }
 
   /**

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { tmpdir } from "node:os";
 import { describe, expect, it } from "vitest";
 import { defaultUserNetdev } from "../../src/cli/netdev-user.js";
 import type { UserNetdevConfig } from "../../src/config.js";
@@ -81,6 +82,34 @@ describe("the control facade over a real user netdev", () => {
       expect(stats[0]?.tftp).toBeUndefined();
       expect(w.control.leases()).toEqual([{ netdev: "u0", hub: 0, leases: [] }]);
       expect(w.control.flows()).toEqual({ tcp: [], udp: [], icmp: [] });
+    } finally {
+      w.close();
+    }
+  });
+
+  it("the -per-guest bounds reach the NATs, the DNS forwarder and TFTP, and show in status and stats", async () => {
+    const w = world({
+      udpMaxSockets: 100,
+      udpMaxSocketsPerGuest: 10,
+      icmpMaxIds: 50,
+      icmpMaxIdsPerGuest: 5,
+      dnsMaxQueries: 40,
+      dnsMaxQueriesPerGuest: 4,
+      tftp: tmpdir(),
+      tftpMaxSessions: 30,
+      tftpMaxSessionsPerGuest: 3,
+    });
+    try {
+      await w.user.start();
+      const bounds = {
+        udpSockets: { total: 100, perGuest: 10, refused: 0 },
+        icmpIds: { total: 50, perGuest: 5, refused: 0 },
+        dnsQueries: { total: 40, perGuest: 4, refused: 0 },
+        tftpSessions: { total: 30, perGuest: 3, refused: 0 },
+        reassembly: { total: 64, perGuest: 16, refused: 0 },
+      };
+      expect(w.control.status().netdevs[0]?.user?.bounds).toEqual(bounds);
+      expect(w.control.userStats()[0]?.bounds).toEqual(bounds);
     } finally {
       w.close();
     }

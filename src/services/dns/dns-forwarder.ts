@@ -33,8 +33,11 @@
  * - Strict matching of responses to queries (ID and question) is the upstream
  *   transport's job; the forwarder still checks that what it got is a response with
  *   its ID and question and counts anything else as an upstream failure.
- * - At most `maxInflight` (256) forwarded queries at once; more are dropped unanswered
- *   (the guest's resolver retries) and counted.
+ * - At most `maxInflight` (256) forwarded queries at once, and `maxInflightPerGuest`
+ *   (64) from one guest (the `guest` given to `handle`, see guestOf in
+ *   stack/guest-bounds.ts; a query without one counts only in all); more are dropped
+ *   unanswered (the guest's resolver retries) and counted "too-many-queries" or
+ *   "too-many-queries-per-guest", so one guest's flood leaves the others room.
  * Time: the clock measures the budget and the preference; every wait runs on the
  * injected timers, so tests drive both. Not done: caching (the upstream resolver
  * caches), answers for reverse (PTR) lookups of local addresses, EDNS0 OPT records in
@@ -45,6 +48,7 @@ import { createRequire } from "node:module";
 import type { Logger } from "../../log.js";
 import { type Clock, systemClock } from "../../stack/clock.js";
 import { DropCounters } from "../../stack/drop-counters.js";
+import { GuestCounts } from "../../stack/guest-bounds.js";
 import { fail, ok, type Result } from "../../stack/wire/result.js";
 import {
   addressResponse,
@@ -112,6 +116,8 @@ export interface DnsForwarderOptions {
   localTtl?: number;
   /** forwarded queries waiting for upstream at once (256) */
   maxInflight?: number;
+  /** forwarded queries from one guest waiting at once (64, at most maxInflight) */
+  maxInflightPerGuest?: number;
   /** the source of upstream query IDs (crypto.randomInt by default) */
   randomId?: () => number;
 }
@@ -151,10 +157,11 @@ export class DnsForwarder {
   private readonly tryTimeoutMs: number;
   private readonly preferForMs: number;
   private readonly localTtl: number;
-  private readonly maxInflight: number;
+  private readonly inflightByGuest: GuestCounts;
   private readonly randomId: () => number;
   private preferred: { servers: readonly DnsServerAddress[]; index: number; until: number } | undefined;
   private inflight = 0;
+  private readonly maxInflight: number;
   private lastAllFailedWarning = Number.NEGATIVE_INFINITY;
   private readonly counts: Record<Counted, number> = {
     queries: 0,
@@ -182,6 +189,10 @@ export class DnsForwarder {
     this.preferForMs = o.preferForMs ?? 60_000;
     this.localTtl = o.localTtl ?? 60;
     this.maxInflight = o.maxInflight ?? 256;
+    this.inflightByGuest = new GuestCounts({
+      max: this.maxInflight,
+      perGuest: Math.min(this.maxInflight, o.maxInflightPerGuest ?? 64),
+    });
     this.randomId = o.randomId ?? (() => randomInt(0, 0x10000));
   }
 
@@ -195,11 +206,14 @@ export class DnsForwarder {
     return this.servers.map((s) => ({ ...s }));
   }
 
-  /** The answer to one guest DNS message, or undefined for none. Never throws. */
-  async handle(query: Buffer, transport: DnsTransport): Promise<Buffer | undefined> {
+  /**
+   * The answer to one guest DNS message, or undefined for none. Never throws. `guest`
+   * (guestOf its source) is whose per-guest bound the query counts against.
+   */
+  async handle(query: Buffer, transport: DnsTransport, guest?: number): Promise<Buffer | undefined> {
     this.counts.queries++;
     try {
-      return await this.answer(query, transport);
+      return await this.answer(query, transport, guest);
     } catch (e) {
       // Only a bug gets here; the guest's resolver will retry.
       this.dropped.drop("internal-error");
@@ -217,7 +231,12 @@ export class DnsForwarder {
     };
   }
 
-  private async answer(query: Buffer, transport: DnsTransport): Promise<Buffer | undefined> {
+  /** The bounds in force: forwarded queries waiting in all and per guest. */
+  get limits(): { maxInflight: number; maxInflightPerGuest: number } {
+    return { maxInflight: this.maxInflight, maxInflightPerGuest: this.inflightByGuest.bounds.perGuest };
+  }
+
+  private async answer(query: Buffer, transport: DnsTransport, guest?: number): Promise<Buffer | undefined> {
     const h = readHeader(query);
     if (!h.ok) return this.drop("query-short");
     if (h.value.qr) return this.drop("query-is-response");
@@ -244,7 +263,11 @@ export class DnsForwarder {
     }
 
     if (this.inflight >= this.maxInflight) return this.drop("too-many-queries");
+    if (guest !== undefined && this.inflightByGuest.over(guest) === "per-guest") {
+      return this.drop("too-many-queries-per-guest");
+    }
     this.inflight++;
+    if (guest !== undefined) this.inflightByGuest.take(guest);
     try {
       return await this.forward(
         query,
@@ -254,6 +277,7 @@ export class DnsForwarder {
       );
     } finally {
       this.inflight--;
+      if (guest !== undefined) this.inflightByGuest.release(guest);
     }
   }
 

@@ -48,7 +48,9 @@
  *   DATA/OACK/RRQ/WRQ at a transfer port → ERROR 4 and the transfer ends; a packet to a
  *   transfer port from another endpoint → ERROR 5 to that endpoint, the transfer goes
  *   on; a read error → ERROR 0, transfer dropped; more than `maxTransfers` (64) at once
- *   → ERROR 0 "server busy". A duplicate RRQ from a client endpoint whose transfer is
+ *   → ERROR 0 "server busy" ("tftp-busy"), and more than `maxTransfersPerGuest` (8)
+ *   from one guest (guestOf its address, stack/guest-bounds.ts) → the same ERROR,
+ *   counted "tftp-busy-guest", so one guest cannot hold every transfer. A duplicate RRQ from a client endpoint whose transfer is
  *   running is ignored (its transfer re-sends on its own timer). ERROR packets are
  *   never answered. Undecodable packets at a transfer port are dropped and counted.
  * - Concurrency: `handle` and `onTimer` are async (file opens and reads). Each
@@ -60,6 +62,7 @@
  */
 import type { Logger } from "../../log.js";
 import { DropCounters } from "../../stack/drop-counters.js";
+import { GuestCounts, guestOf } from "../../stack/guest-bounds.js";
 import { type BlockSource, NetasciiBlocks, OctetBlocks } from "./tftp-blocks.js";
 import {
   decodeTftp,
@@ -115,6 +118,8 @@ export interface TftpServerOptions {
   /** link MTU; caps blksize at mtu - 72 (default 1500 → 1428) */
   mtu?: number;
   maxTransfers?: number;
+  /** transfers one guest may run at once (default 8, at most maxTransfers) */
+  maxTransfersPerGuest?: number;
   /** retransmission timeout without the timeout option, ms (default 2000) */
   timeoutMs?: number;
   /** re-sends without progress before giving up (default 5) */
@@ -214,6 +219,7 @@ export class TftpServer {
   private readonly replyFromListenPort: boolean;
   private nextPort = 0;
   private readonly transfers = new Set<Transfer>();
+  private readonly byGuest: GuestCounts;
   private readonly byClient = new Map<string, Transfer>();
   /** transfers by their own port; empty with `replyFrom: "listen-port"` */
   private readonly byPort = new Map<number, Transfer>();
@@ -238,6 +244,10 @@ export class TftpServer {
     const mtu = options.mtu ?? 1500;
     this.maxBlksize = Math.max(MIN_BLKSIZE, Math.min(MAX_BLKSIZE, mtu - BLKSIZE_HEADROOM));
     this.maxTransfers = Math.max(1, options.maxTransfers ?? 64);
+    this.byGuest = new GuestCounts({
+      max: this.maxTransfers,
+      perGuest: Math.max(1, Math.min(this.maxTransfers, options.maxTransfersPerGuest ?? 8)),
+    });
     this.timeoutMs = Math.max(1, options.timeoutMs ?? 2000);
     this.retries = Math.max(0, options.retries ?? 5);
     this.maxWindowSize = Math.max(1, Math.min(65535, options.maxWindowSize ?? 64));
@@ -287,6 +297,11 @@ export class TftpServer {
       if (t.deadline !== undefined && (next === undefined || t.deadline < next)) next = t.deadline;
     }
     return next;
+  }
+
+  /** The bounds in force: transfers in all and per guest. */
+  get limits(): { maxTransfers: number; maxTransfersPerGuest: number } {
+    return { maxTransfers: this.maxTransfers, maxTransfersPerGuest: this.byGuest.bounds.perGuest };
   }
 
   stats(): TftpStats {
@@ -363,6 +378,14 @@ export class TftpServer {
     if (this.transfers.size >= this.maxTransfers) {
       return this.refuse(client, TftpErrorCode.NOT_DEFINED, "tftp-busy", "server busy, too many transfers");
     }
+    if (this.byGuest.over(guestOf(client.addr)) === "per-guest") {
+      return this.refuse(
+        client,
+        TftpErrorCode.NOT_DEFINED,
+        "tftp-busy-guest",
+        "server busy, too many transfers from this client",
+      );
+    }
     const port = this.allocatePort();
     if (port === undefined) {
       return this.refuse(client, TftpErrorCode.NOT_DEFINED, "tftp-no-port", "server busy, no free port");
@@ -390,6 +413,7 @@ export class TftpServer {
       tail: Promise.resolve(),
     };
     this.transfers.add(t);
+    this.byGuest.take(guestOf(t.client.addr));
     this.byClient.set(t.key, t);
     if (port !== TFTP_PORT) this.byPort.set(port, t);
     return this.step(t, () => this.openAndStart(t, n, now));
@@ -612,7 +636,7 @@ export class TftpServer {
   private remove(t: Transfer): void {
     t.phase = "closed";
     t.deadline = undefined;
-    this.transfers.delete(t);
+    if (this.transfers.delete(t)) this.byGuest.release(guestOf(t.client.addr));
     if (this.byClient.get(t.key) === t) this.byClient.delete(t.key);
     if (this.byPort.get(t.port) === t) this.byPort.delete(t.port);
   }

@@ -64,6 +64,13 @@ export const cannedUserStats: UserNetdevStats = {
     windowProbes: 6,
   },
   tcpLimits: { maxFlows: 65536, maxFlowsPerGuest: 32768, maxTimeWait: 16384 },
+  bounds: {
+    udpSockets: { total: 4096, perGuest: 1024, refused: 3 },
+    icmpIds: { total: 1024, perGuest: 64, refused: 0 },
+    dnsQueries: { total: 256, perGuest: 64, refused: 2 },
+    tftpSessions: { total: 64, perGuest: 8, refused: 1 },
+    reassembly: { total: 64, perGuest: 16, refused: 0 },
+  },
   timeWait: { now: 8, entered: 20, recycled: 3, reused: 1, acks: 2 },
   relay: { connects: 5, refused: 1, failed: 0, denied: 0 },
   flows: { tcp: 2, udp: 1, icmp: 0 },

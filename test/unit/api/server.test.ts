@@ -354,6 +354,9 @@ describe("metrics and openapi", () => {
     expect(t).toContain('usernet_tcp_duplicate_segments_total{netdev="user0"} 5');
     expect(t).toContain('usernet_tcp_window_probes_total{netdev="user0"} 6');
     expect(t).toContain('usernet_tcp_flow_limit{netdev="user0",scope="per-guest"} 32768');
+    expect(t).toContain('usernet_bound_limit{netdev="user0",resource="udpSockets",scope="per-guest"} 1024');
+    expect(t).toContain('usernet_bound_limit{netdev="user0",resource="tftpSessions",scope="total"} 64');
+    expect(t).toContain('usernet_bound_refused_total{netdev="user0",resource="dnsQueries"} 2');
     expect(t).toContain('usernet_tcp_time_wait{netdev="user0"} 8');
     expect(t).toContain('usernet_tcp_time_wait_recycled_total{netdev="user0"} 3');
     expect(t).toContain('usernet_dhcp_messages_total{netdev="user0",type="acks"} 1');

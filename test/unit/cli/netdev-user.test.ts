@@ -120,6 +120,15 @@ describe("-netdev user: valid lines", () => {
     [",max-flows-per-guest=1", { maxFlowsPerGuest: 1 }],
     [",max-flows=1048576", { maxFlows: 1048576 }],
     [
+      ",udp-max-sockets=2000,udp-max-sockets-per-guest=100,icmp-max-ids=50,icmp-max-ids-per-guest=5",
+      { udpMaxSockets: 2000, udpMaxSocketsPerGuest: 100, icmpMaxIds: 50, icmpMaxIdsPerGuest: 5 },
+    ],
+    [
+      ",dns-max-queries=512,dns-max-queries-per-guest=32,tftp-max-sessions=16,tftp-max-sessions-per-guest=2",
+      { dnsMaxQueries: 512, dnsMaxQueriesPerGuest: 32, tftpMaxSessions: 16, tftpMaxSessionsPerGuest: 2 },
+    ],
+    [",udp-max-sockets-per-guest=65536", { udpMaxSocketsPerGuest: 65536 }],
+    [
       ",hostfwd=tcp::2222-:22,hostfwd=udp:127.0.0.1:5353-10.0.2.15:53,hostfwd=tcp::0-:80",
       {
         hostfwd: [
@@ -183,7 +192,9 @@ describe("-netdev user: errors", () => {
   const accepted =
     "id, hubid, net, host, dhcpstart, dhcpcount, dns, dnssearch, domainname, hostname, restrict, tftp, " +
     "tftp-server-name, bootfile, smb, smbserver, hostfwd, hostfwd-source, guestfwd, ipv4, ipv6, dns-upstream, host-loopback, " +
-    "outbound-addr, mtu, max-flows, max-flows-per-guest";
+    "outbound-addr, mtu, max-flows, max-flows-per-guest, udp-max-sockets, udp-max-sockets-per-guest, " +
+    "icmp-max-ids, icmp-max-ids-per-guest, dns-max-queries, dns-max-queries-per-guest, tftp-max-sessions, " +
+    "tftp-max-sessions-per-guest";
   it.each([
     [",net=10.0.2.0/33", "-netdev user: net=10.0.2.0/33: expected ADDR[/PREFIX] such as net=10.0.2.0/24"],
     [",net=10.0.2", "-netdev user: net=10.0.2: expected ADDR[/PREFIX] such as net=10.0.2.0/24"],
@@ -258,6 +269,28 @@ describe("-netdev user: errors", () => {
     [
       ",max-flows=100,max-flows-per-guest=101",
       "-netdev user: max-flows-per-guest=101: must be at most max-flows=100",
+    ],
+    [",udp-max-sockets=0", "-netdev user: udp-max-sockets=0: expected 1..65536 such as udp-max-sockets=4096"],
+    [
+      ",udp-max-sockets-per-guest=65537",
+      "-netdev user: udp-max-sockets-per-guest=65537: expected 1..65536 such as udp-max-sockets-per-guest=1024",
+    ],
+    [",icmp-max-ids=x", "-netdev user: icmp-max-ids=x: expected 1..65536 such as icmp-max-ids=1024"],
+    [
+      ",icmp-max-ids=10,icmp-max-ids-per-guest=11",
+      "-netdev user: icmp-max-ids-per-guest=11: must be at most icmp-max-ids=10",
+    ],
+    [
+      ",dns-max-queries-per-guest=-1",
+      "-netdev user: dns-max-queries-per-guest=-1: expected 1..65536 such as dns-max-queries-per-guest=64",
+    ],
+    [
+      ",tftp-max-sessions=16385",
+      "-netdev user: tftp-max-sessions=16385: expected 1..16384 such as tftp-max-sessions=64",
+    ],
+    [
+      ",tftp-max-sessions=4,tftp-max-sessions-per-guest=5",
+      "-netdev user: tftp-max-sessions-per-guest=5: must be at most tftp-max-sessions=4",
     ],
     [
       ",dnssearch=b..com",

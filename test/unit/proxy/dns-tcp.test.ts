@@ -3,7 +3,7 @@ import { decode, encode, RECURSION_AVAILABLE, RECURSION_DESIRED } from "dns-pack
 import { describe, expect, it, vi } from "vitest";
 import { silentLogger } from "../../../src/log.js";
 import { dnsOverTcp } from "../../../src/proxy/dns-tcp.js";
-import { LocalTcpService } from "../../../src/proxy/local-tcp-service.js";
+import { type LocalStreamPeer, LocalTcpService } from "../../../src/proxy/local-tcp-service.js";
 import { DnsForwarder } from "../../../src/services/dns/dns-forwarder.js";
 import { LocalNames } from "../../../src/services/dns/local-names.js";
 import { FakeGuestTcp } from "./fake-guest-tcp.js";
@@ -40,7 +40,11 @@ function manualResolver() {
   };
 }
 
-function connect(resolve: (q: Buffer) => Promise<Buffer | undefined>, maxInflight?: number, room?: number) {
+function connect(
+  resolve: (q: Buffer, peer: LocalStreamPeer) => Promise<Buffer | undefined>,
+  maxInflight?: number,
+  room?: number,
+) {
   const svc = new LocalTcpService(
     { name: "dns-tcp", open: dnsOverTcp({ resolve, maxInflight }) },
     silentLogger,
@@ -71,6 +75,17 @@ describe("DNS over TCP", () => {
     // answers go out as they come (RFC 7766 allows any order)
     expect(unframe(c.output()).map(String)).toEqual(["answer-two", "answer-one"]);
     expect(c.shutdowns).toBe(1);
+  });
+
+  it("tells the resolver which guest connection a query came on", async () => {
+    const peers: number[] = [];
+    const { svc, c } = connect(async (_q, peer) => {
+      peers.push(peer.guestAddr);
+      return undefined;
+    });
+    svc.event(c, { type: "data", data: framed(Buffer.from("q")) });
+    await flush();
+    expect(peers).toEqual([c.guestAddr]);
   });
 
   it("sends nothing for a query without an answer, and keeps serving", async () => {

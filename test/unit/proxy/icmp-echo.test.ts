@@ -7,7 +7,7 @@ import { encodeIcmp, icmpHeaderLength } from "../../../src/stack/wire/icmp.js";
 
 const ip = (s: string) => s.split(".").reduce((a, b) => ((a << 8) | Number(b)) >>> 0, 0);
 
-function setup() {
+function setup(options: { maxFlows?: number; maxFlowsPerGuest?: number } = {}) {
   const sockets: { events: (e: HostPingEvent) => void; sent: string[] }[] = [];
   const host = {
     openPing(_local: string | undefined, events: (e: HostPingEvent) => void) {
@@ -24,7 +24,7 @@ function setup() {
   } as unknown as HostNet;
   const policy = new NatPolicy({ host: ip("10.0.2.2"), hostLoopback: true, restrict: false });
   const toGuest: EchoToGuest[] = [];
-  const nat = new IcmpEchoNat(host, policy, (e) => toGuest.push(e), silentLogger);
+  const nat = new IcmpEchoNat(host, policy, (e) => toGuest.push(e), silentLogger, options);
   return { nat, sockets, toGuest };
 }
 
@@ -54,5 +54,33 @@ describe("IcmpEchoNat.list", () => {
       { guest: "10.0.2.15", echoId: 8, lastDestination: "10.0.2.2", echoes: 1, replies: 0, ageMs: 1500 },
     ]);
     expect(sockets[1]?.sent).toEqual(["127.0.0.1"]);
+  });
+});
+
+describe("IcmpEchoNat bounds", () => {
+  const echo = (src: string, id: number) => ({
+    src: ip(src),
+    dst: ip("198.51.100.1"),
+    id,
+    seq: 1,
+    payload: Buffer.from("ping"),
+  });
+
+  it("refuses a new echo id past maxFlowsPerGuest, counts it, and still serves another guest", () => {
+    const { nat, sockets } = setup({ maxFlows: 8, maxFlowsPerGuest: 2 });
+    for (let id = 1; id <= 3; id++) nat.fromGuest(echo("10.0.2.15", id), id);
+    expect(sockets).toHaveLength(2);
+    expect(nat.drops.get("icmp-guest-limit")).toBe(1);
+    expect(nat.drops.get("icmp-flow-evicted")).toBe(0);
+    // a known id still goes out
+    nat.fromGuest(echo("10.0.2.15", 1), 4);
+    expect(sockets[0]?.sent).toHaveLength(2);
+    nat.fromGuest(echo("10.0.2.16", 1), 5);
+    expect(sockets).toHaveLength(3);
+    expect(nat.limits).toEqual({ maxFlows: 8, maxFlowsPerGuest: 2 });
+    // an idle flow gives its place back
+    nat.expire(120_000);
+    nat.fromGuest(echo("10.0.2.15", 3), 120_001);
+    expect(sockets).toHaveLength(4);
   });
 });

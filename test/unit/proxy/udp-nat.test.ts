@@ -50,7 +50,13 @@ interface FakeHost {
 }
 
 function setup(
-  opts: { restrict?: boolean; maxFlows?: number; outboundAddr?: string; now?: () => number } = {},
+  opts: {
+    restrict?: boolean;
+    maxFlows?: number;
+    maxFlowsPerGuest?: number;
+    outboundAddr?: string;
+    now?: () => number;
+  } = {},
 ) {
   const sockets: FakeSocket[] = [];
   const fakeHost: FakeHost = { answers: new Map(), pending: [], refuse: new Map() };
@@ -88,7 +94,12 @@ function setup(
       timeExceeded: (to, from, code, quote) => timeExceeded.push({ to, from, code, quote }),
     },
     silentLogger,
-    { maxFlows: opts.maxFlows ?? 8, idleTimeoutMs: 240_000, now: opts.now },
+    {
+      maxFlows: opts.maxFlows ?? 8,
+      maxFlowsPerGuest: opts.maxFlowsPerGuest,
+      idleTimeoutMs: 240_000,
+      now: opts.now,
+    },
   );
   return {
     nat,
@@ -268,7 +279,8 @@ describe("UdpNat", () => {
 
   it("evicts the least recently used flow past maxFlows and counts it", () => {
     const { nat, sockets } = setup({ maxFlows: 2 });
-    for (let p = 0; p < 3; p++) nat.fromGuest(guest("198.51.100.1", 7, 40000 + p), p);
+    // three guests: the table's bound, not one guest's, is what is reached
+    for (let p = 0; p < 3; p++) nat.fromGuest({ ...guest("198.51.100.1", 7), src: ip("10.0.2.15") + p }, p);
     expect(nat.size).toBe(2);
     expect(sockets[0]?.closed).toBe(true);
     expect(nat.drops.get("udp-flow-evicted")).toBe(1);
@@ -278,5 +290,26 @@ describe("UdpNat", () => {
       data: Buffer.from("late"),
       from: { address: "198.51.100.1", port: 7 },
     });
+  });
+
+  it("refuses a guest a socket past maxFlowsPerGuest, counts it, and still serves another guest", () => {
+    const { nat, sockets, unreachable } = setup({ maxFlows: 8, maxFlowsPerGuest: 2 });
+    for (let p = 0; p < 3; p++) nat.fromGuest(guest("198.51.100.1", 7, 40000 + p), p);
+    expect(sockets).toHaveLength(2);
+    expect(sockets.every((s) => !s.closed)).toBe(true);
+    expect(nat.drops.get("udp-guest-limit")).toBe(1);
+    expect(nat.drops.get("udp-flow-evicted")).toBe(0);
+    expect(unreachable).toEqual([]);
+    // its open flows still carry datagrams
+    nat.fromGuest(guest("198.51.100.1", 7, 40001), 5);
+    expect(sockets[1]?.sent).toHaveLength(2);
+    const other = { ...guest("198.51.100.1", 7, 40000), src: ip("10.0.2.16") };
+    nat.fromGuest(other, 6);
+    expect(sockets).toHaveLength(3);
+    expect(nat.limits).toEqual({ maxFlows: 8, maxFlowsPerGuest: 2 });
+    // a closed flow gives its place back
+    nat.expire(300_000);
+    nat.fromGuest(guest("198.51.100.1", 7, 40002), 300_001);
+    expect(sockets).toHaveLength(4);
   });
 });

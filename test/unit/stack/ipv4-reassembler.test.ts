@@ -236,11 +236,31 @@ describe("Ipv4Reassembler", () => {
   });
 
   describe("bounds", () => {
-    test("a full table evicts the oldest datagram", () => {
-      const r = new Ipv4Reassembler({ maxDatagrams: 2 });
+    test("a source at its bound is refused a new datagram, evicting nothing; another source is not", () => {
+      const r = new Ipv4Reassembler({ maxDatagrams: 8, maxDatagramsPerSource: 2 });
       const a = fragment(pattern(24), 8, 1);
       const b = fragment(pattern(24), 8, 2);
       const c = fragment(pattern(24), 8, 3);
+      r.push(a[0] as Ipv4Fragment, 0);
+      r.push(b[0] as Ipv4Fragment, 0);
+      expect(r.push(c[0] as Ipv4Fragment, 0)).toBeUndefined();
+      expect(r.stats().toJSON()).toEqual({ "reasm-source-full": 1 });
+      expect(r.inFlight().datagrams).toBe(2);
+      // another source still gets its datagram through
+      const other = fragment(pattern(24), 8, 3, { src: SRC + 1 });
+      expect(pushAll(r, other)).toHaveLength(1);
+      expect(r.limits).toEqual({ maxDatagrams: 8, maxDatagramsPerSource: 2 });
+      // a completed datagram gives its source the room back
+      expect(pushAll(r, [a[1], a[2]] as Ipv4Fragment[])).toHaveLength(1);
+      expect(pushAll(r, c)).toHaveLength(1);
+    });
+
+    test("a full table evicts the oldest datagram", () => {
+      const r = new Ipv4Reassembler({ maxDatagrams: 2 });
+      // three sources: the table's bound, not one source's, is what is reached
+      const a = fragment(pattern(24), 8, 1);
+      const b = fragment(pattern(24), 8, 2, { src: SRC + 1 });
+      const c = fragment(pattern(24), 8, 3, { src: SRC + 2 });
       r.push(a[0] as Ipv4Fragment, 0);
       r.push(a[1] as Ipv4Fragment, 0);
       r.push(b[0] as Ipv4Fragment, 1);
@@ -388,6 +408,7 @@ describe("Ipv4Reassembler", () => {
     arbStream,
     fc.record({
       maxDatagrams: fc.integer({ min: 1, max: 8 }),
+      maxDatagramsPerSource: fc.integer({ min: 1, max: 8 }),
       maxFragments: fc.integer({ min: 1, max: 40 }),
       maxSize: fc.integer({ min: 100, max: 65535 }),
     }),

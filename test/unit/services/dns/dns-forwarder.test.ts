@@ -350,6 +350,34 @@ describe("forwarding", () => {
     expect(decoded(await b).rcode).toBe("SERVFAIL");
     expect(fwd.stats().inflight).toBe(0);
   });
+
+  it("drops a guest's queries beyond its own bound and still forwards another guest's", async () => {
+    const time = new FakeTime();
+    const upstream = new FakeUpstream(time, () => hang());
+    const fwd = new DnsForwarder({
+      upstream,
+      servers,
+      logger: silentLogger,
+      clock: time,
+      timers: time,
+      maxInflight: 8,
+      maxInflightPerGuest: 2,
+    });
+    const a = fwd.handle(query("a.example.com"), "udp", 15);
+    const b = fwd.handle(query("b.example.com"), "udp", 15);
+    expect(await fwd.handle(query("c.example.com"), "udp", 15)).toBeUndefined();
+    expect(fwd.stats()).toMatchObject({ inflight: 2, dropped: { "too-many-queries-per-guest": 1 } });
+    const other = fwd.handle(query("d.example.com"), "udp", 16);
+    expect(fwd.stats().inflight).toBe(3);
+    expect(fwd.limits).toEqual({ maxInflight: 8, maxInflightPerGuest: 2 });
+    await time.advance(6000);
+    for (const p of [a, b, other]) expect(decoded(await p).rcode).toBe("SERVFAIL");
+    // answered queries give the guest its room back
+    const again = fwd.handle(query("e.example.com"), "udp", 15);
+    expect(fwd.stats().inflight).toBe(1);
+    await time.advance(6000);
+    expect(decoded(await again).rcode).toBe("SERVFAIL");
+  });
 });
 
 describe("sizes and TCP", () => {

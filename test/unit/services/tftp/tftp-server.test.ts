@@ -557,6 +557,23 @@ describe("TftpServer: several clients", () => {
     expect(server.stats().active).toBe(2);
   });
 
+  it("refuses a guest's transfers beyond maxTransfersPerGuest and still serves another guest", async () => {
+    const { server, send } = setup({ f: content(10) }, { maxTransfers: 8, maxTransfersPerGuest: 2 });
+    const first = (await send(A, 69, rrq("f")))[0]?.fromPort ?? 0;
+    await send({ ...A, port: 2001 }, 69, rrq("f"));
+    const r = await send({ ...A, port: 2002 }, 69, rrq("f"));
+    expect(ops(r)).toEqual([
+      { op: "error", code: 0, message: "server busy, too many transfers from this client" },
+    ]);
+    expect(server.stats().refused).toEqual({ "tftp-busy-guest": 1 });
+    expect(ops(await send(B, 69, rrq("f")))).toMatchObject([{ op: "data", block: 1 }]);
+    expect(server.stats().active).toBe(3);
+    expect(server.limits).toEqual({ maxTransfers: 8, maxTransfersPerGuest: 2 });
+    // a transfer that ends gives the guest its room back
+    expect(await send(A, first, encodeTftp({ op: "error", code: 0, message: "stop" }))).toEqual([]);
+    expect(ops(await send({ ...A, port: 2003 }, 69, rrq("f")))).toMatchObject([{ op: "data", block: 1 }]);
+  });
+
   it("answers a stranger at a transfer port with ERROR 5 and carries on", async () => {
     const { server, send } = setup({ f: content(1000) });
     const port = (await send(A, 69, rrq("f")))[0]?.fromPort ?? 0;

@@ -1,0 +1,72 @@
+/**
+ * Per-guest bounds seen by real sockets: a namespace's kernel behind usernet's TAP
+ * port holds two guest addresses. With udp-max-sockets-per-guest=2, the first two UDP
+ * sockets of 10.0.2.15 get their echo back through the NAT, a third gets nothing (its
+ * datagram is dropped, no ICMP), while 10.0.2.16, another guest, is still served.
+ */
+import { expect, test } from "vitest";
+import { TestDnsServer } from "./harness/dns-server.js";
+import type { Netns } from "./harness/netns.js";
+import { describeE2E, trace } from "./harness/prereqs.js";
+import { e2eScope } from "./harness/scope.js";
+
+const tap = "ub0";
+const dnsPort = 15354;
+const echoPort = 18019;
+
+const udpEcho = `
+const s = require("node:dgram").createSocket("udp4");
+s.on("message", (m, r) => s.send(m, r.port, r.address));
+s.bind(${echoPort}, "127.0.0.1", () => process.stdout.write("listening\\n"));
+`;
+
+/** one new socket bound to SRC sends to the echo at 10.0.2.2 and says whether it heard back */
+const probe = (src: string) => `
+const s = require("node:dgram").createSocket("udp4");
+const t = setTimeout(() => { process.stdout.write("silent\\n"); s.close(); }, 1500);
+s.on("message", () => { clearTimeout(t); process.stdout.write("reply\\n"); s.close(); });
+s.bind(0, "${src}", () => s.send("x", ${echoPort}, "10.0.2.2"));
+`;
+
+async function waitLink(ns: Netns, name: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await ns.exec("ip", ["link", "show", name], 5000)).code === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} did not appear in ${ns.name}`);
+}
+
+describeE2E(
+  "bounds: one guest at its UDP socket bound, another still served",
+  ["root", "netns", "tun", "usernet"],
+  () => {
+    const e2e = e2eScope();
+
+    test("udp-max-sockets-per-guest=2: a third socket of one guest is dropped, another guest's is not", async () => {
+      const host = await e2e.netns();
+      const guest = await e2e.netns();
+      const dns = await TestDnsServer.start(host, { port: dnsPort, records: {} });
+      e2e.defer(() => dns.close());
+      const echo = host.spawn("udp-echo", process.execPath, ["-e", udpEcho]);
+      await echo.until("udp echo listening", 10_000, () =>
+        echo.stdout.includes("listening") ? true : undefined,
+      );
+      await e2e.usernet(host, [
+        "-netdev",
+        `user,id=u0,dns-upstream=127.0.0.1:${dnsPort},udp-max-sockets-per-guest=2`,
+        "-netdev",
+        `tap,id=t0,ifname=${tap},netns=${guest.name}`,
+      ]);
+      await waitLink(guest, tap);
+      await guest.execOk("ip", ["link", "set", tap, "up"]);
+      await guest.execOk("ip", ["addr", "add", "10.0.2.15/24", "dev", tap]);
+      await guest.execOk("ip", ["addr", "add", "10.0.2.16/24", "dev", tap]);
+      const run = async (src: string) =>
+        (await guest.exec(process.execPath, ["-e", probe(src)], 15_000)).stdout.trim();
+      const first = [await run("10.0.2.15"), await run("10.0.2.15"), await run("10.0.2.15")];
+      trace(`10.0.2.15: ${first.join(" ")}`);
+      expect(first).toEqual(["reply", "reply", "silent"]);
+      expect(await run("10.0.2.16")).toBe("reply");
+    }, 120_000);
+  },
+);
