@@ -54,9 +54,14 @@ async function waitLink(ns: Netns, name: string): Promise<void> {
 
 /** NoNewPrivs and Seccomp of every thread of a process */
 function threadStates(pid: number): string[] {
-  return readdirSync(`/proc/${pid}/task`).map((t) => {
-    const s = readFileSync(`/proc/${pid}/task/${t}/status`, "utf8");
-    return `nnp=${/NoNewPrivs:\s*(\d)/.exec(s)?.[1]} seccomp=${/Seccomp:\s*(\d)/.exec(s)?.[1]}`;
+  return readdirSync(`/proc/${pid}/task`).flatMap((t) => {
+    let s: string;
+    try {
+      s = readFileSync(`/proc/${pid}/task/${t}/status`, "utf8");
+    } catch {
+      return []; // the thread ended since the listing
+    }
+    return [`nnp=${/NoNewPrivs:\s*(\d)/.exec(s)?.[1]} seccomp=${/Seccomp:\s*(\d)/.exec(s)?.[1]}`];
   });
 }
 
