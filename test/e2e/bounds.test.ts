@@ -6,7 +6,6 @@
  */
 import { expect, test } from "vitest";
 import { TestDnsServer } from "./harness/dns-server.js";
-import type { Netns } from "./harness/netns.js";
 import { describeE2E, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -27,14 +26,6 @@ const t = setTimeout(() => { process.stdout.write("silent\\n"); s.close(); }, 15
 s.on("message", () => { clearTimeout(t); process.stdout.write("reply\\n"); s.close(); });
 s.bind(0, "${src}", () => s.send("x", ${echoPort}, "10.0.2.2"));
 `;
-
-async function waitLink(ns: Netns, name: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if ((await ns.exec("ip", ["link", "show", name], 5000)).code === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${name} did not appear in ${ns.name}`);
-}
 
 describeE2E(
   "bounds: one guest at its UDP socket bound, another still served",
@@ -57,7 +48,7 @@ describeE2E(
         "-netdev",
         `tap,id=t0,ifname=${tap},netns=${guest.name}`,
       ]);
-      await waitLink(guest, tap);
+      await guest.waitForLink(tap);
       await guest.execOk("ip", ["link", "set", tap, "up"]);
       await guest.execOk("ip", ["addr", "add", "10.0.2.15/24", "dev", tap]);
       await guest.execOk("ip", ["addr", "add", "10.0.2.16/24", "dev", tap]);

@@ -18,7 +18,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
-import type { Netns } from "./harness/netns.js";
 import { describeE2E, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -65,14 +64,6 @@ for i in range(${synCount}):
 print("sent", sent)
 `;
 
-async function waitLink(ns: Netns, name: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if ((await ns.exec("ip", ["link", "show", name], 5000)).code === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${name} did not appear in ${ns.name}`);
-}
-
 describeE2E(
   "guest isolation: forged source addresses",
   ["root", "netns", "tun", "usernet"],
@@ -115,7 +106,7 @@ describeE2E(
         [attacker, "10.0.2.15"],
         [victim, "10.0.2.16"],
       ] as const) {
-        await waitLink(ns, tap);
+        await ns.waitForLink(tap);
         await ns.execOk("ip", ["link", "set", tap, "up"]);
         await ns.execOk("ip", ["addr", "add", `${addr}/24`, "dev", tap]);
         // the first packets: each address is bound to its namespace's MAC, the gateway's MAC learnt

@@ -16,7 +16,6 @@ import { expect, test } from "vitest";
 import { TestDnsServer } from "./harness/dns-server.js";
 import { Guest } from "./harness/guest.js";
 import { guestImageWithTools, hostNettool } from "./harness/guest-tools.js";
-import type { Netns } from "./harness/netns.js";
 import { describeE2E, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -41,14 +40,6 @@ function probeLine(out: string): Record<string, string> {
       .slice(1)
       .map((kv) => kv.split("=") as [string, string]),
   );
-}
-
-async function waitLink(ns: Netns, name: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if ((await ns.exec("ip", ["link", "show", name], 5000)).code === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${name} did not appear in ${ns.name}`);
 }
 
 describeE2E(
@@ -76,7 +67,7 @@ describeE2E(
         `tap,id=t0,ifname=${tap},netns=${guest.name}`,
       ]);
       trace("usernet up");
-      await waitLink(guest, tap);
+      await guest.waitForLink(tap);
       await guest.execOk("ip", ["link", "set", tap, "up"]);
       await guest.execOk("ip", ["addr", "add", "10.0.2.15/24", "dev", tap]);
       await guest.execOk("ip", ["route", "add", "default", "via", "10.0.2.2"]);

@@ -44,14 +44,6 @@ const srv = require("node:net").createServer((c) => c.end("hello-from-host\\n"))
 srv.listen(${tcpPort}, "127.0.0.1", () => process.stdout.write("listening\\n"));
 `;
 
-async function waitLink(ns: Netns, name: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if ((await ns.exec("ip", ["link", "show", name], 5000)).code === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${name} did not appear in ${ns.name}`);
-}
-
 /** NoNewPrivs and Seccomp of every thread of a process */
 function threadStates(pid: number): string[] {
   return readdirSync(`/proc/${pid}/task`).flatMap((t) => {
@@ -97,7 +89,7 @@ describeE2E(
       // a TAP-only configuration prints no attach lines: the log line says start-up is over
       for (let i = 0; i < 200 && !/sandbox: /.test(u.stderr); i++)
         await new Promise((r) => setTimeout(r, 100));
-      await waitLink(guest, tap);
+      await guest.waitForLink(tap);
       await guest.execOk("ip", ["link", "set", tap, "up"]);
       return { guest, pid: u.proc.pid, log: () => u.stderr };
     }

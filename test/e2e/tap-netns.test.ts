@@ -16,7 +16,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
 import { TestDnsServer } from "./harness/dns-server.js";
-import type { Netns } from "./harness/netns.js";
 import { describeE2E, repoRoot, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -41,14 +40,6 @@ s.on("message", (m) => { const k = m.readUInt32BE(0); const w = want.get(k); if 
 sizes.forEach((n, i) => { const b = require("node:crypto").randomBytes(Math.max(n, 4)); b.writeUInt32BE(i, 0); want.set(i, b); s.send(b, ${udpPort}, "10.0.2.2"); });
 setTimeout(() => { console.log("udp-echo ok=" + ok); process.exit(1); }, 5000);
 `;
-
-async function waitLink(ns: Netns, name: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if ((await ns.exec("ip", ["link", "show", name], 5000)).code === 0) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${name} did not appear in ${ns.name}`);
-}
 
 function iperfBps(json: string, reverse: boolean): number {
   const r = JSON.parse(json) as { end: { sum_received: { bits_per_second: number; bytes: number } } };
@@ -93,7 +84,7 @@ describeE2E(
         "-netdev",
         `tap,id=t0,ifname=${tap},netns=${guest.name}`,
       ]);
-      await waitLink(guest, tap);
+      await guest.waitForLink(tap);
       expect(u.stderr).toMatch(/t0: tap ug0 in \/run\/netns\//);
       await guest.execOk("ip", ["link", "set", tap, "mtu", "65520", "up"]);
 
@@ -194,7 +185,7 @@ describeE2E(
         [fast, "10.0.2.15"],
         [plain, "10.0.2.16"],
       ] as const) {
-        await waitLink(ns, tap);
+        await ns.waitForLink(tap);
         await ns.execOk("ip", ["link", "set", tap, "up"]);
         await ns.execOk("ip", ["addr", "add", `${addr}/24`, "dev", tap]);
       }

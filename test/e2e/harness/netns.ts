@@ -46,6 +46,15 @@ export class Netns {
     return ns;
   }
 
+  /** Waits (up to 10 s) for a link, e.g. a TAP usernet creates inside this namespace. */
+  async waitForLink(name: string): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      if ((await this.exec("ip", ["link", "show", name], 5000)).code === 0) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${name} did not appear in ${this.name}`);
+  }
+
   /** argv prefix that runs a command inside the namespace */
   wrap(cmd: string, args: readonly string[]): string[] {
     return ["ip", "netns", "exec", this.name, cmd, ...args];
