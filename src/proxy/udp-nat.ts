@@ -38,7 +38,7 @@ import { GuestCounts, guestOf } from "../stack/guest-bounds.js";
 import type { GuestUdp, UdpToGuest } from "../stack/user-stack.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { IcmpType, IcmpUnreachableCode } from "../stack/wire/icmp.js";
-import { encodeIpv4, IpProto, ipv4HeaderLength } from "../stack/wire/ipv4.js";
+import { encodeIpv4Quote, IpProto } from "../stack/wire/ipv4.js";
 import { udpHeaderLength } from "../stack/wire/udp.js";
 import type { HostNet, HostUdp, HostUdpEvent } from "./host-net.js";
 import { IdleFlows } from "./idle-flows.js";
@@ -307,34 +307,11 @@ const unreachableCodes: Record<string, number> = {
   EPERM: IcmpUnreachableCode.adminProhibited,
 };
 
-/**
- * What an ICMP error quotes of a guest's datagram: its IPv4 header and UDP header,
- * rebuilt (TTL, id and checksums are not the original's; receivers match on
- * addresses, protocol and ports).
- */
+/** What an ICMP error quotes of a guest's datagram: its IPv4 header and UDP header, rebuilt. */
 function udpQuote(src: number, dst: number, srcPort: number, dstPort: number, udpLength: number): Buffer {
   const udp = Buffer.alloc(udpHeaderLength);
   udp.writeUInt16BE(srcPort, 0);
   udp.writeUInt16BE(dstPort, 2);
   udp.writeUInt16BE(Math.min(0xffff, udpLength), 4);
-  const q = Buffer.alloc(ipv4HeaderLength + udpHeaderLength);
-  encodeIpv4(
-    {
-      tos: 0,
-      id: 0,
-      dontFragment: false,
-      moreFragments: false,
-      fragmentOffset: 0,
-      ttl: 64,
-      protocol: IpProto.udp,
-      src,
-      dst,
-      options: Buffer.alloc(0),
-      payload: udp,
-    },
-    q,
-  );
-  // the total length the guest sent, not the quote's
-  q.writeUInt16BE(Math.min(0xffff, ipv4HeaderLength + udpLength), 2);
-  return q;
+  return encodeIpv4Quote(src, dst, IpProto.udp, udp, udpLength);
 }

@@ -55,8 +55,14 @@ import { checksumFull, checksumOffloaded, pseudoHeaderSum } from "./wire/checksu
 import { decodeEthernet, EtherType, encodeEthernet, ethernetHeaderLength } from "./wire/ethernet.js";
 import { joinTail, markOffload, offloadOf } from "./wire/frame-offload.js";
 import { FrameSlab } from "./wire/frame-slab.js";
-import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "./wire/icmp.js";
-import { decodeIpv4, encodeIpv4, IpProto, ipv4HeaderLength } from "./wire/ipv4.js";
+import {
+  decodeIcmp,
+  encodeIcmp,
+  type IcmpDestUnreachable,
+  type IcmpTimeExceeded,
+  icmpHeaderLength,
+} from "./wire/icmp.js";
+import { decodeIpv4, encodeIpv4Quote, IpProto, ipv4HeaderLength } from "./wire/ipv4.js";
 import { decodeTcp, tcpChecksumOffset, tcpEncodingLength } from "./wire/tcp.js";
 import { decodeUdp, encodeUdp, udpHeaderLength } from "./wire/udp.js";
 
@@ -452,27 +458,7 @@ export class UserStack {
 
   /** What an ICMP error quotes of a datagram: its IPv4 header (rebuilt, as it may have been reassembled) and 8 bytes. */
   private quote(src: number, dst: number, protocol: number, payload: Buffer): Buffer {
-    const head = payload.subarray(0, 8);
-    const q = Buffer.alloc(ipv4HeaderLength + head.length);
-    encodeIpv4(
-      {
-        tos: 0,
-        id: 0,
-        dontFragment: false,
-        moreFragments: false,
-        fragmentOffset: 0,
-        ttl: 64,
-        protocol,
-        src,
-        dst,
-        options: Buffer.alloc(0),
-        payload: head,
-      },
-      q,
-    );
-    // the total length the guest sent, not the truncated quote's
-    q.writeUInt16BE(Math.min(0xffff, ipv4HeaderLength + payload.length), 2);
-    return q;
+    return encodeIpv4Quote(src, dst, protocol, payload.subarray(0, 8), payload.length);
   }
 
   /** Sends a UDP datagram to a guest; false when the guest's MAC is unknown (an ARP request goes out instead). */
@@ -576,28 +562,19 @@ export class UserStack {
 
   /** Tells a guest its datagram could not be delivered; `from` is the address it was sent to. */
   sendUnreachable(to: number, from: number, code: number, quote: Buffer): void {
-    const dstMac = this.arp.lookup(to);
-    if (dstMac === undefined) return this.drops.drop("icmp-guest-mac-unknown");
-    const msg = Buffer.allocUnsafe(icmpHeaderLength + quote.length);
-    encodeIcmp({ kind: "dest-unreachable", code, nextHopMtu: 0, payload: quote }, msg);
-    this.emit(
-      this.output.frames({
-        srcMac: this.owned.get(from) ?? this.gatewayMac,
-        dstMac,
-        src: from,
-        dst: to,
-        protocol: IpProto.icmp,
-        payload: msg,
-      }),
-    );
+    this.sendIcmpError(to, from, { kind: "dest-unreachable", code, nextHopMtu: 0, payload: quote });
   }
 
   /** Tells a guest its datagram's TTL ran out on the host's path; `from` is the router that said so. */
   sendTimeExceeded(to: number, from: number, code: number, quote: Buffer): void {
+    this.sendIcmpError(to, from, { kind: "time-exceeded", code, payload: quote });
+  }
+
+  private sendIcmpError(to: number, from: number, m: IcmpDestUnreachable | IcmpTimeExceeded): void {
     const dstMac = this.arp.lookup(to);
     if (dstMac === undefined) return this.drops.drop("icmp-guest-mac-unknown");
-    const msg = Buffer.allocUnsafe(icmpHeaderLength + quote.length);
-    encodeIcmp({ kind: "time-exceeded", code, payload: quote }, msg);
+    const msg = Buffer.allocUnsafe(icmpHeaderLength + m.payload.length);
+    encodeIcmp(m, msg);
     this.emit(
       this.output.frames({
         srcMac: this.owned.get(from) ?? this.gatewayMac,

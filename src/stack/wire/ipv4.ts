@@ -180,3 +180,37 @@ export function encodeIpv4(
   }
   return total;
 }
+
+/**
+ * What an ICMP error quotes of a datagram (RFC 792): its IPv4 header, rebuilt (TTL, id
+ * and checksum are not the original's; receivers match on addresses, protocol and
+ * ports), then `head`, the first 8 bytes of its payload. The total length field says
+ * what was sent (`payloadLength` bytes of payload), not the quote's length.
+ */
+export function encodeIpv4Quote(
+  src: number,
+  dst: number,
+  protocol: number,
+  head: Buffer,
+  payloadLength: number,
+): Buffer {
+  const q = Buffer.alloc(ipv4HeaderLength + head.length);
+  encodeIpv4(
+    {
+      tos: 0,
+      id: 0,
+      dontFragment: false,
+      moreFragments: false,
+      fragmentOffset: 0,
+      ttl: 64,
+      protocol,
+      src,
+      dst,
+      options: Buffer.alloc(0),
+      payload: head,
+    },
+    q,
+  );
+  q.writeUInt16BE(Math.min(0xffff, ipv4HeaderLength + payloadLength), 2);
+  return q;
+}
