@@ -132,9 +132,12 @@ export function registerRoutes(app: FastifyInstance, facade: ApiFacade, options:
         summary: "A live pcap capture of everything the hub floods; ends when the client disconnects",
         params: HubParams,
         querystring: CaptureQuery,
-        produces: ["application/vnd.tcpdump.pcap"],
+        // the media type per status: a 404 is a JSON error, not pcap
         response: {
-          200: Type.String({ description: "pcap (libpcap 2.4, Ethernet)" }),
+          200: {
+            description: "pcap (libpcap 2.4, Ethernet)",
+            content: { "application/vnd.tcpdump.pcap": { schema: Type.String() } },
+          },
           404: errorResponses[404],
         },
       },

@@ -34,6 +34,27 @@ afterAll(() => {
   fs.rmSync(base, { recursive: true, force: true });
 });
 
+/**
+ * Runs `fn` with the effective uid/gid of nobody when this process is root (CI is):
+ * root bypasses file modes, so the check would pass vacuously. seteuid (not setuid)
+ * keeps the saved uid 0 to return to; glibc applies it to every thread, including
+ * libuv's pool that does the file I/O. The test worker is a forked process, so no
+ * other file's tests share this identity.
+ */
+async function unprivileged(fn: () => Promise<void>): Promise<void> {
+  if (process.getuid?.() !== 0 || !process.seteuid || !process.setegid) return fn();
+  fs.chmodSync(base, 0o755); // mkdtemp made it 0700: nobody must reach the root
+  process.setegid(65534);
+  process.seteuid(65534);
+  try {
+    expect(process.geteuid?.()).toBe(65534);
+    await fn();
+  } finally {
+    process.seteuid(0);
+    process.setegid(0);
+  }
+}
+
 async function openOk(r: TftpRoot, name: string): Promise<TftpFile> {
   const f = await r.open(name);
   if ("error" in f) throw new Error(`${name}: ${f.error}`);
@@ -147,8 +168,12 @@ describe("TftpRoot", () => {
     expect(await new TftpRoot(path.join(base, "no-such-root")).open("x")).toEqual({ error: "not-found" });
   });
 
-  it.skipIf(process.getuid?.() === 0)("refuses files it may not read", async () => {
-    expect(await new TftpRoot(root).open("unreadable")).toEqual({ error: "access-violation" });
+  it("refuses files it may not read (as nobody when the suite runs as root)", async () => {
+    await unprivileged(async () => {
+      expect(await new TftpRoot(root).open("unreadable")).toEqual({ error: "access-violation" });
+      // the same identity reads the rest of the root: the mode, not the path, refused it
+      (await openOk(new TftpRoot(root), "pxelinux.0")).close();
+    });
   });
 
   it("works through a root that is itself a symlink", async () => {

@@ -282,10 +282,6 @@ describe("two endpoints over a lossy, reordering link", () => {
     });
   });
 
-  test.skipIf(!process.env.TCP_LINK_CASE)("a given case", () => {
-    check(JSON.parse(process.env.TCP_LINK_CASE as string) as Scenario);
-  });
-
   test("a lossy link with slow consumers and tiny buffers", () => {
     const lossy = { loss: 0.2, dup: 0.1, delay: 10, jitter: 30 };
     check({
