@@ -158,7 +158,7 @@ describeE2E("usernet stream ports with QEMU guests", ["root", "netns", "guest", 
     await stand.kill();
     const at = accepts();
     const gaps = at.slice(1).map((t, i) => t - (at[i] as number));
-    for (const gap of gaps) expect(gap, `attempts at ${at.join(", ")} ms`).toBeGreaterThan(800);
+    for (const gap of gaps) expect(gap, `attempts at ${at.join(", ")} ms`).toBeGreaterThan(700);
 
     await e2e.usernet(ns, listenerArgs, { ready: { tcp: [10003] }, label: "listener again" });
     await waitTcpEstablished(ns, 10003);
