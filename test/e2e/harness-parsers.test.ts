@@ -126,7 +126,7 @@ describe("qemuArgs", () => {
       image,
     );
     expect(a[a.indexOf("-append") + 1]).toBe(
-      "console=ttyS0 quiet panic=-1 usernet.ip=10.0.2.16/24 usernet.gw=10.0.2.2",
+      "console=ttyS0 quiet panic=-1 no_timer_check usernet.ip=10.0.2.16/24 usernet.gw=10.0.2.2",
     );
     expect(a.slice(-4)).toEqual([
       "-netdev",

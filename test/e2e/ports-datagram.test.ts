@@ -1,6 +1,7 @@
 /**
  * usernet's datagram ports with real QEMU guests: `-netdev dgram` (inet unicast, each
- * side's local is the other's remote) and `-netdev socket,mcast=` (a multicast group;
+ * side's local is the other's remote), the legacy `-netdev socket,udp=,localaddr=` (the
+ * same, in QEMU's older spelling) and `-netdev socket,mcast=` (a multicast group;
  * only inside a namespace with multicast routed to lo, never in the host's). usernet
  * runs `-netdev user,id=u0 -netdev <port>`; a guest with 10.0.2.15/24 pings 10.0.2.2.
  */
@@ -30,6 +31,23 @@ describeE2E("usernet datagram ports with QEMU guests", ["root", "netns", "guest"
       ...guestNet,
     });
     await expectPing(g, "10.0.2.2");
+    expect(await u.close()).toEqual({ code: 0, signal: null });
+  });
+
+  test("-netdev socket,udp=,localaddr= (legacy UDP unicast) ↔ QEMU -netdev socket,udp=,localaddr= (e1000)", async () => {
+    const ns = await e2e.netns();
+    const u = await e2e.usernet(
+      ns,
+      ["-netdev", "user,id=u0", "-netdev", "socket,id=s0,udp=127.0.0.1:10004,localaddr=127.0.0.1:10003"],
+      { ready: { udp: [10003], stdout: started } },
+    );
+    const g = await e2e.guest(ns, {
+      netdev: "socket,id=n0,udp=127.0.0.1:10003,localaddr=127.0.0.1:10004",
+      nic: "e1000",
+      ...guestNet,
+    });
+    await expectPing(g, "10.0.2.2");
+    expect(await g.runOk("ip neigh show 10.0.2.2")).toMatch(/lladdr 52:55:0a:00:02:02/);
     expect(await u.close()).toEqual({ code: 0, signal: null });
   });
 

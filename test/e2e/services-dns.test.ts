@@ -5,8 +5,12 @@
  * sees was forwarded by usernet or made by it (host.usernet.internal).
  *
  * One guest serves all checks: it listens and usernet connects to it, so usernet can
- * be restarted with a dead upstream under the same guest (harness/guest-server.ts).
- * DNS over TCP (dig +tcp) is tested in services-dns-tcp.test.ts.
+ * be restarted with a dead upstream under the same guest (harness/guest-server.ts),
+ * and again with two upstreams: a dead first one, then one that answers UDP queries
+ * truncated (TC) and TCP ones in full. dig then gets its answers from the second
+ * server, in full over UDP (`+ignore`: dig itself would not retry over TCP), since
+ * usernet asked again over TCP. DNS over TCP from the guest (dig +tcp) is tested in
+ * services-dns-tcp.test.ts.
  */
 import { expect, test } from "vitest";
 import { TestDnsServer } from "./harness/dns-server.js";
@@ -27,7 +31,7 @@ describeE2E(
   () => {
     const e2e = e2eScope();
 
-    test("names from the upstream, local names without it, SERVFAIL from a dead upstream", async () => {
+    test("names from the upstream, local names without it, SERVFAIL from a dead upstream, failover, TC retried over TCP", async () => {
       const ns = await e2e.netns();
       const upstream = await TestDnsServer.start(ns, {
         port: 5353,
@@ -114,6 +118,42 @@ describeE2E(
       expect(bbFail.output).not.toMatch(/Name:\s+gone2/);
       expect(bbFail.output).toMatch(/no servers could be reached|SERVFAIL/);
       expect(dead.count("gone2.example.test")).toBeGreaterThanOrEqual(2);
+      await u.close();
+
+      // Two upstreams in order: the dead one first, then one on 127.0.0.2 that sends
+      // every UDP answer truncated and the full one over TCP.
+      const second = await TestDnsServer.start(ns, {
+        host: "127.0.0.2",
+        port: 5355,
+        truncate: true,
+        records: { "big.example.test": ["192.0.2.31", "192.0.2.32", "192.0.2.33"] },
+      });
+      e2e.defer(() => second.close());
+      e2e.watch(second.proc);
+      u = await startConnectedUsernet(
+        e2e,
+        ns,
+        ["-netdev", `user,id=u0,${dead.upstream},${second.upstream}`],
+        [guestPort],
+        "usernet 3",
+      );
+      await g.runOk("dig +short +tries=3 +time=2 @10.0.2.3 host.usernet.internal", { timeoutMs: 20_000 });
+      const deadBefore = dead.count("big.example.test");
+      const big = await g.run("dig +ignore +tries=1 +time=10 @10.0.2.3 big.example.test A", {
+        timeoutMs: 20_000,
+      });
+      expect(digStatus(big.output), big.output).toBe("NOERROR");
+      expect(big.output).not.toMatch(/flags:[^;]*\btc\b/);
+      const bigAnswers = [...big.output.matchAll(/^big\.example\.test\.\s+\d+\s+IN\s+A\s+(\S+)$/gm)].map(
+        (m) => m[1],
+      );
+      expect(bigAnswers.sort()).toEqual(["192.0.2.31", "192.0.2.32", "192.0.2.33"]);
+      // the first server was tried and gave up on (its 2 s try), the second asked over
+      // UDP, then over TCP
+      expect(dead.count("big.example.test")).toBe(deadBefore + 1);
+      expect(Number(/Query time: (\d+) msec/.exec(big.output)?.[1])).toBeGreaterThanOrEqual(1500);
+      expect(second.count("big.example.test", "udp")).toBe(1);
+      expect(second.count("big.example.test", "tcp")).toBe(1);
       await u.close();
     });
   },

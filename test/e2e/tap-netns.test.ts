@@ -6,9 +6,13 @@
  * its loopback; "guest" holds only the TAP and the clients — busybox udhcpc, ISC
  * dhclient, busybox nslookup and ping, curl, iperf3, a node UDP client. Nothing leaves
  * the two namespaces. Checks compare what arrived (leases, answers, sha256 of 50 MiB,
- * echoed datagrams, iperf3's byte counts), not exit codes alone. The TAP runs with
- * offloads (checksum, TSO); a second test puts an offloading and a plain TAP on one hub
- * so the hub must split the first one's super frames for the second.
+ * echoed datagrams, iperf3's byte counts), not exit codes alone. A UDP forward
+ * (`hostfwd=udp:`) takes a host client's datagrams to an echo server in the guest
+ * namespace and its answers back. The TAP runs with offloads (checksum, TSO); a second
+ * test puts an offloading and a plain TAP on one hub so the hub must split the first
+ * one's super frames for the second, and pings the gateway with 4,000 bytes at MTU
+ * 1500 (fragments reassembled by usernet, the reply fragmented back: the namespace's
+ * kernel counts the reassemblies).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -24,6 +28,7 @@ const dnsPort = 15353;
 const httpPort = 18080;
 const udpPort = 18009;
 const iperfPort = 15201;
+const udpFwdPort = 18011;
 
 const udpEcho = `
 const s = require("node:dgram").createSocket("udp4");
@@ -39,6 +44,23 @@ const want = new Map(); let ok = 0;
 s.on("message", (m) => { const k = m.readUInt32BE(0); const w = want.get(k); if (w && w.equals(m)) { want.delete(k); ok++; } if (ok === sizes.length) { console.log("udp-echo ok=" + ok); process.exit(0); } });
 sizes.forEach((n, i) => { const b = require("node:crypto").randomBytes(Math.max(n, 4)); b.writeUInt32BE(i, 0); want.set(i, b); s.send(b, ${udpPort}, "10.0.2.2"); });
 setTimeout(() => { console.log("udp-echo ok=" + ok); process.exit(1); }, 5000);
+`;
+
+// the guest side of hostfwd=udp: echoes each datagram with a prefix
+const udpFwdEcho = `
+const s = require("node:dgram").createSocket("udp4");
+s.on("message", (m, r) => s.send(Buffer.concat([Buffer.from("echo:"), m]), r.port, r.address));
+s.bind(${udpFwdPort}, "10.0.2.15", () => process.stdout.write("listening\\n"));
+`;
+
+// the host side: three datagrams to the forward on 127.0.0.1, prints the answers sorted
+const udpFwdClient = `
+const s = require("node:dgram").createSocket("udp4");
+const got = [];
+s.on("message", (m) => { got.push(m.toString()); if (got.length === 3) done(); });
+const done = () => { console.log(got.sort().join(" ") || "none"); process.exit(0); };
+for (const w of ["a", "bb", "ccc"]) s.send(w, ${udpFwdPort}, "127.0.0.1");
+setTimeout(done, 5000);
 `;
 
 function iperfBps(json: string, reverse: boolean): number {
@@ -80,7 +102,7 @@ describeE2E(
 
       const u = await e2e.usernet(host, [
         "-netdev",
-        `user,id=u0,mtu=65520,dns-upstream=127.0.0.1:${dnsPort},tftp=${dir}`,
+        `user,id=u0,mtu=65520,dns-upstream=127.0.0.1:${dnsPort},tftp=${dir},hostfwd=udp:127.0.0.1:${udpFwdPort}-10.0.2.15:${udpFwdPort}`,
         "-netdev",
         `tap,id=t0,ifname=${tap},netns=${guest.name}`,
       ]);
@@ -116,6 +138,15 @@ describeE2E(
 
       const udp = await guest.exec(process.execPath, ["-e", udpClient], 15_000);
       expect(udp.stdout.trim()).toBe("udp-echo ok=20");
+
+      // hostfwd=udp: a host client on 127.0.0.1 reaches the guest's server and hears back
+      const fwdEcho = guest.spawn("udp-fwd-echo", process.execPath, ["-e", udpFwdEcho]);
+      e2e.watch(fwdEcho);
+      await fwdEcho.until("udp forward echo listening", 10_000, () =>
+        fwdEcho.stdout.includes("listening") ? true : undefined,
+      );
+      const fwd = await host.execOk(process.execPath, ["-e", udpFwdClient], 15_000);
+      expect(fwd.trim()).toBe("echo:a echo:bb echo:ccc");
 
       const t0 = Date.now();
       const curl = await guest.exec(
@@ -205,6 +236,21 @@ describeE2E(
       expect(curl.stdout.split(" ")[0]).toBe(bigSha);
       const csumErrors = await plain.execOk("sh", ["-c", "nstat -az TcpInCsumErrors | tail -1"], 10_000);
       expect(csumErrors).toMatch(/TcpInCsumErrors\s+0\b/);
+
+      // A 4,000-byte ping at MTU 1500: the request leaves in three fragments that usernet
+      // reassembles; its reply must come back fragmented too, which the namespace's
+      // kernel counts as reassemblies (an unfragmented 4,028-byte reply would not be).
+      const reasm = async () =>
+        Number(/IpReasmOKs\s+(\d+)/.exec(await plain.execOk("nstat", ["-az", "IpReasmOKs"], 10_000))?.[1]);
+      const before = await reasm();
+      const bigPing = await plain.exec(
+        "busybox",
+        ["ping", "-c", "2", "-W", "3", "-s", "4000", "10.0.2.2"],
+        20_000,
+      );
+      expect(bigPing.stdout).toMatch(/2 packets transmitted, 2 packets received/);
+      expect(bigPing.stdout).toMatch(/4008 bytes from 10\.0\.2\.2/);
+      expect((await reasm()) - before).toBe(2);
     });
   },
   { timeoutMs: 240_000 },
