@@ -249,3 +249,199 @@ describeE2E("host faults: EMFILE, EADDRNOTAVAIL, ENOBUFS", ["root", "netns", "tu
     expect(faultLines(f.usernet, "udp-send", "ENOBUFS")).toHaveLength(1);
   }, 120_000);
 });
+
+/**
+ * A lookup of NAME through 10.0.2.3 with one try and a 6 s time-out (c-ares, Node's
+ * resolver): "NOERROR 192.0.2.N ms=T", or "ESERVFAIL ms=T" / "ETIMEOUT ms=T".
+ */
+const lookup = (name: string) => `
+const { Resolver } = require("node:dns").promises;
+const r = new Resolver({ timeout: 6000, tries: 1 });
+r.setServers(["10.0.2.3"]);
+const t0 = Date.now();
+r.resolve4("${name}").then(
+  (a) => process.stdout.write("NOERROR " + a.join(",") + " ms=" + (Date.now() - t0) + "\\n"),
+  (e) => process.stdout.write(e.code + " ms=" + (Date.now() - t0) + "\\n"),
+);
+`;
+
+function lookupResult(out: string): { status: string; ms: number } {
+  const m = /^(\S+).* ms=(\d+)$/m.exec(out);
+  if (!m) throw new Error(`no lookup result in: ${out}`);
+  return { status: `${m[1]}${out.includes("NOERROR") ? ` ${out.split(" ")[1]}` : ""}`, ms: Number(m[2]) };
+}
+
+describeE2E(
+  "faults: a dead DNS upstream, broken QEMU stream peers",
+  ["root", "netns", "tun", "usernet"],
+  () => {
+    const e2e = e2eScope();
+    const portA = 15361;
+    const portB = 15362;
+
+    async function dnsSetUp(upstreams: number[]) {
+      const host = await e2e.netns();
+      const guest = await e2e.netns();
+      const a = await TestDnsServer.start(host, {
+        port: portA,
+        records: { "www.example.test": ["192.0.2.1"] },
+      });
+      e2e.defer(() => a.close());
+      if (upstreams.includes(portB)) {
+        const b = await TestDnsServer.start(host, {
+          port: portB,
+          records: { "www.example.test": ["192.0.2.2"] },
+        });
+        e2e.defer(() => b.close());
+      }
+      const usernet = await e2e.usernet(host, [
+        "-netdev",
+        `user,id=u0,${upstreams.map((p) => `dns-upstream=127.0.0.1:${p}`).join(",")}`,
+        "-netdev",
+        `tap,id=t0,ifname=${tap},netns=${guest.name}`,
+      ]);
+      await guest.waitForLink(tap);
+      await guest.execOk("ip", ["link", "set", tap, "up"]);
+      await guest.execOk("ip", ["addr", "add", "10.0.2.15/24", "dev", tap]);
+      const ask = async () => lookupResult(await node(guest, lookup("www.example.test")));
+      return { host, guest, usernet, a, ask };
+    }
+
+    test("the only upstream killed: SERVFAIL at once, logged once; answers again once it is back", async () => {
+      const t = await dnsSetUp([portA]);
+      expect((await t.ask()).status).toBe("NOERROR 192.0.2.1");
+      await t.a.close();
+      const dead = [await t.ask(), await t.ask(), await t.ask(), await t.ask()];
+      trace(`dead upstream: ${JSON.stringify(dead)}`);
+      for (const r of dead) {
+        expect(r.status).toBe("ESERVFAIL");
+        expect(r.ms).toBeLessThan(1500); // not the 2 s try nor the 5 s query time-out
+      }
+      expect(t.usernet.stderr.match(/no DNS upstream answered/g)).toHaveLength(1);
+      const again = await TestDnsServer.start(t.host, {
+        port: portA,
+        records: { "www.example.test": ["192.0.2.1"] },
+      });
+      e2e.defer(() => again.close());
+      expect((await t.ask()).status).toBe("NOERROR 192.0.2.1");
+      expect(t.usernet.stderr).toMatch(/a DNS upstream answers again/);
+    }, 120_000);
+
+    test("the first of two upstreams killed: answered by the second, promptly; the first again once back", async () => {
+      const t = await dnsSetUp([portA, portB]);
+      expect((await t.ask()).status).toBe("NOERROR 192.0.2.1");
+      await t.a.close();
+      for (let i = 0; i < 3; i++) {
+        const r = await t.ask();
+        expect(r.status).toBe("NOERROR 192.0.2.2");
+        expect(r.ms).toBeLessThan(1500);
+      }
+      expect(t.usernet.stderr).not.toMatch(/no DNS upstream answered/);
+      const again = await TestDnsServer.start(t.host, {
+        port: portA,
+        records: { "www.example.test": ["192.0.2.1"] },
+      });
+      e2e.defer(() => again.close());
+      // the second stays preferred for a minute after answering; both answers are good
+      expect((await t.ask()).status).toMatch(/^NOERROR 192\.0\.2\.[12]$/);
+    }, 120_000);
+
+    test("QEMU stream peers: one dies mid-frame, one sends a garbage length; both dropped, counted, the hub goes on", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "une2e-faults-"));
+      e2e.defer(() => rmSync(dir, { recursive: true, force: true }));
+      const api = join(dir, "api.sock");
+      const host = await e2e.netns();
+      const guest = await e2e.netns();
+      const dns = await TestDnsServer.start(host, { port: dnsPort, records: {} });
+      e2e.defer(() => dns.close());
+      const echo = host.spawn("echo", process.execPath, ["-e", echoServers]);
+      await echo.until("echo servers listening", 10_000, () =>
+        echo.stdout.includes("listening") ? true : undefined,
+      );
+      const usernet = await e2e.usernet(
+        host,
+        [
+          "--api",
+          api,
+          "-netdev",
+          `user,id=u0,dns-upstream=127.0.0.1:${dnsPort}`,
+          "-netdev",
+          `tap,id=t0,ifname=${tap},netns=${guest.name}`,
+          "-netdev",
+          "socket,id=s0,listen=127.0.0.1:10000",
+        ],
+        { ready: { unix: [api], tcp: [10000] } },
+      );
+      await guest.waitForLink(tap);
+      await guest.execOk("ip", ["link", "set", tap, "up"]);
+      await guest.execOk("ip", ["addr", "add", "10.0.2.15/24", "dev", tap]);
+      await guest.execOk("ip", ["route", "add", "default", "via", "10.0.2.2"]);
+      expect(await node(guest, tcpOnce("10.0.2.2"))).toBe("ok");
+
+      const peer = async (mode: string) => (await node(host, streamPeer(mode))).trim();
+      expect(await peer("arp")).toBe("arp-reply");
+      // a long transfer from the namespace runs while the peers misbehave
+      const hold = guest.spawn("holder", process.execPath, ["-e", holder("10.0.2.2", 1)]);
+      await hold.until("the holder's connection", 30_000, () =>
+        hold.stdout.includes("echo=") ? true : undefined,
+      );
+      expect(await peer("half-frame-reset")).toBe("sent");
+      expect(await peer("half-frame-close")).toBe("sent");
+      expect(await peer("garbage-length")).toBe("closed-by-usernet");
+      expect(await peer("arp")).toBe("arp-reply");
+      expect(await node(guest, tcpOnce("10.0.2.2"))).toBe("ok");
+      expect(hold.exit).toBeUndefined();
+      expect(hostFaultMetric(api, "stream-port", "mid-frame")).toBe(2);
+      expect(hostFaultMetric(api, "stream-port", "bad-length")).toBe(1);
+      expect(faultLines(usernet, "stream-port", "mid-frame")).toHaveLength(1);
+      expect(faultLines(usernet, "stream-port", "bad-length")).toHaveLength(1);
+    }, 120_000);
+  },
+);
+
+/**
+ * A QEMU stream peer on 127.0.0.1:10000 (4-byte length before each frame):
+ *   arp              asks who has 10.0.2.2, prints "arp-reply" when the answer comes
+ *   half-frame-*     sends a length of 60 and 20 bytes of the frame, then resets the
+ *                    connection or closes it; prints "sent"
+ *   garbage-length   sends a length of 0xffffffff; prints "closed-by-usernet" once
+ *                    usernet hangs up
+ */
+const streamPeer = (mode: string) => `
+const net = require("node:net");
+const mac = Buffer.from([0x52, 0x54, 0x00, 0xaa, 0xbb, 0x01]);
+const arp = Buffer.concat([
+  Buffer.alloc(6, 0xff), mac, Buffer.from([0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]), mac,
+  Buffer.from([10, 0, 2, 20]), Buffer.alloc(6), Buffer.from([10, 0, 2, 2]), Buffer.alloc(18),
+]);
+const framed = (f) => { const h = Buffer.alloc(4); h.writeUInt32BE(f.length); return Buffer.concat([h, f]); };
+const s = net.connect(10000, "127.0.0.1");
+const t = setTimeout(() => { process.stdout.write("timeout\\n"); process.exit(0); }, 8000);
+const done = (w) => { clearTimeout(t); process.stdout.write(w + "\\n"); };
+let got = Buffer.alloc(0);
+s.on("error", () => {});
+s.on("connect", () => {
+  const mode = "${mode}";
+  if (mode === "arp") s.write(framed(arp));
+  else if (mode.startsWith("half-frame")) {
+    const h = Buffer.alloc(4); h.writeUInt32BE(60);
+    s.write(Buffer.concat([h, arp.subarray(0, 20)]), () => setTimeout(() => {
+      if (mode === "half-frame-reset") s.resetAndDestroy(); else s.end();
+      done("sent");
+    }, 200));
+  } else if (mode === "garbage-length") {
+    s.write(Buffer.from([0xff, 0xff, 0xff, 0xff]));
+    s.on("close", () => done("closed-by-usernet"));
+  }
+});
+s.on("data", (d) => {
+  got = Buffer.concat([got, d]);
+  while (got.length >= 4 && got.length >= 4 + got.readUInt32BE(0)) {
+    const f = got.subarray(4, 4 + got.readUInt32BE(0));
+    got = got.subarray(4 + f.length);
+    if (f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2 && f.subarray(0, 6).equals(mac)) {
+      done("arp-reply"); s.destroy();
+    }
+  }
+});
+`;
