@@ -143,6 +143,11 @@ export class HostFaults {
     );
   }
 
+  /** Counts a fault whose component logs it itself (e.g. once per failing period). */
+  count(where: string, code: string): void {
+    this.report(where, code, "", undefined, silentLogger);
+  }
+
   /** Every (where, code) met so far with its count. */
   list(): { where: string; code: string; count: number }[] {
     return [...this.counts.values()].map((c) => ({ where: c.where, code: c.code, count: c.n }));

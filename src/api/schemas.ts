@@ -190,4 +190,5 @@ export const errorResponses = {
   400: ErrorBody,
   404: ErrorBody,
   409: ErrorBody,
+  507: ErrorBody,
 };

@@ -16,17 +16,29 @@
  *   ENOBUFS        a device queue that drops everything (`tc qdisc ... pfifo limit 0`):
  *                  Linux reports the drop to a UDP sender only with IP_RECVERR, which
  *                  usernet's sockets have: dropped, counted, logged once.
+ *   ENOSPC         --state-dir on a 64 KiB tmpfs (in usernet's private mount
+ *                  namespace) filled up: DHCP still ACKs (from memory), a forward add
+ *                  is refused with 507 and undone, the files keep the last good state
+ *                  (whole JSON, no temp files), one log line per file; once space
+ *                  returns the next change is written and logged as saved again.
+ *   DNS            the upstream on 127.0.0.1 killed: SERVFAIL at once (its closed
+ *                  port answers ICMP), answers again once it is back; with two, the
+ *                  second answers.
+ *   QEMU peers     a stream client that dies inside a frame, one that sends a length
+ *                  of 0xffffffff: each dropped and counted, the hub and the other
+ *                  ports go on. (A length below 14, 0 included, is skipped and the
+ *                  peer kept: see length-prefixed-frames.ts.)
  */
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { expect, test } from "vitest";
 import { TestDnsServer } from "./harness/dns-server.js";
 import type { Netns } from "./harness/netns.js";
 import { describeE2E, trace } from "./harness/prereqs.js";
 import { type E2eScope, e2eScope } from "./harness/scope.js";
-import type { Usernet } from "./harness/usernet.js";
+import type { Usernet, UsernetOptions } from "./harness/usernet.js";
 
 const tap = "uf0";
 const dnsPort = 15355;
@@ -95,7 +107,11 @@ interface Faulty {
 }
 
 /** The host namespace with its servers, usernet (API on a unix socket) and a guest namespace on its TAP. */
-async function setUp(e2e: E2eScope, userOpts = ""): Promise<Faulty> {
+async function setUp(
+  e2e: E2eScope,
+  userOpts = "",
+  more: { args?: string[]; opts?: UsernetOptions } = {},
+): Promise<Faulty> {
   const dir = mkdtempSync(join(tmpdir(), "une2e-faults-"));
   e2e.defer(() => rmSync(dir, { recursive: true, force: true }));
   const api = join(dir, "api.sock");
@@ -116,6 +132,7 @@ async function setUp(e2e: E2eScope, userOpts = ""): Promise<Faulty> {
   const usernet = await e2e.usernet(
     host,
     [
+      ...(more.args ?? []),
       "--api",
       api,
       "-netdev",
@@ -123,7 +140,7 @@ async function setUp(e2e: E2eScope, userOpts = ""): Promise<Faulty> {
       "-netdev",
       `tap,id=t0,ifname=${tap},netns=${guest.name}`,
     ],
-    { ready: { unix: [api] } },
+    { ...more.opts, ready: { unix: [api] } },
   );
   await guest.waitForLink(tap);
   await guest.execOk("ip", ["link", "set", tap, "up"]);
@@ -220,6 +237,89 @@ describeE2E("host faults: EMFILE, EADDRNOTAVAIL, ENOBUFS", ["root", "netns", "tu
     expect(faultLines(f.usernet, "tcp-connect", "EMFILE")).toHaveLength(1);
     expect(faultLines(f.usernet, "udp-socket", "EMFILE")).toHaveLength(1);
   }, 300_000);
+
+  test("ENOSPC: the state directory's disk full; DHCP and NAT go on, forwards refused and undone, files intact", async () => {
+    const state = join(mkdtempSync(join(tmpdir(), "une2e-faults-state-")), "state");
+    e2e.defer(() => rmSync(dirname(state), { recursive: true, force: true }));
+    const f = await setUp(e2e, "", {
+      args: ["--state-dir", state],
+      opts: { mountSetup: `mkdir -p ${state} && mount -t tmpfs -o size=64k,mode=0700 tmpfs ${state}` },
+    });
+    const pid = f.usernet.proc.pid;
+    const inMnt = (cmd: string) => spawnSync("nsenter", ["-t", String(pid), "-m", "--", "sh", "-c", cmd]);
+    const readState = (file: string) => JSON.parse(inMnt(`cat ${state}/${file}`).stdout.toString());
+    const dhcp = async (name: string) =>
+      (
+        await f.guest.exec(
+          "busybox",
+          [
+            "udhcpc",
+            "-i",
+            tap,
+            "-n",
+            "-q",
+            "-t",
+            "3",
+            "-T",
+            "1",
+            "-s",
+            "/bin/true",
+            "-x",
+            `hostname:${name}`,
+          ],
+          20_000,
+        )
+      ).code;
+    const addForward = (hostPort: number) =>
+      spawnSync("curl", [
+        ..."-sS --max-time 10 -o /dev/stderr -w %{http_code} -H content-type:application/json".split(" "),
+        "--unix-socket",
+        f.api,
+        "-d",
+        JSON.stringify({ hostAddr: "127.0.0.1", hostPort, guestPort: 80 }),
+        "http://usernet/v1/forwards",
+      ]).stdout.toString();
+    const leaseName = () => readState("dhcp-leases-u0.json").leases[0]?.hostname;
+    const forwardPorts = () =>
+      (readState("forwards.json").forwards as { rule: { hostPort: number } }[]).map((x) => x.rule.hostPort);
+
+    expect(await dhcp("before")).toBe(0);
+    expect(addForward(18201)).toBe("201");
+    expect(leaseName()).toBe("before");
+    expect(forwardPorts()).toEqual([18201]);
+
+    // the disk fills up (the write fails with ENOSPC at 64 KiB)
+    expect(inMnt(`cat /dev/zero > ${state}/fill`).status).not.toBe(0);
+    expect(await dhcp("during")).toBe(0); // ACKed from memory
+    expect(await dhcp("during2")).toBe(0);
+    expect(addForward(18202)).toBe("507");
+    expect(addForward(18203)).toBe("507");
+    expect(await node(f.guest, tcpOnce("10.0.2.2"))).toBe("ok");
+    // the last good state, whole, and nothing left behind
+    expect(leaseName()).toBe("before");
+    expect(forwardPorts()).toEqual([18201]);
+    expect(inMnt(`ls ${state}`).stdout.toString().split("\n").filter(Boolean).sort()).toEqual([
+      "dhcp-leases-u0.json",
+      "fill",
+      "forwards.json",
+    ]);
+    expect(f.usernet.stderr.match(/cannot save DHCP leases/g)).toHaveLength(1);
+    expect(f.usernet.stderr.match(/cannot save the runtime forwards/g)).toHaveLength(1);
+    expect(hostFaultMetric(f.api, "state-write", "ENOSPC")).toBeGreaterThanOrEqual(4);
+
+    // space comes back: the next change writes everything
+    inMnt(`rm ${state}/fill`);
+    expect(await dhcp("after")).toBe(0);
+    expect(addForward(18204)).toBe("201");
+    expect(leaseName()).toBe("after");
+    expect(forwardPorts()).toEqual([18201, 18204]);
+    // stderr is a pipe: its last lines may arrive after the API's answer
+    for (const again of [/DHCP leases saved again/, /the runtime forwards saved again/]) {
+      await f.usernet.proc.until(`"${again.source}" in the log`, 5000, () =>
+        again.test(f.usernet.stderr) ? true : undefined,
+      );
+    }
+  }, 120_000);
 
   test("EADDRNOTAVAIL: the outbound address removed, connects refused and UDP dropped; back once re-added", async () => {
     const f = await setUp(e2e, `,outbound-addr=${outbound}`);
