@@ -21,6 +21,10 @@
  *                  is refused with 507 and undone, the files keep the last good state
  *                  (whole JSON, no temp files), one log line per file; once space
  *                  returns the next change is written and logged as saved again.
+ *                  `usernet ctl capture` writing to a full 64 KiB tmpfs stops, says so,
+ *                  exits 1 and cuts the file back to its last whole record (we chose
+ *                  stopping over resuming: a pcap with a silent hole would mislead);
+ *                  usernet ends that capture and goes on.
  *   DNS            the upstream on 127.0.0.1 killed: SERVFAIL at once (its closed
  *                  port answers ICMP), answers again once it is back; with two, the
  *                  second answers.
@@ -36,7 +40,7 @@ import { dirname, join } from "node:path";
 import { expect, test } from "vitest";
 import { TestDnsServer } from "./harness/dns-server.js";
 import type { Netns } from "./harness/netns.js";
-import { describeE2E, trace } from "./harness/prereqs.js";
+import { describeE2E, trace, usernetMain } from "./harness/prereqs.js";
 import { type E2eScope, e2eScope } from "./harness/scope.js";
 import type { Usernet, UsernetOptions } from "./harness/usernet.js";
 
@@ -80,6 +84,23 @@ const one = () => new Promise((res) => {
   first.write("still here");
   setInterval(() => {}, 1000);
 })();
+`;
+
+/** COUNT datagrams of 1200 bytes from one socket, then "replies=N" after a second */
+const udpBurst = (dst: string, count: number) => `
+const s = require("node:dgram").createSocket("udp4");
+let n = 0;
+s.on("message", () => n++);
+s.bind(0, () => { for (let i = 0; i < ${count}; i++) s.send(Buffer.alloc(1200, i), ${echoPort}, "${dst}"); });
+setTimeout(() => { process.stdout.write("replies=" + n + "\\n"); s.close(); }, 1000);
+`;
+
+/** Walks a pcap file's records: "records=N whole=true|false" (false: it ends inside one). */
+const pcapCheck = `
+const b = require("node:fs").readFileSync(process.argv[1]);
+let at = 24, n = 0;
+while (at + 16 <= b.length) { const len = b.readUInt32LE(at + 8); if (at + 16 + len > b.length) break; at += 16 + len; n++; }
+console.log("records=" + n + " whole=" + (b.length >= 24 && b.readUInt32LE(0) === 0xa1b2c3d4 && at === b.length));
 `;
 
 /** one TCP connection: "ok" when its echo came back, else the error code */
@@ -319,6 +340,42 @@ describeE2E("host faults: EMFILE, EADDRNOTAVAIL, ENOBUFS", ["root", "netns", "tu
         again.test(f.usernet.stderr) ? true : undefined,
       );
     }
+  }, 120_000);
+
+  test("ENOSPC under a capture: usernet ctl capture stops cleanly (whole records kept), usernet ends the capture and goes on", async () => {
+    const f = await setUp(e2e);
+    const disk = mkdtempSync(join(tmpdir(), "une2e-faults-capture-"));
+    e2e.defer(() => rmSync(disk, { recursive: true, force: true }));
+    const pcap = join(disk, "hub0.pcap");
+    // ctl writes to a 64 KiB tmpfs in a mount namespace of its own, then the file is checked there
+    const script = [
+      `mount -t tmpfs -o size=64k tmpfs ${disk}`,
+      `${process.execPath} ${usernetMain()} ctl --api ${f.api} capture 0 ${pcap}`,
+      "echo ctl-exit=$?",
+      `${process.execPath} -e "$PCAP_CHECK" ${pcap}`,
+    ].join("; ");
+    const ctl = f.host.spawn("ctl", "unshare", ["-m", "--propagation", "private", "sh", "-c", script], {
+      env: { ...process.env, PCAP_CHECK: pcapCheck },
+    });
+    await f.usernet.proc.until("the capture started", 10_000, () =>
+      /capture\d+ started/.test(f.usernet.stderr) ? true : undefined,
+    );
+    // about 400 frames of 1.2 KB through the hub: more than the disk holds
+    expect(await node(f.guest, udpBurst("10.0.2.2", 200))).toMatch(/^replies=\d+$/);
+    await ctl.until("ctl's check of the file", 20_000, () =>
+      ctl.stdout.includes("records=") ? true : undefined,
+    );
+    trace(`ctl: ${ctl.stdout.trim()} | ${ctl.stderr.trim()}`);
+    expect(ctl.stdout).toContain("ctl-exit=1");
+    expect(ctl.stderr).toMatch(
+      /no space left on device, write; capture stopped, \d+ bytes of whole records kept/,
+    );
+    expect(ctl.stdout).toMatch(/records=[1-9]\d* whole=true/);
+    await f.usernet.proc.until("the capture ended", 10_000, () =>
+      /capture\d+ ended \(sink-closed\)/.test(f.usernet.stderr) ? true : undefined,
+    );
+    expect(await node(f.guest, udpOnce("10.0.2.2"))).toBe("reply");
+    expect(await node(f.guest, tcpOnce("10.0.2.2"))).toBe("ok");
   }, 120_000);
 
   test("EADDRNOTAVAIL: the outbound address removed, connects refused and UDP dropped; back once re-added", async () => {
