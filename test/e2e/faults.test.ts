@@ -188,6 +188,16 @@ function hostFaultMetric(api: string, where: string, code: string): number {
   return 0;
 }
 
+/** One sample of /metrics by its exact name and labels (0 when absent). */
+function metric(api: string, series: string): number {
+  const r = spawnSync("curl", ["-sS", "--max-time", "10", "--unix-socket", api, "http://usernet/metrics"]);
+  const line = r.stdout
+    .toString()
+    .split("\n")
+    .find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.split(" ").pop());
+}
+
 function statusFaults(api: string): { where: string; code: string; count: number }[] {
   const r = spawnSync("curl", ["-sS", "--max-time", "10", "--unix-socket", api, "http://usernet/v1/status"]);
   return (JSON.parse(r.stdout.toString()) as { hostFaults: { where: string; code: string; count: number }[] })
@@ -451,17 +461,26 @@ describeE2E(
         });
         e2e.defer(() => b.close());
       }
-      const usernet = await e2e.usernet(host, [
-        "-netdev",
-        `user,id=u0,${upstreams.map((p) => `dns-upstream=127.0.0.1:${p}`).join(",")}`,
-        "-netdev",
-        `tap,id=t0,ifname=${tap},netns=${guest.name}`,
-      ]);
+      const dir = mkdtempSync(join(tmpdir(), "une2e-faults-"));
+      e2e.defer(() => rmSync(dir, { recursive: true, force: true }));
+      const api = join(dir, "api.sock");
+      const usernet = await e2e.usernet(
+        host,
+        [
+          "--api",
+          api,
+          "-netdev",
+          `user,id=u0,${upstreams.map((p) => `dns-upstream=127.0.0.1:${p}`).join(",")}`,
+          "-netdev",
+          `tap,id=t0,ifname=${tap},netns=${guest.name}`,
+        ],
+        { ready: { unix: [api] } },
+      );
       await guest.waitForLink(tap);
       await guest.execOk("ip", ["link", "set", tap, "up"]);
       await guest.execOk("ip", ["addr", "add", "10.0.2.15/24", "dev", tap]);
       const ask = async () => lookupResult(await node(guest, lookup("www.example.test")));
-      return { host, guest, usernet, a, ask };
+      return { host, guest, usernet, a, ask, api };
     }
 
     test("the only upstream killed: SERVFAIL at once, logged once; answers again once it is back", async () => {
@@ -475,6 +494,10 @@ describeE2E(
         expect(r.ms).toBeLessThan(1500); // not the 2 s try nor the 5 s query time-out
       }
       expect(t.usernet.stderr.match(/no DNS upstream answered/g)).toHaveLength(1);
+      expect(metric(t.api, 'usernet_dns_messages_total{netdev="u0",kind="servfail"}')).toBe(4);
+      expect(
+        metric(t.api, 'usernet_dns_upstream_failures_total{netdev="u0",reason="connection-refused"}'),
+      ).toBe(4);
       const again = await TestDnsServer.start(t.host, {
         port: portA,
         records: { "www.example.test": ["192.0.2.1"] },
