@@ -14,7 +14,7 @@ import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { HubRegistry, HubStats } from "./hub/hub.js";
 import type { Port, PortStats } from "./hub/port.js";
-import { internalErrors, type Logger } from "./log.js";
+import { hostFaults, internalErrors, type Logger } from "./log.js";
 import { formatAddress } from "./ports/address.js";
 import { type CaptureEnd, CapturePort, type CaptureSink } from "./ports/capture-port.js";
 import type { NetdevHandle, openNetdev, PortNetdevConfig } from "./ports/netdev.js";
@@ -125,6 +125,8 @@ export interface StatusView {
   uptimeSeconds: number;
   /** unexpected exceptions (bugs) so far, in the whole process; see log.ts */
   internalErrors: number;
+  /** host faults survived so far (EMFILE, ENOSPC, ...), by place and errno; see log.ts */
+  hostFaults: { where: string; code: string; count: number }[];
   hubs: HubView[];
   netdevs: NetdevView[];
   ports: PortView[];
@@ -327,6 +329,7 @@ export function createControl(parts: ControlParts): Control {
         version: parts.version,
         uptimeSeconds: Math.round((clock.now() - startedAt) / 10) / 100,
         internalErrors: internalErrors.total,
+        hostFaults: hostFaults.list(),
         hubs: hubs.list().map((h) => hubView(h.id) as HubView),
         netdevs: [...users.map(userView), ...handles.map(handleView)],
         ports: allPorts(),

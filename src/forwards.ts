@@ -11,7 +11,10 @@
  *   would share a host socket with an existing forward ("conflict"), then binds; a bind
  *   that fails ("bind-failed") leaves nothing behind. Errors carry a `reason`.
  * - Runtime forwards are written to `forwards.json` in the state directory (temp file,
- *   fsync, rename) on every add and remove, and reopened at start, after the
+ *   fsync, rename) on every add and remove, and the caller is answered only once that
+ *   write is durable: a `kill -9` then never loses a change the caller was told of. A
+ *   write that fails (a full disk) undoes the change and rejects with
+ *   "state-write-failed", so memory and disk agree. They are reopened at start, after the
  *   command-line ones (which win a conflict: the stored one is then listed with its
  *   error). Stored forwards of a netdev that no longer exists are kept in the file,
  *   inactive, and logged.
@@ -39,7 +42,10 @@ export interface ForwardView {
   error?: string;
 }
 
-export type ForwardErrorReason = "invalid" | "conflict" | "bind-failed";
+export type ForwardErrorReason = "invalid" | "conflict" | "bind-failed" | "state-write-failed";
+
+const stateWriteFailed =
+  "the state directory could not be written (see the log); the forwards are as they were";
 
 export class ForwardError extends Error {
   constructor(
@@ -54,7 +60,8 @@ export class ForwardError extends Error {
 export interface ForwardsFacade {
   list(): ForwardView[];
   add(netdevId: string | undefined, rule: HostForward): Promise<ForwardView>;
-  remove(id: number): boolean;
+  /** false when there is no such forward */
+  remove(id: number): Promise<boolean>;
 }
 
 const isPort = (v: unknown, min: number): v is number =>
@@ -185,19 +192,28 @@ export class Forwards implements ForwardsFacade {
       throw new ForwardError("bind-failed", info.error);
     }
     this.runtime.set(id, { id, netdev: nd.config.id, rule: clean });
-    // answered once durable (or the write failed: logged, counted, kept in memory)
-    await this.save();
+    // answered once durable: a forward the caller was told about survives a kill -9
+    if (!(await this.save())) {
+      this.runtime.delete(id);
+      nd.forwards.remove(id);
+      throw new ForwardError("state-write-failed", stateWriteFailed);
+    }
     return this.view(nd, info);
   }
 
-  remove(id: number): boolean {
-    for (const nd of this.netdevs) {
-      if (!nd.forwards.remove(id)) continue;
-      // the write never rejects; a kill right after this loses at most this change
-      if (this.runtime.delete(id)) void this.save();
-      return true;
+  async remove(id: number): Promise<boolean> {
+    const nd = this.netdevs.find((n) => n.forwards.list().some((i) => i.id === id));
+    if (nd === undefined) return false;
+    const stored = this.runtime.get(id);
+    if (stored !== undefined) {
+      // durable first, then gone: a failed write leaves the forward in place, as on disk
+      this.runtime.delete(id);
+      if (!(await this.save())) {
+        this.runtime.set(id, stored);
+        throw new ForwardError("state-write-failed", stateWriteFailed);
+      }
     }
-    return false;
+    return nd.forwards.remove(id);
   }
 
   /** Settles when the state writes started so far are done (for a clean shutdown). */
@@ -205,10 +221,11 @@ export class Forwards implements ForwardsFacade {
     return this.store?.flush() ?? Promise.resolve();
   }
 
-  private async save(): Promise<void> {
-    if (!this.store) return;
+  /** true once the runtime forwards as they are now are durable (or nothing is persisted) */
+  private async save(): Promise<boolean> {
+    if (!this.store) return true;
     const forwards = [...this.runtime.values(), ...this.inactive].sort((a, b) => a.id - b.id);
-    await this.store.save({ nextId: this.nextId, forwards });
+    return this.store.save({ nextId: this.nextId, forwards });
   }
 
   private view(nd: UserNetdev, i: ForwardInfo): ForwardView {

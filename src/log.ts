@@ -95,3 +95,69 @@ export class InternalErrors {
 }
 
 export const internalErrors = new InternalErrors(createLogger("info"));
+
+/**
+ * Host faults: the host refused us something a guest's traffic needed — no file
+ * descriptors (EMFILE, ENFILE), no buffer memory (ENOBUFS), an outbound address gone
+ * (EADDRNOTAVAIL), a full disk for state or captures (ENOSPC), an upstream resolver
+ * that does not answer, a QEMU client that broke its framing. Not bugs (those are
+ * InternalErrors) and not the network's ordinary answers (a refused connect, an
+ * unreachable host): the guest gets its answer (RST, ICMP, SERVFAIL, nothing) from
+ * the component that met the fault, which goes on serving everyone else, and the
+ * fault is counted here by `where` and `code` (API status `hostFaults`, metric
+ * `usernet_host_faults_total{where,code}`) and logged once per pair, at its first
+ * occurrence: one line, not one per packet, at any rate of faults.
+ *
+ * One per process, like InternalErrors: the same fd limit or disk is behind every
+ * netdev's faults.
+ */
+export class HostFaults {
+  private readonly counts = new Map<string, { where: string; code: string; n: number }>();
+
+  constructor(private log: Logger) {}
+
+  setLogger(log: Logger): void {
+    this.log = log;
+  }
+
+  /**
+   * `fields` go into the first occurrence's log line only; `log`, the component's own
+   * logger (with its bindings), writes it when given.
+   */
+  report(where: string, code: string, message: string, fields?: Record<string, unknown>, log?: Logger): void {
+    let key = `${where}\n${code}`;
+    // bounded: ever-new pairs share one row past 256
+    if (!this.counts.has(key) && this.counts.size >= 256) {
+      key = "other\nother";
+      [where, code] = ["other", "other"];
+    }
+    const known = this.counts.get(key);
+    if (known) {
+      known.n++;
+      return;
+    }
+    this.counts.set(key, { where, code, n: 1 });
+    (log ?? this.log).warn(
+      `host fault in ${where} (${code}): ${message}; further ones are counted, not logged`,
+      fields,
+    );
+  }
+
+  /** Counts a fault whose component logs it itself (e.g. once per failing period). */
+  count(where: string, code: string): void {
+    this.report(where, code, "", undefined, silentLogger);
+  }
+
+  /** Every (where, code) met so far with its count. */
+  list(): { where: string; code: string; count: number }[] {
+    return [...this.counts.values()].map((c) => ({ where: c.where, code: c.code, count: c.n }));
+  }
+
+  get total(): number {
+    let n = 0;
+    for (const c of this.counts.values()) n += c.n;
+    return n;
+  }
+}
+
+export const hostFaults = new HostFaults(createLogger("info"));

@@ -17,8 +17,9 @@
  *   the old file or the new one, never a torn one, and loses at most the changes not yet
  *   written: those of the write in flight and the ones queued behind it.
  * - Failures (a full disk, a read-only or removed directory, EIO): the temp file is
- *   removed, the failure is logged once (and again only after a success), counted, and
- *   the caller keeps serving from memory. Nothing retries on a timer: the next change
+ *   removed, the failure is logged once (and again only after a success), counted (here
+ *   and as a host fault "state-write" with its errno, log.ts), and the caller keeps
+ *   serving from memory; the file keeps the last good state. Nothing retries on a timer: the next change
  *   writes the whole state again.
  * - `update` resolves when a write that includes that change is durable (true) or has
  *   failed (false); it never rejects. `flush` waits for everything asked so far.
@@ -26,7 +27,7 @@
  */
 import * as fsp from "node:fs/promises";
 import path from "node:path";
-import type { Logger } from "./log.js";
+import { hostFaults, type Logger } from "./log.js";
 
 /** The file operations a StateWriter needs; injected in tests. */
 export interface StateFs {
@@ -145,6 +146,7 @@ export class StateWriter {
     } catch (e) {
       await this.fs.remove(tmp).catch(() => undefined);
       this.counts.failures++;
+      hostFaults.count("state-write", (e as NodeJS.ErrnoException).code ?? "EIO");
       if (!this.failing) {
         this.failing = true;
         this.options.log.error(

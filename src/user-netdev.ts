@@ -448,14 +448,25 @@ export class UserNetdev implements Port {
     this.bindLeases();
     if (!reply) return;
     const to = reply.to;
-    this.stack.sendUdp({
-      src: this.stackConfig.host,
-      srcPort: dhcpServerPort,
-      dst: to === "broadcast" ? 0xffffffff : to.ip,
-      dstPort: dhcpClientPort,
-      dstMac: to === "broadcast" ? BROADCAST_MAC : to.mac,
-      payload: reply.payload,
-    });
+    const later = () => {
+      send();
+      this.schedule();
+    };
+    const send = () => {
+      if (this.closed) return;
+      this.stack.sendUdp({
+        src: this.stackConfig.host,
+        srcPort: dhcpServerPort,
+        dst: to === "broadcast" ? 0xffffffff : to.ip,
+        dstPort: dhcpClientPort,
+        dstMac: to === "broadcast" ? BROADCAST_MAC : to.mac,
+        payload: reply.payload,
+      });
+    };
+    // a reply that changed the leases goes out once they are durable (state-file.ts)
+    const saved = this.dhcp.pendingSave();
+    if (saved === undefined) send();
+    else saved.then(later).catch(internalErrors.handler("a DHCP reply after its lease write"));
   }
 
   /**

@@ -25,6 +25,7 @@ const statusOfReason: Record<string, number> = {
   "id-taken": 409,
   conflict: 409,
   "bind-failed": 409,
+  "state-write-failed": 507,
 };
 
 /** An error thrown by the facade, as an ApiError; unknown errors stay 500s. */

@@ -7,7 +7,8 @@
  * long as the process lives (ports that go away take their series with them).
  *
  * Families:
- *   usernet_info{version}, usernet_uptime_seconds
+ *   usernet_info{version}, usernet_uptime_seconds, usernet_internal_errors_total,
+ *   usernet_host_faults_total{where,code}     see log.ts
  *   usernet_hub_* {hub}                       frames, bytes, deliveries, drops by reason
  *   usernet_port_* {hub,port,kind,netdev}     rx/tx frames and bytes, drops by reason
  *   usernet_stack_* {netdev}                  frames, ARP/ICMP replies, drops {protocol,reason}
@@ -73,6 +74,12 @@ export function createMetrics(facade: ApiFacade): Prom.Registry {
     "Unexpected exceptions (bugs), logged with their stack",
     [],
     () => [[{}, facade.status().internalErrors]],
+  );
+  counter(
+    "usernet_host_faults_total",
+    "Host faults survived (EMFILE, ENOBUFS, ENOSPC, a dead DNS upstream, ...), by place and errno",
+    ["where", "code"],
+    () => facade.status().hostFaults.map((f) => [{ where: f.where, code: f.code }, f.count]),
   );
 
   // ---- hubs and ports --------------------------------------------------------------

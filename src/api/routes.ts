@@ -219,13 +219,17 @@ export function registerRoutes(app: FastifyInstance, facade: ApiFacade, options:
       schema: {
         summary: "Remove a port forward",
         params: ForwardParams,
-        response: { 204: Type.Null(), 404: errorResponses[404] },
+        response: { 204: Type.Null(), 404: errorResponses[404], 507: errorResponses[507] },
       },
     },
     async (req, reply) => {
-      if (!forwards.remove(Number(req.params.id))) {
-        throw new ApiError(404, "not-found", `there is no forward ${req.params.id}`);
+      let removed: boolean;
+      try {
+        removed = await forwards.remove(Number(req.params.id));
+      } catch (e) {
+        throw fromFacade(e);
       }
+      if (!removed) throw new ApiError(404, "not-found", `there is no forward ${req.params.id}`);
       return reply.code(204).send();
     },
   );

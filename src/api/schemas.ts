@@ -63,6 +63,7 @@ export const StatusView = Type.Object({
   version: Type.String(),
   uptimeSeconds: Type.Number(),
   internalErrors: Type.Integer(),
+  hostFaults: Type.Array(Type.Object({ where: Type.String(), code: Type.String(), count: Type.Integer() })),
   hubs: Type.Array(HubView),
   netdevs: Type.Array(NetdevView),
   ports: Type.Array(PortView),
@@ -189,4 +190,5 @@ export const errorResponses = {
   400: ErrorBody,
   404: ErrorBody,
   409: ErrorBody,
+  507: ErrorBody,
 };

@@ -118,9 +118,13 @@ export async function handleSlirp4netnsRequest(
     }
     case "remove_hostfwd": {
       const id = args.id;
-      if (typeof id !== "number" || !Number.isInteger(id) || !facade.remove(id)) {
-        return err("remove_hostfwd: bad arguments.id");
-      }
+      if (typeof id !== "number" || !Number.isInteger(id)) return err("remove_hostfwd: bad arguments.id");
+      const removed = await facade.remove(id).catch((e: unknown) => {
+        log.warn(`remove_hostfwd refused: ${e instanceof Error ? e.message : String(e)}`);
+        return undefined;
+      });
+      if (removed === undefined) return err("remove_hostfwd: slirp_remove_hostfwd failed");
+      if (!removed) return err("remove_hostfwd: bad arguments.id");
       return JSON.stringify({ return: {} });
     }
     default:

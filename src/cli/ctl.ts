@@ -16,9 +16,10 @@
  * its defaults, or $USERNET_API) or over TCP with a bearer token. Output is tables
  * for people, or the API's JSON with --json. Exit status: 0 done, 1 the API refused
  * or could not be reached (its `reason: message` on stderr), 2 a bad command line.
- * A capture without bounds runs until SIGINT/SIGTERM, then closes the file cleanly.
+ * A capture without bounds runs until SIGINT/SIGTERM, then closes the file cleanly. One
+ * whose file cannot be written (a full disk) stops, cut back to its last whole record.
  */
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream, readFileSync, truncateSync } from "node:fs";
 import { type ClientRequest, type IncomingMessage, request } from "node:http";
 import { defaultApiSocketPath } from "./defaults.js";
 import { hostfwdForm, parseHostForward } from "./forwards.js";
@@ -353,7 +354,10 @@ async function capture(io: CtlEnvironment, p: Parsed, hub: string, file: string)
       stopped = true;
       req.destroy();
     });
+    let finished = false;
     const done = (code: number, message?: string) => {
+      if (finished) return;
+      finished = true;
       unsubscribe();
       if (message) io.stderr.write(`usernet ctl: ${message}\n`);
       resolve(code);
@@ -388,9 +392,19 @@ async function capture(io: CtlEnvironment, p: Parsed, hub: string, file: string)
         return;
       }
       const out = createWriteStream(file, { mode: 0o600 });
+      const records = new PcapRecordEnds();
+      res.on("data", (c: Buffer) => records.push(c, out.bytesWritten));
       out.on("error", (e) => {
+        // a full disk (ENOSPC) or the like: stop the capture (usernet ends it when we
+        // hang up) and cut the file back to its last whole record, so it stays readable
         req.destroy();
-        done(1, `${file}: ${e.message}`);
+        const whole = records.lastEndWithin(out.bytesWritten);
+        try {
+          truncateSync(file, whole);
+        } catch {
+          // the file as it is: tshark reads up to the cut and warns
+        }
+        done(1, `${file}: ${e.message}; capture stopped, ${whole} bytes of whole records kept`);
       });
       res.pipe(out);
       // an interrupted capture still leaves what arrived, a readable file
@@ -401,6 +415,48 @@ async function capture(io: CtlEnvironment, p: Parsed, hub: string, file: string)
     });
     req.end();
   });
+}
+
+/**
+ * Where the records of a pcap stream end (byte offsets from its start): the 24-byte
+ * file header, then records of a 16-byte header and `incl_len` bytes. Keeps only the
+ * ends not yet known to be on disk, plus the last one that is.
+ */
+class PcapRecordEnds {
+  private offset = 0;
+  /** where the next record (or the file header) ends */
+  private next = 24;
+  private readonly header = Buffer.alloc(16);
+  private headerHave = -1;
+  private ends: number[] = [0];
+
+  push(chunk: Buffer, written: number): void {
+    let i = 0;
+    while (i < chunk.length) {
+      const at = this.offset + i;
+      if (this.headerHave >= 0 && this.headerHave < 16) {
+        const k = Math.min(16 - this.headerHave, chunk.length - i);
+        chunk.copy(this.header, this.headerHave, i, i + k);
+        this.headerHave += k;
+        i += k;
+        if (this.headerHave === 16) this.next = this.offset + i + this.header.readUInt32LE(8);
+        continue;
+      }
+      if (at + (chunk.length - i) < this.next) break;
+      i += this.next - at;
+      this.ends.push(this.next);
+      this.headerHave = 0;
+    }
+    this.offset += chunk.length;
+    while (this.ends.length > 1 && (this.ends[1] as number) <= written) this.ends.shift();
+  }
+
+  /** the end of the last whole record at or before `written` bytes */
+  lastEndWithin(written: number): number {
+    let best = 0;
+    for (const e of this.ends) if (e <= written) best = e;
+    return best;
+  }
 }
 
 async function dispatch(io: CtlEnvironment, p: Parsed): Promise<number> {

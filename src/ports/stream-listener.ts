@@ -26,7 +26,7 @@
 import { chmod, lstat, stat, unlink } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import type { Hub } from "../hub/hub.js";
-import type { Logger } from "../log.js";
+import { hostFaults, type Logger } from "../log.js";
 import { bindHost, describeError, formatAddress, type StreamAddress } from "./address.js";
 import { StreamPort, type StreamPortOptions } from "./stream-port.js";
 
@@ -75,7 +75,18 @@ export class StreamListener {
     this.log = options.log;
     this.maxClients = options.maxClients ?? defaultMaxClients;
     server.on("connection", (socket) => this.accept(socket));
-    server.on("error", (err) => this.log.error("listener error", { error: describeError(err) }));
+    // accept(2) failing (EMFILE: libuv closes that client itself): one line, then counted
+    server.on("error", (err: NodeJS.ErrnoException) =>
+      hostFaults.report(
+        "stream-listener-accept",
+        err.code ?? "EIO",
+        "a client was refused",
+        {
+          error: describeError(err),
+        },
+        this.log,
+      ),
+    );
   }
 
   /** Listens; rejects with an Error naming the address when that is impossible. */

@@ -6,8 +6,11 @@
  * - Receive: one socket `data` event is one batch to the hub. Frames are views into
  *   the chunk read. Frames shorter than an Ethernet header are dropped and counted
  *   ("frame-too-short"); a length QEMU would never send (above NET_BUFSIZE) drops the
- *   connection ("bad-length") with a log line — the owner decides what happens next
- *   (a listener forgets the client, a connector reconnects).
+ *   connection ("bad-length"); so does a peer that goes away inside a frame (closed,
+ *   reset, killed: "peer-gone-mid-frame"). Both are counted as drops and as faults
+ *   (log.ts HostFaults: where "stream-port", logged once) — the owner decides what
+ *   happens next (a listener forgets the client, a connector reconnects); the hub
+ *   and its other ports go on.
  * - Transmit: frames sent during one turn of the event loop (the hub may call `send`
  *   once per stack step, many times per socket read) are gathered and written, at the
  *   end of that turn (a microtask), as [len, frame, len, frame, ...] in one writev:
@@ -32,7 +35,7 @@
 import type { Socket } from "node:net";
 import type { FrameSink, Port, PortStats } from "../hub/port.js";
 import { PortCounters } from "../hub/port.js";
-import type { Logger } from "../log.js";
+import { hostFaults, type Logger } from "../log.js";
 import { anyOffloaded, offloadOf } from "../stack/wire/frame-offload.js";
 import {
   encodeFrameChunks,
@@ -107,11 +110,17 @@ export class StreamPort implements Port {
       if (r.error !== undefined && !socket.destroyed) {
         reason = r.error;
         this.counters.drop(r.error);
-        this.log.warn("peer sent an impossible frame length; disconnecting it", {
-          port: this.name,
-          peer,
-          max: qemuMaxFrameLength,
-        });
+        hostFaults.report(
+          "stream-port",
+          r.error,
+          "a peer sent an impossible frame length; disconnected it",
+          {
+            port: this.name,
+            peer,
+            max: qemuMaxFrameLength,
+          },
+          this.log,
+        );
         socket.destroy();
       }
     });
@@ -121,6 +130,21 @@ export class StreamPort implements Port {
     });
     socket.once("close", () => {
       if (this.socket === socket) this.socket = undefined;
+      if (decoder.midFrame && reason !== "bad-length") {
+        // the peer died (or was killed) inside a frame: what it sent of it is lost
+        this.counters.drop("peer-gone-mid-frame");
+        hostFaults.report(
+          "stream-port",
+          "mid-frame",
+          "a peer went away in the middle of a frame",
+          {
+            port: this.name,
+            peer,
+            why: reason,
+          },
+          this.log,
+        );
+      }
       onEnd(reason);
     });
   }

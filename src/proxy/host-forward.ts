@@ -33,7 +33,7 @@
 import dgram from "node:dgram";
 import net from "node:net";
 import type { HostForward } from "../config.js";
-import type { Logger } from "../log.js";
+import { hostFaults, type Logger } from "../log.js";
 import type { DropCounters } from "../stack/drop-counters.js";
 import type { GuestTcpLayer } from "../stack/guest-tcp.js";
 import type { UdpToGuest } from "../stack/user-stack.js";
@@ -247,7 +247,18 @@ export class HostForwarder {
       server.once("error", reject);
       server.listen({ host, port: entry.info.rule.hostPort }, () => {
         server.off("error", reject);
-        server.on("error", (e) => this.ctx.log.warn("forward listener error", { error: e.message }));
+        // accept(2) failing (EMFILE): libuv has refused that client; one line, not one per client
+        server.on("error", (e: NodeJS.ErrnoException) =>
+          hostFaults.report(
+            "tcp-forward-accept",
+            e.code ?? "EIO",
+            "a client of a forward was refused",
+            {
+              error: e.message,
+            },
+            this.ctx.log,
+          ),
+        );
         const a = server.address() as net.AddressInfo;
         resolve({ address: a.address, port: a.port });
       });

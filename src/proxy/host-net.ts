@@ -25,6 +25,20 @@ import {
   udpSend,
 } from "../native/binding.js";
 
+/**
+ * Errors that mean this host ran out of something or lost an address, not that the
+ * network answered: a connect or send failing with one of these is a host fault
+ * (log.ts's HostFaults), logged once and counted, besides the guest's answer.
+ */
+export const hostFaultCodes: ReadonlySet<string> = new Set([
+  "EMFILE",
+  "ENFILE",
+  "ENOBUFS",
+  "ENOMEM",
+  "EADDRNOTAVAIL",
+  "EADDRINUSE",
+]);
+
 export interface HostEndpoint {
   address: string;
   port: number;

@@ -13,14 +13,17 @@
  *
  * Where the host forbids ping sockets (net.ipv4.ping_group_range excludes our group)
  * or the native addon is missing, pings to the outside get no answer: logged once,
- * counted per echo ("icmp-ping-socket-denied", "icmp-native-unavailable").
+ * counted per echo ("icmp-ping-socket-denied", "icmp-native-unavailable"). A ping
+ * socket the host cannot give (EMFILE) drops that echo unanswered, as libslirp does,
+ * counted ("icmp-ping-socket-emfile") and a host fault (log.ts), logged once; the
+ * next echo tries again.
  */
-import type { Logger } from "../log.js";
+import { hostFaults, type Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
 import { GuestCounts, guestOf } from "../stack/guest-bounds.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "../stack/wire/icmp.js";
-import type { HostNet, HostPing, HostPingEvent } from "./host-net.js";
+import { type HostNet, type HostPing, type HostPingEvent, hostFaultCodes } from "./host-net.js";
 import { IdleFlows } from "./idle-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
@@ -173,7 +176,17 @@ export class IcmpEchoNat {
             ? "icmp-native-unavailable"
             : `icmp-ping-socket-${code.toLowerCase()}`;
       this.drops.drop(reason);
-      if (!this.warned.has(reason)) {
+      if (hostFaultCodes.has(code)) {
+        hostFaults.report(
+          "icmp-socket",
+          code,
+          "a guest's echo request was dropped: no ping socket for it",
+          {
+            error: (err as Error).message,
+          },
+          this.log,
+        );
+      } else if (!this.warned.has(reason)) {
         this.warned.add(reason);
         this.log.warn(
           code === "EACCES"

@@ -7,7 +7,10 @@
  *   (the gateway stands for 127.0.0.1); the relay connects, and only when the host
  *   accepted does the guest get its SYN-ACK (`accept`). A refused, unreachable or
  *   timed-out connect (after `connectTimeoutMs`, 30 s) answers the guest with RST, so a
- *   guest never hangs on a dead destination. A destination the policy forbids
+ *   guest never hangs on a dead destination. So does a connect the host itself cannot
+ *   make (EMFILE, EADDRNOTAVAIL when the outbound address is gone, ...; libslirp sends
+ *   an ICMP unreachable there, which ends the guest's connect as promptly): a host
+ *   fault besides, logged once and counted (log.ts). A destination the policy forbids
  *   (restrict=on, host-loopback=off) is refused at once.
  * - Guest → host: in-order guest bytes (`data`) are gathered per connection for the
  *   rest of the event-loop turn (one socket read of guest frames carries dozens of
@@ -32,10 +35,10 @@
  *   connection (a socket read, at most 256 KiB); the number of connections is the stack's flow
  *   table bound.
  */
-import type { Logger } from "../log.js";
+import { hostFaults, type Logger } from "../log.js";
 import type { TcpEvent } from "../stack/tcp/tcp-endpoint.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
-import type { HostNet, HostTcp, HostTcpEvent } from "./host-net.js";
+import { type HostNet, type HostTcp, type HostTcpEvent, hostFaultCodes } from "./host-net.js";
 import type { NatPolicy } from "./nat-policy.js";
 
 /** What a socket paused for send-buffer room reads into first when it resumes (see readInto). */
@@ -244,6 +247,17 @@ export class TcpRelay {
       case "connect-failed":
         if (e.code === "ECONNREFUSED") this.counters.refused++;
         else this.counters.failed++;
+        if (hostFaultCodes.has(e.code)) {
+          hostFaults.report(
+            "tcp-connect",
+            e.code,
+            "a guest's connection was refused (RST)",
+            {
+              to: `${r.host}:${r.conn.remotePort}`,
+            },
+            this.log,
+          );
+        }
         this.log.debug("tcp connect failed", { to: `${r.host}:${r.conn.remotePort}`, code: e.code });
         this.relays.delete(r.conn);
         r.conn.refuse();

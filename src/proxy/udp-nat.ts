@@ -22,6 +22,12 @@
  * at once for want of a route (EHOSTUNREACH, ENETUNREACH) or by a firewall rule
  * (EPERM, EACCES) is answered the same way, from the destination.
  *
+ * Host faults (log.ts): a datagram that gets no host socket (EMFILE, EADDRNOTAVAIL)
+ * or that the host will not send (ENOBUFS: a full device queue, which Linux reports
+ * only to IP_RECVERR sockets; EAGAIN: a full send buffer) is dropped unanswered, as
+ * libslirp drops it, counted as a drop ("udp-host-socket-emfile", "udp-host-enobufs")
+ * and as a host fault, logged once.
+ *
  * Limits: `maxFlows` sockets at once (4096; the least recently used one is closed when
  * a new flow needs room, counted "udp-flow-evicted"); `maxFlowsPerGuest` sockets for
  * one guest (1024, see guestOf in stack/guest-bounds.ts): a datagram that would need
@@ -32,7 +38,7 @@
  * second) is closed. Time comes in as `now`; the owner calls
  * `expire(now)` at `nextDeadline()`.
  */
-import type { Logger } from "../log.js";
+import { hostFaults, type Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
 import { GuestCounts, guestOf } from "../stack/guest-bounds.js";
 import type { GuestUdp, UdpToGuest } from "../stack/user-stack.js";
@@ -40,7 +46,7 @@ import { ipv4ToString } from "../stack/wire/addr.js";
 import { IcmpType, IcmpUnreachableCode } from "../stack/wire/icmp.js";
 import { encodeIpv4Quote, IpProto } from "../stack/wire/ipv4.js";
 import { udpHeaderLength } from "../stack/wire/udp.js";
-import type { HostNet, HostUdp, HostUdpEvent } from "./host-net.js";
+import { type HostNet, type HostUdp, type HostUdpEvent, hostFaultCodes } from "./host-net.js";
 import { IdleFlows } from "./idle-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
@@ -138,8 +144,9 @@ export class UdpNat {
         }
         return;
       }
-      flow = this.flowFor(d, now);
-      if (flow === undefined) return this.drops.drop("udp-guest-limit");
+      const found = this.flowFor(d, now);
+      if (typeof found === "string") return this.drops.drop(found);
+      flow = found;
       address = dest.address;
       flow.lastDst = d.dst;
       flow.lastAddress = address;
@@ -155,7 +162,16 @@ export class UdpNat {
     this.drops.drop(`udp-host-${refused.toLowerCase()}`);
     // no route on the host: what a router there would have answered
     const code = unreachableCodes[refused];
-    if (code !== undefined) this.sink.unreachable(d.src, d.dst, code, d.quote());
+    if (code !== undefined) return this.sink.unreachable(d.src, d.dst, code, d.quote());
+    hostFaults.report(
+      "udp-send",
+      refused,
+      "a guest's datagram was dropped",
+      {
+        to: `${address}:${d.dstPort}`,
+      },
+      this.log,
+    );
   }
 
   nextDeadline(): number | undefined {
@@ -201,8 +217,8 @@ export class UdpNat {
     if (now - flow.lastActive >= activityGranularityMs) this.flows.touch(flow.key, now);
   }
 
-  /** The guest endpoint's flow, new if need be; undefined when the guest is at its bound. */
-  private flowFor(d: GuestUdp, now: number): Flow | undefined {
+  /** The guest endpoint's flow, new if need be, or the drop reason when there can be none. */
+  private flowFor(d: GuestUdp, now: number): Flow | string {
     const key = `${d.src}:${d.srcPort}`;
     const known = this.flows.get(key);
     if (known) {
@@ -210,7 +226,7 @@ export class UdpNat {
       return known;
     }
     const guest = guestOf(d.src);
-    if (this.perGuest.over(guest) === "per-guest") return undefined;
+    if (this.perGuest.over(guest) === "per-guest") return "udp-guest-limit";
     const oldest = this.flows.victim();
     if (oldest) {
       this.drops.drop("udp-flow-evicted");
@@ -235,7 +251,23 @@ export class UdpNat {
       rxPackets: 0,
       rxBytes: 0,
     };
-    flow.socket = this.host.bindUdp(this.policy.config.outboundAddr, (e) => this.fromHost(flow, e));
+    try {
+      flow.socket = this.host.bindUdp(this.policy.config.outboundAddr, (e) => this.fromHost(flow, e));
+    } catch (err) {
+      // EMFILE, or the outbound address gone (EADDRNOTAVAIL): as libslirp, the
+      // datagram is dropped unanswered; the next one tries again
+      const code = (err as NodeJS.ErrnoException).code ?? "EIO";
+      hostFaults.report(
+        "udp-socket",
+        code,
+        "a guest's datagram was dropped: no host socket for it",
+        {
+          error: (err as Error).message,
+        },
+        this.log,
+      );
+      return `udp-host-socket-${code.toLowerCase()}`;
+    }
     this.flows.add(flow);
     this.perGuest.take(guest);
     return flow;
@@ -246,6 +278,8 @@ export class UdpNat {
     if (e.type === "error") {
       this.log.debug("udp host socket error", { code: e.code, guest: flow.key });
       this.drops.drop(`udp-host-${e.code.toLowerCase()}`);
+      if (hostFaultCodes.has(e.code))
+        hostFaults.report("udp-socket", e.code, "a host socket failed", {}, this.log);
       return;
     }
     if (e.type === "icmp") return this.icmpFromHost(flow, e);

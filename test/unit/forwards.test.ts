@@ -4,7 +4,7 @@
  * forwarded flow looks like to the guest (frames the netdev emits).
  */
 import dgram from "node:dgram";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -126,13 +126,13 @@ describe("forwards facade", () => {
     });
     expect(f.list().map((v) => v.id)).toEqual([1, 2]);
 
-    expect(f.remove(2)).toBe(true);
-    expect(f.remove(2)).toBe(false);
-    expect(f.remove(99)).toBe(false);
+    expect(await f.remove(2)).toBe(true);
+    expect(await f.remove(2)).toBe(false);
+    expect(await f.remove(99)).toBe(false);
     const b = await f.add("u0", rule());
     expect(b.id).toBe(3);
     // a command-line forward can be removed as well (it comes back at the next start)
-    expect(f.remove(1)).toBe(true);
+    expect(await f.remove(1)).toBe(true);
     expect(f.list().map((v) => v.id)).toEqual([3]);
   });
 
@@ -141,7 +141,7 @@ describe("forwards facade", () => {
     const f = await Forwards.open([u], undefined, log);
     const v = await f.add(undefined, rule());
     const port = v.bound?.port ?? 0;
-    f.remove(v.id);
+    await f.remove(v.id);
     await new Promise((r) => setTimeout(r, 50));
     const code = await new Promise<string>((resolve) => {
       const s = net.connect(port, "127.0.0.1", () => resolve("connected"));
@@ -194,7 +194,7 @@ describe("forwards facade", () => {
     const a = await f1.add(undefined, rule({ hostPort: p1, preserveSource: true }));
     const b = await f1.add(undefined, rule({ proto: "udp", guestPort: 7 }));
     const c = await f1.add(undefined, rule({ guestPort: 8080 }));
-    f1.remove(b.id);
+    await f1.remove(b.id);
     await f1.flush();
     const stored = JSON.parse(readFileSync(join(dir, "forwards.json"), "utf8"));
     expect(stored).toMatchObject({ version: 1, nextId: 5 });
@@ -210,6 +210,25 @@ describe("forwards facade", () => {
     const restored = f2.list().find((v) => v.id === a.id);
     expect(restored).toMatchObject({ hostPort: p1, preserveSource: true, bound: { port: p1 } });
     expect((await f2.add(undefined, rule())).id).toBe(6);
+  });
+
+  it("answers add and remove only once durable; a failed write undoes the change and says so", async () => {
+    const dir = join(tempDir(), "state");
+    const u = netdev("u0");
+    const f = await Forwards.open([u], dir, log);
+    const a = await f.add(undefined, rule({ guestPort: 22 }));
+    // the file is on disk when add resolves: nothing to flush
+    expect(JSON.parse(readFileSync(join(dir, "forwards.json"), "utf8")).forwards).toHaveLength(1);
+    // the state directory becomes a file: every write fails from now on
+    rmSync(dir, { recursive: true, force: true });
+    writeFileSync(dir, "not a directory");
+    const e = await rejection(f.add(undefined, rule({ guestPort: 23 })));
+    expect(e.reason).toBe("state-write-failed");
+    expect(f.list().map((v) => v.id)).toEqual([a.id]);
+    expect((await rejection(f.remove(a.id))).reason).toBe("state-write-failed");
+    expect(f.list().map((v) => v.id)).toEqual([a.id]);
+    u.close();
+    await u.forwards.close();
   });
 
   it("stored forwards of a netdev that is gone stay in the file", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createLogger, InternalErrors } from "../../src/log.js";
+import { createLogger, HostFaults, InternalErrors } from "../../src/log.js";
 
 function capture() {
   const out: string[] = [];
@@ -38,5 +38,34 @@ describe("InternalErrors", () => {
     for (let i = 0; i < 1000; i++) e.report("a loop", new Error(`message ${i}`));
     expect(e.total).toBe(1000);
     expect(out).toHaveLength(256);
+  });
+});
+
+describe("HostFaults", () => {
+  it("counts by place and code, logging each pair once, with its first fields", () => {
+    const { out, log } = capture();
+    const f = new HostFaults(log);
+    for (let i = 0; i < 100; i++)
+      f.report("tcp-connect", "EMFILE", "a guest's connection was refused", { i });
+    f.report("udp-send", "ENOBUFS", "a datagram was dropped");
+    expect(f.total).toBe(101);
+    expect(f.list()).toEqual([
+      { where: "tcp-connect", code: "EMFILE", count: 100 },
+      { where: "udp-send", code: "ENOBUFS", count: 1 },
+    ]);
+    expect(out).toHaveLength(2);
+    expect(out[0]).toBe(
+      "usernet warn: host fault in tcp-connect (EMFILE): a guest's connection was refused; further ones are counted, not logged i=0\n",
+    );
+  });
+
+  it("keeps counting in one shared row past 256 pairs", () => {
+    const { out, log } = capture();
+    const f = new HostFaults(log);
+    for (let i = 0; i < 300; i++) f.report("a loop", `E${i}`, "x");
+    expect(f.total).toBe(300);
+    expect(f.list()).toHaveLength(257);
+    expect(f.list().at(-1)).toEqual({ where: "other", code: "other", count: 44 });
+    expect(out).toHaveLength(257);
   });
 });

@@ -75,9 +75,9 @@ export class FileLeaseStore implements LeaseStore {
     return leases;
   }
 
-  save(leases: Lease[]): void {
+  save(leases: Lease[]): Promise<boolean> {
     // `leases` is the server's fresh snapshot: rendering it later is rendering the latest
-    void this.writer.update(() => `${JSON.stringify({ version: LEASE_FILE_VERSION, leases }, null, 1)}\n`);
+    return this.writer.update(() => `${JSON.stringify({ version: LEASE_FILE_VERSION, leases }, null, 1)}\n`);
   }
 
   flush(): Promise<void> {

@@ -43,8 +43,12 @@ export interface Lease {
 
 export interface LeaseStore {
   load(): Lease[];
-  /** replaces everything stored with `leases`, atomically; may finish later (never throws) */
-  save(leases: Lease[]): void;
+  /**
+   * Replaces everything stored with `leases`, atomically; may finish later (never
+   * throws). A store that finishes later returns a promise of true once durable, false
+   * when the write failed (never rejecting).
+   */
+  save(leases: Lease[]): undefined | Promise<boolean>;
   /** settles when what save() started is done */
   flush?(): Promise<void>;
   /** saves that failed so far */
@@ -65,9 +69,10 @@ export class MemoryLeaseStore implements LeaseStore {
     return this.leases.map((l) => ({ ...l }));
   }
 
-  save(leases: Lease[]): void {
+  save(leases: Lease[]): undefined {
     this.leases = leases.map((l) => ({ ...l }));
     this.saves++;
+    return undefined;
   }
 }
 

@@ -160,6 +160,8 @@ export class DhcpServer {
     poolExhausted: 0,
   };
   private loadedNeedCap = true;
+  /** the save of the message being handled, when it changed the leases (see pendingSave) */
+  private lastSave: Promise<boolean> | undefined;
   private lastExhaustedLog = Number.NEGATIVE_INFINITY;
   private readonly warnedOptions = new Set<string>();
 
@@ -175,6 +177,7 @@ export class DhcpServer {
 
   /** Answers one request (a UDP payload to port 67). Undefined: nothing to send. */
   handle(msg: Buffer, now: number): DhcpReply | undefined {
+    this.lastSave = undefined;
     this.capLoadedLeases(now);
     const d = decodeDhcp(msg);
     if (!d.ok) return this.drop(d.reason);
@@ -204,6 +207,17 @@ export class DhcpServer {
       default:
         return this.ignore("dhcp-unexpected-type");
     }
+  }
+
+  /**
+   * When the message just handled changed the leases and the store writes later: a
+   * promise that settles once that change is durable (true) or its write failed
+   * (false). The reply should go out only then, so that a crash never forgets a lease
+   * a client was given; a failed write is logged by the store and the reply goes out
+   * all the same (the server serves from memory).
+   */
+  pendingSave(): Promise<boolean> | undefined {
+    return this.lastSave;
   }
 
   /** Settles when the lease saves started so far are done (written or failed). */
@@ -493,7 +507,7 @@ export class DhcpServer {
 
   private save(): void {
     try {
-      this.store.save([...this.byIp.values()].map(toLease));
+      this.lastSave = this.store.save([...this.byIp.values()].map(toLease));
     } catch (e) {
       this.log.error("cannot save DHCP leases", { error: String(e) });
     }

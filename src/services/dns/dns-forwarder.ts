@@ -25,7 +25,11 @@
  *   first for `preferForMs` (60 s) after its answer, then the configured order
  *   returns, so a recovered first server is used again. When no server answers:
  *   SERVFAIL with the guest's ID and question, or the last upstream SERVFAIL/REFUSED
- *   answer if there was one (it may carry extended error details).
+ *   answer if there was one (it may carry extended error details). A dead upstream on
+ *   this host (its port closed) fails a try at once (ICMP port unreachable on the
+ *   connected socket), so its guests get SERVFAIL promptly, not after the timeout.
+ *   "No upstream answered" is logged at most once a minute (counted in `servfail` and
+ *   `upstreamFailures` per try), and "answers again" once when one does.
  * - Sizes: a UDP answer that came over UDP is relayed as it is (the upstream saw the
  *   guest's own EDNS0 size and set TC itself). An answer fetched over TCP for a UDP
  *   query that exceeds the guest's limit (512, or its EDNS0 payload size if larger)
@@ -163,6 +167,8 @@ export class DnsForwarder {
   private inflight = 0;
   private readonly maxInflight: number;
   private lastAllFailedWarning = Number.NEGATIVE_INFINITY;
+  /** the last forwarded query got no upstream answer (logged: "answers again" when one does) */
+  private allFailing = false;
   private readonly counts: Record<Counted, number> = {
     queries: 0,
     localAnswers: 0,
@@ -324,12 +330,17 @@ export class DnsForwarder {
       }
       if (servers === this.servers)
         this.preferred = { servers, index, until: this.clock.now() + this.preferForMs };
+      if (this.allFailing) {
+        this.allFailing = false;
+        this.log.info("a DNS upstream answers again", { server: `${server.host}:${server.port}` });
+      }
       return this.toGuest(response, guestId, query, q, overTcp, limit);
     }
 
     if (fallback !== undefined)
       return this.toGuest(fallback.response, guestId, query, q, fallback.overTcp, limit);
     this.counts.servfail++;
+    this.allFailing = true;
     const now = this.clock.now();
     if (now - this.lastAllFailedWarning >= 60_000) {
       this.lastAllFailedWarning = now;

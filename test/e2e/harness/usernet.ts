@@ -49,6 +49,12 @@ export interface UsernetOptions {
   env?: NodeJS.ProcessEnv;
   ready?: UsernetReady;
   label?: string;
+  /**
+   * Shell commands run in usernet's private mount namespace before it starts, e.g. a
+   * small tmpfs for its state directory (`mount -t tmpfs -o size=64k tmpfs DIR`): only
+   * usernet sees it; reach it with `nsenter -t PID -m`.
+   */
+  mountSetup?: string;
 }
 
 export class Usernet {
@@ -64,7 +70,8 @@ export class Usernet {
     const tmp = mkdtempSync(join(tmpdir(), "une2e-usernet-"));
     const resolv = join(tmp, "resolv.conf");
     writeFileSync(resolv, "nameserver 127.0.0.1\n");
-    const script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"';
+    const setup = opts.mountSetup ? `${opts.mountSetup} && ` : "";
+    const script = `${setup}mount --bind "$0" /etc/resolv.conf && exec "$@"`;
     const proc = ns.spawn(
       opts.label ?? "usernet",
       "unshare",

@@ -150,7 +150,7 @@ export class FakeForwards {
     this.rules.push(v);
     return v;
   }
-  remove(id: number): boolean {
+  async remove(id: number): Promise<boolean> {
     const i = this.rules.findIndex((r) => r.id === id);
     if (i < 0) return false;
     this.rules.splice(i, 1);

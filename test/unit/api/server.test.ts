@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildApi, startApi } from "../../../src/api/server.js";
-import { internalErrors, silentLogger } from "../../../src/log.js";
+import { hostFaults, internalErrors, silentLogger } from "../../../src/log.js";
 import { readPcap } from "../../../src/ports/pcap.js";
 import { type FakeWorld, fakeWorld } from "./fake-facade.js";
 
@@ -51,6 +51,7 @@ describe("read-only routes", () => {
     expect(s.version).toBe("9.9.9");
     expect(s.uptimeSeconds).toBeGreaterThanOrEqual(0);
     expect(s.internalErrors).toBe(internalErrors.total);
+    expect(s.hostFaults).toEqual(hostFaults.list());
     expect(s.hubs.map((h: { id: number }) => h.id)).toEqual([0, 3]);
     expect(s.netdevs).toEqual([
       expect.objectContaining({ id: "s0", kind: "stream-listen", hub: 0, ports: ["b"] }),
@@ -329,12 +330,16 @@ describe("capture", () => {
 describe("metrics and openapi", () => {
   it("GET /metrics has per-port, per-hub and per-protocol counters", async () => {
     world.ports[0]?.emit([Buffer.alloc(60, 1)]);
+    hostFaults.setLogger(silentLogger);
+    hostFaults.report("test-place", "EMFILE", "a test");
+    hostFaults.report("test-place", "EMFILE", "a test");
     const res = await app.inject({ method: "GET", url: "/metrics" });
     expect(res.statusCode).toBe(200);
     expect(res.headers["content-type"]).toMatch(/^text\/plain/);
     const t = res.body;
     expect(t).toContain('usernet_info{version="9.9.9"} 1');
     expect(t).toContain(`usernet_internal_errors_total ${internalErrors.total}`);
+    expect(t).toContain('usernet_host_faults_total{where="test-place",code="EMFILE"} 2');
     expect(t).toContain('usernet_dhcp_messages_total{netdev="user0",type="saveFailures"} 0');
     expect(t).toContain('usernet_port_rx_frames_total{hub="0",port="a",kind="scripted",netdev=""} 1');
     expect(t).toContain('usernet_port_tx_bytes_total{hub="0",port="b",kind="stream-listen",netdev="s0"} 60');

@@ -34,7 +34,7 @@ class FakeForwards implements ForwardsFacade {
     this.views.push(v);
     return v;
   }
-  remove(id: number) {
+  async remove(id: number) {
     const n = this.views.length;
     this.views = this.views.filter((v) => v.id !== id);
     return this.views.length < n;

@@ -156,7 +156,13 @@ describe("StreamListener", () => {
     await waitFor("b disconnected", () => b.closed);
     await waitFor("b detached", () => hub.ports().length === 2);
     expect(listener.stats().badLength).toBe(1);
-    expect(lines.some((l) => /warn: .*impossible frame length/.test(l) && l.includes("s0#2"))).toBe(true);
+    expect(
+      lines.some(
+        (l) =>
+          /warn: host fault in stream-port \(bad-length\): .*impossible frame length/.test(l) &&
+          l.includes("s0#2"),
+      ),
+    ).toBe(true);
     a.send(frame(5));
     await waitFor("c still served", () => c.frames.length === 1);
     expect(a.closed).toBe(false);

@@ -47,6 +47,8 @@ interface FakeHost {
   pending: Array<() => void>;
   /** destination address → the errno name the host's sendto fails with (no route ...) */
   refuse: Map<string, string>;
+  /** the errno name socket() fails with (EMFILE ...), while set */
+  bindError?: string;
 }
 
 function setup(
@@ -72,6 +74,7 @@ function setup(
       throw new Error("the UDP NAT opens no ping sockets");
     },
     bindUdp(local, events) {
+      if (fakeHost.bindError) throw Object.assign(new Error("socket() failed"), { code: fakeHost.bindError });
       const s = new FakeSocket(local, events, fakeHost);
       sockets.push(s);
       return s;
@@ -109,6 +112,7 @@ function setup(
     timeExceeded,
     answers: fakeHost.answers,
     refuse: fakeHost.refuse,
+    fakeHost,
     hostTurn,
   };
 }
@@ -126,6 +130,31 @@ function guest(dst: string, dstPort: number, srcPort = 40000, data = "hello"): G
 }
 
 describe("UdpNat", () => {
+  it("drops a datagram that gets no host socket (EMFILE) unanswered, and tries again with the next", () => {
+    const { nat, sockets, unreachable, fakeHost } = setup();
+    fakeHost.bindError = "EMFILE";
+    nat.fromGuest(guest("10.0.2.2", 5353), 0);
+    nat.fromGuest(guest("10.0.2.2", 5353), 1);
+    expect(sockets).toHaveLength(0);
+    expect(unreachable).toHaveLength(0);
+    expect(nat.size).toBe(0);
+    expect(nat.drops.toJSON()).toMatchObject({ "udp-host-socket-emfile": 2 });
+    fakeHost.bindError = undefined;
+    nat.fromGuest(guest("10.0.2.2", 5353), 2);
+    expect(sockets[0]?.sent).toHaveLength(1);
+  });
+
+  it("drops a datagram the host will not send (ENOBUFS) unanswered, the flow kept", () => {
+    const { nat, sockets, unreachable, refuse } = setup();
+    refuse.set("198.51.100.7", "ENOBUFS");
+    nat.fromGuest(guest("198.51.100.7", 9), 0);
+    expect(unreachable).toHaveLength(0);
+    expect(nat.drops.toJSON()).toMatchObject({ "udp-host-enobufs": 1 });
+    nat.fromGuest(guest("10.0.2.2", 9), 1);
+    expect(sockets).toHaveLength(1);
+    expect(sockets[0]?.sent).toHaveLength(1);
+  });
+
   it("sends a guest datagram to the gateway out to the host's loopback, one socket per guest endpoint", () => {
     const { nat, sockets } = setup();
     nat.fromGuest(guest("10.0.2.2", 5353), 0);

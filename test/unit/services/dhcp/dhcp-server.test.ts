@@ -715,3 +715,25 @@ describe("bad input", () => {
     },
   );
 });
+
+describe("replies after durable lease writes", () => {
+  test("a message that changes the leases has a pending save; one that does not has none", async () => {
+    const writes: ((ok: boolean) => void)[] = [];
+    const store: LeaseStore = {
+      load: () => [],
+      save: () => new Promise<boolean>((resolve) => writes.push(resolve)),
+    };
+    const { server } = setup({}, store);
+    const offer = decoded(server.handle(discover(A), 0));
+    // an OFFER binds nothing worth keeping
+    expect(server.pendingSave()).toBeUndefined();
+    server.handle(select(A, ipString(offer.yiaddr)), 0);
+    const saved = server.pendingSave();
+    expect(saved).toBeDefined();
+    expect(writes).toHaveLength(1);
+    writes[0]?.(true);
+    expect(await saved).toBe(true);
+    server.handle(discover(B), 0);
+    expect(server.pendingSave()).toBeUndefined();
+  });
+});
