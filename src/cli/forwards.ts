@@ -17,7 +17,8 @@
  * chardev there) and `cmd:` runs COMMAND through the shell for each connection.
  */
 import type { GuestForward, HostForward } from "../config.js";
-import { isHost, parseHostPort, parseIpv4, parsePort } from "./inet.js";
+import { parseIpv4 } from "../stack/wire/addr.js";
+import { isHost, parseHostPort, parsePort } from "./inet.js";
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
 
