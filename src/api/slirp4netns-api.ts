@@ -23,6 +23,7 @@
  */
 import * as fs from "node:fs";
 import net from "node:net";
+import { checkHostForward, type HostForwardField } from "../forward-rule.js";
 import { internalErrors, type Logger } from "../log.js";
 import type { ForwardsFacade } from "../usernet.js";
 
@@ -41,11 +42,17 @@ export interface Slirp4netnsApi {
 }
 
 const maxRequest = 4096;
-const ipv4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** the slirp4netns name of each rule field, for its "bad arguments.NAME" */
+const argName: Record<HostForwardField, string> = {
+  proto: "proto",
+  hostAddr: "host_addr",
+  hostPort: "host_port",
+  guestAddr: "guest_addr",
+  guestPort: "guest_port",
+  preserveSource: "preserve_source",
+};
 
 const err = (desc: string) => JSON.stringify({ error: { desc: `bad request: ${desc}` } });
-const isPort = (v: unknown): v is number =>
-  typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 65535;
 
 const silent: Logger = {
   debug() {},
@@ -74,27 +81,26 @@ export async function handleSlirp4netnsRequest(
   const args = (typeof args0 === "object" && args0 !== null ? args0 : {}) as Record<string, unknown>;
   switch (execute) {
     case "add_hostfwd": {
-      const proto = args.proto;
-      if (proto !== "tcp" && proto !== "udp") return err("add_hostfwd: bad arguments.proto");
+      // the fields as forward-rule.ts checks every rule; a missing host address is every address
       const hostAddr = args.host_addr === undefined || args.host_addr === "" ? "0.0.0.0" : args.host_addr;
-      if (typeof hostAddr !== "string" || !ipv4.test(hostAddr))
-        return err("add_hostfwd: bad arguments.host_addr");
-      if (!isPort(args.host_port)) return err("add_hostfwd: bad arguments.host_port");
       const guestAddr =
         args.guest_addr === undefined || args.guest_addr === ""
           ? (options.defaultGuestAddr ?? "")
           : args.guest_addr;
-      if (typeof guestAddr !== "string" || (guestAddr !== "" && !ipv4.test(guestAddr))) {
-        return err("add_hostfwd: bad arguments.guest_addr");
-      }
-      if (!isPort(args.guest_port)) return err("add_hostfwd: bad arguments.guest_port");
+      const checked = checkHostForward({
+        proto: args.proto,
+        hostAddr,
+        // slirp4netns has no "any free port": host port 0 is as wrong as 70000
+        hostPort: args.host_port === 0 ? Number.NaN : args.host_port,
+        guestAddr,
+        guestPort: args.guest_port,
+      });
+      if (!checked.ok) return err(`add_hostfwd: bad arguments.${argName[checked.field]}`);
       try {
+        const rule = checked.value;
         const v = await facade.add(options.netdev, {
-          proto,
-          hostAddr: hostAddr === "0.0.0.0" ? "" : hostAddr,
-          hostPort: args.host_port,
-          guestAddr,
-          guestPort: args.guest_port,
+          ...rule,
+          hostAddr: rule.hostAddr === "0.0.0.0" ? "" : rule.hostAddr,
         });
         return JSON.stringify({ return: { id: v.id } });
       } catch (e) {

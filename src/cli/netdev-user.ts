@@ -21,7 +21,8 @@
  * port; it applies to the netdev's hostfwd= rules, -redir rules landing on it, and
  * runtime forwards that do not say otherwise.
  */
-import type { GuestForward, HostForward, InetAddress, UserNetdevConfig } from "../config.js";
+import type { GuestForward, InetAddress, UserNetdevConfig } from "../config.js";
+import { placeProblem as addressPlaceProblem, guestAddressProblem } from "../forward-rule.js";
 import { ipv4ToString, maskToPrefix, parseIpv4, prefixToMask } from "../stack/wire/addr.js";
 import { guestfwdForm, hostfwdForm, parseGuestForward, parseHostForward } from "./forwards.js";
 import { isDomainName, parseDecimal, parseHostPort } from "./inet.js";
@@ -129,12 +130,7 @@ const cidr = (n: Network) => `${ipv4ToString(n.net)}/${n.prefix}`;
 const qemuDefault = (n: Network, offset: number) => (n.net | (offset & ~n.mask)) >>> 0;
 
 /** why `a` cannot be a host on `n`, or undefined when it can */
-function placeProblem(n: Network, a: number): string | undefined {
-  if ((a & n.mask) >>> 0 !== n.net) return `not inside net=${cidr(n)}`;
-  if (a === n.net) return `is the network address of ${cidr(n)}`;
-  if (a === n.broadcast) return `is the broadcast address of ${cidr(n)}`;
-  return undefined;
-}
+const placeProblem = (n: Network, a: number) => addressPlaceProblem(n.net, n.prefix, a);
 
 /** QEMU's classful guess when net= has no prefix (net/slirp.c) */
 function classfulPrefix(a: number): number {
@@ -308,7 +304,7 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
   for (const v of opts.list("hostfwd")) {
     const f = parseHostForward(v);
     if (!f.ok) return opts.fail("hostfwd", v, `${f.reason}; expected ${hostfwdForm}`);
-    const problem = guestAddressProblem(cfg, f.value);
+    const problem = guestAddressProblem(cfg, f.value.guestAddr);
     if (problem) opts.fail("hostfwd", v, problem);
     cfg.hostfwd.push(f.value);
   }
@@ -368,22 +364,6 @@ function guestfwdProblem(
   if (cfg.guestfwd.some((o) => o.server === g.server && o.port === g.port)) {
     return `${g.server}:${g.port} is forwarded twice`;
   }
-  return undefined;
-}
-
-/**
- * Why a host forward cannot reach its guest address on this network, or undefined.
- * Used for hostfwd= here and for -redir, which lands on a user netdev later.
- */
-export function guestAddressProblem(cfg: UserNetdevConfig, f: HostForward): string | undefined {
-  if (f.guestAddr === "") return undefined;
-  const a = parseIpv4(f.guestAddr);
-  if (a === undefined) return `bad guest address "${f.guestAddr}"`;
-  const n = network(parseIpv4(cfg.net) ?? 0, cfg.prefixLength);
-  const place = placeProblem(n, a);
-  if (place) return `guest address ${f.guestAddr} ${place}`;
-  if (f.guestAddr === cfg.host) return `guest address ${f.guestAddr} is the host address`;
-  if (f.guestAddr === cfg.dns) return `guest address ${f.guestAddr} is the DNS address`;
   return undefined;
 }
 

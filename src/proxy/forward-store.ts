@@ -18,8 +18,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { HostForward } from "../config.js";
+import { checkHostForward } from "../forward-rule.js";
 import type { Logger } from "../log.js";
-import { parseIpv4 } from "../stack/wire/addr.js";
 import { type StateFs, StateWriter } from "../state-file.js";
 
 export const FORWARD_FILE_VERSION = 1;
@@ -36,28 +36,10 @@ export interface ForwardFile {
   forwards: StoredForward[];
 }
 
-const isPort = (v: unknown, min: number): v is number =>
-  typeof v === "number" && Number.isInteger(v) && v >= min && v <= 65535;
-const isAddr = (v: unknown): v is string => typeof v === "string" && (v === "" || parseIpv4(v) !== undefined);
-
-/** A rule as read from JSON, or undefined when any field is wrong. */
+/** A rule as read from JSON (checked by forward-rule.ts), or undefined when any field is wrong. */
 export function parseStoredRule(v: unknown): HostForward | undefined {
-  if (typeof v !== "object" || v === null) return undefined;
-  const r = v as Record<string, unknown>;
-  if (r.proto !== "tcp" && r.proto !== "udp") return undefined;
-  if (!isAddr(r.hostAddr) || !isPort(r.hostPort, 0) || !isAddr(r.guestAddr) || !isPort(r.guestPort, 1)) {
-    return undefined;
-  }
-  if (r.preserveSource !== undefined && typeof r.preserveSource !== "boolean") return undefined;
-  const rule: HostForward = {
-    proto: r.proto,
-    hostAddr: r.hostAddr,
-    hostPort: r.hostPort,
-    guestAddr: r.guestAddr,
-    guestPort: r.guestPort,
-  };
-  if (r.preserveSource !== undefined) rule.preserveSource = r.preserveSource;
-  return rule;
+  const r = checkHostForward(v);
+  return r.ok ? r.value : undefined;
 }
 
 export class ForwardStore {
