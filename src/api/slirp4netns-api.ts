@@ -18,13 +18,15 @@
  *   "slirp_add_hostfwd failed" it prints, with the real reason in our log.
  * - guest_addr defaults to `defaultGuestAddr` (10.0.2.100, the `--configure` address,
  *   in the slirp4netns drop-in); without it, to the netdev's first DHCP address.
- * - The socket is created mode 0600; a stale socket file at PATH is replaced (anything
- *   else there is an error); the file is removed on close.
+ * - The socket is created mode 0600; a stale socket file at PATH (nobody answers a
+ *   connect) is replaced, a live one or anything else there is an error; the file is
+ *   removed on close.
  */
 import * as fs from "node:fs";
 import net from "node:net";
 import { checkHostForward, type HostForwardField } from "../forward-rule.js";
 import { internalErrors, type Logger } from "../log.js";
+import { clearStaleSocket } from "../ports/unix-socket.js";
 import type { ForwardsFacade } from "../usernet.js";
 
 export interface Slirp4netnsApiOptions {
@@ -142,7 +144,8 @@ export async function startSlirp4netnsApi(
 ): Promise<Slirp4netnsApi> {
   const log = options.log ?? silent;
   const timeoutMs = options.requestTimeoutMs ?? 5_000;
-  removeStaleSocket(path);
+  // slirp4netns unlinks whatever is at the path; we replace only a dead socket
+  await clearStaleSocket(path, (why) => new Error(`--api-socket ${path}: ${why}`));
   const server = net.createServer({ allowHalfOpen: true }, (sock) => serve(sock));
   const open = new Set<net.Socket>();
 
@@ -216,16 +219,4 @@ function parses(text: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** slirp4netns unlinks whatever is at the path; we replace only a socket. */
-function removeStaleSocket(path: string): void {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new Error(`--api-socket ${path}: exists and is not a socket`);
-  fs.rmSync(path);
 }
