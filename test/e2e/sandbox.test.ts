@@ -29,7 +29,6 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
-import { TestDnsServer } from "./harness/dns-server.js";
 import type { Netns } from "./harness/netns.js";
 import { describeE2E, usernetMain } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
@@ -89,15 +88,13 @@ describeE2E(
       // a TAP-only configuration prints no attach lines: the log line says start-up is over
       for (let i = 0; i < 200 && !/sandbox: /.test(u.stderr); i++)
         await new Promise((r) => setTimeout(r, 100));
-      await guest.waitForLink(tap);
-      await guest.execOk("ip", ["link", "set", tap, "up"]);
+      await guest.setUpTap(tap);
       return { guest, pid: u.proc.pid, log: () => u.stderr };
     }
 
     test("--sandbox: DHCP (lease in the state dir), ping, TCP, DNS and TFTP still work", async () => {
       const host = await e2e.netns();
-      const dns = await TestDnsServer.start(host, { port: dnsPort, records: { "web.test": ["192.0.2.80"] } });
-      e2e.defer(() => dns.close());
+      await e2e.dns(host, { port: dnsPort, records: { "web.test": ["192.0.2.80"] } });
       const srv = host.spawn("tcp-server", process.execPath, ["-e", tcpServer]);
       e2e.watch(srv);
       await srv.until("listening", 10_000, () => (srv.stdout.includes("listening") ? true : undefined));

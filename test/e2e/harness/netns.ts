@@ -55,6 +55,19 @@ export class Netns {
     throw new Error(`${name} did not appear in ${this.name}`);
   }
 
+  /**
+   * A guest's side of usernet's TAP port, as the tests' kernel "guest" sets it up: waits
+   * for the link, sets it up (with `mtu`), adds `addrs` (CIDR) and, with `gateway`, the
+   * default route through it.
+   */
+  async setUpTap(name: string, opts: { addrs?: readonly string[]; gateway?: string; mtu?: number } = {}) {
+    await this.waitForLink(name);
+    const mtu = opts.mtu === undefined ? [] : ["mtu", String(opts.mtu)];
+    await this.execOk("ip", ["link", "set", name, ...mtu, "up"]);
+    for (const a of opts.addrs ?? []) await this.execOk("ip", ["addr", "add", a, "dev", name]);
+    if (opts.gateway) await this.execOk("ip", ["route", "add", "default", "via", opts.gateway]);
+  }
+
   /** argv prefix that runs a command inside the namespace */
   wrap(cmd: string, args: readonly string[]): string[] {
     return ["ip", "netns", "exec", this.name, cmd, ...args];
