@@ -14,7 +14,7 @@
  */
 import { expect, test } from "vitest";
 import { Guest } from "./harness/guest.js";
-import { guestImageWithTools, hostNettool } from "./harness/guest-tools.js";
+import { guestImageWithTools, hostNettool, nettoolLine } from "./harness/guest-tools.js";
 import { startUdpEcho } from "./harness/nat-servers.js";
 import { describeE2E, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
@@ -25,16 +25,7 @@ const echoPort = 18009;
 const closedPort = 18010;
 const noRoute = "203.0.113.7";
 
-function probeLine(out: string): Record<string, string> {
-  const line = out.split("\n").find((l) => l.startsWith("udpprobe "));
-  if (!line) throw new Error(`no udpprobe line in:\n${out}`);
-  return Object.fromEntries(
-    line
-      .split(" ")
-      .slice(1)
-      .map((kv) => kv.split("=") as [string, string]),
-  );
-}
+const probeLine = (out: string) => nettoolLine(out, "udpprobe");
 
 describeE2E(
   "UDP: the host's ICMP errors reach a namespace's kernel",

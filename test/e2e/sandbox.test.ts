@@ -21,7 +21,6 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -29,7 +28,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
-import type { Netns } from "./harness/netns.js";
+import { type Netns, waitForExec } from "./harness/netns.js";
 import { describeE2E, usernetMain } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -54,14 +53,6 @@ function threadStates(pid: number): string[] {
     }
     return [`nnp=${/NoNewPrivs:\s*(\d)/.exec(s)?.[1]} seccomp=${/Seccomp:\s*(\d)/.exec(s)?.[1]}`];
   });
-}
-
-function readlinkOr(path: string): string {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return "";
-  }
 }
 
 const sandboxLine =
@@ -210,9 +201,7 @@ describeE2E(
         "120",
       ]);
       const pid = target.pid;
-      for (let i = 0; i < 100 && !readlinkOr(`/proc/${pid}/exe`).endsWith("/sleep"); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitForExec(pid, "/sleep");
       const drop = host.spawn("usernet-slirp4netns", asNobody[0] as string, [
         ...asNobody.slice(1),
         process.execPath,

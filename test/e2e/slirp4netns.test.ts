@@ -12,19 +12,11 @@
  * rootlesskit needs subordinate ids for nobody: a private mount namespace gets an
  * /etc/subuid and /etc/subgid bind-mounted for it; the machine's files are untouched.
  */
-import {
-  chmodSync,
-  chownSync,
-  mkdirSync,
-  mkdtempSync,
-  readlinkSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { waitForExec } from "./harness/netns.js";
 import { describeE2E, usernetMain } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -36,14 +28,6 @@ const tcpServer = `
 const srv = require("node:net").createServer((c) => c.end("hello-from-host\\n"));
 srv.listen(${tcpPort}, "127.0.0.1", () => process.stdout.write("listening\\n"));
 `;
-
-function readlinkOr(path: string): string {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return "";
-  }
-}
 
 function have(bin: string): boolean {
   for (const d of ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]) {
@@ -98,9 +82,7 @@ describeE2E(
       ]);
       // setpriv and unshare exec: the pid ends up sleep's own, inside the new namespaces
       const pid = target.pid;
-      for (let i = 0; i < 100 && !readlinkOr(`/proc/${pid}/exe`).endsWith("/sleep"); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitForExec(pid, "/sleep");
       const ready = join(dir, `ready-${pid}`);
       const main = usernetMain() as string;
       const drop = host.spawn("usernet-slirp4netns", "sh", [
@@ -139,9 +121,7 @@ describeE2E(
       const host = await e2e.netns();
       const target = host.spawn("target-ns", "unshare", ["-n", "sleep", "60"]);
       const pid = target.pid;
-      for (let i = 0; i < 100 && !readlinkOr(`/proc/${pid}/exe`).endsWith("/sleep"); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitForExec(pid, "/sleep");
       const drop = host.spawn("usernet-slirp4netns", process.execPath, [
         usernetMain() as string,
         "slirp4netns",

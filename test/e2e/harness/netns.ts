@@ -12,6 +12,7 @@
  * traffic would follow the default route out.
  */
 import { randomBytes } from "node:crypto";
+import { readlinkSync } from "node:fs";
 import { Proc, run, runOk } from "./proc.js";
 
 const prefix = "une2e-";
@@ -159,4 +160,20 @@ function isAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * Waits (up to 5 s) until process `pid` runs a program whose path ends in `suffix`: a
+ * target namespace started as `unshare -n sleep N` (through setpriv, unshare) is ready
+ * once its pid is sleep's own, inside the new namespaces.
+ */
+export async function waitForExec(pid: number, suffix: string): Promise<void> {
+  const exe = () => {
+    try {
+      return readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      return "";
+    }
+  };
+  for (let i = 0; i < 100 && !exe().endsWith(suffix); i++) await new Promise((r) => setTimeout(r, 50));
 }
