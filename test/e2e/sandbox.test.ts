@@ -28,7 +28,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
-import { type Netns, waitForExec } from "./harness/netns.js";
+import type { Netns } from "./harness/netns.js";
 import { describeE2E, usernetMain } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -193,15 +193,8 @@ describeE2E(
       const host = await e2e.netns();
       const srv = host.spawn("tcp-server", process.execPath, ["-e", tcpServer]);
       await srv.until("listening", 10_000, () => (srv.stdout.includes("listening") ? true : undefined));
-      const target = host.spawn("rootless-ns", asNobody[0] as string, [
-        ...asNobody.slice(1),
-        "unshare",
-        "-rn",
-        "sleep",
-        "120",
-      ]);
+      const target = await host.spawnTarget("-rn", 120, asNobody);
       const pid = target.pid;
-      await waitForExec(pid, "/sleep");
       const drop = host.spawn("usernet-slirp4netns", asNobody[0] as string, [
         ...asNobody.slice(1),
         process.execPath,

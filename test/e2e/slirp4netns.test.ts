@@ -16,7 +16,6 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { waitForExec } from "./harness/netns.js";
 import { describeE2E, usernetMain } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -73,16 +72,8 @@ describeE2E(
       const host = await e2e.netns();
       const srv = host.spawn("tcp-server", process.execPath, ["-e", tcpServer]);
       await srv.until("listening", 10_000, () => (srv.stdout.includes("listening") ? true : undefined));
-      const target = host.spawn("rootless-ns", asNobody[0] as string, [
-        ...asNobody.slice(1),
-        "unshare",
-        "-rn",
-        "sleep",
-        "120",
-      ]);
-      // setpriv and unshare exec: the pid ends up sleep's own, inside the new namespaces
+      const target = await host.spawnTarget("-rn", 120, asNobody);
       const pid = target.pid;
-      await waitForExec(pid, "/sleep");
       const ready = join(dir, `ready-${pid}`);
       const main = usernetMain() as string;
       const drop = host.spawn("usernet-slirp4netns", "sh", [
@@ -119,9 +110,8 @@ describeE2E(
 
     test("--disable-dns: nothing answers DNS at 10.0.2.3 and DHCP offers no DNS server", async () => {
       const host = await e2e.netns();
-      const target = host.spawn("target-ns", "unshare", ["-n", "sleep", "60"]);
+      const target = await host.spawnTarget("-n", 60);
       const pid = target.pid;
-      await waitForExec(pid, "/sleep");
       const drop = host.spawn("usernet-slirp4netns", process.execPath, [
         usernetMain() as string,
         "slirp4netns",

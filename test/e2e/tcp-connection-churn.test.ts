@@ -16,7 +16,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { expect, test } from "vitest";
 import { hostNettool } from "./harness/guest-tools.js";
-import { waitForExec } from "./harness/netns.js";
 import { describeE2E, usernetMain } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -52,9 +51,8 @@ describeE2E(
       const srv = host.spawn("servers", process.execPath, ["-e", servers]);
       e2e.watch(srv);
       await srv.until("listening", 10_000, () => (srv.stdout.includes("listening") ? true : undefined));
-      const target = host.spawn("target-ns", "unshare", ["-n", "sleep", "600"]);
+      const target = await host.spawnTarget("-n", 600);
       const pid = target.pid;
-      await waitForExec(pid, "/sleep");
       const drop = host.spawn("usernet-slirp4netns", process.execPath, [
         usernetMain() as string,
         "slirp4netns",

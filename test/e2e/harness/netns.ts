@@ -69,6 +69,18 @@ export class Netns {
     if (opts.gateway) await this.execOk("ip", ["route", "add", "default", "via", opts.gateway]);
   }
 
+  /**
+   * A target for the slirp4netns drop-in: `unshare FLAGS sleep SECONDS` started here
+   * (after `prefix`, e.g. setpriv to another user), once its pid is sleep's own, inside
+   * the new namespaces. Killed with this namespace.
+   */
+  async spawnTarget(unshareFlags: string, seconds: number, prefix: readonly string[] = []): Promise<Proc> {
+    const argv = [...prefix, "unshare", unshareFlags, "sleep", String(seconds)];
+    const target = this.spawn("target-ns", argv[0] as string, argv.slice(1));
+    await waitForExec(target.pid, "/sleep");
+    return target;
+  }
+
   /** argv prefix that runs a command inside the namespace */
   wrap(cmd: string, args: readonly string[]): string[] {
     return ["ip", "netns", "exec", this.name, cmd, ...args];
