@@ -14,7 +14,8 @@
               "native/poller.c",
               "native/framing.c",
               "native/memory.c",
-              "native/udp.c"
+              "native/udp.c",
+              "native/inet.c"
             ],
             "defines": ["NAPI_VERSION=8"],
             "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]

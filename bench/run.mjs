@@ -223,7 +223,7 @@ async function setupNamespaces() {
   for (let k = 0; k < holdLanes; k++)
     servers.push(spawnIn(S, `hold server ${k}`, process.execPath, [script, `echo:${portRange(`hold${k}`)}`]));
   for (const sv of servers)
-    await sv.until("SERVERS-READY", 20_000, () => (sv.out.includes("SERVERS-READY") ? true : undefined));
+    await sv.until("SERVERS-READY", 20_000, () => (sv.stdout.includes("SERVERS-READY") ? true : undefined));
   await waitListening(S, IPERF_PORT, iperf);
 }
 
@@ -742,7 +742,7 @@ async function holdFlows(cfg, n) {
       const line = await lane.until(
         `hold lane ${k} established`,
         240_000,
-        () => /^hold open=.* capped=\d$/m.exec(lane.out)?.[0],
+        () => /^hold open=.* capped=\d$/m.exec(lane.stdout)?.[0],
       );
       const f = nettoolFields(line, "hold");
       held += Number(f.ok);

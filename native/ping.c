@@ -16,6 +16,7 @@
  * Not here: raw sockets, IPv6 (ICMPV6 ping sockets), IP_RECVERR error queues.
  */
 #define _GNU_SOURCE
+#include "inet.h"
 #include "util.h"
 
 #include <errno.h>
@@ -32,11 +33,7 @@ static napi_value js_open_ping_socket(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_ANY);
-  if (argc >= 1 && !un_is_nullish(env, argv[0]) && !un_get_ipv4(env, argv[0], "bindAddr", &sa.sin_addr.s_addr))
-    return NULL;
+  if (!un_get_sockaddr_in(env, argc >= 1 ? argv[0] : NULL, "bindAddr", true, &sa)) return NULL;
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
   if (fd < 0) {
     int e = errno;
@@ -46,15 +43,7 @@ static napi_value js_open_ping_socket(napi_env env, napi_callback_info info) {
                                : NULL);
     return NULL;
   }
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    int e = errno;
-    close(fd);
-    un_throw_errno(env, e, "openPingSocket", "bind", NULL);
-    return NULL;
-  }
-  napi_value out;
-  napi_create_int32(env, fd, &out);
-  return out;
+  return un_bind_or_close(env, fd, &sa, "openPingSocket");
 }
 
 /* pingSocketIdent(fd) -> the echo identifier the kernel writes into requests */
@@ -93,11 +82,9 @@ static napi_value js_send_ping(napi_env env, napi_callback_info info) {
   }
   int32_t fd;
   struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
   void *data;
   size_t len;
-  if (!un_get_int32(env, argv[0], "fd", &fd) || !un_get_ipv4(env, argv[1], "dstAddr", &sa.sin_addr.s_addr) ||
+  if (!un_get_int32(env, argv[0], "fd", &fd) || !un_get_sockaddr_in(env, argv[1], "dstAddr", false, &sa) ||
       !un_get_buffer(env, argv[2], "icmpMessage", &data, &len))
     return NULL;
   ssize_t n;

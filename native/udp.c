@@ -30,6 +30,7 @@
  * TAP read).
  */
 #define _GNU_SOURCE
+#include "inet.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -89,11 +90,7 @@ static napi_value js_open_udp_socket(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_ANY);
-  if (argc >= 1 && !un_is_nullish(env, argv[0]) && !un_get_ipv4(env, argv[0], "bindAddr", &sa.sin_addr.s_addr))
-    return NULL;
+  if (!un_get_sockaddr_in(env, argc >= 1 ? argv[0] : NULL, "bindAddr", true, &sa)) return NULL;
   uint32_t rcvbuf = 0, sndbuf = 0;
   if (argc >= 2 && !un_is_nullish(env, argv[1])) {
     napi_value v;
@@ -116,15 +113,7 @@ static napi_value js_open_udp_socket(napi_env env, napi_callback_info info) {
   }
   set_buffer_size(fd, SO_RCVBUF, rcvbuf);
   set_buffer_size(fd, SO_SNDBUF, sndbuf);
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    int e = errno;
-    close(fd);
-    un_throw_errno(env, e, "openUdpSocket", "bind", NULL);
-    return NULL;
-  }
-  napi_value out;
-  napi_create_int32(env, fd, &out);
-  return out;
+  return un_bind_or_close(env, fd, &sa, "openUdpSocket");
 }
 
 /* errors a pending ICMP report (sk_err) hands to the next send instead of its own */
@@ -147,10 +136,8 @@ static napi_value js_udp_send(napi_env env, napi_callback_info info) {
   void *data;
   size_t len;
   struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
   if (!un_get_int32(env, argv[0], "fd", &fd) || !un_get_buffer(env, argv[1], "data", &data, &len) ||
-      !un_get_ipv4(env, argv[2], "dstAddr", &sa.sin_addr.s_addr) || !un_get_uint32(env, argv[3], "dstPort", &port))
+      !un_get_sockaddr_in(env, argv[2], "dstAddr", false, &sa) || !un_get_uint32(env, argv[3], "dstPort", &port))
     return NULL;
   if (port > 65535) {
     un_throw_range(env, "ERR_OUT_OF_RANGE", "dstPort must be 0..65535");

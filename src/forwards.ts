@@ -21,10 +21,11 @@
  * Without a state directory nothing is persisted.
  */
 import type { HostForward } from "./config.js";
+import { checkHostForward, guestAddressProblem } from "./forward-rule.js";
 import type { Logger } from "./log.js";
 import { type ForwardFile, ForwardStore, type StoredForward } from "./proxy/forward-store.js";
 import type { ForwardInfo } from "./proxy/host-forward.js";
-import { ipv4ToString, parseIpv4, prefixToMask } from "./stack/wire/addr.js";
+import { ipv4ToString } from "./stack/wire/addr.js";
 import type { UserNetdev } from "./user-netdev.js";
 
 export interface ForwardView {
@@ -64,9 +65,6 @@ export interface ForwardsFacade {
   remove(id: number): Promise<boolean>;
 }
 
-const isPort = (v: unknown, min: number): v is number =>
-  typeof v === "number" && Number.isInteger(v) && v >= min && v <= 65535;
-
 /** Two rules that would bind the same host socket (port 0 binds a fresh one each time). */
 function sameSocket(a: HostForward, b: HostForward): boolean {
   if (a.proto !== b.proto || a.hostPort !== b.hostPort || a.hostPort === 0) return false;
@@ -74,32 +72,15 @@ function sameSocket(a: HostForward, b: HostForward): boolean {
   return a.hostAddr === b.hostAddr || any(a.hostAddr) || any(b.hostAddr);
 }
 
-/** Why `rule` cannot be a forward on `nd`, or undefined. */
-export function ruleProblem(nd: UserNetdev, rule: HostForward): string | undefined {
-  const r = rule as Partial<Record<keyof HostForward, unknown>>;
-  if (r.proto !== "tcp" && r.proto !== "udp") return `bad protocol ${JSON.stringify(r.proto)} (tcp or udp)`;
-  if (typeof r.hostAddr !== "string" || (r.hostAddr !== "" && parseIpv4(r.hostAddr) === undefined)) {
-    return `bad host address ${JSON.stringify(r.hostAddr)}`;
-  }
-  if (!isPort(r.hostPort, 0)) return `bad host port ${JSON.stringify(r.hostPort)} (0..65535)`;
-  if (!isPort(r.guestPort, 1)) return `bad guest port ${JSON.stringify(r.guestPort)} (1..65535)`;
-  if (r.preserveSource !== undefined && typeof r.preserveSource !== "boolean") {
-    return "preserveSource must be true or false";
-  }
-  if (typeof r.guestAddr !== "string") return "bad guest address";
-  if (r.guestAddr === "") return undefined;
-  const g = parseIpv4(r.guestAddr);
-  if (g === undefined) return `bad guest address ${JSON.stringify(r.guestAddr)}`;
-  const c = nd.config;
-  const net = parseIpv4(c.net) ?? 0;
-  const mask = prefixToMask(c.prefixLength);
-  const where = `${c.net}/${c.prefixLength}`;
-  if ((g & mask) >>> 0 !== net) return `guest address ${r.guestAddr} is not inside ${where}`;
-  if (g === net || g === (net | ~mask) >>> 0)
-    return `guest address ${r.guestAddr} is not a host address of ${where}`;
-  if (r.guestAddr === c.host) return `guest address ${r.guestAddr} is the host address`;
-  if (r.guestAddr === c.dns) return `guest address ${r.guestAddr} is the DNS address`;
-  return undefined;
+/** `rule` checked (forward-rule.ts) as a forward on `nd`: the clean rule, or why not. */
+export function checkRule(
+  nd: UserNetdev,
+  rule: unknown,
+): { ok: true; value: HostForward } | { ok: false; reason: string } {
+  const r = checkHostForward(rule);
+  if (!r.ok) return r;
+  const problem = guestAddressProblem(nd.config, r.value.guestAddr);
+  return problem === undefined ? r : { ok: false, reason: problem };
 }
 
 export class Forwards implements ForwardsFacade {
@@ -134,8 +115,9 @@ export class Forwards implements ForwardsFacade {
     }
     for (const s of loaded.forwards) {
       const nd = netdevs.find((n) => n.config.id === s.netdev);
-      const problem = nd === undefined ? `no user netdev "${s.netdev}"` : ruleProblem(nd, s.rule);
-      if (nd === undefined || problem !== undefined) {
+      const checked = nd === undefined ? undefined : checkRule(nd, s.rule);
+      if (nd === undefined || !checked?.ok) {
+        const problem = checked?.ok === false ? checked.reason : `no user netdev "${s.netdev}"`;
         log.warn(`stored forward ${s.id} not restored: ${problem}`, { file: store?.file });
         f.inactive.push(s);
         continue;
@@ -163,16 +145,10 @@ export class Forwards implements ForwardsFacade {
         netdevId === undefined ? "there is no user netdev" : `no user netdev "${netdevId}"`,
       );
     }
-    const problem = ruleProblem(nd, rule);
-    if (problem) throw new ForwardError("invalid", problem);
-    const clean: HostForward = {
-      proto: rule.proto,
-      hostAddr: rule.hostAddr === "0.0.0.0" ? "" : rule.hostAddr,
-      hostPort: rule.hostPort,
-      guestAddr: rule.guestAddr,
-      guestPort: rule.guestPort,
-    };
-    if (rule.preserveSource !== undefined) clean.preserveSource = rule.preserveSource;
+    const checked = checkRule(nd, rule);
+    if (!checked.ok) throw new ForwardError("invalid", checked.reason);
+    const clean = checked.value;
+    if (clean.hostAddr === "0.0.0.0") clean.hostAddr = "";
     for (const n of this.netdevs) {
       for (const i of n.forwards.list()) {
         if (i.error === undefined && sameSocket(i.rule, clean)) {

@@ -25,6 +25,7 @@
  *   failed (false); it never rejects. `flush` waits for everything asked so far.
  * Not done: locking against a second process using the same file.
  */
+import { readFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import path from "node:path";
 import { hostFaults, type Logger } from "./log.js";
@@ -167,5 +168,85 @@ export class StateWriter {
       this.options.log.info(`${this.options.what} saved again`, { file: this.file });
     }
     return true;
+  }
+}
+
+export interface VersionedStateFileOptions {
+  log: Logger;
+  /** what the file holds, for the log of writes: "DHCP leases" */
+  what: string;
+  /** the file, for the log of reads: "DHCP lease file" */
+  fileName: string;
+  /** what the caller does without the file's state: "starting empty" */
+  fallback: string;
+  /** a check of the body's shape beyond its version (e.g. that a list is a list) */
+  shape?: (body: Record<string, unknown>) => boolean;
+  fs?: StateFs;
+}
+
+/**
+ * One state file as `{ "version": N, ...body }` JSON: the way every state file here
+ * (DHCP leases, runtime forwards) is read at start and written after a change.
+ * - `load` reads it once, synchronously, at start. A missing file is no state
+ *   (undefined, quietly). An unreadable file, one that is not JSON, or one of another
+ *   version or shape is logged ("FILE is not JSON, FALLBACK") and is no state either:
+ *   the caller starts empty rather than refusing to start, and its next save replaces
+ *   the file. Checking the entries inside is the caller's job.
+ * - `save` writes through a StateWriter (atomic, off the event loop, coalesced).
+ */
+export class VersionedStateFile {
+  private readonly writer: StateWriter;
+
+  constructor(
+    readonly file: string,
+    readonly version: number,
+    private readonly options: VersionedStateFileOptions,
+  ) {
+    const { log, what, fs } = options;
+    this.writer = new StateWriter(file, { log, what, ...(fs ? { fs } : {}) });
+  }
+
+  load(): Record<string, unknown> | undefined {
+    const { log, fileName, fallback } = this.options;
+    let text: string;
+    try {
+      text = readFileSync(this.file, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
+        log.warn(`cannot read ${fileName}, ${fallback}`, { file: this.file, error: String(e) });
+      }
+      return undefined;
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch {
+      log.warn(`${fileName} is not JSON, ${fallback}`, { file: this.file });
+      return undefined;
+    }
+    const body = data as Record<string, unknown> | null;
+    if (
+      typeof body !== "object" ||
+      body === null ||
+      body.version !== this.version ||
+      !(this.options.shape?.(body) ?? true)
+    ) {
+      log.warn(`${fileName} has an unknown format, ${fallback}`, { file: this.file });
+      return undefined;
+    }
+    return body;
+  }
+
+  /** Writes `{ version, ...body }` soon; resolves true once durable, false when that write failed. */
+  save(body: Record<string, unknown>): Promise<boolean> {
+    return this.writer.update(() => `${JSON.stringify({ version: this.version, ...body }, null, 1)}\n`);
+  }
+
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  failures(): number {
+    return this.writer.stats().failures;
   }
 }

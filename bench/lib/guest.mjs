@@ -107,7 +107,7 @@ export class SerialGuest {
     this.proc = proc;
     this.label = label;
     this.pending = "";
-    proc.taps.push((s) => {
+    proc.tapStdout((s) => {
       this.pending = (this.pending + s.replace(/\r/g, "")).slice(-(8 << 20));
     });
   }

@@ -11,11 +11,11 @@
  * Not here: TLS (put a proxy in front, or use the unix socket over ssh), users/roles.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { chmod, lstat, mkdir, unlink } from "node:fs/promises";
-import { request } from "node:http";
+import { chmod, mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
+import { clearStaleSocket } from "../ports/unix-socket.js";
 import type { ApiConfig, Logger } from "../usernet.js";
 import { errorBody, handleError } from "./errors.js";
 import type { ApiFacade } from "./facade.js";
@@ -119,7 +119,7 @@ export async function startApi(
     if (config.socket) {
       const path = config.socket;
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-      await removeStaleSocket(path);
+      await clearStaleSocket(path, (why) => new Error(`--api ${path}: ${why}`));
       const app = await buildApi(facade, { logLevel: options.logLevel, version: options.version });
       apps.push(app);
       await app.listen({ path });
@@ -146,25 +146,4 @@ export async function startApi(
     throw e;
   }
   return { addresses, close };
-}
-
-/** A socket file nobody answers on is left over from a crash: remove it. A live one is an error. */
-async function removeStaleSocket(path: string): Promise<void> {
-  const st = await lstat(path).catch(() => undefined);
-  if (!st) return;
-  if (!st.isSocket()) throw new Error(`--api ${path}: exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const req = request({ socketPath: path, path: "/v1/status", timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(true);
-    });
-    req.on("timeout", () => {
-      resolve(true); // something holds it, if slowly: do not pull it away
-      req.destroy();
-    });
-    req.on("error", () => resolve(false));
-    req.end();
-  });
-  if (live) throw new Error(`--api ${path}: another usernet is serving this socket`);
-  await unlink(path);
 }

@@ -18,12 +18,15 @@
  *   "slirp_add_hostfwd failed" it prints, with the real reason in our log.
  * - guest_addr defaults to `defaultGuestAddr` (10.0.2.100, the `--configure` address,
  *   in the slirp4netns drop-in); without it, to the netdev's first DHCP address.
- * - The socket is created mode 0600; a stale socket file at PATH is replaced (anything
- *   else there is an error); the file is removed on close.
+ * - The socket is created mode 0600; a stale socket file at PATH (nobody answers a
+ *   connect) is replaced, a live one or anything else there is an error; the file is
+ *   removed on close.
  */
 import * as fs from "node:fs";
 import net from "node:net";
+import { checkHostForward, type HostForwardField } from "../forward-rule.js";
 import { internalErrors, type Logger } from "../log.js";
+import { clearStaleSocket } from "../ports/unix-socket.js";
 import type { ForwardsFacade } from "../usernet.js";
 
 export interface Slirp4netnsApiOptions {
@@ -41,11 +44,17 @@ export interface Slirp4netnsApi {
 }
 
 const maxRequest = 4096;
-const ipv4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** the slirp4netns name of each rule field, for its "bad arguments.NAME" */
+const argName: Record<HostForwardField, string> = {
+  proto: "proto",
+  hostAddr: "host_addr",
+  hostPort: "host_port",
+  guestAddr: "guest_addr",
+  guestPort: "guest_port",
+  preserveSource: "preserve_source",
+};
 
 const err = (desc: string) => JSON.stringify({ error: { desc: `bad request: ${desc}` } });
-const isPort = (v: unknown): v is number =>
-  typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 65535;
 
 const silent: Logger = {
   debug() {},
@@ -74,27 +83,26 @@ export async function handleSlirp4netnsRequest(
   const args = (typeof args0 === "object" && args0 !== null ? args0 : {}) as Record<string, unknown>;
   switch (execute) {
     case "add_hostfwd": {
-      const proto = args.proto;
-      if (proto !== "tcp" && proto !== "udp") return err("add_hostfwd: bad arguments.proto");
+      // the fields as forward-rule.ts checks every rule; a missing host address is every address
       const hostAddr = args.host_addr === undefined || args.host_addr === "" ? "0.0.0.0" : args.host_addr;
-      if (typeof hostAddr !== "string" || !ipv4.test(hostAddr))
-        return err("add_hostfwd: bad arguments.host_addr");
-      if (!isPort(args.host_port)) return err("add_hostfwd: bad arguments.host_port");
       const guestAddr =
         args.guest_addr === undefined || args.guest_addr === ""
           ? (options.defaultGuestAddr ?? "")
           : args.guest_addr;
-      if (typeof guestAddr !== "string" || (guestAddr !== "" && !ipv4.test(guestAddr))) {
-        return err("add_hostfwd: bad arguments.guest_addr");
-      }
-      if (!isPort(args.guest_port)) return err("add_hostfwd: bad arguments.guest_port");
+      const checked = checkHostForward({
+        proto: args.proto,
+        hostAddr,
+        // slirp4netns has no "any free port": host port 0 is as wrong as 70000
+        hostPort: args.host_port === 0 ? Number.NaN : args.host_port,
+        guestAddr,
+        guestPort: args.guest_port,
+      });
+      if (!checked.ok) return err(`add_hostfwd: bad arguments.${argName[checked.field]}`);
       try {
+        const rule = checked.value;
         const v = await facade.add(options.netdev, {
-          proto,
-          hostAddr: hostAddr === "0.0.0.0" ? "" : hostAddr,
-          hostPort: args.host_port,
-          guestAddr,
-          guestPort: args.guest_port,
+          ...rule,
+          hostAddr: rule.hostAddr === "0.0.0.0" ? "" : rule.hostAddr,
         });
         return JSON.stringify({ return: { id: v.id } });
       } catch (e) {
@@ -140,7 +148,8 @@ export async function startSlirp4netnsApi(
 ): Promise<Slirp4netnsApi> {
   const log = options.log ?? silent;
   const timeoutMs = options.requestTimeoutMs ?? 5_000;
-  removeStaleSocket(path);
+  // slirp4netns unlinks whatever is at the path; we replace only a dead socket
+  await clearStaleSocket(path, (why) => new Error(`--api-socket ${path}: ${why}`));
   const server = net.createServer({ allowHalfOpen: true }, (sock) => serve(sock));
   const open = new Set<net.Socket>();
 
@@ -214,16 +223,4 @@ function parses(text: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** slirp4netns unlinks whatever is at the path; we replace only a socket. */
-function removeStaleSocket(path: string): void {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new Error(`--api-socket ${path}: exists and is not a socket`);
-  fs.rmSync(path);
 }

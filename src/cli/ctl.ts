@@ -468,33 +468,23 @@ async function dispatch(io: CtlEnvironment, p: Parsed): Promise<number> {
     if (words.length > allowed)
       throw new UsageError(`ctl: unexpected "${words[allowed]}" (see usernet ctl --help)`);
   };
+  /** for the commands that take nothing after their name */
+  const noWords = () => extra(0, sub === undefined ? rest : [sub, ...rest]);
   switch (cmd) {
     case "status":
-      extra(
-        0,
-        [sub, ...rest].filter((w): w is string => w !== undefined),
-      );
+      noWords();
       print(await call(target, "GET", "/v1/status"), printStatus);
       return 0;
     case "hubs":
-      extra(
-        0,
-        [sub, ...rest].filter((w): w is string => w !== undefined),
-      );
+      noWords();
       print(await call(target, "GET", "/v1/hubs"), printHubs);
       return 0;
     case "leases":
-      extra(
-        0,
-        [sub, ...rest].filter((w): w is string => w !== undefined),
-      );
+      noWords();
       print(await call(target, "GET", "/v1/leases"), (v) => printLeases(v, Date.now()));
       return 0;
     case "flows":
-      extra(
-        0,
-        [sub, ...rest].filter((w): w is string => w !== undefined),
-      );
+      noWords();
       print(await call(target, "GET", "/v1/flows"), printFlows);
       return 0;
     case "forwards":

@@ -17,7 +17,9 @@
  * chardev there) and `cmd:` runs COMMAND through the shell for each connection.
  */
 import type { GuestForward, HostForward } from "../config.js";
-import { isHost, parseHostPort, parseIpv4, parsePort } from "./inet.js";
+import { checkHostForward, forwardFieldProblem } from "../forward-rule.js";
+import { parseIpv4 } from "../stack/wire/addr.js";
+import { isHost, parseHostPort, parsePort } from "./inet.js";
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
 
@@ -36,55 +38,50 @@ function cut(s: string, sep: string): [string, string] | undefined {
   return i < 0 ? undefined : [s.slice(0, i), s.slice(i + sep.length)];
 }
 
-function parseProto(s: string): "tcp" | "udp" | undefined {
-  if (s === "" || s === "tcp") return "tcp";
-  if (s === "udp") return "udp";
-  return undefined;
-}
-
 function parseOptionalAddr(s: string): string | undefined {
   return s === "" || parseIpv4(s) !== undefined ? s : undefined;
 }
 
+/** a port as the rule checker takes it: a number when written in plain decimal, else the text */
+const portValue = (s: string): number | string => (/^(0|[1-9][0-9]{0,4})$/.test(s) ? Number(s) : s);
+
+/**
+ * The grammar is cut here; each field is checked by forward-rule.ts as soon as it is
+ * cut, so the problem named is the leftmost one.
+ */
 export function parseHostForward(s: string): Parsed<HostForward> {
   const p1 = cut(s, ":");
   if (!p1) return bad("missing ':' after the protocol");
-  const proto = parseProto(p1[0]);
-  if (!proto) return bad(`bad protocol "${p1[0]}" (tcp or udp)`);
+  const proto = p1[0] === "" ? "tcp" : p1[0];
+  const protoProblem = forwardFieldProblem("proto", proto);
+  if (protoProblem) return bad(protoProblem);
   const p2 = cut(p1[1], ":");
   if (!p2) return bad("missing ':' after the host address");
-  const hostAddr = parseOptionalAddr(p2[0]);
-  if (hostAddr === undefined) return bad(`bad host address "${p2[0]}"`);
+  const addrProblem = forwardFieldProblem("hostAddr", p2[0]);
+  if (addrProblem) return bad(addrProblem);
   const p3 = cut(p2[1], "-");
   if (!p3) return bad("missing '-' between host and guest side");
-  const hostPort = parsePort(p3[0], 0);
-  if (hostPort === undefined) return bad(`bad host port "${p3[0]}" (0..65535)`);
-  return guestSide(p3[1], { proto, hostAddr, hostPort });
+  return guestSide(p3[1], { proto, hostAddr: p2[0], hostPort: portValue(p3[0]) });
 }
 
 export function parseRedirect(s: string): Parsed<HostForward> {
   const p1 = cut(s, ":");
   if (!p1) return bad("missing ':' after the protocol");
-  const proto = parseProto(p1[0]);
-  if (!proto) return bad(`bad protocol "${p1[0]}" (tcp or udp)`);
+  const proto = p1[0] === "" ? "tcp" : p1[0];
+  const problem = forwardFieldProblem("proto", proto);
+  if (problem) return bad(problem);
   const p2 = cut(p1[1], ":");
   if (!p2) return bad("missing ':' after the host port");
-  const hostPort = parsePort(p2[0], 0);
-  if (hostPort === undefined) return bad(`bad host port "${p2[0]}" (0..65535)`);
-  return guestSide(p2[1], { proto, hostAddr: "", hostPort });
+  return guestSide(p2[1], { proto, hostAddr: "", hostPort: portValue(p2[0]) });
 }
 
-function guestSide(
-  s: string,
-  host: Pick<HostForward, "proto" | "hostAddr" | "hostPort">,
-): Parsed<HostForward> {
+function guestSide(s: string, host: Record<"proto" | "hostAddr" | "hostPort", unknown>): Parsed<HostForward> {
+  const hostPortProblem = forwardFieldProblem("hostPort", host.hostPort);
+  if (hostPortProblem) return bad(hostPortProblem);
   const p = cut(s, ":");
   if (!p) return bad("missing ':' between guest address and port");
-  const guestAddr = parseOptionalAddr(p[0]);
-  if (guestAddr === undefined) return bad(`bad guest address "${p[0]}"`);
-  const guestPort = parsePort(p[1]);
-  if (guestPort === undefined) return bad(`bad guest port "${p[1]}" (1..65535)`);
-  return good({ ...host, guestAddr, guestPort });
+  const r = checkHostForward({ ...host, guestAddr: p[0], guestPort: portValue(p[1]) });
+  return r.ok ? good(r.value) : bad(r.reason);
 }
 
 /** `server` is "" when not given; the caller fills in the network's default */

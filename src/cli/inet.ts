@@ -1,32 +1,14 @@
 /**
- * IPv4 addresses, ports and endpoints as written on the command line.
+ * Ports, numbers, host names and HOST:PORT endpoints as written on the command line.
+ * Addresses themselves (dotted quads, masks, multicast) are stack/wire/addr.ts's, the
+ * one parser for them: stricter than QEMU's inet_aton on purpose ("10.2", "0x0a.0.2.2"
+ * and octal-looking "010" are not addresses).
  *
- * Stricter than QEMU's inet_aton on purpose: only the four-part decimal dotted quad is
- * an address ("10.2" or "0x0a.0.2.2" are not, and a leading zero is refused because
- * inet_aton would read "010" as octal). Ports are plain decimal. Host names are allowed
- * where QEMU resolves names (socket/stream/dgram peers); they are only checked for
- * shape here and resolved by the transport that uses them.
+ * Ports are plain decimal. Host names are allowed where QEMU resolves names
+ * (socket/stream/dgram peers); they are only checked for shape here and resolved by
+ * the transport that uses them.
  */
-
-const octet = "(0|[1-9][0-9]{0,2})";
-const dottedQuad = new RegExp(`^${octet}\\.${octet}\\.${octet}\\.${octet}$`);
-
-/** dotted quad → unsigned 32-bit number, or undefined */
-export function parseIpv4(s: string): number | undefined {
-  const m = dottedQuad.exec(s);
-  if (!m) return undefined;
-  let n = 0;
-  for (let i = 1; i <= 4; i++) {
-    const o = Number(m[i]);
-    if (o > 255) return undefined;
-    n = n * 256 + o;
-  }
-  return n;
-}
-
-export function formatIpv4(n: number): string {
-  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-}
+import { parseIpv4 } from "../stack/wire/addr.js";
 
 /** decimal port in [min, 65535], or undefined */
 export function parsePort(s: string, min = 1): number | undefined {
@@ -54,18 +36,6 @@ export function isHost(s: string): boolean {
   if (parseIpv4(s) !== undefined) return true;
   if (/^[0-9.]+$/.test(s)) return false;
   return isDomainName(s);
-}
-
-export const isMulticast = (a: number): boolean => a >>> 28 === 0xe;
-
-/** prefix length → netmask as unsigned 32-bit number */
-export const prefixMask = (prefix: number): number =>
-  prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-
-/** netmask → prefix length, or undefined when the mask is not contiguous */
-export function maskPrefix(mask: number): number | undefined {
-  for (let p = 0; p <= 32; p++) if (prefixMask(p) === mask) return p;
-  return undefined;
 }
 
 /**

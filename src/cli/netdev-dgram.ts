@@ -12,7 +12,8 @@
  * datagram sockets. type=fd is refused: nothing hands usernet descriptors.
  */
 import type { DgramNetdevConfig, SocketNetdevConfig } from "../config.js";
-import { isHost, isMulticast, parseIpv4, parsePort } from "./inet.js";
+import { isIpv4Multicast, parseIpv4 } from "../stack/wire/addr.js";
+import { isHost, parsePort } from "./inet.js";
 import type { OptionSet, OptionSpec } from "./qemu-opts.js";
 import { UsageError } from "./usage-error.js";
 
@@ -71,7 +72,7 @@ export function buildDgramNetdev(
   const remotePort = parsePort(remote.port);
   if (remotePort === undefined) return opts.fail("remote.port", remote.port);
   const group = parseIpv4(remote.host);
-  if (group !== undefined && isMulticast(group)) {
+  if (group !== undefined && isIpv4Multicast(group)) {
     const cfg: SocketNetdevConfig = {
       type: "socket",
       id,

@@ -9,7 +9,8 @@
  * resolves them too); multicast groups and interfaces must be addresses.
  */
 import type { SocketNetdevConfig } from "../config.js";
-import { isMulticast, parseHostPort, parseIpv4 } from "./inet.js";
+import { isIpv4Multicast, parseIpv4 } from "../stack/wire/addr.js";
+import { parseHostPort } from "./inet.js";
 import type { OptionSet, OptionSpec } from "./qemu-opts.js";
 import { UsageError } from "./usage-error.js";
 
@@ -50,7 +51,7 @@ export function buildSocketNetdev(opts: OptionSet, id: string, hub: number): Soc
       return { ...base, addr: { host: hp.host || "0.0.0.0", port: hp.port } };
     case "mcast": {
       const group = parseIpv4(hp.host);
-      if (group === undefined || !isMulticast(group)) return opts.fail(mode, value);
+      if (group === undefined || !isIpv4Multicast(group)) return opts.fail(mode, value);
       const cfg: SocketNetdevConfig = { ...base, addr: hp };
       if (local !== undefined) {
         if (parseIpv4(local) === undefined)

@@ -13,7 +13,8 @@
  * addr.ipv4=off, addr.ipv6=on, abstract and tight unix sockets.
  */
 import type { StreamNetdevConfig } from "../config.js";
-import { isHost, parseDecimal, parseIpv4, parsePort } from "./inet.js";
+import { parseIpv4 } from "../stack/wire/addr.js";
+import { isHost, parseDecimal, parsePort } from "./inet.js";
 import type { OptionSet, OptionSpec } from "./qemu-opts.js";
 import { UsageError } from "./usage-error.js";
 

@@ -21,17 +21,11 @@
  * port; it applies to the netdev's hostfwd= rules, -redir rules landing on it, and
  * runtime forwards that do not say otherwise.
  */
-import type { GuestForward, HostForward, InetAddress, UserNetdevConfig } from "../config.js";
+import type { GuestForward, InetAddress, UserNetdevConfig } from "../config.js";
+import { placeProblem as addressPlaceProblem, guestAddressProblem } from "../forward-rule.js";
+import { ipv4ToString, maskToPrefix, parseIpv4, prefixToMask } from "../stack/wire/addr.js";
 import { guestfwdForm, hostfwdForm, parseGuestForward, parseHostForward } from "./forwards.js";
-import {
-  formatIpv4,
-  isDomainName,
-  maskPrefix,
-  parseDecimal,
-  parseHostPort,
-  parseIpv4,
-  prefixMask,
-} from "./inet.js";
+import { isDomainName, parseDecimal, parseHostPort } from "./inet.js";
 import type { OptionSet, OptionSpec } from "./qemu-opts.js";
 import { UsageError } from "./usage-error.js";
 
@@ -126,22 +120,17 @@ interface Network {
 }
 
 function network(net: number, prefix: number): Network {
-  const mask = prefixMask(prefix);
+  const mask = prefixToMask(prefix);
   return { net, prefix, mask, broadcast: (net | ~mask) >>> 0 };
 }
 
-const cidr = (n: Network) => `${formatIpv4(n.net)}/${n.prefix}`;
+const cidr = (n: Network) => `${ipv4ToString(n.net)}/${n.prefix}`;
 
 /** QEMU's default for an address: the network ORed with an offset under the mask */
 const qemuDefault = (n: Network, offset: number) => (n.net | (offset & ~n.mask)) >>> 0;
 
 /** why `a` cannot be a host on `n`, or undefined when it can */
-function placeProblem(n: Network, a: number): string | undefined {
-  if ((a & n.mask) >>> 0 !== n.net) return `not inside net=${cidr(n)}`;
-  if (a === n.net) return `is the network address of ${cidr(n)}`;
-  if (a === n.broadcast) return `is the broadcast address of ${cidr(n)}`;
-  return undefined;
-}
+const placeProblem = (n: Network, a: number) => addressPlaceProblem(n.net, n.prefix, a);
 
 /** QEMU's classful guess when net= has no prefix (net/slirp.c) */
 function classfulPrefix(a: number): number {
@@ -167,7 +156,7 @@ function parseNet(opts: OptionSet): Network {
     const rest = v.slice(slash + 1);
     const mask = parseIpv4(rest);
     if (mask !== undefined) {
-      prefix = maskPrefix(mask);
+      prefix = maskToPrefix(mask);
       if (prefix === undefined)
         return opts.fail("net", v, "netmask must be contiguous, such as 255.255.255.0");
     } else {
@@ -178,7 +167,7 @@ function parseNet(opts: OptionSet): Network {
   if (prefix < 4 || prefix > 30) {
     return opts.fail("net", v, "prefix must be 4..30 (room for gateway, DNS and guests)");
   }
-  return network((addr & prefixMask(prefix)) >>> 0, prefix);
+  return network((addr & prefixToMask(prefix)) >>> 0, prefix);
 }
 
 const printable = (s: string, max: number) =>
@@ -192,7 +181,7 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
 
   const n = parseNet(opts);
   /** "key=ADDR", marked when the address is the default rather than written */
-  const label = (key: string, a: number) => `${key}=${formatIpv4(a)}${opts.has(key) ? "" : " (default)"}`;
+  const label = (key: string, a: number) => `${key}=${ipv4ToString(a)}${opts.has(key) ? "" : " (default)"}`;
   const place = (key: string, offset: number): number => {
     const given = opts.get(key);
     const a = given === undefined ? qemuDefault(n, offset) : parseIpv4(given);
@@ -223,10 +212,10 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
   if (poolEnd >= n.broadcast) {
     throw new UsageError(
       `${where}: ${label("dhcpstart", dhcpStart)}: a pool of ${dhcpCount} runs past ` +
-        `${formatIpv4(n.broadcast - 1)}, the last address of ${cidr(n)}`,
+        `${ipv4ToString(n.broadcast - 1)}, the last address of ${cidr(n)}`,
     );
   }
-  const pool = `${formatIpv4(dhcpStart)}-${formatIpv4(poolEnd)}`;
+  const pool = `${ipv4ToString(dhcpStart)}-${ipv4ToString(poolEnd)}`;
   const inPool = (a: number) => a >= dhcpStart && a <= poolEnd;
   const smb = opts.get("smb");
   const fixed: [string, number][] = [
@@ -287,15 +276,15 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
     type: "user",
     id,
     hub,
-    net: formatIpv4(n.net),
+    net: ipv4ToString(n.net),
     prefixLength: n.prefix,
-    host: formatIpv4(host),
-    dhcpStart: formatIpv4(dhcpStart),
+    host: ipv4ToString(host),
+    dhcpStart: ipv4ToString(dhcpStart),
     dhcpCount,
-    dns: formatIpv4(dns),
+    dns: ipv4ToString(dns),
     dnsSearch,
     restrict: opts.bool("restrict", false),
-    smbServer: formatIpv4(smbServer),
+    smbServer: ipv4ToString(smbServer),
     hostfwd: [],
     guestfwd: [],
     dnsUpstream,
@@ -315,14 +304,14 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
   for (const v of opts.list("hostfwd")) {
     const f = parseHostForward(v);
     if (!f.ok) return opts.fail("hostfwd", v, `${f.reason}; expected ${hostfwdForm}`);
-    const problem = guestAddressProblem(cfg, f.value);
+    const problem = guestAddressProblem(cfg, f.value.guestAddr);
     if (problem) opts.fail("hostfwd", v, problem);
     cfg.hostfwd.push(f.value);
   }
   for (const v of opts.list("guestfwd")) {
     const f = parseGuestForward(v);
     if (!f.ok) return opts.fail("guestfwd", v, `${f.reason}; expected ${guestfwdForm}`);
-    const g: GuestForward = { ...f.value, server: f.value.server || formatIpv4(qemuDefault(n, 0x0204)) };
+    const g: GuestForward = { ...f.value, server: f.value.server || ipv4ToString(qemuDefault(n, 0x0204)) };
     const problem = guestfwdProblem(cfg, g, n, inPool);
     if (problem) opts.fail("guestfwd", v, problem);
     cfg.guestfwd.push(g);
@@ -375,22 +364,6 @@ function guestfwdProblem(
   if (cfg.guestfwd.some((o) => o.server === g.server && o.port === g.port)) {
     return `${g.server}:${g.port} is forwarded twice`;
   }
-  return undefined;
-}
-
-/**
- * Why a host forward cannot reach its guest address on this network, or undefined.
- * Used for hostfwd= here and for -redir, which lands on a user netdev later.
- */
-export function guestAddressProblem(cfg: UserNetdevConfig, f: HostForward): string | undefined {
-  if (f.guestAddr === "") return undefined;
-  const a = parseIpv4(f.guestAddr);
-  if (a === undefined) return `bad guest address "${f.guestAddr}"`;
-  const n = network(parseIpv4(cfg.net) ?? 0, cfg.prefixLength);
-  const place = placeProblem(n, a);
-  if (place) return `guest address ${f.guestAddr} ${place}`;
-  if (f.guestAddr === cfg.host) return `guest address ${f.guestAddr} is the host address`;
-  if (f.guestAddr === cfg.dns) return `guest address ${f.guestAddr} is the DNS address`;
   return undefined;
 }
 

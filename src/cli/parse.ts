@@ -17,13 +17,14 @@
  */
 import { readFileSync } from "node:fs";
 import type { ApiConfig, Config, HostForward } from "../config.js";
+import { guestAddressProblem } from "../forward-rule.js";
 import { checkBindConflicts } from "./binds.js";
 import { tokenizeConfigFile } from "./config-file.js";
 import { defaultApiSocketPath, defaultNetdevs, defaultRuntimeDir } from "./defaults.js";
 import { parseRedirect, redirForm } from "./forwards.js";
 import { parseHostPort } from "./inet.js";
 import { NetdevList } from "./netdev.js";
-import { defaultUserNetdev, guestAddressProblem } from "./netdev-user.js";
+import { defaultUserNetdev } from "./netdev-user.js";
 import { usageText } from "./usage.js";
 import { UsageError } from "./usage-error.js";
 import { readVersion } from "./version.js";
@@ -254,7 +255,7 @@ export function parseCommandLine(
       });
     }
     for (const { raw, forward } of redirs) {
-      const problem = guestAddressProblem(target, forward);
+      const problem = guestAddressProblem(target, forward.guestAddr);
       if (problem) throw new UsageError(`-redir ${raw}: ${problem}`);
       target.hostfwd.push(forward);
       owners.set(forward, `-redir ${raw}`);

@@ -22,6 +22,7 @@ import { defaultRuntimeDir } from "./defaults.js";
 import { parseCommandLine } from "./parse.js";
 import { nodeRuntimeDirFs, prepareRuntimeDir, type RuntimeDirFs, runtimeEnv } from "./runtime-dir.js";
 import type { StartOptions } from "./slirp4netns-run.js";
+import { type Confine, confineDefault, oneLine } from "./startup.js";
 import { UsageError } from "./usage-error.js";
 
 export interface Running {
@@ -41,28 +42,11 @@ export interface CliEnvironment {
   /** defaults to src/log.ts's createLogger writing to stderr */
   logger?: (level: Config["logLevel"]) => Logger;
   /** --sandbox, once started: src/sandbox.ts's confineProcess in the real program; throws when it cannot */
-  confine?: (
-    config: Config,
-    want: { seccomp: boolean; landlock: boolean },
-    log: Logger,
-    runtimeDir?: string,
-  ) => void | Promise<void>;
+  confine?: Confine;
   /** the runtime directory checks' file system (node:fs) and uid (process.getuid()) */
   runtimeDirFs?: RuntimeDirFs;
   uid?: number;
 }
-
-async function confineDefault(
-  config: Config,
-  want: { seccomp: boolean; landlock: boolean },
-  log: Logger,
-  runtimeDir?: string,
-): Promise<void> {
-  const { confineProcess } = await import("../sandbox.js");
-  confineProcess(config, want, log, runtimeDir === undefined ? {} : { runtimeDir });
-}
-
-const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ");
 
 /** runs the program; resolves to the process exit status */
 export async function runCli(io: CliEnvironment): Promise<number> {

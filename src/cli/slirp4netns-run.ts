@@ -23,6 +23,7 @@ import {
   slirp4netnsConfig,
   slirp4netnsNetdevIds,
 } from "./slirp4netns.js";
+import { type Confine, confineDefault, oneLine } from "./startup.js";
 import { UsageError } from "./usage-error.js";
 import { readVersion } from "./version.js";
 
@@ -56,24 +57,8 @@ export interface Slirp4netnsEnvironment {
   /** calls onGone once when the target process has exited; returns a canceller */
   watchPid?: (pid: number, onGone: () => void) => () => void;
   /** --enable-sandbox/--enable-seccomp: src/sandbox.ts's confineProcess in the real program; throws when it cannot */
-  confine?: (
-    config: Config,
-    want: { seccomp: boolean; landlock: boolean },
-    log: Logger,
-    runtimeDir?: string,
-  ) => void | Promise<void>;
+  confine?: Confine;
 }
-
-async function confineDefault(
-  config: Config,
-  want: { seccomp: boolean; landlock: boolean },
-  log: Logger,
-): Promise<void> {
-  const { confineProcess } = await import("../sandbox.js");
-  confineProcess(config, want, log);
-}
-
-const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ");
 
 export async function runSlirp4netns(io: Slirp4netnsEnvironment): Promise<number> {
   const version = io.version ?? readVersion();

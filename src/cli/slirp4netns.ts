@@ -45,7 +45,8 @@
  */
 import { networkInterfaces } from "node:os";
 import type { Config, NetdevConfig, TapNetdevConfig, UserNetdevConfig } from "../config.js";
-import { formatIpv4, parseDecimal, parseIpv4, prefixMask } from "./inet.js";
+import { ipv4ToString, parseIpv4, prefixToMask } from "../stack/wire/addr.js";
+import { parseDecimal } from "./inet.js";
 import { isInterfaceName } from "./netdev-tap.js";
 import { defaultUserNetdev, maxFlowsCeiling } from "./netdev-user.js";
 import { UsageError } from "./usage-error.js";
@@ -368,7 +369,7 @@ function parseCidr(s: string): { net: string; prefixLength: number } {
   // slirp4netns allows 1..25: the --configure address is net+100
   const prefix = parseDecimal(s.slice(slash + 1), 1, 25);
   if (addr === undefined || prefix === undefined) throw new UsageError(`--cidr=${s}: ${form.slice(8)}`);
-  return { net: formatIpv4((addr & prefixMask(prefix)) >>> 0), prefixLength: prefix };
+  return { net: ipv4ToString((addr & prefixToMask(prefix)) >>> 0), prefixLength: prefix };
 }
 
 /** slirp4netns takes an IPv4 address or an interface name (its first IPv4 address) */
@@ -384,7 +385,7 @@ function outboundAddress(v: string): string {
 /** The addresses slirp4netns uses for a network (its --configure address is net+100). */
 export function slirp4netnsAddresses(o: Pick<Slirp4netnsOptions, "net" | "prefixLength">) {
   const n = parseIpv4(o.net) as number;
-  const at = (k: number) => formatIpv4((n + k) >>> 0);
+  const at = (k: number) => ipv4ToString((n + k) >>> 0);
   return { gateway: at(2), dns: at(3), dhcpStart: at(15), guest: at(100) };
 }
 
@@ -415,7 +416,7 @@ export function slirp4netnsConfig(
     host: a.gateway,
     dns: a.dns,
     dhcpStart: a.dhcpStart,
-    smbServer: formatIpv4(((parseIpv4(o.net) as number) + 4) >>> 0),
+    smbServer: ipv4ToString(((parseIpv4(o.net) as number) + 4) >>> 0),
     hostLoopback: o.hostLoopback,
     mtu: o.mtu,
   };

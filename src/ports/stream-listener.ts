@@ -23,16 +23,16 @@
  *   (same inode).
  * - No timeouts: an idle QEMU stays connected as long as it likes, as with QEMU.
  */
-import { chmod, lstat, stat, unlink } from "node:fs/promises";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { chmod, stat, unlink } from "node:fs/promises";
+import { createServer, type Server, type Socket } from "node:net";
 import type { Hub } from "../hub/hub.js";
 import { hostFaults, type Logger } from "../log.js";
 import { bindHost, describeError, formatAddress, type StreamAddress } from "./address.js";
 import { StreamPort, type StreamPortOptions } from "./stream-port.js";
+import { clearStaleSocket } from "./unix-socket.js";
 
 export const defaultMaxClients = 256;
 const unixSocketMode = 0o600;
-const staleProbeTimeoutMs = 1000;
 
 export interface StreamListenerOptions extends StreamPortOptions {
   /** netdev id; clients are named "ID#N" */
@@ -93,7 +93,7 @@ export class StreamListener {
   static async open(options: StreamListenerOptions): Promise<StreamListener> {
     const where = formatAddress(options.address);
     const fail = (why: string) => new Error(`${options.id}: cannot listen on ${where}: ${why}`);
-    if (options.address.type === "unix") await removeStaleSocket(options.address.path, fail);
+    if (options.address.type === "unix") await clearStaleSocket(options.address.path, fail);
     const server = createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(fail(describeError(err)));
@@ -236,43 +236,4 @@ function listenPrivately(server: Server, path: string, done: () => void): void {
   } finally {
     if (old !== undefined) process.umask(old);
   }
-}
-
-/**
- * Makes room for a unix socket at `path`: nothing there is fine; a socket nobody
- * answers on is a leftover and is removed; anything else is an error.
- */
-async function removeStaleSocket(path: string, fail: (why: string) => Error): Promise<void> {
-  let st: Awaited<ReturnType<typeof lstat>>;
-  try {
-    st = await lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw fail(describeError(err));
-  }
-  if (!st.isSocket()) throw fail("the path exists and is not a socket; refusing to remove it");
-  if (await someoneListens(path)) throw fail("another process is listening on that socket");
-  try {
-    await unlink(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT")
-      throw fail(`cannot remove stale socket: ${describeError(err)}`);
-  }
-}
-
-function someoneListens(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = createConnection({ path });
-    const finish = (live: boolean) => {
-      clearTimeout(timer);
-      probe.destroy();
-      resolve(live);
-    };
-    // a listener with a full backlog may not answer at once: count it as live
-    const timer = setTimeout(() => finish(true), staleProbeTimeoutMs);
-    probe.once("connect", () => finish(true));
-    probe.once("error", (err: NodeJS.ErrnoException) =>
-      finish(err.code !== "ECONNREFUSED" && err.code !== "ENOENT"),
-    );
-  });
 }

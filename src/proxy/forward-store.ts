@@ -7,6 +7,7 @@
  * - The file is `{ "version": 1, "nextId": N, "forwards": [{ "id", "netdev", "rule" }] }`.
  *   `nextId` is kept so that an id, once handed out, is never handed out again, not even
  *   after a restart (a client holding an old id must never remove someone else's rule).
+ * - Read and written as every state file is (VersionedStateFile, state-file.ts).
  * - `save` hands the file to a StateWriter (state-file.ts): written off the event loop,
  *   coalesced, atomically (temp file, fsync, rename, directory fsync): a crash leaves
  *   the old or the new file, never a torn one. It resolves true once the change is
@@ -15,12 +16,11 @@
  *   corrupt one is logged and treated as empty; malformed entries are skipped (logged).
  * Not done: locking against a second process using the same directory.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import type { HostForward } from "../config.js";
+import { checkHostForward } from "../forward-rule.js";
 import type { Logger } from "../log.js";
-import { parseIpv4 } from "../stack/wire/addr.js";
-import { type StateFs, StateWriter } from "../state-file.js";
+import { type StateFs, VersionedStateFile } from "../state-file.js";
 
 export const FORWARD_FILE_VERSION = 1;
 export const forwardFileName = "forwards.json";
@@ -36,33 +36,15 @@ export interface ForwardFile {
   forwards: StoredForward[];
 }
 
-const isPort = (v: unknown, min: number): v is number =>
-  typeof v === "number" && Number.isInteger(v) && v >= min && v <= 65535;
-const isAddr = (v: unknown): v is string => typeof v === "string" && (v === "" || parseIpv4(v) !== undefined);
-
-/** A rule as read from JSON, or undefined when any field is wrong. */
+/** A rule as read from JSON (checked by forward-rule.ts), or undefined when any field is wrong. */
 export function parseStoredRule(v: unknown): HostForward | undefined {
-  if (typeof v !== "object" || v === null) return undefined;
-  const r = v as Record<string, unknown>;
-  if (r.proto !== "tcp" && r.proto !== "udp") return undefined;
-  if (!isAddr(r.hostAddr) || !isPort(r.hostPort, 0) || !isAddr(r.guestAddr) || !isPort(r.guestPort, 1)) {
-    return undefined;
-  }
-  if (r.preserveSource !== undefined && typeof r.preserveSource !== "boolean") return undefined;
-  const rule: HostForward = {
-    proto: r.proto,
-    hostAddr: r.hostAddr,
-    hostPort: r.hostPort,
-    guestAddr: r.guestAddr,
-    guestPort: r.guestPort,
-  };
-  if (r.preserveSource !== undefined) rule.preserveSource = r.preserveSource;
-  return rule;
+  const r = checkHostForward(v);
+  return r.ok ? r.value : undefined;
 }
 
 export class ForwardStore {
   readonly file: string;
-  private readonly writer: StateWriter;
+  private readonly state: VersionedStateFile;
 
   constructor(
     readonly stateDir: string,
@@ -70,43 +52,20 @@ export class ForwardStore {
     fs?: StateFs,
   ) {
     this.file = path.join(stateDir, forwardFileName);
-    this.writer = new StateWriter(this.file, { log, what: "the runtime forwards", ...(fs ? { fs } : {}) });
+    this.state = new VersionedStateFile(this.file, FORWARD_FILE_VERSION, {
+      log,
+      what: "the runtime forwards",
+      fileName: "the forward file",
+      fallback: "starting without runtime forwards",
+      shape: (body) => Array.isArray(body.forwards),
+      ...(fs ? { fs } : {}),
+    });
   }
 
   load(): ForwardFile {
-    const empty: ForwardFile = { nextId: 1, forwards: [] };
-    let text: string;
-    try {
-      text = fs.readFileSync(this.file, "utf8");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
-        this.log.warn("cannot read the forward file, starting without runtime forwards", {
-          file: this.file,
-          error: String(e),
-        });
-      }
-      return empty;
-    }
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch {
-      this.log.warn("the forward file is not JSON, starting without runtime forwards", { file: this.file });
-      return empty;
-    }
-    const body = data as { version?: unknown; nextId?: unknown; forwards?: unknown } | null;
-    if (
-      typeof body !== "object" ||
-      body === null ||
-      body.version !== FORWARD_FILE_VERSION ||
-      !Array.isArray(body.forwards)
-    ) {
-      this.log.warn("the forward file has an unknown format, starting without runtime forwards", {
-        file: this.file,
-      });
-      return empty;
-    }
     const out: ForwardFile = { nextId: 1, forwards: [] };
+    const body = this.state.load();
+    if (body === undefined) return out;
     const seen = new Set<number>();
     let skipped = 0;
     for (const e of body.forwards as unknown[]) {
@@ -138,15 +97,14 @@ export class ForwardStore {
 
   /** true once the file holding `f` (or a later state) is durable; false when that write failed */
   save(f: ForwardFile): Promise<boolean> {
-    const text = `${JSON.stringify({ version: FORWARD_FILE_VERSION, nextId: f.nextId, forwards: f.forwards }, null, 1)}\n`;
-    return this.writer.update(() => text);
+    return this.state.save({ nextId: f.nextId, forwards: f.forwards });
   }
 
   flush(): Promise<void> {
-    return this.writer.flush();
+    return this.state.flush();
   }
 
   failures(): number {
-    return this.writer.stats().failures;
+    return this.state.failures();
   }
 }

@@ -5,19 +5,13 @@
  * datagram is dropped, no ICMP), while 10.0.2.16, another guest, is still served.
  */
 import { expect, test } from "vitest";
-import { TestDnsServer } from "./harness/dns-server.js";
+import { startUdpEcho } from "./harness/nat-servers.js";
 import { describeE2E, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
 const tap = "ub0";
 const dnsPort = 15354;
 const echoPort = 18019;
-
-const udpEcho = `
-const s = require("node:dgram").createSocket("udp4");
-s.on("message", (m, r) => s.send(m, r.port, r.address));
-s.bind(${echoPort}, "127.0.0.1", () => process.stdout.write("listening\\n"));
-`;
 
 /** one new socket bound to SRC sends to the echo at 10.0.2.2 and says whether it heard back */
 const probe = (src: string) => `
@@ -36,22 +30,15 @@ describeE2E(
     test("udp-max-sockets-per-guest=2: a third socket of one guest is dropped, another guest's is not", async () => {
       const host = await e2e.netns();
       const guest = await e2e.netns();
-      const dns = await TestDnsServer.start(host, { port: dnsPort, records: {} });
-      e2e.defer(() => dns.close());
-      const echo = host.spawn("udp-echo", process.execPath, ["-e", udpEcho]);
-      await echo.until("udp echo listening", 10_000, () =>
-        echo.stdout.includes("listening") ? true : undefined,
-      );
+      await e2e.dns(host, { port: dnsPort, records: {} });
+      await startUdpEcho(host, echoPort);
       await e2e.usernet(host, [
         "-netdev",
         `user,id=u0,dns-upstream=127.0.0.1:${dnsPort},udp-max-sockets-per-guest=2`,
         "-netdev",
         `tap,id=t0,ifname=${tap},netns=${guest.name}`,
       ]);
-      await guest.waitForLink(tap);
-      await guest.execOk("ip", ["link", "set", tap, "up"]);
-      await guest.execOk("ip", ["addr", "add", "10.0.2.15/24", "dev", tap]);
-      await guest.execOk("ip", ["addr", "add", "10.0.2.16/24", "dev", tap]);
+      await guest.setUpTap(tap, { addrs: ["10.0.2.15/24", "10.0.2.16/24"] });
       const run = async (src: string) =>
         (await guest.exec(process.execPath, ["-e", probe(src)], 15_000)).stdout.trim();
       const first = [await run("10.0.2.15"), await run("10.0.2.15"), await run("10.0.2.15")];

@@ -106,9 +106,7 @@ describeE2E(
         [attacker, "10.0.2.15"],
         [victim, "10.0.2.16"],
       ] as const) {
-        await ns.waitForLink(tap);
-        await ns.execOk("ip", ["link", "set", tap, "up"]);
-        await ns.execOk("ip", ["addr", "add", `${addr}/24`, "dev", tap]);
+        await ns.setUpTap(tap, { addrs: [`${addr}/24`] });
         // the first packets: each address is bound to its namespace's MAC, the gateway's MAC learnt
         const ping = await ns.exec("busybox", ["ping", "-c", "1", "-W", "2", "10.0.2.2"], 15_000);
         expect(ping.stdout).toMatch(/1 packets received/);

@@ -13,7 +13,7 @@
  */
 import { expect, test } from "vitest";
 import { Guest } from "./harness/guest.js";
-import { guestImageWithTools } from "./harness/guest-tools.js";
+import { guestImageWithTools, nettoolLine } from "./harness/guest-tools.js";
 import { NatServers } from "./harness/nat-servers.js";
 import type { Netns } from "./harness/netns.js";
 import { expectPing, parsePing } from "./harness/ping.js";
@@ -55,18 +55,6 @@ async function bootGuest(e2e: E2eScope, ns: Netns, name: string): Promise<Guest>
   e2e.defer(() => g.close());
   e2e.watch(g.proc);
   return g;
-}
-
-/** "key=value" pairs of a nettool result line starting with `kind`. */
-function nettoolLine(output: string, kind: string): Record<string, string> {
-  const line = output.split("\n").find((l) => l.startsWith(`${kind} `));
-  if (!line) throw new Error(`no "${kind}" line from nettool in:\n${output}`);
-  return Object.fromEntries(
-    line
-      .split(" ")
-      .slice(1)
-      .map((kv) => kv.split("=") as [string, string]),
-  );
 }
 
 describeE2E(

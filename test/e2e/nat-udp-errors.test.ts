@@ -13,9 +13,9 @@
  * initramfs), as a VM user meets it.
  */
 import { expect, test } from "vitest";
-import { TestDnsServer } from "./harness/dns-server.js";
 import { Guest } from "./harness/guest.js";
-import { guestImageWithTools, hostNettool } from "./harness/guest-tools.js";
+import { guestImageWithTools, hostNettool, nettoolLine } from "./harness/guest-tools.js";
+import { startUdpEcho } from "./harness/nat-servers.js";
 import { describeE2E, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -25,22 +25,7 @@ const echoPort = 18009;
 const closedPort = 18010;
 const noRoute = "203.0.113.7";
 
-const udpEcho = `
-const s = require("node:dgram").createSocket("udp4");
-s.on("message", (m, r) => s.send(m, r.port, r.address));
-s.bind(${echoPort}, "127.0.0.1", () => process.stdout.write("listening\\n"));
-`;
-
-function probeLine(out: string): Record<string, string> {
-  const line = out.split("\n").find((l) => l.startsWith("udpprobe "));
-  if (!line) throw new Error(`no udpprobe line in:\n${out}`);
-  return Object.fromEntries(
-    line
-      .split(" ")
-      .slice(1)
-      .map((kv) => kv.split("=") as [string, string]),
-  );
-}
+const probeLine = (out: string) => nettoolLine(out, "udpprobe");
 
 describeE2E(
   "UDP: the host's ICMP errors reach a namespace's kernel",
@@ -54,12 +39,8 @@ describeE2E(
       const host = await e2e.netns();
       const guest = await e2e.netns();
       await host.execOk("ip", ["route", "add", "unreachable", `${noRoute}/32`]);
-      const dns = await TestDnsServer.start(host, { port: dnsPort, records: {} });
-      e2e.defer(() => dns.close());
-      const echo = host.spawn("udp-echo", process.execPath, ["-e", udpEcho]);
-      await echo.until("udp echo listening", 10_000, () =>
-        echo.stdout.includes("listening") ? true : undefined,
-      );
+      await e2e.dns(host, { port: dnsPort, records: {} });
+      await startUdpEcho(host, echoPort);
       await e2e.usernet(host, [
         "-netdev",
         `user,id=u0,dns-upstream=127.0.0.1:${dnsPort}`,
@@ -67,10 +48,7 @@ describeE2E(
         `tap,id=t0,ifname=${tap},netns=${guest.name}`,
       ]);
       trace("usernet up");
-      await guest.waitForLink(tap);
-      await guest.execOk("ip", ["link", "set", tap, "up"]);
-      await guest.execOk("ip", ["addr", "add", "10.0.2.15/24", "dev", tap]);
-      await guest.execOk("ip", ["route", "add", "default", "via", "10.0.2.2"]);
+      await guest.setUpTap(tap, { addrs: ["10.0.2.15/24"], gateway: "10.0.2.2" });
 
       const probe = async (addr: string, port: number) =>
         probeLine((await guest.exec(nettool, ["udpprobe", addr, String(port), "5000"], 15_000)).stdout);
@@ -91,12 +69,8 @@ describeE2E(
 
     test("a QEMU guest: reply from an open port, refused at once from 10.0.2.2 for a closed one", async () => {
       const host = await e2e.netns();
-      const dns = await TestDnsServer.start(host, { port: dnsPort, records: {} });
-      e2e.defer(() => dns.close());
-      const echo = host.spawn("udp-echo", process.execPath, ["-e", udpEcho]);
-      await echo.until("udp echo listening", 10_000, () =>
-        echo.stdout.includes("listening") ? true : undefined,
-      );
+      await e2e.dns(host, { port: dnsPort, records: {} });
+      await startUdpEcho(host, echoPort);
       await e2e.usernet(
         host,
         [

@@ -21,7 +21,6 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
-  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -29,7 +28,6 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
-import { TestDnsServer } from "./harness/dns-server.js";
 import type { Netns } from "./harness/netns.js";
 import { describeE2E, usernetMain } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
@@ -57,14 +55,6 @@ function threadStates(pid: number): string[] {
   });
 }
 
-function readlinkOr(path: string): string {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return "";
-  }
-}
-
 const sandboxLine =
   /sandbox: no_new_privs on, seccomp on \(\d+ syscalls denied, EPERM\), landlock (ABI \d+ on|unavailable)/;
 
@@ -89,15 +79,13 @@ describeE2E(
       // a TAP-only configuration prints no attach lines: the log line says start-up is over
       for (let i = 0; i < 200 && !/sandbox: /.test(u.stderr); i++)
         await new Promise((r) => setTimeout(r, 100));
-      await guest.waitForLink(tap);
-      await guest.execOk("ip", ["link", "set", tap, "up"]);
+      await guest.setUpTap(tap);
       return { guest, pid: u.proc.pid, log: () => u.stderr };
     }
 
     test("--sandbox: DHCP (lease in the state dir), ping, TCP, DNS and TFTP still work", async () => {
       const host = await e2e.netns();
-      const dns = await TestDnsServer.start(host, { port: dnsPort, records: { "web.test": ["192.0.2.80"] } });
-      e2e.defer(() => dns.close());
+      await e2e.dns(host, { port: dnsPort, records: { "web.test": ["192.0.2.80"] } });
       const srv = host.spawn("tcp-server", process.execPath, ["-e", tcpServer]);
       e2e.watch(srv);
       await srv.until("listening", 10_000, () => (srv.stdout.includes("listening") ? true : undefined));
@@ -205,17 +193,8 @@ describeE2E(
       const host = await e2e.netns();
       const srv = host.spawn("tcp-server", process.execPath, ["-e", tcpServer]);
       await srv.until("listening", 10_000, () => (srv.stdout.includes("listening") ? true : undefined));
-      const target = host.spawn("rootless-ns", asNobody[0] as string, [
-        ...asNobody.slice(1),
-        "unshare",
-        "-rn",
-        "sleep",
-        "120",
-      ]);
+      const target = await host.spawnTarget("-rn", 120, asNobody);
       const pid = target.pid;
-      for (let i = 0; i < 100 && !readlinkOr(`/proc/${pid}/exe`).endsWith("/sleep"); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
       const drop = host.spawn("usernet-slirp4netns", asNobody[0] as string, [
         ...asNobody.slice(1),
         process.execPath,

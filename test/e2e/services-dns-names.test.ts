@@ -10,7 +10,6 @@
  */
 import { expect, test } from "vitest";
 import { udhcpc } from "./harness/dhcp-clients.js";
-import { TestDnsServer } from "./harness/dns-server.js";
 import type { Guest } from "./harness/guest.js";
 import { listeningNetdev, startConnectedUsernet } from "./harness/guest-server.js";
 import { describeE2E } from "./harness/prereqs.js";
@@ -36,11 +35,10 @@ describeE2E(
 
     test("another guest's name, host.usernet.internal and an outside name stay as they were", async () => {
       const ns = await e2e.netns();
-      const upstream = await TestDnsServer.start(ns, {
+      const upstream = await e2e.dns(ns, {
         port: 5353,
         records: { "example.com": ["192.0.2.80"] },
       });
-      e2e.defer(() => upstream.close());
       e2e.watch(upstream.proc);
       const [a, b] = await Promise.all([
         e2e.guest(ns, {

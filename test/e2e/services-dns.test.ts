@@ -13,7 +13,6 @@
  * services-dns-tcp.test.ts.
  */
 import { expect, test } from "vitest";
-import { TestDnsServer } from "./harness/dns-server.js";
 import { listeningNetdev, startConnectedUsernet } from "./harness/guest-server.js";
 import { describeE2E } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
@@ -33,11 +32,10 @@ describeE2E(
 
     test("names from the upstream, local names without it, SERVFAIL from a dead upstream, failover, TC retried over TCP", async () => {
       const ns = await e2e.netns();
-      const upstream = await TestDnsServer.start(ns, {
+      const upstream = await e2e.dns(ns, {
         port: 5353,
         records: { "www.example.test": ["192.0.2.10", "192.0.2.11"], "db.example.test": ["192.0.2.20"] },
       });
-      e2e.defer(() => upstream.close());
       e2e.watch(upstream.proc);
       const g = await e2e.guest(ns, {
         name: "dns-guest",
@@ -92,8 +90,7 @@ describeE2E(
       // timeout: after the one server's 2 s try, within the 5 s budget in any case
       // (plus slack for TCG).
       await u.close();
-      const dead = await TestDnsServer.start(ns, { port: 5354, dead: true });
-      e2e.defer(() => dead.close());
+      const dead = await e2e.dns(ns, { port: 5354, dead: true });
       u = await startConnectedUsernet(
         e2e,
         ns,

@@ -12,16 +12,7 @@
  * rootlesskit needs subordinate ids for nobody: a private mount namespace gets an
  * /etc/subuid and /etc/subgid bind-mounted for it; the machine's files are untouched.
  */
-import {
-  chmodSync,
-  chownSync,
-  mkdirSync,
-  mkdtempSync,
-  readlinkSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
@@ -36,14 +27,6 @@ const tcpServer = `
 const srv = require("node:net").createServer((c) => c.end("hello-from-host\\n"));
 srv.listen(${tcpPort}, "127.0.0.1", () => process.stdout.write("listening\\n"));
 `;
-
-function readlinkOr(path: string): string {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return "";
-  }
-}
 
 function have(bin: string): boolean {
   for (const d of ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]) {
@@ -95,18 +78,8 @@ describeE2E(
       const host = await e2e.netns();
       const srv = host.spawn("tcp-server", process.execPath, ["-e", tcpServer]);
       await srv.until("listening", 10_000, () => (srv.stdout.includes("listening") ? true : undefined));
-      const target = host.spawn("rootless-ns", asNobody[0] as string, [
-        ...asNobody.slice(1),
-        "unshare",
-        "-rn",
-        "sleep",
-        "120",
-      ]);
-      // setpriv and unshare exec: the pid ends up sleep's own, inside the new namespaces
+      const target = await host.spawnTarget("-rn", 120, asNobody);
       const pid = target.pid;
-      for (let i = 0; i < 100 && !readlinkOr(`/proc/${pid}/exe`).endsWith("/sleep"); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
       const ready = join(dir, `ready-${pid}`);
       const main = usernetMain() as string;
       const drop = host.spawn("usernet-slirp4netns", "sh", [
@@ -143,11 +116,8 @@ describeE2E(
 
     test("--disable-dns: nothing answers DNS at 10.0.2.3 and DHCP offers no DNS server", async () => {
       const host = await e2e.netns();
-      const target = host.spawn("target-ns", "unshare", ["-n", "sleep", "60"]);
+      const target = await host.spawnTarget("-n", 60);
       const pid = target.pid;
-      for (let i = 0; i < 100 && !readlinkOr(`/proc/${pid}/exe`).endsWith("/sleep"); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
       const drop = host.spawn("usernet-slirp4netns", process.execPath, [
         usernetMain() as string,
         "slirp4netns",

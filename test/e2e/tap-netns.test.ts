@@ -19,7 +19,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "vitest";
-import { TestDnsServer } from "./harness/dns-server.js";
+import { startUdpEcho } from "./harness/nat-servers.js";
 import { describeE2E, repoRoot, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -29,12 +29,6 @@ const httpPort = 18080;
 const udpPort = 18009;
 const iperfPort = 15201;
 const udpFwdPort = 18011;
-
-const udpEcho = `
-const s = require("node:dgram").createSocket("udp4");
-s.on("message", (m, r) => s.send(m, r.port, r.address));
-s.bind(${udpPort}, "127.0.0.1", () => process.stdout.write("listening\\n"));
-`;
 
 // sends 20 datagrams of 1..8000 bytes (the large ones fragmented) and checks each echo
 const udpClient = `
@@ -83,8 +77,7 @@ describeE2E(
       const guest = await e2e.netns();
       await guest.execOk("sysctl", ["-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
       await guest.execOk("sysctl", ["-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
-      const dns = await TestDnsServer.start(host, { port: dnsPort, records: { "web.test": ["192.0.2.80"] } });
-      e2e.defer(() => dns.close());
+      const dns = await e2e.dns(host, { port: dnsPort, records: { "web.test": ["192.0.2.80"] } });
 
       const dir = mkdtempSync(join(tmpdir(), "une2e-tap-"));
       e2e.defer(() => rmSync(dir, { recursive: true, force: true }));
@@ -93,10 +86,7 @@ describeE2E(
       const bigSha = createHash("sha256").update(big).digest("hex");
       const httpd = host.spawn("httpd", "busybox", ["httpd", "-f", "-p", `127.0.0.1:${httpPort}`, "-h", dir]);
       e2e.watch(httpd);
-      const echo = host.spawn("udp-echo", process.execPath, ["-e", udpEcho]);
-      await echo.until("udp echo listening", 10_000, () =>
-        echo.stdout.includes("listening") ? true : undefined,
-      );
+      await startUdpEcho(host, udpPort);
       const iperf = host.spawn("iperf3-server", "iperf3", ["-s", "-B", "127.0.0.1", "-p", String(iperfPort)]);
       e2e.watch(iperf);
 
@@ -216,9 +206,7 @@ describeE2E(
         [fast, "10.0.2.15"],
         [plain, "10.0.2.16"],
       ] as const) {
-        await ns.waitForLink(tap);
-        await ns.execOk("ip", ["link", "set", tap, "up"]);
-        await ns.execOk("ip", ["addr", "add", `${addr}/24`, "dev", tap]);
+        await ns.setUpTap(tap, { addrs: [`${addr}/24`] });
       }
       expect(await fast.execOk("ethtool", ["-k", tap], 10_000)).toMatch(/tcp-segmentation-offload: on/);
       expect(await plain.execOk("ethtool", ["-k", tap], 10_000)).toMatch(/tcp-segmentation-offload: off/);

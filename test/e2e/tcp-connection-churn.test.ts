@@ -13,7 +13,7 @@
  * closes; `crr` closes right after the echo. The servers are Node on the test
  * namespace's 127.0.0.1, reached from the namespace as 10.0.2.2.
  */
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { expect, test } from "vitest";
 import { hostNettool } from "./harness/guest-tools.js";
 import { describeE2E, usernetMain } from "./harness/prereqs.js";
@@ -35,14 +35,6 @@ net.createServer((c) => { c.on("error", () => {}); c.pipe(c); })
   .listen({ port: ${echoPort}, host: "127.0.0.1", backlog: 1024 }, up);
 `;
 
-function readlinkOr(path: string): string {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return "";
-  }
-}
-
 const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 const rssKiB = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
@@ -59,11 +51,8 @@ describeE2E(
       const srv = host.spawn("servers", process.execPath, ["-e", servers]);
       e2e.watch(srv);
       await srv.until("listening", 10_000, () => (srv.stdout.includes("listening") ? true : undefined));
-      const target = host.spawn("target-ns", "unshare", ["-n", "sleep", "600"]);
+      const target = await host.spawnTarget("-n", 600);
       const pid = target.pid;
-      for (let i = 0; i < 100 && !readlinkOr(`/proc/${pid}/exe`).endsWith("/sleep"); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
       const drop = host.spawn("usernet-slirp4netns", process.execPath, [
         usernetMain() as string,
         "slirp4netns",

@@ -9,6 +9,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { defaultUserNetdev } from "../../src/cli/netdev-user.js";
 import type { HostForward, UserNetdevConfig } from "../../src/config.js";
 import { ForwardError, Forwards } from "../../src/forwards.js";
 import type { Logger } from "../../src/log.js";
@@ -25,26 +26,7 @@ const ip = (s: string) => parseIpv4(s) ?? 0;
 const guestMac = parseMac("52:54:00:12:34:56") ?? Buffer.alloc(6);
 
 function userConfig(id: string, over: Partial<UserNetdevConfig> = {}): UserNetdevConfig {
-  return {
-    type: "user",
-    id,
-    hub: 0,
-    net: "10.0.2.0",
-    prefixLength: 24,
-    host: "10.0.2.2",
-    dhcpStart: "10.0.2.15",
-    dhcpCount: 16,
-    dns: "10.0.2.3",
-    dnsSearch: [],
-    restrict: false,
-    smbServer: "10.0.2.4",
-    hostfwd: [],
-    guestfwd: [],
-    dnsUpstream: [{ host: "127.0.0.1", port: 9 }],
-    hostLoopback: true,
-    mtu: 1500,
-    ...over,
-  };
+  return { ...defaultUserNetdev(id, 0), dnsUpstream: [{ host: "127.0.0.1", port: 9 }], ...over };
 }
 
 const rule = (over: Partial<HostForward> = {}): HostForward => ({

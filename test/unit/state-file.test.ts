@@ -1,9 +1,9 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Logger } from "../../src/log.js";
-import { type StateFs, StateWriter } from "../../src/state-file.js";
+import { type StateFs, StateWriter, VersionedStateFile } from "../../src/state-file.js";
 
 function recordingLog(): { log: Logger; lines: string[] } {
   const lines: string[] = [];
@@ -215,6 +215,46 @@ describe("StateWriter", () => {
       expect(statSync(dir).mode & 0o777).toBe(0o700);
       expect(readdirSync(dir)).toEqual(["s.json"]);
       expect(w.stats().writes).toBe(1);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("VersionedStateFile", () => {
+  it("is quiet about a missing file, warns about a corrupt, foreign or misshapen one, and reads back what it saved", async () => {
+    const root = mkdtempSync(join(tmpdir(), "usernet-state-"));
+    try {
+      const file = join(root, "x.json");
+      const { log, lines } = recordingLog();
+      const f = new VersionedStateFile(file, 2, {
+        log,
+        what: "x",
+        fileName: "the x file",
+        fallback: "starting empty",
+        shape: (b) => Array.isArray(b.items),
+      });
+      expect(f.load()).toBeUndefined();
+      expect(lines).toEqual([]);
+      for (const text of [
+        '{"version": 2, "items": [',
+        '{"version": 1, "items": []}',
+        '{"version": 2}',
+        "null",
+      ]) {
+        writeFileSync(file, text);
+        expect(f.load()).toBeUndefined();
+      }
+      expect(lines).toEqual([
+        "warn the x file is not JSON, starting empty",
+        "warn the x file has an unknown format, starting empty",
+        "warn the x file has an unknown format, starting empty",
+        "warn the x file has an unknown format, starting empty",
+      ]);
+      expect(await f.save({ items: [1, 2] })).toBe(true);
+      expect(JSON.parse(readFileSync(file, "utf8"))).toEqual({ version: 2, items: [1, 2] });
+      expect(f.load()).toEqual({ version: 2, items: [1, 2] });
+      expect(f.failures()).toBe(0);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }

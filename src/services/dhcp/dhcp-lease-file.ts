@@ -2,11 +2,13 @@
  * A LeaseStore backed by one JSON file in the state directory.
  *
  * Theory of operation
+ * - Read and written as every state file is (VersionedStateFile, state-file.ts).
  * - `save` hands `{ "version": 1, "leases": [...] }` to a StateWriter (state-file.ts):
  *   written off the event loop, atomically (temp file, fsync, rename, directory
  *   fsync), and coalesced, so a guest renewing in a loop costs one write per write
- *   time, not an fsync per ACK on the event loop. The ACK goes out before the lease is
- *   on disk: a crash loses at most the changes of the last write or two.
+ *   time, not an fsync per ACK on the event loop. `save` resolves once the lease is on
+ *   disk, and the server sends an ACK that changes a lease only then: a crash loses
+ *   at most a change no guest was told about.
  * - `load` reads the file once at start. A missing file is an empty table; an
  *   unreadable or corrupt one is logged and treated as empty (the guests then get
  *   addresses by the usual rules, most likely the same ones), never a crash.
@@ -16,17 +18,16 @@
  * Not done: locking against a second process using the same file (one usernet per
  *   state directory is assumed).
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Logger } from "../../log.js";
-import { type StateFs, StateWriter } from "../../state-file.js";
+import { type StateFs, VersionedStateFile } from "../../state-file.js";
 import { type Lease, type LeaseStore, parseLeases } from "./dhcp-lease.js";
 
 export const LEASE_FILE_VERSION = 1;
 
 export class FileLeaseStore implements LeaseStore {
   readonly file: string;
-  private readonly writer: StateWriter;
+  private readonly state: VersionedStateFile;
 
   /**
    * @param stateDir directory for state; created if missing
@@ -42,34 +43,18 @@ export class FileLeaseStore implements LeaseStore {
       throw new Error(`lease file name must be a plain file name, got "${fileName}"`);
     }
     this.file = path.join(stateDir, fileName);
-    this.writer = new StateWriter(this.file, { log, what: "DHCP leases", ...(fs ? { fs } : {}) });
+    this.state = new VersionedStateFile(this.file, LEASE_FILE_VERSION, {
+      log,
+      what: "DHCP leases",
+      fileName: "DHCP lease file",
+      fallback: "starting empty",
+      ...(fs ? { fs } : {}),
+    });
   }
 
   load(): Lease[] {
-    let text: string;
-    try {
-      text = fs.readFileSync(this.file, "utf8");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
-        this.log.warn("cannot read DHCP lease file, starting empty", {
-          file: this.file,
-          error: String(e),
-        });
-      }
-      return [];
-    }
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch {
-      this.log.warn("DHCP lease file is not JSON, starting empty", { file: this.file });
-      return [];
-    }
-    const body = data as { version?: unknown; leases?: unknown } | null;
-    if (typeof body !== "object" || body === null || body.version !== LEASE_FILE_VERSION) {
-      this.log.warn("DHCP lease file has an unknown format, starting empty", { file: this.file });
-      return [];
-    }
+    const body = this.state.load();
+    if (body === undefined) return [];
     const { leases, skipped } = parseLeases(body.leases);
     if (skipped > 0) this.log.warn("skipped malformed DHCP leases", { file: this.file, skipped });
     return leases;
@@ -77,14 +62,14 @@ export class FileLeaseStore implements LeaseStore {
 
   save(leases: Lease[]): Promise<boolean> {
     // `leases` is the server's fresh snapshot: rendering it later is rendering the latest
-    return this.writer.update(() => `${JSON.stringify({ version: LEASE_FILE_VERSION, leases }, null, 1)}\n`);
+    return this.state.save({ leases });
   }
 
   flush(): Promise<void> {
-    return this.writer.flush();
+    return this.state.flush();
   }
 
   failures(): number {
-    return this.writer.stats().failures;
+    return this.state.failures();
   }
 }

@@ -60,3 +60,15 @@ export function guestImageWithTools(base: GuestImage = requireGuestImage()): Gue
   }
   return { ...base, initrd: out };
 }
+
+/** The "key=value" pairs of the nettool result line that starts with `kind` ("udpprobe", ...). */
+export function nettoolLine(output: string, kind: string): Record<string, string> {
+  const line = output.split("\n").find((l) => l.startsWith(`${kind} `));
+  if (!line) throw new Error(`no "${kind}" line from nettool in:\n${output}`);
+  return Object.fromEntries(
+    line
+      .split(" ")
+      .slice(1)
+      .map((kv) => kv.split("=") as [string, string]),
+  );
+}

@@ -105,3 +105,18 @@ export class NatServers {
     return this.proc.kill(2000);
   }
 }
+
+const udpEchoScript = (port: number) => `
+const s = require("node:dgram").createSocket("udp4");
+s.on("message", (m, r) => s.send(m, r.port, r.address));
+s.bind(${port}, "127.0.0.1", () => process.stdout.write("listening\\n"));
+`;
+
+/** A bare UDP echo on 127.0.0.1:`port` inside `ns` (the guest's 10.0.2.2), once it listens. */
+export async function startUdpEcho(ns: Netns, port: number): Promise<Proc> {
+  const echo = ns.spawn("udp-echo", process.execPath, ["-e", udpEchoScript(port)]);
+  await echo.until("udp echo listening", 10_000, () =>
+    echo.stdout.includes("listening") ? true : undefined,
+  );
+  return echo;
+}

@@ -12,6 +12,7 @@
  * traffic would follow the default route out.
  */
 import { randomBytes } from "node:crypto";
+import { readlinkSync } from "node:fs";
 import { Proc, run, runOk } from "./proc.js";
 
 const prefix = "une2e-";
@@ -53,6 +54,31 @@ export class Netns {
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`${name} did not appear in ${this.name}`);
+  }
+
+  /**
+   * A guest's side of usernet's TAP port, as the tests' kernel "guest" sets it up: waits
+   * for the link, sets it up (with `mtu`), adds `addrs` (CIDR) and, with `gateway`, the
+   * default route through it.
+   */
+  async setUpTap(name: string, opts: { addrs?: readonly string[]; gateway?: string; mtu?: number } = {}) {
+    await this.waitForLink(name);
+    const mtu = opts.mtu === undefined ? [] : ["mtu", String(opts.mtu)];
+    await this.execOk("ip", ["link", "set", name, ...mtu, "up"]);
+    for (const a of opts.addrs ?? []) await this.execOk("ip", ["addr", "add", a, "dev", name]);
+    if (opts.gateway) await this.execOk("ip", ["route", "add", "default", "via", opts.gateway]);
+  }
+
+  /**
+   * A target for the slirp4netns drop-in: `unshare FLAGS sleep SECONDS` started here
+   * (after `prefix`, e.g. setpriv to another user), once its pid is sleep's own, inside
+   * the new namespaces. Killed with this namespace.
+   */
+  async spawnTarget(unshareFlags: string, seconds: number, prefix: readonly string[] = []): Promise<Proc> {
+    const argv = [...prefix, "unshare", unshareFlags, "sleep", String(seconds)];
+    const target = this.spawn("target-ns", argv[0] as string, argv.slice(1));
+    await waitForExec(target.pid, "/sleep");
+    return target;
   }
 
   /** argv prefix that runs a command inside the namespace */
@@ -146,4 +172,20 @@ function isAlive(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/**
+ * Waits (up to 5 s) until process `pid` runs a program whose path ends in `suffix`: a
+ * target namespace started as `unshare -n sleep N` (through setpriv, unshare) is ready
+ * once its pid is sleep's own, inside the new namespaces.
+ */
+export async function waitForExec(pid: number, suffix: string): Promise<void> {
+  const exe = () => {
+    try {
+      return readlinkSync(`/proc/${pid}/exe`);
+    } catch {
+      return "";
+    }
+  };
+  for (let i = 0; i < 100 && !exe().endsWith(suffix); i++) await new Promise((r) => setTimeout(r, 50));
 }

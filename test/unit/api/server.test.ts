@@ -455,7 +455,9 @@ describe("startApi", () => {
       expect(r.status).toBe(200);
       expect(JSON.parse(r.body).hubs).toHaveLength(2);
       // a second server on the same live socket is refused
-      await expect(startApi({ socket: path }, world.facade, silentLogger)).rejects.toThrow(/another usernet/);
+      await expect(startApi({ socket: path }, world.facade, silentLogger)).rejects.toThrow(
+        /another process is listening/,
+      );
     } finally {
       await api.close();
     }

@@ -167,4 +167,28 @@ describe("slirp4netns API socket", () => {
     await api.close();
     await expect(startSlirp4netnsApi(`${path}.file`, new FakeForwards())).rejects.toThrow(/not a socket/);
   });
+
+  it("leaves a live socket alone: refuses to start rather than take its path", async () => {
+    const path = socketPath();
+    const live = net.createServer((s) => s.end("still here"));
+    await new Promise<void>((resolve) => live.listen(path, resolve));
+    try {
+      await expect(startSlirp4netnsApi(path, new FakeForwards())).rejects.toThrow(
+        /--api-socket .*: another process is listening/,
+      );
+      expect(statSync(path).isSocket()).toBe(true);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const c = net.createConnection(path);
+        let got = "";
+        c.on("data", (d) => {
+          got += d;
+        });
+        c.on("end", () => resolve(got));
+        c.on("error", reject);
+      });
+      expect(answer).toBe("still here");
+    } finally {
+      await new Promise<void>((resolve) => live.close(() => resolve()));
+    }
+  });
 });

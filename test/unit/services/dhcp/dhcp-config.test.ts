@@ -1,4 +1,5 @@
 import { describe, expect, test } from "vitest";
+import { defaultUserNetdev } from "../../../../src/cli/netdev-user.js";
 import type { UserNetdevConfig } from "../../../../src/config.js";
 import {
   type DhcpServerConfig,
@@ -8,25 +9,8 @@ import {
 } from "../../../../src/services/dhcp/dhcp-config.js";
 import { ip } from "./fixtures.js";
 
-const netdev: UserNetdevConfig = {
-  type: "user",
-  id: "n0",
-  hub: 0,
-  net: "10.0.2.0",
-  prefixLength: 24,
-  host: "10.0.2.2",
-  dhcpStart: "10.0.2.15",
-  dhcpCount: 16,
-  dns: "10.0.2.3",
-  dnsSearch: [],
-  restrict: false,
-  smbServer: "10.0.2.4",
-  hostfwd: [],
-  guestfwd: [],
-  dnsUpstream: [],
-  hostLoopback: true,
-  mtu: 1500,
-};
+/** QEMU's `-netdev user,id=n0` */
+const netdev: UserNetdevConfig = defaultUserNetdev("n0", 0);
 
 const base: DhcpServerConfig = {
   serverAddress: ip("10.0.2.2"),

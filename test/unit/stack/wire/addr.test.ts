@@ -39,6 +39,10 @@ describe("IPv4 text", () => {
     "a.b.c.d",
     "10..2.2",
     "1e1.0.0.0",
+    // inet_aton would take these; usernet wants one spelling per address
+    "10.2",
+    "0x0a.0.2.2",
+    "10.0.2.2.",
   ])("rejects %j", (s) => {
     expect(parseIpv4(s)).toBeUndefined();
   });
