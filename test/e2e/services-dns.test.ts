@@ -119,13 +119,12 @@ describeE2E(
 
       // Two upstreams in order: the dead one first, then one on 127.0.0.2 that sends
       // every UDP answer truncated and the full one over TCP.
-      const second = await TestDnsServer.start(ns, {
+      const second = await e2e.dns(ns, {
         host: "127.0.0.2",
         port: 5355,
         truncate: true,
         records: { "big.example.test": ["192.0.2.31", "192.0.2.32", "192.0.2.33"] },
       });
-      e2e.defer(() => second.close());
       e2e.watch(second.proc);
       u = await startConnectedUsernet(
         e2e,

@@ -103,7 +103,7 @@ describe("every entry point agrees with it", () => {
         added.push(rule);
         return { id: 1 } as ForwardView;
       },
-      remove: () => false,
+      remove: async () => false,
     };
     const args = {
       proto: r.proto,
