@@ -1,5 +1,6 @@
 /**
- * Every frame the Linux kernel put into fixtures/*.pcap goes through the codecs:
+ * Every frame the Linux kernel (and QEMU's slirp, dhcp-qemu-slirp*.pcap) put into
+ * fixtures/*.pcap goes through the codecs:
  * each layer decodes with checksum verification on (so our checksums agree with the
  * kernel's), and re-encoding the decoded records reproduces the captured bytes.
  */
@@ -71,6 +72,8 @@ describe("frames captured from the Linux kernel", () => {
   it("has the fixtures", () => {
     expect(files.sort()).toEqual([
       "arp.pcap",
+      "dhcp-qemu-slirp-restrict.pcap",
+      "dhcp-qemu-slirp.pcap",
       "icmp.pcap",
       "ipv4-fragments.pcap",
       "tcp.pcap",
@@ -91,6 +94,8 @@ describe("frames captured from the Linux kernel", () => {
         "tcp.pcap": "tcp",
         "ipv4-fragments.pcap": "ipv4-fragment",
         "vlan.pcap": "vlan5",
+        "dhcp-qemu-slirp.pcap": "udp",
+        "dhcp-qemu-slirp-restrict.pcap": "udp",
       };
       expect(protocols).toContain(expected[file]);
     });
