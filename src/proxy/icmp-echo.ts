@@ -20,11 +20,11 @@
  */
 import { hostFaults, type Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
-import { GuestCounts, guestOf } from "../stack/guest-bounds.js";
+import { guestOf } from "../stack/guest-bounds.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "../stack/wire/icmp.js";
 import { type HostNet, type HostPing, type HostPingEvent, hostFaultCodes } from "./host-net.js";
-import { IdleFlows } from "./idle-flows.js";
+import { IdleNatFlows } from "./nat-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
 export interface GuestEcho {
@@ -63,6 +63,7 @@ export interface IcmpEchoOptions {
 
 interface Flow {
   key: string;
+  guest: number;
   guestAddr: number;
   guestId: number;
   socket: HostPing;
@@ -75,9 +76,7 @@ interface Flow {
 
 export class IcmpEchoNat {
   readonly drops = new DropCounters();
-  private readonly flows: IdleFlows<Flow>;
-  /** sockets per guest, for maxFlowsPerGuest (the total is the table's own bound) */
-  private readonly perGuest: GuestCounts;
+  private readonly flows: IdleNatFlows<Flow>;
   private warned = new Set<string>();
   echoesSent = 0;
   repliesReceived = 0;
@@ -89,9 +88,11 @@ export class IcmpEchoNat {
     private readonly log: Logger,
     options: IcmpEchoOptions = {},
   ) {
-    const max = options.maxFlows ?? 1024;
-    this.flows = new IdleFlows(options.idleTimeoutMs ?? 60_000, max);
-    this.perGuest = new GuestCounts({ max, perGuest: Math.min(max, options.maxFlowsPerGuest ?? 64) });
+    this.flows = new IdleNatFlows({
+      idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+      maxFlows: options.maxFlows ?? 1024,
+      maxFlowsPerGuest: options.maxFlowsPerGuest ?? 64,
+    });
   }
 
   fromGuest(e: GuestEcho, now: number): void {
@@ -117,13 +118,13 @@ export class IcmpEchoNat {
   }
 
   list(now: number): IcmpFlowInfo[] {
-    return [...this.flows.values()].map((f) => ({
+    return this.flows.list(now, (f, ageMs) => ({
       guest: ipv4ToString(f.guestAddr),
       echoId: f.guestId,
       lastDestination: ipv4ToString(f.lastDst),
       echoes: f.echoes,
       replies: f.replies,
-      ageMs: now - f.created,
+      ageMs,
     }));
   }
 
@@ -133,7 +134,7 @@ export class IcmpEchoNat {
 
   /** The bounds in force: echo ids in all and per guest. */
   get limits(): { maxFlows: number; maxFlowsPerGuest: number } {
-    return { maxFlows: this.perGuest.bounds.max, maxFlowsPerGuest: this.perGuest.bounds.perGuest };
+    return this.flows.limits;
   }
 
   closeAll(): void {
@@ -145,17 +146,13 @@ export class IcmpEchoNat {
     const known = this.flows.touch(key, now);
     if (known) return known;
     const guest = guestOf(e.src);
-    if (this.perGuest.over(guest) === "per-guest") {
+    if (!this.flows.room(guest, this.evict)) {
       this.drops.drop("icmp-guest-limit");
       return undefined;
     }
-    const oldest = this.flows.victim();
-    if (oldest) {
-      this.drops.drop("icmp-flow-evicted");
-      this.close(oldest);
-    }
     const flow: Flow = {
       key,
+      guest,
       guestAddr: e.src,
       guestId: e.id,
       socket: undefined as unknown as HostPing,
@@ -197,7 +194,6 @@ export class IcmpEchoNat {
       return undefined;
     }
     this.flows.add(flow);
-    this.perGuest.take(guest);
     return flow;
   }
 
@@ -214,8 +210,12 @@ export class IcmpEchoNat {
     this.toGuest({ src, dst: flow.guestAddr, id: flow.guestId, seq: m.value.seq, payload: m.value.payload });
   }
 
+  private readonly evict = (oldest: Flow): void => {
+    this.drops.drop("icmp-flow-evicted");
+    this.close(oldest);
+  };
+
   private close(flow: Flow): void {
-    if (this.flows.holds(flow)) this.perGuest.release(guestOf(flow.guestAddr));
     this.flows.delete(flow);
     flow.socket.close();
   }

@@ -39,6 +39,7 @@ import { hostFaults, type Logger } from "../log.js";
 import type { TcpEvent } from "../stack/tcp/tcp-endpoint.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { type HostNet, type HostTcp, type HostTcpEvent, hostFaultCodes } from "./host-net.js";
+import { NatFlows } from "./nat-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
 /** What a socket paused for send-buffer room reads into first when it resumes (see readInto). */
@@ -80,6 +81,8 @@ export interface TcpFlowInfo {
 }
 
 interface Relay {
+  /** the connection, which is also the relay's key */
+  key: GuestTcp;
   conn: GuestTcp;
   host: string;
   socket: HostTcp | undefined;
@@ -110,7 +113,7 @@ export interface TcpRelayCounters {
 
 export class TcpRelay {
   readonly counters: TcpRelayCounters = { connects: 0, refused: 0, failed: 0, denied: 0 };
-  private readonly relays = new Map<GuestTcp, Relay>();
+  private readonly relays = new NatFlows<GuestTcp, Relay>();
   private readonly connectTimeoutMs: number;
 
   constructor(
@@ -144,12 +147,12 @@ export class TcpRelay {
         return;
       case "reset":
         r.socket?.reset();
-        this.relays.delete(conn);
+        this.relays.delete(r);
         return;
       case "closed":
         // after FINs both ways Node closes the socket itself once its writes are out
         if (r.state !== "closing" && !(r.guestEnded && r.hostEnded)) r.socket?.reset();
-        this.relays.delete(conn);
+        this.relays.delete(r);
         return;
       case "established":
         if (r.state === "connecting") {
@@ -162,15 +165,14 @@ export class TcpRelay {
   }
 
   list(): TcpFlowInfo[] {
-    const now = this.now();
-    return [...this.relays.values()].map((r) => ({
+    return this.relays.list(this.now(), (r, ageMs) => ({
       guest: `${ipv4ToString(r.conn.guestAddr)}:${r.conn.guestPort}`,
       remote: `${ipv4ToString(r.conn.remoteAddr)}:${r.conn.remotePort}`,
       host: `${r.host}:${r.conn.remotePort}`,
       state: r.state,
       toHostBytes: r.toHostBytes,
       toGuestBytes: r.toGuestBytes,
-      ageMs: now - r.created,
+      ageMs,
     }));
   }
 
@@ -179,11 +181,11 @@ export class TcpRelay {
   }
 
   closeAll(): void {
-    for (const r of this.relays.values()) {
+    for (const r of [...this.relays.values()]) {
+      this.relays.delete(r);
       r.socket?.reset();
       r.conn.abort();
     }
-    this.relays.clear();
   }
 
   /**
@@ -200,6 +202,7 @@ export class TcpRelay {
   /** A new relay record, connecting, registered for `conn`. */
   private track(conn: GuestTcp, host: string): Relay {
     const r: Relay = {
+      key: conn,
       conn,
       host,
       socket: undefined,
@@ -215,7 +218,7 @@ export class TcpRelay {
       toGuestBytes: 0,
       created: this.now(),
     };
-    this.relays.set(conn, r);
+    this.relays.add(r);
     return r;
   }
 
@@ -237,7 +240,7 @@ export class TcpRelay {
   }
 
   private fromHost(r: Relay, e: HostTcpEvent): void {
-    if (this.relays.get(r.conn) !== r) return;
+    if (!this.relays.holds(r)) return;
     switch (e.type) {
       case "connected":
         this.counters.connects++;
@@ -259,7 +262,7 @@ export class TcpRelay {
           );
         }
         this.log.debug("tcp connect failed", { to: `${r.host}:${r.conn.remotePort}`, code: e.code });
-        this.relays.delete(r.conn);
+        this.relays.delete(r);
         r.conn.refuse();
         return;
       case "data":
@@ -269,7 +272,7 @@ export class TcpRelay {
         if (r.held === undefined) r.conn.shutdownWrite();
         return;
       case "error":
-        this.relays.delete(r.conn);
+        this.relays.delete(r);
         r.conn.abort();
         return;
       case "closed":
@@ -280,12 +283,12 @@ export class TcpRelay {
 
   private flushToHost(r: Relay): void {
     const n = r.outgoingBytes;
-    if (n === 0 || this.relays.get(r.conn) !== r) return;
+    if (n === 0 || !this.relays.holds(r)) return;
     const data = r.outgoing.length === 1 ? (r.outgoing[0] as Buffer) : Buffer.concat(r.outgoing, n);
     r.outgoing = [];
     r.outgoingBytes = 0;
     r.socket?.write(data, () => {
-      if (this.relays.get(r.conn) === r) r.conn.consume(n);
+      if (this.relays.holds(r)) r.conn.consume(n);
     });
   }
 

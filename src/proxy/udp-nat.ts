@@ -40,14 +40,14 @@
  */
 import { hostFaults, type Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
-import { GuestCounts, guestOf } from "../stack/guest-bounds.js";
+import { guestOf } from "../stack/guest-bounds.js";
 import type { GuestUdp, UdpToGuest } from "../stack/user-stack.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { IcmpType, IcmpUnreachableCode } from "../stack/wire/icmp.js";
 import { encodeIpv4Quote, IpProto } from "../stack/wire/ipv4.js";
 import { udpHeaderLength } from "../stack/wire/udp.js";
 import { type HostNet, type HostUdp, type HostUdpEvent, hostFaultCodes } from "./host-net.js";
-import { IdleFlows } from "./idle-flows.js";
+import { IdleNatFlows } from "./nat-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
 /** How the NAT reaches back into the stack. */
@@ -78,6 +78,7 @@ export interface UdpFlowInfo {
 
 interface Flow {
   key: string;
+  guest: number;
   guestAddr: number;
   guestPort: number;
   socket: HostUdp;
@@ -104,9 +105,7 @@ const activityGranularityMs = 1000;
 
 export class UdpNat {
   readonly drops = new DropCounters();
-  private readonly flows: IdleFlows<Flow>;
-  /** sockets per guest, for maxFlowsPerGuest (the total is the table's own bound) */
-  private readonly perGuest: GuestCounts;
+  private readonly flows: IdleNatFlows<Flow>;
   /** the flow of the last guest datagram */
   private recent: Flow | undefined;
   private readonly now: () => number;
@@ -119,9 +118,11 @@ export class UdpNat {
     private readonly log: Logger,
     options: UdpNatOptions = {},
   ) {
-    const max = options.maxFlows ?? 4096;
-    this.flows = new IdleFlows(options.idleTimeoutMs ?? 240_000, max);
-    this.perGuest = new GuestCounts({ max, perGuest: Math.min(max, options.maxFlowsPerGuest ?? 1024) });
+    this.flows = new IdleNatFlows({
+      idleTimeoutMs: options.idleTimeoutMs ?? 240_000,
+      maxFlows: options.maxFlows ?? 4096,
+      maxFlowsPerGuest: options.maxFlowsPerGuest ?? 1024,
+    });
     this.now = options.now ?? (() => this.lastNow);
   }
 
@@ -184,14 +185,14 @@ export class UdpNat {
   }
 
   list(now: number): UdpFlowInfo[] {
-    return [...this.flows.values()].map((f) => ({
+    return this.flows.list(now, (f, ageMs) => ({
       guest: `${ipv4ToString(f.guestAddr)}:${f.guestPort}`,
       lastDestination: `${ipv4ToString(f.lastDst)}:${f.lastDstPort}`,
       txPackets: f.txPackets,
       txBytes: f.txBytes,
       rxPackets: f.rxPackets,
       rxBytes: f.rxBytes,
-      ageMs: now - f.created,
+      ageMs,
     }));
   }
 
@@ -201,7 +202,7 @@ export class UdpNat {
 
   /** The bounds in force: sockets in all and per guest. */
   get limits(): { maxFlows: number; maxFlowsPerGuest: number } {
-    return { maxFlows: this.perGuest.bounds.max, maxFlowsPerGuest: this.perGuest.bounds.perGuest };
+    return this.flows.limits;
   }
 
   closeAll(): void {
@@ -226,14 +227,10 @@ export class UdpNat {
       return known;
     }
     const guest = guestOf(d.src);
-    if (this.perGuest.over(guest) === "per-guest") return "udp-guest-limit";
-    const oldest = this.flows.victim();
-    if (oldest) {
-      this.drops.drop("udp-flow-evicted");
-      this.close(oldest, "evicted");
-    }
+    if (!this.flows.room(guest, this.evict)) return "udp-guest-limit";
     const flow: Flow = {
       key,
+      guest,
       guestAddr: d.src,
       guestPort: d.srcPort,
       socket: undefined as unknown as HostUdp,
@@ -269,7 +266,6 @@ export class UdpNat {
       return `udp-host-socket-${code.toLowerCase()}`;
     }
     this.flows.add(flow);
-    this.perGuest.take(guest);
     return flow;
   }
 
@@ -323,8 +319,12 @@ export class UdpNat {
     this.drops.drop(`udp-icmp-ignored-${e.icmpType}-${e.icmpCode}`);
   }
 
+  private readonly evict = (oldest: Flow): void => {
+    this.drops.drop("udp-flow-evicted");
+    this.close(oldest, "evicted");
+  };
+
   private close(flow: Flow, why: string): void {
-    if (flow.open) this.perGuest.release(guestOf(flow.guestAddr));
     flow.open = false;
     if (this.recent === flow) this.recent = undefined;
     this.flows.delete(flow);

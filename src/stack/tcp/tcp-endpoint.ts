@@ -32,24 +32,20 @@
  * the relay `consume`s them: the advertised window re-opens only then, so a slow host
  * stops the guest.
  *
- * Handshake: honours the guest's MSS (536 when absent, RFC 9293 §3.7.1), window scale
- * (RFC 7323: we scale ours by `windowScale`, 7 by default, only if the guest offered),
- * SACK-permitted and timestamps (we echo TSval; RTT is measured from TSecr). The SYN-ACK
- * goes out only on `accept()`; a retransmitted SYN before that is absorbed. ISN and the
- * timestamp offset come from the injected `random` source.
+ * Handshake: the guest's MSS, window scale, SACK-permitted and timestamps are honoured
+ * and answered as tcp-options.ts says. The SYN-ACK goes out only on `accept()`; a
+ * retransmitted SYN before that is absorbed. ISN and the timestamp offset come from the
+ * injected `random` source.
  *
- * Receiving: segments are checked for acceptability and trimmed to the window; data past
+ * Receiving: segments are checked for acceptability and trimmed to the window
+ * (receive-window.ts: the buffer, the window we advertise and its scaling); data past
  * a hole waits in a bounded out-of-order queue (copied) and we answer at once with SACK
  * blocks when permitted. ACKs are delayed: every second full-sized segment is acked at
  * once, otherwise after `delayedAckMs` (40 ms); out-of-order data, duplicates and a filled
  * hole are acked at once. The guest's FIN is acked at once when it ends our side too;
  * one that half-closes an open connection waits like data (Linux does the same), so
- * the host's FIN, usually close behind, carries the ACK. The window's right edge never moves left, and only
- * moves right by at least min(receive buffer / 2, MSS) (receiver SWS avoidance, RFC
- * 1122 §4.2.3.3); `consume` sends a window update when the open window had fallen below
- * half the buffer. A scaled window is rounded up to the scale's unit (as Linux does), so
- * up to 2^shift - 1 bytes beyond the receive buffer may be accepted; with the default
- * shift 7 that is under 128 bytes.
+ * the host's FIN, usually close behind, carries the ACK. `consume` sends a window update
+ * at once only when receive-window.ts says the guest is running out of window.
  *
  * Sending: segments of the guest's MSS minus the timestamp option (12 bytes), within
  * min(send window, cwnd); PSH on the segment that empties the buffer. No Nagle (the host
@@ -59,17 +55,10 @@
  * window probes (an ACK with sequence number SND.UNA - 1, as Linux does) with
  * exponential backoff for as long as the guest answers.
  *
- * Retransmission: RFC 6298 RTO (see rto.ts: initial 1 s, min 200 ms like Linux, max
- * 60 s), samples from timestamps when negotiated (except echoes of TSvals older than our
- * last retransmission, which may span a lost ACK's timeout), else one timed segment at a
- * time under Karn's rule; doubling on each timeout, the timer restarted when new data is acked. On
- * timeout: go back to SND.UNA with cwnd = 1 MSS. Congestion control per RFC 5681 (initial
- * window 10 MSS per RFC 6928, slow start counting every byte acked as Linux does (RFC
- * 3465 without its limit L: ACKs of super frames are stretch ACKs), congestion avoidance) with fast
- * retransmit on the third duplicate ACK and NewReno recovery (RFC 6582, resetting the
- * timer on each partial ACK). After `maxRetransmits` (15) timeouts without progress, or
- * `userTimeoutMs` (120 s) since the first of them, the endpoint gives up: RST, `reset`
- * ("timeout"), `closed`. SYN and SYN-ACK are retried `synRetries` times (5).
+ * Retransmission and congestion control (RFC 6298 RTO, RFC 5681 with NewReno recovery,
+ * giving up after `maxRetransmits` timeouts, `userTimeoutMs` or `synRetries`) are
+ * congestion.ts's: the endpoint sends what it decides. A timeout goes back to SND.UNA;
+ * giving up sends RST, then `reset` ("timeout"), `closed`.
  *
  * Closing: each direction closes on its own (guest FIN → `eof`, we keep sending; host EOF
  * → our FIN after the data); simultaneous close goes through CLOSING. Entering TIME_WAIT
@@ -82,16 +71,24 @@
  * ACK, outside it is dropped (RFC 5961 §3); a SYN on an open connection draws a challenge
  * ACK (§4); ACKs for data never sent or far too old are answered and dropped (§5).
  *
- * Not done: SACK-based loss recovery (RFC 6675: the guest's SACK blocks are not used to
- * skip retransmissions), D-SACK, PAWS (RFC 7323 §5), challenge-ACK rate limiting, urgent
- * data (the URG flag and pointer are ignored), ECN, keepalives (the relay's business),
- * TCP Fast Open, data on a SYN (dropped; the guest retransmits it).
+ * Not done: SACK-based loss recovery and ECN (see congestion.ts), PAWS and Fast Open
+ * (see tcp-options.ts), challenge-ACK rate limiting, urgent data (the URG flag and
+ * pointer are ignored), keepalives (the relay's business), data on a SYN (dropped; the
+ * guest retransmits it).
  */
 import { seqAdd, seqGe, seqGt, seqLe, seqMax, seqSub } from "../wire/seq.js";
 import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
+import { Congestion, type CongestionOptions } from "./congestion.js";
 import { ReassemblyQueue } from "./reassembly-queue.js";
-import { RtoEstimator, type RtoOptions, rtoDefaults } from "./rto.js";
+import { ReceiveWindow } from "./receive-window.js";
+import { rtoDefaults } from "./rto.js";
 import { SendBuffer } from "./send-buffer.js";
+import {
+  DEFAULT_GUEST_MSS,
+  MAX_WINDOW_SHIFT,
+  NegotiatedOptions,
+  type TcpOptionsOffer,
+} from "./tcp-options.js";
 import type { TimeWaitRecord } from "./time-wait.js";
 
 export type TcpState =
@@ -143,28 +140,14 @@ export interface TcpStep {
   deadline?: number;
 }
 
-export interface TcpEndpointOptions extends RtoOptions {
+export interface TcpEndpointOptions extends CongestionOptions, TcpOptionsOffer {
   /** bytes from the host held until the guest acks them */
   sendBufferSize: number;
   /** guest bytes in flight to the host (delivered, not consumed) plus the open window */
   recvBufferSize: number;
-  /** MSS we advertise and the most we send (MTU - 40) */
-  mss: number;
-  /** our window scale shift when the guest offers scaling (0..14) */
-  windowScale: number;
-  sack: boolean;
-  timestamps: boolean;
   delayedAckMs: number;
   timeWaitMs: number;
   finWait2TimeoutMs: number;
-  /** RTO expirations without progress before giving up */
-  maxRetransmits: number;
-  /** give up this long after the first unanswered retransmission (ms) */
-  userTimeoutMs: number;
-  /** SYN / SYN-ACK retransmissions before giving up */
-  synRetries: number;
-  /** initial congestion window in segments (RFC 6928) */
-  initialWindowSegments: number;
   /** a uniformly random uint32 (ISN, timestamp offset) */
   random: () => number;
   /**
@@ -236,10 +219,6 @@ export const tcpEndpointDefaults: TcpEndpointOptions = Object.freeze({
 });
 
 const { fin: FIN, syn: SYN, rst: RST, psh: PSH, ack: ACK } = TcpFlag;
-const TS_OPTION_BYTES = 12;
-const DEFAULT_GUEST_MSS = 536;
-const MIN_MSS = 64;
-const MAX_WINDOW_SHIFT = 14;
 /** segments over this many bytes are cut where the send buffer's ring wraps (see sendOne) */
 const contiguousCutMin = 8192;
 /** a hard bound on segments one call emits, beyond what windows already bound */
@@ -257,7 +236,9 @@ export class TcpEndpoint {
   state: TcpState;
   private readonly o: TcpEndpointOptions;
   private readonly count: TcpEndpointCounters;
-  private readonly rtt: RtoEstimator;
+  private readonly cc: Congestion;
+  private readonly rcv: ReceiveWindow;
+  private readonly opt: NegotiatedOptions;
   private readonly sendBuf: SendBuffer;
   private readonly ooo = new ReassemblyQueue();
 
@@ -271,8 +252,6 @@ export class TcpEndpoint {
   private sndWl1 = 0;
   private sndWl2 = 0;
   private maxSndWnd = 0;
-  private sndShift = 0;
-  private sndMss = DEFAULT_GUEST_MSS;
   /** sequence number of the first byte in sendBuf */
   private bufSeq = 0;
   private finQueued = false;
@@ -282,47 +261,19 @@ export class TcpEndpoint {
   // receive side
   private irs = 0;
   private rcvNxt = 0;
-  /** the right edge of the window we advertised last */
-  private rcvAdv = 0;
-  private rcvShift = 0;
-  private unconsumed = 0;
-  /** the window our SYN or SYN-ACK offered, until a later segment offers a scaled one */
-  private synWindow = 0;
   private pendingFin: number | undefined;
   private finReceived = false;
   private largestRcvSeg = 0;
   private fullSegsUnacked = 0;
   private ackNow = false;
-
-  // options
-  private tsOk = false;
-  private wsOk = false;
-  private sackOk = false;
-  private tsRecent = 0;
-  private tsOffset = 0;
-  private lastAckSent = 0;
   private accepted = false;
 
-  // timers (absolute ms) and their counters
-  private rtxAt: number | undefined;
+  // timers (absolute ms; the retransmission timer is the congestion control's)
   private delackAt: number | undefined;
   private persistAt: number | undefined;
   private timeWaitAt: number | undefined;
   private finWait2At: number | undefined;
-  private retries = 0;
-  private firstRetransmitAt: number | undefined;
   private persistBackoff = 0;
-  private rttSeq: number | undefined;
-  /** our TSval when we last retransmitted anything */
-  private lastRetransmitTs: number | undefined;
-  private rttStart = 0;
-
-  // congestion control (RFC 5681, RFC 6582)
-  private cwnd = 0;
-  private ssthresh = 0x3fffffff;
-  private dupAcks = 0;
-  private inRecovery = false;
-  private recover = 0;
 
   /** the time of the call being handled (ms) */
   private now = 0;
@@ -340,7 +291,9 @@ export class TcpEndpoint {
     this.o = { ...tcpEndpointDefaults, ...options };
     this.o.windowScale = Math.max(0, Math.min(MAX_WINDOW_SHIFT, this.o.windowScale));
     this.count = this.o.counters ?? newTcpEndpointCounters();
-    this.rtt = new RtoEstimator(this.o);
+    this.cc = new Congestion(this.o);
+    this.rcv = new ReceiveWindow(this.o.recvBufferSize, this.o.mss);
+    this.opt = new NegotiatedOptions(this.o);
     this.sendBuf = new SendBuffer(this.o.sendBufferSize);
     this.state = "listen";
   }
@@ -372,19 +325,19 @@ export class TcpEndpoint {
   }
   /** The current retransmission timeout (ms). */
   get rto(): number {
-    return this.rtt.rto;
+    return this.cc.rto;
   }
   get srtt(): number | undefined {
-    return this.rtt.srtt;
+    return this.cc.rtt.srtt;
   }
   get rttvar(): number | undefined {
-    return this.rtt.rttvar;
+    return this.cc.rtt.rttvar;
   }
   get congestionWindow(): number {
-    return this.cwnd;
+    return this.cc.cwnd;
   }
   get slowStartThreshold(): number {
-    return this.ssthresh;
+    return this.cc.ssthresh;
   }
   /** Negotiated options, for stats. */
   get negotiated(): {
@@ -394,12 +347,13 @@ export class TcpEndpoint {
     sack: boolean;
     timestamps: boolean;
   } {
+    const opt = this.opt;
     return {
-      sendMss: this.sndMss,
-      sendShift: this.sndShift,
-      recvShift: this.rcvShift,
-      sack: this.sackOk,
-      timestamps: this.tsOk,
+      sendMss: opt.sndMss,
+      sendShift: opt.sndShift,
+      recvShift: opt.rcvShift,
+      sack: opt.sack,
+      timestamps: opt.ts,
     };
   }
 
@@ -408,10 +362,10 @@ export class TcpEndpoint {
     return {
       sndNxt: this.sndMax,
       rcvNxt: this.rcvNxt,
-      window: Math.min(0xffff, this.rcvSpace() >>> this.rcvShift),
-      timestamps: this.tsOk,
-      tsOffset: this.tsOffset,
-      tsRecent: this.tsRecent,
+      window: this.rcv.scaledSpace(),
+      timestamps: this.opt.ts,
+      tsOffset: this.opt.tsOffset,
+      tsRecent: this.opt.tsRecent,
     };
   }
 
@@ -487,9 +441,9 @@ export class TcpEndpoint {
   /** The relay passed n bytes of guest data on to the host: the window may re-open. */
   consume(n: number, now: number): TcpStep {
     this.now = now;
-    this.unconsumed = Math.max(0, this.unconsumed - Math.max(0, n));
+    this.rcv.consume(n);
     if (this.synchronized() && !this.finReceived) {
-      if (this.windowUpdateIsUrgent()) this.ackNow = true;
+      if (this.rcv.updateIsUrgent(this.rcvNxt)) this.ackNow = true;
       this.output(now);
     }
     return this.step();
@@ -544,7 +498,7 @@ export class TcpEndpoint {
       return;
     }
     if (!(seg.flags & SYN)) return;
-    this.takeSynOptions(seg, true);
+    this.takeSyn(seg, true);
     this.state = "syn-received";
     this.ev.push({ type: "connect-request" });
   }
@@ -560,15 +514,9 @@ export class TcpEndpoint {
       return;
     }
     if (!(f & SYN)) return;
-    this.takeSynOptions(seg, false);
+    this.takeSyn(seg, false);
     if (f & ACK) {
-      this.sndUna = seg.ack;
-      this.bufSeq = seg.ack;
-      this.rttSampleFromAck(seg, now);
-      this.retries = 0;
-      this.rtxAt = undefined;
-      this.updateWindow(seg, true);
-      this.establish();
+      this.synAcked(seg, now);
       this.ackNow = true;
       this.output(now);
     } else {
@@ -611,20 +559,14 @@ export class TcpEndpoint {
       return;
     }
     if (!(f & ACK)) return;
-    if (this.tsOk && seg.tsVal !== undefined && seqLe(seg.seq, this.lastAckSent)) this.tsRecent = seg.tsVal;
+    this.opt.noteTsVal(seg);
 
     if (this.state === "syn-received") {
       if (seg.ack !== seqAdd(this.iss, 1)) {
         this.emitRst(seg.ack, 0, false);
         return;
       }
-      this.sndUna = seg.ack;
-      this.bufSeq = seg.ack;
-      this.rttSampleFromAck(seg, now);
-      this.retries = 0;
-      this.rtxAt = undefined;
-      this.updateWindow(seg, true);
-      this.establish();
+      this.synAcked(seg, now);
     } else if (!this.processAck(seg, now)) {
       this.output(now);
       return;
@@ -634,10 +576,22 @@ export class TcpEndpoint {
     this.output(now);
   }
 
+  /** The guest acked our SYN or SYN-ACK (acceptably): established. */
+  private synAcked(seg: TcpSegment, now: number): void {
+    this.sndUna = seg.ack;
+    this.bufSeq = seg.ack;
+    this.sampleRtt(seg, now);
+    this.cc.synAcked();
+    this.updateWindow(seg, true);
+    this.state = "established";
+    this.cc.establish(this.opt.sndMss);
+    this.ev.push({ type: "established" });
+  }
+
   /** RFC 9293 §3.10.7.4 first check, Linux-style: some of the segment must be new and in the window. */
   private acceptable(seq: number, len: number): boolean {
     const end = seqAdd(seq, len);
-    const wndEnd = seqAdd(this.rcvNxt, Math.max(this.rcvWindow(), 0));
+    const wndEnd = seqAdd(this.rcvNxt, Math.max(this.rcv.window(this.rcvNxt), 0));
     if (len === 0) return seqGe(seq, this.rcvNxt) && seqLe(seq, wndEnd);
     return seqGt(end, this.rcvNxt) && seqLe(seq, wndEnd);
   }
@@ -649,7 +603,7 @@ export class TcpEndpoint {
       this.ackNow = true; // acks what we never sent
       return false;
     }
-    if (seqSub(ack, this.sndUna) < -Math.max(this.maxSndWnd, this.sndMss)) {
+    if (seqSub(ack, this.sndUna) < -Math.max(this.maxSndWnd, this.opt.sndMss)) {
       this.ackNow = true; // challenge ACK (RFC 5961 §5.2)
       return false;
     }
@@ -661,9 +615,11 @@ export class TcpEndpoint {
       seg.payload.length === 0 &&
       !(seg.flags & (SYN | FIN)) &&
       this.sndMax !== this.sndUna &&
-      seg.window << this.sndShift === oldWnd
+      seg.window << this.opt.sndShift === oldWnd &&
+      this.cc.dupAck(this.sndUna, this.sndMax, this.opt.sndMss)
     ) {
-      this.dupAck(now);
+      this.count.fastRetransmits++;
+      this.retransmitFirst(now);
     }
     this.updateWindow(seg, false);
     if (this.sndWnd > 0 && this.persistAt !== undefined) {
@@ -695,7 +651,7 @@ export class TcpEndpoint {
   private newAck(seg: TcpSegment, now: number): void {
     const ack = seg.ack;
     const acked = seqSub(ack, this.sndUna);
-    this.rttSampleFromAck(seg, now);
+    this.sampleRtt(seg, now);
     const dataEnd = seqAdd(this.bufSeq, this.sendBuf.length);
     const dataAcked = seqSub(seqGe(ack, dataEnd) ? dataEnd : ack, this.bufSeq);
     if (dataAcked > 0) {
@@ -705,47 +661,12 @@ export class TcpEndpoint {
     const flight = seqSub(this.sndMax, this.sndUna);
     this.sndUna = ack;
     if (seqGt(ack, this.sndNxt)) this.sndNxt = ack;
-    if (this.inRecovery) {
-      if (seqGe(ack, this.recover)) {
-        this.inRecovery = false;
-        this.cwnd = Math.min(this.ssthresh, Math.max(flight - acked, this.sndMss) + this.sndMss);
-      } else {
-        // NewReno partial ACK (RFC 6582 §3.2 step 3)
-        this.retransmitFirst(now);
-        this.cwnd = Math.max(this.sndMss, this.cwnd - acked + (acked >= this.sndMss ? this.sndMss : 0));
-      }
-    } else if (this.cwnd < this.ssthresh) {
-      // every byte acked counts, as in Linux: an offloading guest acks super frames
-      // (64 KiB at a time), and one MSS per ACK would keep the window small for long
-      this.cwnd += acked;
-    } else {
-      this.cwnd += Math.max(1, Math.floor((this.sndMss * this.sndMss) / this.cwnd));
-    }
-    this.dupAcks = 0;
-    this.retries = 0;
-    this.firstRetransmitAt = undefined;
-    this.rtxAt = this.sndUna === this.sndMax ? undefined : now + this.rtt.rto;
+    if (this.cc.newAck(acked, flight, ack, this.opt.sndMss)) this.retransmitFirst(now);
+    if (this.sndUna === this.sndMax) this.cc.stop();
+    else this.cc.restart(now);
     if (this.writeBlocked && this.sendBuf.free >= this.o.sendBufferSize / 2 && !this.finQueued) {
       this.writeBlocked = false;
       this.ev.push({ type: "writable" });
-    }
-  }
-
-  private dupAck(now: number): void {
-    this.dupAcks++;
-    if (this.dupAcks === 3 && !this.inRecovery && seqGt(this.sndUna, this.recover)) {
-      // fast retransmit (RFC 5681 §3.2, RFC 6582 §3.2 step 2)
-      const flight = seqSub(this.sndMax, this.sndUna);
-      this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.sndMss);
-      this.recover = this.sndMax;
-      this.inRecovery = true;
-      this.count.fastRetransmits++;
-      this.retransmitFirst(now);
-      this.cwnd = this.ssthresh + 3 * this.sndMss;
-    } else if (this.dupAcks === 3 && !this.inRecovery) {
-      // a third duplicate for data sent before the last recovery: not a new loss (RFC 6582 §4.1)
-    } else if (this.dupAcks > 3 && this.inRecovery) {
-      this.cwnd += this.sndMss;
     }
   }
 
@@ -768,7 +689,7 @@ export class TcpEndpoint {
       data = data.subarray(Math.min(before, data.length));
       start = this.rcvNxt;
     }
-    const room = seqSub(seqAdd(this.rcvNxt, this.rcvWindow()), start);
+    const room = seqSub(seqAdd(this.rcvNxt, this.rcv.window(this.rcvNxt)), start);
     let fin = hasFin;
     if (data.length > room) {
       data = data.subarray(0, Math.max(0, room));
@@ -787,7 +708,7 @@ export class TcpEndpoint {
         this.deliver(data);
         this.largestRcvSeg = Math.max(this.largestRcvSeg, data.length);
         // "full-sized" against the guest's largest segment so far (at least 536, like Linux)
-        const full = data.length >= Math.min(this.rcvMss(), Math.max(this.largestRcvSeg, DEFAULT_GUEST_MSS));
+        const full = data.length >= Math.min(this.rcv.mss, Math.max(this.largestRcvSeg, DEFAULT_GUEST_MSS));
         if (!this.ooo.empty) {
           for (const piece of this.ooo.take(this.rcvNxt)) this.deliver(piece);
           this.ackNow = true; // a hole filled (RFC 5681 §4.2)
@@ -808,7 +729,7 @@ export class TcpEndpoint {
 
   private deliver(data: Buffer): void {
     this.rcvNxt = seqAdd(this.rcvNxt, data.length);
-    this.unconsumed += data.length;
+    this.rcv.deliver(data.length);
     this.ev.push({ type: "data", data });
   }
 
@@ -849,11 +770,11 @@ export class TcpEndpoint {
       return this.step();
     }
     if (this.finWait2At !== undefined && now >= this.finWait2At && this.state === "fin-wait-2") {
-      this.emitRst(this.sndMax, this.rcvNxt, true);
-      this.reset("timeout");
+      this.giveUp();
       return this.step();
     }
-    if (this.rtxAt !== undefined && now >= this.rtxAt) this.onRetransmitTimer(now);
+    const rtxAt = this.cc.rtxAt;
+    if (rtxAt !== undefined && now >= rtxAt) this.onRetransmitTimer(now);
     if (this.state !== "closed" && this.persistAt !== undefined && now >= this.persistAt) {
       this.onPersistTimer(now);
     }
@@ -865,36 +786,18 @@ export class TcpEndpoint {
   }
 
   private onRetransmitTimer(now: number): void {
-    this.rtxAt = undefined;
-    this.retries++;
     this.count.timeouts++;
-    this.rttSeq = undefined;
-    if (this.state === "syn-sent" || this.state === "syn-received") {
-      if (this.retries > this.o.synRetries) {
-        if (this.state === "syn-received") this.emitRst(this.sndMax, this.rcvNxt, true);
-        this.reset("timeout");
-        return;
-      }
-      this.rtt.backoff();
+    const syn = this.state === "syn-sent" || this.state === "syn-received";
+    const flight = seqSub(this.sndMax, this.sndUna);
+    if (this.cc.timeout(now, syn, flight, this.sndMax, this.opt.sndMss)) {
+      if (this.state === "syn-sent") this.reset("timeout");
+      else this.giveUp();
+      return;
+    }
+    if (syn) {
       this.sendSyn(now, this.state === "syn-received", true);
       return;
     }
-    this.firstRetransmitAt ??= now;
-    if (this.retries > this.o.maxRetransmits || now - this.firstRetransmitAt >= this.o.userTimeoutMs) {
-      this.emitRst(this.sndMax, this.rcvNxt, true);
-      this.reset("timeout");
-      return;
-    }
-    // RFC 5681 §3.1 eq. 4 (only for the first timeout of a loss), RFC 6298 §5.5-5.6
-    if (this.retries === 1) {
-      const flight = seqSub(this.sndMax, this.sndUna);
-      this.ssthresh = Math.max(Math.floor(flight / 2), 2 * this.sndMss);
-    }
-    this.cwnd = this.sndMss;
-    this.inRecovery = false;
-    this.recover = this.sndMax;
-    this.dupAcks = 0;
-    this.rtt.backoff();
     this.sndNxt = this.sndUna;
     this.retransmitFirst(now);
     this.output(now);
@@ -906,18 +809,13 @@ export class TcpEndpoint {
     this.persistBackoff++;
     this.probesUnanswered++;
     if (this.probesUnanswered > this.o.maxRetransmits) {
-      this.emitRst(this.sndMax, this.rcvNxt, true);
-      this.reset("timeout");
+      this.giveUp();
       return;
     }
     // a window probe: an old sequence number makes the guest answer with its window
     this.count.windowProbes++;
     this.emit(ACK, seqAdd(this.sndUna, -1), EMPTY);
-    this.persistAt = now + this.persistInterval();
-  }
-
-  private persistInterval(): number {
-    return Math.min(this.o.maxRto, this.rtt.rto * 2 ** this.persistBackoff);
+    this.persistAt = now + this.cc.backedOff(this.persistBackoff);
   }
 
   // ---- output ----
@@ -930,10 +828,10 @@ export class TcpEndpoint {
         this.sndWnd === 0 &&
         this.sndNxt === this.sndUna &&
         this.sendBuf.length > seqSub(this.sndNxt, this.bufSeq) &&
-        this.rtxAt === undefined &&
+        this.cc.rtxAt === undefined &&
         this.persistAt === undefined
       ) {
-        this.persistAt = now + this.persistInterval();
+        this.persistAt = now + this.cc.backedOff(this.persistBackoff);
       }
     }
     if (this.ackNow && this.state !== "closed" && this.state !== "listen" && this.state !== "syn-sent") {
@@ -943,19 +841,14 @@ export class TcpEndpoint {
 
   /** Sends the next segment at sndNxt if allowed; false when nothing (more) goes out. */
   private sendOne(now: number): boolean {
+    const mss = this.opt.sndMss;
     const off = seqSub(this.sndNxt, this.bufSeq);
     const avail = this.sendBuf.length - off;
-    const usable = seqSub(seqAdd(this.sndUna, Math.min(this.sndWnd, this.cwnd)), this.sndNxt);
+    const usable = seqSub(seqAdd(this.sndUna, Math.min(this.sndWnd, this.cc.cwnd)), this.sndNxt);
     const tso = this.o.segmentOffload?.maxBytes ?? 0;
-    const most = tso > 2 * this.sndMss ? tso - (tso % this.sndMss) : this.sndMss;
+    const most = tso > 2 * mss ? tso - (tso % mss) : mss;
     let len = Math.max(0, Math.min(avail, most, usable));
-    if (
-      len > 0 &&
-      len < this.sndMss &&
-      len < avail &&
-      this.sndNxt !== this.sndUna &&
-      len < this.maxSndWnd / 2
-    ) {
+    if (len > 0 && len < mss && len < avail && this.sndNxt !== this.sndUna && len < this.maxSndWnd / 2) {
       return false; // sender SWS avoidance: wait for a fuller window
     }
     // A large segment ends where the send buffer's ring wraps, so its payload is a view
@@ -979,7 +872,8 @@ export class TcpEndpoint {
     if (fin) flags |= FIN;
     const end = seqAdd(seq, len + (fin ? 1 : 0));
     const retransmission = seq !== this.sndMax;
-    this.emit(flags, seq, payload, len > this.sndMss ? this.sndMss : 0);
+    const mss = this.opt.sndMss;
+    this.emit(flags, seq, payload, len > mss ? mss : 0);
     if (fin) {
       this.finSent = true;
       if (this.state === "established") this.state = "fin-wait-1";
@@ -987,15 +881,8 @@ export class TcpEndpoint {
     }
     if (seqGt(end, this.sndNxt)) this.sndNxt = end;
     this.sndMax = seqMax(this.sndMax, end);
-    if (retransmission) {
-      this.count.retransmittedSegments++;
-      this.rttSeq = undefined;
-      this.lastRetransmitTs = this.tsValue();
-    } else if (this.rttSeq === undefined && !this.tsOk) {
-      this.rttSeq = end;
-      this.rttStart = now;
-    }
-    this.rtxAt ??= now + this.rtt.rto;
+    this.sent(end, retransmission, now);
+    this.cc.arm(now);
   }
 
   /** Retransmits the segment at sndUna (fast retransmit, partial ACK, timeout). */
@@ -1004,35 +891,34 @@ export class TcpEndpoint {
     const avail = Math.max(0, this.sendBuf.length - Math.max(0, off));
     // within the guest's window when it is open (Linux does the same): a segment that
     // overran it would only be trimmed and leave a hole; a closed window gets a full one
-    const len = Math.min(avail, this.sndMss, this.sndWnd > 0 ? this.sndWnd : this.sndMss);
+    const mss = this.opt.sndMss;
+    const len = Math.min(avail, mss, this.sndWnd > 0 ? this.sndWnd : mss);
     const fin = this.finSent && len === avail;
     if (len === 0 && !fin) return;
     this.sendData(Math.max(0, off), len, fin, now);
-    this.rttSeq = undefined;
-    this.rtxAt = now + this.rtt.rto;
+    this.cc.untime();
+    this.cc.restart(now);
   }
 
   /** Emits a segment from the remote to the guest with the usual ACK, window and options. */
   private emit(flags: number, seq: number, payload: Buffer, gsoSize = 0): void {
-    const seg: TcpSegment = {
-      srcPort: this.tuple.remotePort,
-      dstPort: this.tuple.guestPort,
-      seq,
-      ack: flags & ACK ? this.rcvNxt : 0,
+    const seg = this.segment(
       flags,
-      window: flags & SYN ? Math.min(0xffff, this.rcvSpace()) : this.advertiseWindow(),
-      urgent: 0,
+      seq,
+      flags & ACK ? this.rcvNxt : 0,
+      this.rcv.advertise(this.rcvNxt),
       payload,
-    };
-    if (this.tsOk) {
-      seg.tsVal = this.tsValue();
-      seg.tsEcr = this.tsRecent;
+    );
+    const opt = this.opt;
+    if (opt.ts) {
+      seg.tsVal = opt.tsValue(this.now);
+      seg.tsEcr = opt.tsRecent;
     }
-    if (this.sackOk && !(flags & SYN) && !this.ooo.empty) {
+    if (opt.sack && !this.ooo.empty) {
       seg.sack = this.ooo.sackBlocks(seg.tsVal !== undefined ? 3 : 4);
     }
     if (flags & ACK) {
-      this.lastAckSent = this.rcvNxt;
+      opt.lastAckSent = this.rcvNxt;
       this.ackNow = false;
       this.delackAt = undefined;
       this.fullSegsUnacked = 0;
@@ -1041,55 +927,39 @@ export class TcpEndpoint {
   }
 
   private sendSyn(now: number, synAck: boolean, retransmit = false): void {
-    const flags = synAck ? SYN | ACK : SYN;
-    const seg: TcpSegment = {
-      srcPort: this.tuple.remotePort,
-      dstPort: this.tuple.guestPort,
-      seq: this.iss,
-      ack: synAck ? this.rcvNxt : 0,
-      flags,
-      window: Math.min(0xffff, this.rcvSpace()),
-      urgent: 0,
-      payload: EMPTY,
-      mss: this.o.mss,
-    };
-    // In a SYN-ACK, offer each option only if the guest's SYN did (RFC 7323, RFC 2018).
-    if (!synAck || this.wsOk) seg.windowScale = this.o.windowScale;
-    if (synAck ? this.sackOk : this.o.sack) seg.sackPermitted = true;
-    if (synAck ? this.tsOk : this.o.timestamps) {
-      seg.tsVal = this.tsValue();
-      seg.tsEcr = synAck ? this.tsRecent : 0;
-    }
-    if (synAck) {
-      this.rcvAdv = seqAdd(this.rcvNxt, seg.window);
-      this.synWindow = seg.window;
-      this.lastAckSent = this.rcvNxt;
-    }
+    const window = synAck ? this.rcv.offerSyn(this.rcvNxt) : this.rcv.synField();
+    const seg = this.segment(synAck ? SYN | ACK : SYN, this.iss, synAck ? this.rcvNxt : 0, window, EMPTY);
+    this.opt.offer(seg, synAck, now);
+    if (synAck) this.opt.lastAckSent = this.rcvNxt;
     this.sndMax = seqMax(this.sndMax, seqAdd(this.iss, 1));
     this.sndNxt = this.sndMax;
     this.push(seg);
-    if (retransmit) {
-      this.count.retransmittedSegments++;
-      this.rttSeq = undefined;
-      this.lastRetransmitTs = this.tsValue();
-    } else if (!this.tsOk) {
-      this.rttSeq = seqAdd(this.iss, 1);
-      this.rttStart = now;
-    }
-    this.rtxAt = now + this.rtt.rto;
+    this.sent(this.sndMax, retransmit, now);
+    this.cc.restart(now);
+  }
+
+  /** Bookkeeping for a segment ending at `end` that went out now: counters and RTT timing. */
+  private sent(end: number, retransmission: boolean, now: number): void {
+    if (retransmission) this.count.retransmittedSegments++;
+    this.cc.sent(end, retransmission, !this.opt.ts, this.opt.tsValue(now), now);
   }
 
   private emitRst(seq: number, ack: number, withAck: boolean): void {
-    this.push({
+    this.push(this.segment(withAck ? RST | ACK : RST, seq, withAck ? ack : 0, 0, EMPTY));
+  }
+
+  /** A segment from the remote to the guest without options (one shape for all). */
+  private segment(flags: number, seq: number, ack: number, window: number, payload: Buffer): TcpSegment {
+    return {
       srcPort: this.tuple.remotePort,
       dstPort: this.tuple.guestPort,
       seq,
-      ack: withAck ? ack : 0,
-      flags: withAck ? RST | ACK : RST,
-      window: 0,
+      ack,
+      flags,
+      window,
       urgent: 0,
-      payload: EMPTY,
-    });
+      payload,
+    };
   }
 
   private push(seg: TcpSegment, gsoSize = 0): void {
@@ -1102,128 +972,39 @@ export class TcpEndpoint {
 
   private chooseIss(): void {
     this.iss = this.o.random() >>> 0;
-    this.tsOffset = this.o.random() >>> 0;
+    this.opt.tsOffset = this.o.random() >>> 0;
     this.sndUna = this.iss;
     this.sndNxt = this.iss;
     this.sndMax = this.iss;
     this.bufSeq = seqAdd(this.iss, 1);
-    this.recover = this.iss;
+    this.cc.start(this.iss);
   }
 
-  /** Options and sequence numbers from the guest's SYN (or SYN-ACK). */
-  private takeSynOptions(seg: TcpSegment, passive: boolean): void {
+  /** Sequence numbers and options from the guest's SYN (or SYN-ACK). */
+  private takeSyn(seg: TcpSegment, passive: boolean): void {
     this.irs = seg.seq;
     this.rcvNxt = seqAdd(seg.seq, 1);
     this.sndWl1 = seg.seq;
-    this.sackOk = this.o.sack && seg.sackPermitted === true;
-    this.tsOk = this.o.timestamps && seg.tsVal !== undefined;
-    if (this.tsOk) this.tsRecent = seg.tsVal ?? 0;
-    this.wsOk = seg.windowScale !== undefined;
-    if (seg.windowScale !== undefined) {
-      this.sndShift = Math.min(MAX_WINDOW_SHIFT, seg.windowScale);
-      this.rcvShift = this.o.windowScale;
-    } else {
-      this.sndShift = 0;
-      this.rcvShift = 0;
-    }
-    const guestMss = seg.mss === undefined || seg.mss === 0 ? DEFAULT_GUEST_MSS : seg.mss;
-    this.sndMss = Math.max(MIN_MSS, Math.min(guestMss, this.o.mss)) - (this.tsOk ? TS_OPTION_BYTES : 0);
+    this.opt.fromSyn(seg);
+    this.rcv.shift = this.opt.rcvShift;
+    this.rcv.mss = this.opt.rcvMss;
     this.sndWnd = seg.window; // never scaled in a SYN
     this.maxSndWnd = this.sndWnd;
-    if (!passive) {
-      this.synWindow = Math.min(0xffff, this.rcvSpace());
-      this.rcvAdv = seqAdd(this.rcvNxt, this.synWindow);
-    }
-  }
-
-  private establish(): void {
-    this.state = "established";
-    this.cwnd = this.o.initialWindowSegments * this.sndMss;
-    this.ev.push({ type: "established" });
+    if (!passive) this.rcv.offerSyn(this.rcvNxt);
   }
 
   private updateWindow(seg: TcpSegment, force: boolean): void {
     if (force || seqGt(seg.seq, this.sndWl1) || (seg.seq === this.sndWl1 && seqGe(seg.ack, this.sndWl2))) {
-      this.sndWnd = seg.flags & SYN ? seg.window : seg.window << this.sndShift;
+      this.sndWnd = seg.flags & SYN ? seg.window : seg.window << this.opt.sndShift;
       this.sndWl1 = seg.seq;
       this.sndWl2 = seg.ack;
       this.maxSndWnd = Math.max(this.maxSndWnd, this.sndWnd);
     }
   }
 
-  private rttSampleFromAck(seg: TcpSegment, now: number): void {
-    if (this.tsOk && seg.tsEcr !== undefined && seg.tsEcr !== 0) {
-      // Karn's rule for timestamps: an echo from before our last retransmission may
-      // span the timeout (the guest's ACK of the original was lost), so it is no sample.
-      if (this.lastRetransmitTs !== undefined && seqSub(seg.tsEcr, this.lastRetransmitTs) < 0) return;
-      const r = seqSub(this.tsValue(), seg.tsEcr);
-      if (r >= 0 && r <= this.o.maxRto * 2) this.rtt.sample(r);
-      return;
-    }
-    if (this.rttSeq !== undefined && seqGe(seg.ack, this.rttSeq)) {
-      this.rtt.sample(now - this.rttStart);
-      this.rttSeq = undefined;
-    }
-  }
-
-  /** Our timestamp clock: milliseconds from a random offset (RFC 7323 §5.4). */
-  private tsValue(): number {
-    return (this.tsOffset + Math.floor(this.now)) >>> 0;
-  }
-
-  /** Free receive buffer: what the window may cover beyond rcvNxt. */
-  private rcvSpace(): number {
-    return Math.max(0, this.o.recvBufferSize - this.unconsumed);
-  }
-
-  /** The window we may accept into now (never left of what we advertised). */
-  private rcvWindow(): number {
-    return Math.max(this.rcvSpace(), seqSub(this.rcvAdv, this.rcvNxt));
-  }
-
-  /** The effective MSS of guest segments (for delayed ACK counting). */
-  private rcvMss(): number {
-    return this.o.mss - (this.tsOk ? TS_OPTION_BYTES : 0);
-  }
-
-  private windowEdgeWouldMove(): boolean {
-    const edge = seqAdd(this.rcvNxt, this.rcvSpace());
-    return seqSub(edge, this.rcvAdv) >= this.swsThreshold();
-  }
-
-  /**
-   * Whether buffer the host freed is worth a pure ACK of its own: the guest has used more
-   * than half of the window it was offered, and the edge would move by at least the SWS
-   * threshold. While only the SYN-ACK has offered a window, its unscaled (at most 64 KiB)
-   * field is the measure, not the whole buffer: otherwise the first byte of every
-   * request/response connection would look like a window worth announcing, and cost a
-   * frame the response carries anyway.
-   */
-  private windowUpdateIsUrgent(): boolean {
-    const offered = this.synWindow > 0 ? this.synWindow : this.o.recvBufferSize;
-    return seqSub(this.rcvAdv, this.rcvNxt) < offered / 2 && this.windowEdgeWouldMove();
-  }
-
-  private swsThreshold(): number {
-    return Math.max(1, Math.min(Math.floor(this.o.recvBufferSize / 2), this.rcvMss()));
-  }
-
-  /** The window field for a non-SYN segment; updates rcvAdv (RFC 1122 §4.2.3.3). */
-  private advertiseWindow(): number {
-    const edge = seqAdd(this.rcvNxt, this.rcvSpace());
-    let target = this.rcvAdv;
-    if (seqSub(this.rcvAdv, this.rcvNxt) < 0) target = this.rcvNxt;
-    if (seqSub(edge, target) >= this.swsThreshold()) target = edge;
-    // Round up to the scale's unit, as Linux does: rounding down could shrink the window
-    // already offered or hide a small one entirely; the cost is accepting up to 2^shift - 1
-    // bytes beyond the receive buffer. (Shifts, not a division by 2 ** shift: this runs
-    // for every segment sent.)
-    const unit = (1 << this.rcvShift) - 1;
-    const win = Math.min(0xffff, (seqSub(target, this.rcvNxt) + unit) >>> this.rcvShift);
-    const adv = seqAdd(this.rcvNxt, win << this.rcvShift);
-    if (seqGt(adv, this.rcvAdv)) this.rcvAdv = adv;
-    this.synWindow = 0;
-    return win;
+  private sampleRtt(seg: TcpSegment, now: number): void {
+    const opt = this.opt;
+    this.cc.sampleAck(seg.ack, opt.ts ? seg.tsEcr : undefined, opt.tsValue(now), now);
   }
 
   private finSeq(): number {
@@ -1251,12 +1032,15 @@ export class TcpEndpoint {
 
   private enterTimeWait(now: number): void {
     this.state = "time-wait";
-    this.sendBuf.release();
-    this.rtxAt = undefined;
-    this.persistAt = undefined;
-    this.finWait2At = undefined;
+    this.stopSending();
     this.timeWaitAt = now + this.o.timeWaitMs;
     this.ev.push({ type: "time-wait" });
+  }
+
+  /** Retransmission gave up (or FIN_WAIT_2 timed out): RST, `reset` ("timeout"), closed. */
+  private giveUp(): void {
+    this.emitRst(this.sndMax, this.rcvNxt, true);
+    this.reset("timeout");
   }
 
   private reset(reason: TcpResetReason): void {
@@ -1267,28 +1051,38 @@ export class TcpEndpoint {
   private close(): void {
     if (this.state === "closed") return;
     this.state = "closed";
-    this.sendBuf.release();
-    this.rtxAt = undefined;
+    this.stopSending();
     this.delackAt = undefined;
-    this.persistAt = undefined;
     this.timeWaitAt = undefined;
-    this.finWait2At = undefined;
     this.ackNow = false;
     this.ooo.clear();
     this.ev.push({ type: "closed" });
+  }
+
+  /** Nothing more goes out but ACKs: the send buffer and its timers go. */
+  private stopSending(): void {
+    this.sendBuf.release();
+    this.cc.stop();
+    this.persistAt = undefined;
+    this.finWait2At = undefined;
   }
 
   private step(): TcpStep {
     const s: TcpStep = { send: this.out, events: this.ev };
     this.out = [];
     this.ev = [];
-    let d: number | undefined;
-    for (const t of [this.rtxAt, this.delackAt, this.persistAt, this.timeWaitAt, this.finWait2At]) {
-      if (t !== undefined && (d === undefined || t < d)) d = t;
-    }
+    const d = earliest(
+      earliest(earliest(this.cc.rtxAt, this.delackAt), earliest(this.persistAt, this.timeWaitAt)),
+      this.finWait2At,
+    );
     if (d !== undefined) s.deadline = d;
     return s;
   }
+}
+
+/** The earlier of two deadlines, either of which may be absent. */
+function earliest(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || (b !== undefined && b < a) ? b : a;
 }
 
 const EMPTY = Buffer.alloc(0);
