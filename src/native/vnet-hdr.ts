@@ -128,11 +128,43 @@ export interface VnetFrame {
  * frame: a partial checksum must lie inside it.
  */
 export function splitVnetFrame(b: Buffer, length: VnetHdrLength = vnetHdrMrgRxbufLength): Result<VnetFrame> {
+  const bad = vnetFrameProblem(b, length);
+  if (bad !== undefined) return fail(bad);
   const h = decodeVnetHdr(b, length);
-  if (!h.ok) return h;
-  const frame = b.subarray(length);
-  const { flags, csumStart, csumOffset } = h.value;
-  if ((flags & VnetFlags.needsCsum) !== 0 && csumStart + csumOffset + 2 > frame.length)
-    return fail("vnet-hdr-csum-outside-frame");
-  return ok({ hdr: h.value, frame });
+  return h.ok ? ok({ hdr: h.value, frame: b.subarray(length) }) : h;
+}
+
+/**
+ * What `splitVnetFrame` would fail with (undefined: nothing), without allocating: a
+ * TAP reader's hot path checks every frame with it and then reads the few fields it
+ * needs in place (`vnetFlagsAt` and the like), rather than a record per frame.
+ */
+export function vnetFrameProblem(
+  b: Buffer,
+  length: VnetHdrLength = vnetHdrMrgRxbufLength,
+): string | undefined {
+  if (b.length < length) return "vnet-hdr-short";
+  const flags = b[F.flags] as number;
+  const gsoType = b[F.gsoType] as number;
+  if ((flags & ~knownFlags) !== 0) return "vnet-hdr-bad-flags";
+  if (!knownGso.has(gsoType & ~VnetGso.ecn)) return "vnet-hdr-bad-gso-type";
+  if ((gsoType & ~VnetGso.ecn) !== VnetGso.none && u16le(b, F.gsoSize) === 0)
+    return "vnet-hdr-gso-without-size";
+  if (
+    (flags & VnetFlags.needsCsum) !== 0 &&
+    u16le(b, F.csumStart) + u16le(b, F.csumOffset) + 2 > b.length - length
+  )
+    return "vnet-hdr-csum-outside-frame";
+  return undefined;
+}
+
+/** The header's fields, read in place from a buffer `vnetFrameProblem` passed. */
+export const vnetFlagsAt = (b: Buffer): number => b[F.flags] as number;
+export const vnetGsoTypeAt = (b: Buffer): number => b[F.gsoType] as number;
+export const vnetGsoSizeAt = (b: Buffer): number => u16le(b, F.gsoSize);
+export const vnetCsumStartAt = (b: Buffer): number => u16le(b, F.csumStart);
+export const vnetCsumOffsetAt = (b: Buffer): number => u16le(b, F.csumOffset);
+
+function u16le(b: Buffer, i: number): number {
+  return (b[i] as number) | ((b[i + 1] as number) << 8);
 }

@@ -52,9 +52,14 @@ import {
   type TapHandle,
 } from "../native/binding.js";
 import {
-  splitVnetFrame,
   VnetFlags,
   VnetGso,
+  vnetCsumOffsetAt,
+  vnetCsumStartAt,
+  vnetFlagsAt,
+  vnetFrameProblem,
+  vnetGsoSizeAt,
+  vnetGsoTypeAt,
   vnetHdrBuffer,
   vnetHdrMrgRxbufLength,
 } from "../native/vnet-hdr.js";
@@ -257,13 +262,15 @@ export class TapPort implements Port {
   private unwrap(read: Buffer[]): Buffer[] {
     const frames: Buffer[] = [];
     for (const b of read) {
-      const r = splitVnetFrame(b, vnetHdrMrgRxbufLength);
-      if (!r.ok) {
-        this.counters.drop(r.reason);
+      // the header is checked and read in place: no records for every frame read
+      const bad = vnetFrameProblem(b, vnetHdrMrgRxbufLength);
+      if (bad !== undefined) {
+        this.counters.drop(bad);
         continue;
       }
-      const { hdr, frame } = r.value;
-      const gso = hdr.gsoType & ~VnetGso.ecn;
+      const frame = b.subarray(vnetHdrMrgRxbufLength);
+      const flags = vnetFlagsAt(b);
+      const gso = vnetGsoTypeAt(b) & ~VnetGso.ecn;
       if (gso !== VnetGso.none && gso !== VnetGso.tcpv4) {
         this.counters.drop("vnet-gso-unsupported");
         continue;
@@ -272,15 +279,16 @@ export class TapPort implements Port {
         // A small frame (an ACK, a request) goes on unmarked: summing its few bytes here
         // costs less than a mark (a WeakMap entry the GC must trace) on every one of them.
         // The frame is ours until the hub has it, and other ports get it whole too.
-        if (hdr.flags & VnetFlags.needsCsum) completePartialChecksum(frame, hdr.csumStart, hdr.csumOffset);
-      } else if (hdr.flags & VnetFlags.needsCsum) {
+        if (flags & VnetFlags.needsCsum)
+          completePartialChecksum(frame, vnetCsumStartAt(b), vnetCsumOffsetAt(b));
+      } else if (flags & VnetFlags.needsCsum) {
         markOffload(frame, {
           checksum: "partial",
-          csumStart: hdr.csumStart,
-          csumOffset: hdr.csumOffset,
-          gsoSize: gso === VnetGso.tcpv4 ? hdr.gsoSize : 0,
+          csumStart: vnetCsumStartAt(b),
+          csumOffset: vnetCsumOffsetAt(b),
+          gsoSize: gso === VnetGso.tcpv4 ? vnetGsoSizeAt(b) : 0,
         });
-      } else if (hdr.flags & VnetFlags.dataValid) {
+      } else if (flags & VnetFlags.dataValid) {
         markOffload(frame, { checksum: "valid", csumStart: 0, csumOffset: 0, gsoSize: 0 });
       }
       frames.push(frame);

@@ -47,6 +47,7 @@ const F = {
 } as const;
 
 const PROTO_TCP = 6;
+const NO_PAYLOAD = Buffer.alloc(0);
 
 export const TcpFlag = {
   fin: 0x01,
@@ -172,7 +173,8 @@ export function decodeTcp(
     tsVal: undefined,
     tsEcr: undefined,
     unknownOptions: undefined,
-    payload: b.subarray(hl),
+    // most segments a guest sends are bare ACKs: they share one empty payload
+    payload: hl === b.length ? NO_PAYLOAD : b.subarray(hl),
     checksum: u16(b, F.checksum),
   };
   const bad = hl > tcpHeaderLength ? parseOptions(b, hl, seg) : undefined;

@@ -8,6 +8,12 @@ import {
   VnetFlags,
   VnetGso,
   type VnetHdr,
+  vnetCsumOffsetAt,
+  vnetCsumStartAt,
+  vnetFlagsAt,
+  vnetFrameProblem,
+  vnetGsoSizeAt,
+  vnetGsoTypeAt,
   vnetHdrBuffer,
 } from "../../../src/native/vnet-hdr.js";
 
@@ -93,5 +99,32 @@ describe("virtio_net_hdr", () => {
       Buffer.alloc(51),
     ]);
     expect(splitVnetFrame(short)).toEqual({ ok: false, reason: "vnet-hdr-csum-outside-frame" });
+  });
+
+  test.prop([
+    fc.oneof(
+      arbHdr.map((h) => vnetHdrBuffer(h)),
+      fc.uint8Array({ minLength: 12, maxLength: 12 }).map((a) => Buffer.from(a)),
+      fc.uint8Array({ maxLength: 11 }).map((a) => Buffer.from(a)),
+    ),
+    fc.integer({ min: 0, max: 80 }),
+  ])("checks and reads in place exactly as splitVnetFrame decodes", (hdr, frameLength) => {
+    const b = Buffer.concat([hdr, Buffer.alloc(frameLength)]);
+    const s = splitVnetFrame(b);
+    expect(vnetFrameProblem(b)).toBe(s.ok ? undefined : s.reason);
+    if (!s.ok) return;
+    expect({
+      flags: vnetFlagsAt(b),
+      gsoType: vnetGsoTypeAt(b),
+      gsoSize: vnetGsoSizeAt(b),
+      csumStart: vnetCsumStartAt(b),
+      csumOffset: vnetCsumOffsetAt(b),
+    }).toEqual({
+      flags: s.value.hdr.flags,
+      gsoType: s.value.hdr.gsoType,
+      gsoSize: s.value.hdr.gsoSize,
+      csumStart: s.value.hdr.csumStart,
+      csumOffset: s.value.hdr.csumOffset,
+    });
   });
 });

@@ -196,6 +196,45 @@ describe("UserStack ICMP echo", () => {
   });
 });
 
+describe("UserStack Ethernet header", () => {
+  it("counts every frame it does not act on under its reason", () => {
+    const stack = new UserStack(config(), new ManualClock());
+    const [echo] = echoRequest(ip("10.0.2.2"), Buffer.alloc(8));
+    if (!echo) throw new Error("no frame");
+    const withType = (type: number): Buffer => {
+      const f = Buffer.from(echo);
+      f.writeUInt16BE(type, 12);
+      return f;
+    };
+    const tagged = Buffer.concat([
+      echo.subarray(0, 12),
+      Buffer.from([0x81, 0x00, 0x00, 0x05]),
+      echo.subarray(12),
+    ]);
+    const taggedLength = Buffer.from(tagged);
+    taggedLength.writeUInt16BE(0x0100, 16); // an 802.3 length behind the tag
+    const otherMac = Buffer.from(echo);
+    otherMac[5] = 0x77; // some other host's unicast MAC
+    const out = stack.input([
+      echo.subarray(0, 13),
+      withType(0x0100),
+      withType(EtherType.ipv6),
+      tagged,
+      tagged.subarray(0, 17),
+      taggedLength,
+      otherMac,
+    ]);
+    expect(out).toEqual([]);
+    expect(stack.drops.get("ethernet-truncated")).toBe(2);
+    expect(stack.drops.get("ethernet-8023-length-field")).toBe(2);
+    expect(stack.drops.get("ethernet-unsupported-ethertype")).toBe(1);
+    expect(stack.drops.get("ethernet-vlan-tagged")).toBe(1);
+    expect(stack.counters.ignored).toBe(1);
+    // and the untouched frame is answered
+    expect(decodeReplies(stack.input([echo]))).toHaveLength(1);
+  });
+});
+
 describe("UserStack under hostile input", () => {
   test.prop([fc.array(fc.uint8Array({ maxLength: 1600 }), { maxLength: 20 })])(
     "random frames never throw",
