@@ -1,7 +1,7 @@
 /**
  * slirp4netns's JSON API (`--api-socket PATH`), for rootlesskit, Podman and scripts
  * written for slirp4netns 1.2: add_hostfwd, list_hostfwd, remove_hostfwd on a unix
- * socket, over the `forwards` facade of src/usernet.ts.
+ * socket, over the forwards service the API declares (service.ts).
  *
  * Theory of operation
  * - One request per connection: the client writes a JSON object and (usually) shuts
@@ -23,15 +23,16 @@
  */
 import * as fs from "node:fs";
 import net from "node:net";
-import { internalErrors, type Logger } from "../log.js";
-import type { ForwardsFacade } from "../usernet.js";
+import type { ApiLog, ForwardsService } from "./service.js";
 
 export interface Slirp4netnsApiOptions {
   /** guest_addr when a request leaves it out; absent: the netdev's first DHCP address */
   defaultGuestAddr?: string;
   /** the user netdev forwards go to; absent: the first */
   netdev?: string;
-  log?: Logger;
+  log?: ApiLog;
+  /** a request that threw (a bug): counted by the service; default: logged */
+  internalError?: (where: string, err: unknown) => void;
   requestTimeoutMs?: number;
 }
 
@@ -47,18 +48,17 @@ const err = (desc: string) => JSON.stringify({ error: { desc: `bad request: ${de
 const isPort = (v: unknown): v is number =>
   typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 65535;
 
-const silent: Logger = {
+const silent: ApiLog = {
   debug() {},
   info() {},
   warn() {},
   error() {},
-  child: () => silent,
 };
 
 /** Answers one request's text; never throws. */
 export async function handleSlirp4netnsRequest(
   text: string,
-  facade: ForwardsFacade,
+  facade: ForwardsService,
   options: Slirp4netnsApiOptions = {},
 ): Promise<string> {
   const log = options.log ?? silent;
@@ -131,7 +131,7 @@ export async function handleSlirp4netnsRequest(
 /** Listens on `path` for slirp4netns API requests. */
 export async function startSlirp4netnsApi(
   path: string,
-  facade: ForwardsFacade,
+  facade: ForwardsService,
   options: Slirp4netnsApiOptions = {},
 ): Promise<Slirp4netnsApi> {
   const log = options.log ?? silent;
@@ -161,7 +161,8 @@ export async function startSlirp4netnsApi(
       handleSlirp4netnsRequest(text, facade, options)
         .then(finish)
         .catch((e: unknown) => {
-          internalErrors.report("a slirp4netns API request", e);
+          if (options.internalError) options.internalError("a slirp4netns API request", e);
+          else log.error("a slirp4netns API request failed", { error: String(e) });
           sock.destroy();
         });
     };
