@@ -31,24 +31,14 @@ import type { NativeError } from "../native/binding.js";
 import type { StreamAddress } from "./address.js";
 import { type DatagramPort, openUdpPort, type UdpEndpoint } from "./dgram-port.js";
 import { isMulticastAddress, openMcastPort } from "./mcast-port.js";
+import type { NetdevHandle } from "./netdev-handle.js";
 import { StreamConnector, type StreamConnectorOptions } from "./stream-connector.js";
 import { StreamListener } from "./stream-listener.js";
 
 /** The port netdevs the API may add at run time. */
 export type PortNetdevConfig = SocketNetdevConfig | StreamNetdevConfig | DgramNetdevConfig;
 
-export interface NetdevHandle {
-  readonly id: string;
-  /** "socket-listen", "socket-connect", "stream-listen", "stream-connect", "dgram", "mcast", "tap" */
-  readonly kind: string;
-  /** e.g. "listening on 127.0.0.1:8010, 2 clients" */
-  describe(): string;
-  /** listeners: the address bound (port 0 resolved); datagram ports: the local address */
-  readonly address?: StreamAddress;
-  /** the ports attached to the hub now (a listener has one per client) */
-  ports(): readonly Port[];
-  close(): Promise<void>;
-}
+export type { NetdevHandle };
 
 /** Tuning knobs; defaults suit a service. */
 export interface NetdevOptions {

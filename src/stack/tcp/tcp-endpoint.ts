@@ -92,6 +92,7 @@ import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
 import { ReassemblyQueue } from "./reassembly-queue.js";
 import { RtoEstimator, type RtoOptions, rtoDefaults } from "./rto.js";
 import { SendBuffer } from "./send-buffer.js";
+import type { TcpOutput } from "./tcp-output.js";
 import type { TimeWaitRecord } from "./time-wait.js";
 
 export type TcpState =
@@ -115,14 +116,7 @@ export interface TcpTuple {
   remotePort: number;
 }
 
-/** A segment for the guest with its IPv4 source and destination. */
-export interface TcpOutput {
-  src: number;
-  dst: number;
-  seg: TcpSegment;
-  /** set when the payload is larger than one MSS: the link splits it into segments of this size (TSO) */
-  gsoSize?: number;
-}
+export type { TcpOutput };
 
 export type TcpResetReason = "guest" | "refused" | "timeout";
 
