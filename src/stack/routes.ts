@@ -53,13 +53,31 @@ export interface RoutedServices {
   guestfwd: readonly { addr: number; port: number }[];
 }
 
-/** (address, port) as one number: 32 + 16 bits fit a double exactly. */
-const key = (addr: number, port: number): number => (addr >>> 0) * 0x10000 + port;
+/** The rows of one protocol and port: (address, service) pairs, a handful at most. */
+type PortRows<S> = { addr: number; to: S }[];
+
+/** The first row's service for `addr` among `rows`; an indexed loop, nothing allocated. */
+function find<S>(rows: PortRows<S> | undefined, addr: number): S | undefined {
+  if (rows === undefined) return undefined;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i] as { addr: number; to: S };
+    if (r.addr === addr) return r.to;
+  }
+  return undefined;
+}
+
+function addRow<S>(byPort: Map<number, PortRows<S>>, port: number, addr: number, to: S): void {
+  const rows = byPort.get(port) ?? [];
+  // the first row added for an address and port wins
+  if (find(rows, addr) === undefined) rows.push({ addr, to });
+  byPort.set(port, rows);
+}
 
 export class RouteTable {
   readonly routes: readonly Route[];
-  private readonly udpRows = new Map<number, UdpService>();
-  private readonly tcpRows = new Map<number, TcpService>();
+  /** rows by port (a small integer key), then by address */
+  private readonly udpRows = new Map<number, PortRows<UdpService>>();
+  private readonly tcpRows = new Map<number, PortRows<TcpService>>();
   private readonly host: number;
   private readonly subnetBroadcast: number;
   private readonly virtual: readonly number[];
@@ -69,9 +87,11 @@ export class RouteTable {
   constructor(c: StackConfig, services: RoutedServices) {
     this.host = c.host >>> 0;
     this.subnetBroadcast = (c.net | ~c.mask) >>> 0;
-    this.virtual = [c.dns, ...(c.smb === undefined ? [] : [c.smb]), ...c.extraAddresses]
-      .map((a) => a >>> 0)
-      .filter((a) => a !== this.host);
+    // every row's address is one of these, the gateway or the limited broadcast, so an
+    // outside destination (the common case) needs no row lookup
+    const own = [c.dns, ...(c.smb === undefined ? [] : [c.smb]), ...c.extraAddresses];
+    for (const g of services.guestfwd) own.push(g.addr);
+    this.virtual = [...new Set(own.map((a) => a >>> 0))].filter((a) => a !== this.host);
     const routes: Route[] = [];
     for (const g of services.guestfwd)
       routes.push({ family: 4, proto: "tcp", addr: g.addr, port: g.port, to: "guestfwd" });
@@ -86,10 +106,8 @@ export class RouteTable {
       for (const port of smbPorts) routes.push({ family: 4, proto: "tcp", addr: c.smb, port, to: "smb" });
     }
     for (const r of routes) {
-      const k = key(r.addr, r.port);
-      if (r.proto === "udp") {
-        if (!this.udpRows.has(k)) this.udpRows.set(k, r.to);
-      } else if (!this.tcpRows.has(k)) this.tcpRows.set(k, r.to);
+      if (r.proto === "udp") addRow(this.udpRows, r.port, r.addr >>> 0, r.to);
+      else addRow(this.tcpRows, r.port, r.addr >>> 0, r.to);
     }
     this.routes = routes;
     this.hasGuestForwards = services.guestfwd.length > 0;
@@ -97,12 +115,16 @@ export class RouteTable {
 
   /** Where a guest UDP datagram to `dst`:`port` goes. */
   udp(dst: number, port: number): UdpRoute {
-    return this.udpRows.get(key(dst, port)) ?? this.classify(dst >>> 0);
+    const a = dst >>> 0;
+    const cls = this.classify(a);
+    return cls === "outside" ? cls : (find(this.udpRows.get(port), a) ?? cls);
   }
 
   /** Where a guest TCP connection to `dst`:`port` goes. */
   tcp(dst: number, port: number): TcpRoute {
-    return this.tcpRows.get(key(dst, port)) ?? this.classify(dst >>> 0);
+    const a = dst >>> 0;
+    const cls = this.classify(a);
+    return cls === "outside" ? cls : (find(this.tcpRows.get(port), a) ?? cls);
   }
 
   private classify(dst: number): AddressClass {
