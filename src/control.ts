@@ -4,35 +4,38 @@
  * NAT flows, counters for metrics), plus the few actions an operator needs: attach a
  * QEMU listener or connector to a hub, remove a port, capture a hub to pcap.
  *
- * Views are plain JSON-able records built at call time from the live objects, so a
- * caller can never reach into (or hold on to) the network's state. Errors meant for the
+ * Views are plain JSON-able records built at call time from each netdev's snapshot()
+ * (user-snapshot.ts) and the hubs' and ports' stats, so a caller can never reach into
+ * (or hold on to) the network's state. The API declares what it needs of this
+ * (src/api/service.ts); src/usernet.ts hands this facade to it. Errors meant for the
  * caller are `ControlError`s with a short reason ("not-found", "id-taken",
  * "not-removable", "bind-failed", "unsupported"); the API maps reasons to statuses.
- * Not here: port forwards (the `forwards` facade next to this one in src/usernet.ts).
+ * Not here: port forwards (the `forwards` facade, src/forwards.ts).
  */
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { HubRegistry, HubStats } from "./hub/hub.js";
+import type { Hub, HubRegistry, HubStats } from "./hub/hub.js";
 import type { Port, PortStats } from "./hub/port.js";
 import { hostFaults, internalErrors, type Logger } from "./log.js";
 import { formatAddress } from "./ports/address.js";
 import { type CaptureEnd, CapturePort, type CaptureSink } from "./ports/capture-port.js";
-import type { NetdevHandle, openNetdev, PortNetdevConfig } from "./ports/netdev.js";
-import type { IcmpFlowInfo } from "./proxy/icmp-echo.js";
-import type { TcpFlowInfo, TcpRelayCounters } from "./proxy/tcp-relay.js";
-import type { UdpFlowInfo } from "./proxy/udp-nat.js";
-import type { DhcpLeaseInfo, DhcpStats } from "./services/dhcp/dhcp-server.js";
-import type { DnsForwarderStats } from "./services/dns/dns-forwarder.js";
-import type { TftpStats } from "./services/tftp/tftp-server.js";
+import type { NetdevHandle, PortNetdevConfig } from "./ports/netdev.js";
 import { type Clock, systemClock } from "./stack/clock.js";
-import { ipv4ReassemblyDefaults } from "./stack/ipv4-reassembler.js";
-import type { TcpFlowTableCounters } from "./stack/tcp/flow-table.js";
-import type { TcpEndpointCounters } from "./stack/tcp/tcp-endpoint.js";
-import type { TimeWaitCounters } from "./stack/tcp/time-wait.js";
-import type { UserStackCounters } from "./stack/user-stack.js";
 import type { UserNetdev } from "./user-netdev.js";
+import type {
+  BoundView,
+  DhcpLeaseInfo,
+  IcmpFlowInfo,
+  TcpFlowInfo,
+  UdpFlowInfo,
+  UserBounds,
+  UserNetdevSnapshot,
+} from "./user-snapshot.js";
 
-export type { DhcpLeaseInfo, IcmpFlowInfo, TcpFlowInfo, UdpFlowInfo };
+export type { BoundView, DhcpLeaseInfo, IcmpFlowInfo, TcpFlowInfo, UdpFlowInfo, UserBounds };
+
+/** What the facade reads of a user netdev: its configuration and its snapshot. */
+export type UserNetdevParts = Pick<UserNetdev, "config" | "name" | "describe" | "snapshot">;
 
 export class ControlError extends Error {
   constructor(
@@ -77,28 +80,8 @@ export interface UserNetdevAddresses {
   bounds: UserBounds;
 }
 
-/** One bound pair: its limits and the refusals at either of them since start. */
-export interface BoundView {
-  total: number;
-  perGuest: number;
-  refused: number;
-}
-
-/**
- * The per-guest and overall bounds besides TCP's (README: Bounds). UDP sockets and
- * ping ids evict the least recently used flow at `total` (not a refusal) and refuse at
- * `perGuest`; reassembly counts per source address; tftpSessions only with tftp=.
- */
-export interface UserBounds {
-  udpSockets: BoundView;
-  icmpIds: BoundView;
-  dnsQueries: BoundView;
-  tftpSessions?: BoundView;
-  reassembly: BoundView;
-}
-
 export interface UserNetdevCounters {
-  stack: UserStackCounters;
+  stack: UserNetdevSnapshot["stack"];
   /** frames and datagrams dropped, by reason, summed */
   drops: number;
   flows: { tcp: number; udp: number; icmp: number };
@@ -145,24 +128,11 @@ export interface FlowsView {
 }
 
 /** Everything a user netdev counts, for metrics. */
-export interface UserNetdevStats {
+export type UserNetdevStats = Omit<UserNetdevSnapshot, "leases" | "flowList" | "dhcp"> & {
   netdev: string;
   hub: number;
-  stack: UserStackCounters;
-  drops: Record<string, number>;
-  tcp: TcpFlowTableCounters & TcpEndpointCounters;
-  /** the flow table's bounds */
-  tcpLimits: { maxFlows: number; maxFlowsPerGuest: number; maxTimeWait: number };
-  bounds: UserBounds;
-  /** TIME_WAIT records now, and what happened to them */
-  timeWait: TimeWaitCounters & { now: number };
-  relay: TcpRelayCounters;
-  flows: { tcp: number; udp: number; icmp: number };
-  icmp: { echoesSent: number; repliesReceived: number };
-  dhcp: DhcpStats & { leases: Record<string, number> };
-  dns: DnsForwarderStats;
-  tftp?: TftpStats;
-}
+  dhcp: UserNetdevSnapshot["dhcp"] & { leases: Record<string, number> };
+};
 
 export interface CaptureOptions {
   count?: number;
@@ -192,16 +162,19 @@ export interface Control {
   userStats(): UserNetdevStats[];
   /** Starts a pcap capture of a hub into `sink`; throws ControlError("not-found"). */
   capture(hub: number, sink: CaptureSink, options?: CaptureOptions): CaptureView;
+  /** an unexpected exception in a caller (the API): counted and logged as a bug */
+  internalError(where: string, err: unknown): void;
 }
 
 export interface ControlParts {
   hubs: HubRegistry;
-  users: readonly UserNetdev[];
+  users: readonly UserNetdevParts[];
   /** the open port netdevs; openPort and closePort change it */
   handles: NetdevHandle[];
   log: Logger;
   version: string;
-  open: typeof openNetdev;
+  /** opens a port netdev on a hub (ports/netdev.ts openNetdev) */
+  open(cfg: PortNetdevConfig, hub: Hub, log: Logger): Promise<NetdevHandle>;
   /** the hub of each configured netdev, by id (a connector between connections has no port to tell) */
   configuredHubs?: ReadonlyMap<string, number>;
   clock?: Clock;
@@ -218,7 +191,7 @@ export function createControl(parts: ControlParts): Control {
   let portSeq = 0;
 
   const ownerOf = (port: Port): string => {
-    if (users.includes(port as UserNetdev)) return port.name;
+    if ((users as readonly unknown[]).includes(port)) return port.name;
     for (const h of handles) if (h.ports().includes(port)) return h.id;
     return "";
   };
@@ -252,44 +225,10 @@ export function createControl(parts: ControlParts): Control {
     if (h.address) v.address = formatAddress(h.address);
     return v;
   };
-  const userBounds = (u: UserNetdev): UserBounds => {
-    const drops = u.stats().drops;
-    const dns = u.dns.stats().dropped;
-    const b: UserBounds = {
-      udpSockets: {
-        total: u.udpNat.limits.maxFlows,
-        perGuest: u.udpNat.limits.maxFlowsPerGuest,
-        refused: drops["udp-guest-limit"] ?? 0,
-      },
-      icmpIds: {
-        total: u.icmp.limits.maxFlows,
-        perGuest: u.icmp.limits.maxFlowsPerGuest,
-        refused: drops["icmp-guest-limit"] ?? 0,
-      },
-      dnsQueries: {
-        total: u.dns.limits.maxInflight,
-        perGuest: u.dns.limits.maxInflightPerGuest,
-        refused: (dns["too-many-queries"] ?? 0) + (dns["too-many-queries-per-guest"] ?? 0),
-      },
-      reassembly: {
-        total: ipv4ReassemblyDefaults.maxDatagrams,
-        perGuest: ipv4ReassemblyDefaults.maxDatagramsPerSource,
-        refused: drops["reasm-source-full"] ?? 0,
-      },
-    };
-    if (u.tftp) {
-      const refused = u.tftp.stats().refused;
-      b.tftpSessions = {
-        total: u.tftp.limits.maxTransfers,
-        perGuest: u.tftp.limits.maxTransfersPerGuest,
-        refused: (refused["tftp-busy"] ?? 0) + (refused["tftp-busy-guest"] ?? 0),
-      };
-    }
-    return b;
-  };
-  const userFlows = (u: UserNetdev) => ({ tcp: u.tcpRelay.size, udp: u.udpNat.size, icmp: u.icmp.size });
-  const userView = (u: UserNetdev): NetdevView => {
+  const live = (l: DhcpLeaseInfo) => l.state === "bound" || l.state === "bootp";
+  const userView = (u: UserNetdevParts): NetdevView => {
     const c = u.config;
+    const snap = u.snapshot();
     return {
       id: c.id,
       kind: "user",
@@ -306,16 +245,16 @@ export function createControl(parts: ControlParts): Control {
         mtu: c.mtu,
         restrict: c.restrict,
         hostLoopback: c.hostLoopback,
-        maxFlows: u.stack.tcp.table.limits.maxFlows,
-        maxFlowsPerGuest: u.stack.tcp.table.limits.maxFlowsPerGuest,
-        bounds: userBounds(u),
+        maxFlows: snap.tcpLimits.maxFlows,
+        maxFlowsPerGuest: snap.tcpLimits.maxFlowsPerGuest,
+        bounds: snap.bounds,
       },
       counters: {
-        stack: { ...u.stack.counters },
-        drops: sum(u.stats().drops),
-        flows: userFlows(u),
-        tcp: { refused: u.stack.tcp.table.counters.refused, timeWait: u.stack.tcp.table.timeWait.size },
-        leases: u.dhcp.leases(Date.now()).filter((l) => l.state === "bound" || l.state === "bootp").length,
+        stack: snap.stack,
+        drops: sum(snap.drops),
+        flows: snap.flows,
+        tcp: { refused: snap.tcp.refused, timeWait: snap.timeWait.now },
+        leases: snap.leases.filter(live).length,
       },
     };
   };
@@ -405,43 +344,39 @@ export function createControl(parts: ControlParts): Control {
     },
 
     leases() {
-      const now = Date.now();
-      return users.map((u) => ({ netdev: u.config.id, hub: u.config.hub, leases: u.dhcp.leases(now) }));
+      return users.map((u) => ({ netdev: u.config.id, hub: u.config.hub, leases: u.snapshot().leases }));
     },
 
     flows() {
-      const now = clock.now();
-      const tag = <T>(netdev: string, xs: T[]) => xs.map((x) => ({ ...x, netdev }));
-      return {
-        tcp: users.flatMap((u) => tag(u.config.id, u.tcpRelay.list())),
-        udp: users.flatMap((u) => tag(u.config.id, u.udpNat.list(now))),
-        icmp: users.flatMap((u) => tag(u.config.id, u.icmp.list(now))),
-      };
+      const out: FlowsView = { tcp: [], udp: [], icmp: [] };
+      for (const u of users) {
+        const netdev = u.config.id;
+        const f = u.snapshot({ flows: true }).flowList;
+        if (!f) continue;
+        for (const x of f.tcp) out.tcp.push({ ...x, netdev });
+        for (const x of f.udp) out.udp.push({ ...x, netdev });
+        for (const x of f.icmp) out.icmp.push({ ...x, netdev });
+      }
+      return out;
     },
 
     userStats() {
-      const now = Date.now();
       return users.map((u) => {
+        const { leases: all, flowList: _, ...snap } = u.snapshot();
         const leases: Record<string, number> = {};
-        for (const l of u.dhcp.leases(now)) leases[l.state] = (leases[l.state] ?? 0) + 1;
+        for (const l of all) leases[l.state] = (leases[l.state] ?? 0) + 1;
         const s: UserNetdevStats = {
           netdev: u.config.id,
           hub: u.config.hub,
-          stack: { ...u.stack.counters },
-          drops: u.stats().drops,
-          tcp: { ...u.stack.tcp.table.counters, ...u.stack.tcpCounters },
-          tcpLimits: u.stack.tcp.table.limits,
-          bounds: userBounds(u),
-          timeWait: { ...u.stack.tcp.table.timeWait.counters, now: u.stack.tcp.table.timeWait.size },
-          relay: { ...u.tcpRelay.counters },
-          flows: userFlows(u),
-          icmp: { echoesSent: u.icmp.echoesSent, repliesReceived: u.icmp.repliesReceived },
-          dhcp: { ...u.dhcp.stats(), leases },
-          dns: u.dns.stats(),
+          ...snap,
+          dhcp: { ...snap.dhcp, leases },
         };
-        if (u.tftp) s.tftp = u.tftp.stats();
         return s;
       });
+    },
+
+    internalError(where, err) {
+      internalErrors.report(where, err);
     },
 
     capture(id, sink, options = {}) {

@@ -24,9 +24,8 @@ import type { HostForward } from "./config.js";
 import { checkHostForward, guestAddressProblem } from "./forward-rule.js";
 import type { Logger } from "./log.js";
 import { type ForwardFile, ForwardStore, type StoredForward } from "./proxy/forward-store.js";
-import type { ForwardInfo } from "./proxy/host-forward.js";
 import { ipv4ToString } from "./stack/wire/addr.js";
-import type { UserNetdev } from "./user-netdev.js";
+import type { ForwardInfo, UserNetdev } from "./user-netdev.js";
 
 export interface ForwardView {
   id: number;

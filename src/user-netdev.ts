@@ -1,9 +1,14 @@
 /**
  * One `-netdev user`: a user stack on a hub, with its built-in services and NAT.
- * This is the hub port that carries frames between the hub and the sans-I/O stack,
- * routes guest UDP (DHCP to the DHCP server, the rest to the NAT) and TCP (DNS over
- * TCP and SMB served locally, the rest to the relay), and owns the one
- * timer the stack and NAT share (each says when it next has work; this schedules it).
+ * This builds the netdev's parts and is the hub port that carries frames between the
+ * hub and the sans-I/O stack. The other jobs live in their own modules:
+ * - where a guest datagram or connection goes: the routing table (stack/routes.ts);
+ *   here, only the owners that depend on live state are asked around it;
+ * - when timers run: one TimerDriver (timer-driver.ts) for the stack, the NAT tables,
+ *   the host forwards and TFTP;
+ * - what it shows of itself: `snapshot()` (user-snapshot.ts), plain data.
+ * Its parts are private; the composition root manages port forwards through
+ * `forwards`, a narrow view of the host forwarder.
  */
 import type { UserNetdevConfig } from "./config.js";
 import { noteFrameBytes } from "./frame-gc.js";
@@ -12,7 +17,7 @@ import { internalErrors, type Logger } from "./log.js";
 import { dnsOverTcp } from "./proxy/dns-tcp.js";
 import { HostDnsUpstream } from "./proxy/dns-upstream.js";
 import type { GuestForwarder } from "./proxy/guest-forward.js";
-import { HostForwarder } from "./proxy/host-forward.js";
+import { type ForwardInfo, HostForwarder } from "./proxy/host-forward.js";
 import { type HostNet, nodeHostNet } from "./proxy/host-net.js";
 import { HostPipeSession } from "./proxy/host-pipe.js";
 import { IcmpEchoNat } from "./proxy/icmp-echo.js";
@@ -34,19 +39,17 @@ import { type Clock, systemClock } from "./stack/clock.js";
 import type { StackConfig } from "./stack/config.js";
 import { guestOf } from "./stack/guest-bounds.js";
 import type { GuestTcpConnection } from "./stack/guest-tcp.js";
+import { dhcpClientPort, dhcpServerPort, dnsPort, type RoutedServices, RouteTable } from "./stack/routes.js";
 import { tcpFlowLimits } from "./stack/tcp/flow-table.js";
 import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
 import { type GuestUdp, UserStack } from "./stack/user-stack.js";
 import { BROADCAST_MAC, parseIpv4, parseMac, prefixToMask } from "./stack/wire/addr.js";
 import { IcmpUnreachableCode } from "./stack/wire/icmp.js";
+import { TimerDriver } from "./timer-driver.js";
+import { takeSnapshot, type UserNetdevSnapshot } from "./user-snapshot.js";
 
-const dnsPort = 53;
-const smbPorts = [445, 139];
 /** a DNS-over-TCP connection with no bytes either way for this long is reset */
 const dnsTcpIdleMs = 30_000;
-const dhcpServerPort = 67;
-const dhcpClientPort = 68;
-const tftpPort = 69;
 
 export function stackConfigOf(cfg: UserNetdevConfig): StackConfig {
   const ip = (s: string, what: string): number => {
@@ -83,38 +86,50 @@ export interface UserNetdevOptions {
 /** The name guests reach the gateway (the host) by, answered by the DNS forwarder. */
 export const gatewayName = "host.usernet.internal";
 
+/** What the composition root (src/forwards.ts) does with a netdev's port forwards. */
+export type HostForwards = Pick<HostForwarder, "open" | "add" | "remove" | "list" | "keepsSource" | "close">;
+export type { ForwardInfo };
+
+/** The routing table's view of a netdev's configuration. */
+export function routedServices(cfg: UserNetdevConfig, stack: StackConfig): RoutedServices {
+  return {
+    dns: cfg.dnsForward !== false,
+    tftp: cfg.tftp !== undefined,
+    smb: cfg.smb !== undefined,
+    guestfwd: cfg.guestfwd.map((g, i) => ({ addr: stack.extraAddresses[i] ?? 0, port: g.port })),
+  };
+}
+
 export class UserNetdev implements Port {
   readonly kind = "user";
-  readonly stack: UserStack;
-  readonly dhcp: DhcpServer;
-  readonly udpNat: UdpNat;
-  readonly tcpRelay: TcpRelay;
-  readonly icmp: IcmpEchoNat;
-  readonly forwards: HostForwarder;
+  private readonly stack: UserStack;
+  private readonly dhcp: DhcpServer;
+  private readonly udpNat: UdpNat;
+  private readonly tcpRelay: TcpRelay;
+  private readonly icmp: IcmpEchoNat;
+  private readonly hostForwards: HostForwarder;
   /** guestfwd=: guest TCP to SERVER:PORT onto a host socket or a command (from start()) */
-  guestForwards: GuestForwarder | undefined;
-  readonly dns: DnsForwarder;
-  readonly localNames: LocalNames;
+  private guestForwards: GuestForwarder | undefined;
+  private readonly dns: DnsForwarder;
+  private readonly localNames: LocalNames;
   /** tftp=DIR (from start()) */
-  tftp: TftpServer | undefined;
+  private tftp: TftpServer | undefined;
   /** DNS over TCP at the DNS address, port 53 */
-  readonly dnsTcp: LocalTcpService;
+  private readonly dnsTcp: LocalTcpService;
   /** smb=DIR: one smbd per connection to the SMB address, with the connection on its stdin (from start()) */
-  smb: SmbdLauncher<SmbdConnection> | undefined;
+  private smb: SmbdLauncher<SmbdConnection> | undefined;
   private smbTcp: LocalTcpService | undefined;
+  private readonly routes: RouteTable;
+  private readonly timers: TimerDriver;
   private readonly log: Logger;
   private readonly options: UserNetdevOptions;
   private stopping: Promise<void> = Promise.resolve();
   private readonly dnsUpstream: HostDnsUpstream;
   private readonly stackConfig: StackConfig;
-  /** whether DNS at `dns` is answered (off with slirp4netns --disable-dns) */
-  private readonly dnsForward: boolean;
   private receiver: FrameSink | undefined;
   private readonly counters = new PortCounters();
   private readonly clock: Clock;
   private readonly wallClock: () => number;
-  private timer: NodeJS.Timeout | undefined;
-  private timerAt = Number.POSITIVE_INFINITY;
   private closed = false;
 
   constructor(
@@ -127,7 +142,8 @@ export class UserNetdev implements Port {
     this.clock = options.clock ?? systemClock;
     this.wallClock = options.wallClock ?? Date.now;
     this.stackConfig = stackConfigOf(config);
-    this.dnsForward = config.dnsForward !== false;
+    this.routes = new RouteTable(this.stackConfig, routedServices(config, this.stackConfig));
+    this.timers = new TimerDriver(this.clock);
     this.stack = new UserStack(
       this.stackConfig,
       this.clock,
@@ -135,10 +151,10 @@ export class UserNetdev implements Port {
         emit: (frames) => this.deliver(frames),
         udp: (d) => this.routeUdp(d),
         tcp: (conn, ev) => this.routeTcp(conn, ev),
-        timersChanged: () => this.schedule(),
+        timersChanged: () => this.timers.schedule(),
         echo: (e) => {
           this.icmp.fromGuest(e, this.clock.now());
-          this.schedule();
+          this.timers.schedule();
         },
       },
       { tcp: tcpFlowLimits(config.maxFlows, config.maxFlowsPerGuest) },
@@ -157,7 +173,7 @@ export class UserNetdev implements Port {
     this.tcpRelay = new TcpRelay(options.hostNet ?? nodeHostNet, policy, log.child({ proxy: "tcp" }), () =>
       this.clock.now(),
     );
-    this.forwards = new HostForwarder({
+    this.hostForwards = new HostForwarder({
       gateway: this.stackConfig.host,
       net: this.stackConfig.net,
       mask: this.stackConfig.mask,
@@ -167,7 +183,7 @@ export class UserNetdev implements Port {
       relay: this.tcpRelay,
       sendUdp: (d) => {
         this.stack.sendUdp(d);
-        this.schedule();
+        this.timers.schedule();
       },
       drops: this.stack.drops,
       log: log.child({ proxy: "hostfwd" }),
@@ -186,7 +202,7 @@ export class UserNetdev implements Port {
       {
         toGuest: (d) => {
           this.stack.sendUdp(d);
-          this.schedule();
+          this.timers.schedule();
         },
         unreachable: (to, from, code, quote) => this.stack.sendUnreachable(to, from, code, quote),
         timeExceeded: (to, from, code, quote) => this.stack.sendTimeExceeded(to, from, code, quote),
@@ -223,17 +239,51 @@ export class UserNetdev implements Port {
       },
       dnsLog,
     );
+    // the order timers run in when the one timer fires
+    this.timers.add({ nextDeadline: () => this.stack.nextDeadline(), fire: () => this.stack.onTimer() });
+    this.timers.add({
+      nextDeadline: () => this.udpNat.nextDeadline(),
+      fire: (now) => this.udpNat.expire(now),
+    });
+    this.timers.add({ nextDeadline: () => this.icmp.nextDeadline(), fire: (now) => this.icmp.expire(now) });
+    this.timers.add({ fire: (now) => this.hostForwards.expire(now) });
   }
 
   get name(): string {
     return this.config.id;
   }
 
+  /** The netdev's port forwards (command-line and runtime ones), for src/forwards.ts. */
+  get forwards(): HostForwards {
+    return this.hostForwards;
+  }
+
+  /**
+   * Counters, leases, bounds and flow counts now, as plain data; the NAT flows
+   * themselves too when `flows` is set (a walk over every table).
+   */
+  snapshot(options: { flows?: boolean } = {}): UserNetdevSnapshot {
+    return takeSnapshot(
+      {
+        stack: this.stack,
+        udpNat: this.udpNat,
+        icmp: this.icmp,
+        tcpRelay: this.tcpRelay,
+        dhcp: this.dhcp,
+        dns: this.dns,
+        tftp: this.tftp,
+        drops: this.stats().drops,
+      },
+      { now: this.clock.now(), wall: this.wallClock() },
+      options.flows === true,
+    );
+  }
+
   send(frames: readonly Buffer[]): void {
     if (this.closed) return;
     this.counters.countRx(frames);
     this.deliver(this.stack.input(frames));
-    this.schedule();
+    this.timers.schedule();
     let bytes = 0;
     for (const f of frames) bytes += f.length;
     noteFrameBytes(bytes);
@@ -291,13 +341,23 @@ export class UserNetdev implements Port {
         import("./services/tftp/tftp-server.js"),
         import("./services/tftp/tftp-root.js"),
       ]);
-      this.tftp = new TftpServer({
+      const tftp = new TftpServer({
         files: new TftpRoot(config.tftp),
         root: config.tftp,
         logger: log.child({ service: "tftp" }),
         mtu: config.mtu,
         maxTransfers: config.tftpMaxSessions,
         maxTransfersPerGuest: config.tftpMaxSessionsPerGuest,
+      });
+      this.tftp = tftp;
+      this.timers.add({
+        nextDeadline: () => tftp.nextDeadline(),
+        fire: (now) => {
+          tftp
+            .onTimer(now)
+            .then((sends) => this.sendTftp(sends))
+            .catch(internalErrors.handler("TFTP retransmission"));
+        },
       });
     }
     if (config.smb !== undefined) {
@@ -336,9 +396,8 @@ export class UserNetdev implements Port {
 
   close(): void {
     this.closed = true;
-    this.forwards.close().catch(internalErrors.handler("closing the forwards"));
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.hostForwards.close().catch(internalErrors.handler("closing the forwards"));
+    this.timers.close();
     this.udpNat.closeAll();
     this.tcpRelay.closeAll();
     this.guestForwards?.closeAll();
@@ -356,42 +415,62 @@ export class UserNetdev implements Port {
   }
 
   private routeTcp(conn: GuestTcpConnection, ev: TcpEvent): void {
-    if (this.guestForwards?.owns(conn.remoteAddr, conn.remotePort)) return this.guestForwards.event(conn, ev);
-    if (this.dnsTcp.owns(conn)) return this.dnsTcp.event(conn, ev);
-    if (this.smbTcp?.owns(conn)) return this.smbTcp.event(conn, ev);
-    if (ev.type === "connect-request") {
-      const c = this.stackConfig;
-      const dst = conn.remoteAddr;
-      if (dst === c.dns && conn.remotePort === dnsPort && this.dnsForward) return this.dnsTcp.event(conn, ev);
-      if (this.smbTcp && dst === c.smb && smbPorts.includes(conn.remotePort))
-        return this.smbTcp.event(conn, ev);
-      if (dst !== c.host && (dst === c.dns || dst === c.smb || c.extraAddresses.includes(dst))) {
+    if (ev.type !== "connect-request") {
+      // an open connection stays with whoever took it (the relay's are the many)
+      if (
+        this.routes.hasGuestForwards &&
+        this.routes.tcp(conn.remoteAddr, conn.remotePort) === "guestfwd" &&
+        this.guestForwards
+      )
+        return this.guestForwards.event(conn, ev);
+      if (this.dnsTcp.owns(conn)) return this.dnsTcp.event(conn, ev);
+      if (this.smbTcp?.owns(conn)) return this.smbTcp.event(conn, ev);
+      return this.tcpRelay.event(conn, ev);
+    }
+    switch (this.routes.tcp(conn.remoteAddr, conn.remotePort)) {
+      case "guestfwd":
+        if (this.guestForwards) return this.guestForwards.event(conn, ev);
+        break;
+      case "dns":
+        return this.dnsTcp.event(conn, ev);
+      case "smb":
+        if (this.smbTcp) return this.smbTcp.event(conn, ev);
+        break;
+      case "no-service":
         // a virtual address with nothing listening on this port
         this.stack.drops.drop("tcp-no-service");
         return conn.refuse();
-      }
     }
     this.tcpRelay.event(conn, ev);
   }
 
   private routeUdp(d: GuestUdp): void {
-    const c = this.stackConfig;
-    if (d.dstPort === dhcpServerPort && (d.dst === 0xffffffff || d.dst === c.host)) return this.toDhcp(d);
-    if (d.dst === 0xffffffff || d.dst === (c.net | ~c.mask) >>> 0) {
-      // broadcasts are not forwarded; only the DHCP server listens on them
-      this.stack.drops.drop("udp-broadcast-not-forwarded");
-      return;
+    const route = this.routes.udp(d.dst, d.dstPort);
+    switch (route) {
+      case "dhcp":
+        return this.toDhcp(d);
+      case "broadcast":
+        // broadcasts are not forwarded; only the DHCP server listens on them
+        this.stack.drops.drop("udp-broadcast-not-forwarded");
+        return;
+      case "dns":
+        return this.toDns(d);
     }
-    if (d.dst === c.dns && d.dstPort === dnsPort && this.dnsForward) return this.toDns(d);
-    if (this.forwards.fromGuestUdp(d.src, d.srcPort, d.dst, d.dstPort, d.payload)) return;
-    if (this.tftp && d.dst === c.host && (d.dstPort === tftpPort || this.tftp.ownsPort(d.dstPort))) {
-      return this.toTftp(this.tftp, d);
-    }
-    if (d.dst !== c.host && (d.dst === c.dns || d.dst === c.smb || c.extraAddresses.includes(d.dst))) {
-      // a virtual address with no service on this port: what a real host answers
-      this.stack.drops.drop("udp-no-service");
-      this.stack.sendUnreachable(d.src, d.dst, IcmpUnreachableCode.port, d.quote());
-      return;
+    // replies on host forwards go back to the host client, whatever their destination
+    if (this.hostForwards.fromGuestUdp(d.src, d.srcPort, d.dst, d.dstPort, d.payload)) return;
+    switch (route) {
+      case "tftp":
+        if (this.tftp) return this.toTftp(this.tftp, d);
+        break;
+      case "gateway":
+        // a running TFTP transfer's own port
+        if (this.tftp?.ownsPort(d.dstPort)) return this.toTftp(this.tftp, d);
+        break;
+      case "no-service":
+        // a virtual address with no service on this port: what a real host answers
+        this.stack.drops.drop("udp-no-service");
+        this.stack.sendUnreachable(d.src, d.dst, IcmpUnreachableCode.port, d.quote());
+        return;
     }
     this.udpNat.fromGuest(d, this.clock.now());
   }
@@ -410,7 +489,7 @@ export class UserNetdev implements Port {
           dstPort: guest.srcPort,
           payload: answer,
         });
-        this.schedule();
+        this.timers.schedule();
       })
       .catch(internalErrors.handler("a DNS reply to a guest"));
   }
@@ -438,7 +517,7 @@ export class UserNetdev implements Port {
         payload: s.payload,
       });
     }
-    this.schedule();
+    this.timers.schedule();
   }
 
   private toDhcp(d: GuestUdp): void {
@@ -450,7 +529,7 @@ export class UserNetdev implements Port {
     const to = reply.to;
     const later = () => {
       send();
-      this.schedule();
+      this.timers.schedule();
     };
     const send = () => {
       if (this.closed) return;
@@ -513,43 +592,4 @@ export class UserNetdev implements Port {
     else this.counters.drop("not-attached", frames.length);
     noteFrameBytes(bytes);
   }
-
-  private nextDeadline(): number | undefined {
-    // runs after every frame and host read: no array per call
-    let at = earlier(this.stack.nextDeadline(), this.udpNat.nextDeadline());
-    at = earlier(at, this.icmp.nextDeadline());
-    return earlier(at, this.tftp?.nextDeadline());
-  }
-
-  /** Keeps one timer armed for the earliest deadline. */
-  private schedule(): void {
-    const at = this.nextDeadline();
-    if (at === undefined || at >= this.timerAt) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timerAt = at;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, at - this.clock.now()));
-    this.timer.unref();
-  }
-
-  private fire(): void {
-    this.timer = undefined;
-    this.timerAt = Number.POSITIVE_INFINITY;
-    if (this.closed) return;
-    const now = this.clock.now();
-    this.stack.onTimer();
-    this.udpNat.expire(now);
-    this.icmp.expire(now);
-    this.forwards.expire(this.clock.now());
-    if (this.tftp)
-      this.tftp
-        .onTimer(now)
-        .then((sends) => this.sendTftp(sends))
-        .catch(internalErrors.handler("TFTP retransmission"));
-    this.schedule();
-  }
-}
-
-/** The earlier of two optional deadlines. */
-function earlier(a: number | undefined, b: number | undefined): number | undefined {
-  return a === undefined || (b !== undefined && b < a) ? b : a;
 }

@@ -1,7 +1,9 @@
 /**
- * The composition root: builds hubs, ports, user stacks and the management API from
- * one Config, and the control facade (src/control.ts) the API and `usernet ctl` use.
- * Nothing else wires modules together.
+ * The composition root: builds hubs, ports (through ports/netdev.ts, one entry point
+ * for every port kind), user netdevs and the management APIs from one Config, and
+ * hands the API the control and forwards facades (src/control.ts, src/forwards.ts),
+ * which implement what the API declares it needs (src/api/service.ts). Each user
+ * netdev builds its own stack, services and NAT (src/user-netdev.ts).
  */
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
@@ -12,7 +14,7 @@ import { type Control, createControl } from "./control.js";
 import { Forwards, type ForwardsFacade } from "./forwards.js";
 import { setTrim } from "./frame-gc.js";
 import { HubRegistry } from "./hub/hub.js";
-import type { Logger } from "./log.js";
+import { internalErrors, type Logger } from "./log.js";
 import { type NativeError, trimMemory } from "./native/binding.js";
 import { type NetdevHandle, openNetdev } from "./ports/netdev.js";
 import { UserNetdev } from "./user-netdev.js";
@@ -25,9 +27,6 @@ export type { PortNetdevConfig } from "./ports/netdev.js";
 
 /** The control facade (src/control.ts) is what the management API and `usernet ctl` see. */
 export interface Usernet extends Control {
-  readonly hubs: HubRegistry;
-  readonly userNetdevs: readonly UserNetdev[];
-  readonly portNetdevs: readonly NetdevHandle[];
   /** port forwards of every user netdev: list, add and remove at run time */
   readonly forwards: ForwardsFacade;
   close(): Promise<void>;
@@ -88,19 +87,11 @@ export async function startUsernet(
           log.info(`hub ${nd.hub}: ${nd.id}: ${u.describe()}`);
           break;
         }
-        case "tap": {
-          // the TAP port and the native addon load only when a TAP is configured
-          const { openTapNetdev } = await import("./ports/tap-port.js");
-          const h = openTapNetdev(nd, hub, log, {
-            onFailure: (err) => options.onTapFailure?.(nd.id, err),
-          });
-          handles.push(h);
-          log.info(`hub ${nd.hub}: ${nd.id}: ${h.describe()}`);
-          break;
-        }
         default: {
           await prepareSocketDirectory(nd);
-          const h = await openNetdev(nd, hub, log);
+          const h = await openNetdev(nd, hub, log, {
+            onTapFailure: (err) => options.onTapFailure?.(nd.id, err),
+          });
           handles.push(h);
           log.info(`hub ${nd.hub}: ${nd.id}: ${h.describe()}`);
         }
@@ -111,6 +102,7 @@ export async function startUsernet(
       const { startSlirp4netnsApi } = await import("./api/slirp4netns-api.js");
       slirpApi = await startSlirp4netnsApi(config.slirp4netnsApiSocket, forwards, {
         log: log.child({ component: "slirp4netns-api" }),
+        internalError: (where, err) => internalErrors.report(where, err),
       });
     }
   } catch (e) {
@@ -127,7 +119,7 @@ export async function startUsernet(
     open: openNetdev,
     configuredHubs: new Map(config.netdevs.map((nd) => [nd.id, nd.hub])),
   });
-  const usernet: Usernet = { ...control, hubs, userNetdevs: users, portNetdevs: handles, forwards, close };
+  const usernet: Usernet = { ...control, forwards, close };
   if (config.api) {
     try {
       // fastify, prom-client and typebox load only with an API (about 20 MiB of RSS)

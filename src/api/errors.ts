@@ -4,7 +4,6 @@
  * own errors (bad JSON, schema violations, wrong media type, too large) onto it.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { internalErrors } from "../log.js";
 
 export class ApiError extends Error {
   constructor(
@@ -43,7 +42,18 @@ export function errorBody(reason: string, message: string) {
   return { error: { reason, message } };
 }
 
-export function handleError(e: FastifyError | ApiError, req: FastifyRequest, reply: FastifyReply) {
+/** The error handler of one API server; `internalError` counts and logs a bug. */
+export const errorHandler =
+  (internalError: (where: string, err: unknown) => void) =>
+  (e: FastifyError | ApiError, req: FastifyRequest, reply: FastifyReply) =>
+    handleError(e, req, reply, internalError);
+
+function handleError(
+  e: FastifyError | ApiError,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  internalError: (where: string, err: unknown) => void,
+) {
   if (e instanceof ApiError) {
     if (e.statusCode >= 500) req.log.error({ err: e }, "request failed");
     return reply.code(e.statusCode).send(errorBody(e.reason, e.message));
@@ -67,6 +77,6 @@ export function handleError(e: FastifyError | ApiError, req: FastifyRequest, rep
   if (e instanceof SyntaxError) return reply.code(400).send(errorBody("malformed-json", e.message));
   const status = e.statusCode && e.statusCode >= 400 && e.statusCode < 500 ? e.statusCode : 500;
   // an error no route meant to raise: a bug, counted and logged with its stack
-  if (status >= 500) internalErrors.report(`API ${req.method} ${req.url.split("?")[0]}`, e);
+  if (status >= 500) internalError(`API ${req.method} ${req.url.split("?")[0]}`, e);
   return reply.code(status).send(errorBody(status >= 500 ? "internal-error" : "bad-request", e.message));
 }

@@ -24,7 +24,7 @@
  */
 import { createRequire } from "node:module";
 import type * as Prom from "prom-client";
-import type { ApiFacade } from "./facade.js";
+import type { UsernetService } from "./service.js";
 
 // prom-client is CommonJS: require()d, not imported as ESM (see server.ts)
 const { Counter, Gauge, Registry } = createRequire(import.meta.url)("prom-client") as typeof Prom;
@@ -34,7 +34,7 @@ type Sample = [labels: Record<string, string | number>, value: number];
 /** "ipv4-bad-checksum" → "ipv4": drop reasons start with their protocol */
 export const protocolOfReason = (reason: string): string => reason.split("-", 1)[0] || "other";
 
-export function createMetrics(facade: ApiFacade): Prom.Registry {
+export function createMetrics(facade: UsernetService): Prom.Registry {
   const registry = new Registry();
   const family = (
     kind: "counter" | "gauge",

@@ -19,9 +19,7 @@
 
 import { createRequire } from "node:module";
 import type { FastifyInstance } from "fastify";
-import type { PortNetdevConfig } from "../usernet.js";
 import { ApiError, fromFacade } from "./errors.js";
-import type { ApiFacade } from "./facade.js";
 import { createMetrics } from "./metrics.js";
 import {
   CaptureQuery,
@@ -39,6 +37,7 @@ import {
   PortView,
   StatusView,
 } from "./schemas.js";
+import type { PortConfig, UsernetService } from "./service.js";
 
 const { Type } = createRequire(import.meta.url)("@sinclair/typebox") as typeof import("@sinclair/typebox");
 
@@ -49,7 +48,7 @@ export interface RouteOptions {
 
 const capturesMaxSeconds = 86_400;
 
-export function registerRoutes(app: FastifyInstance, facade: ApiFacade, options: RouteOptions): void {
+export function registerRoutes(app: FastifyInstance, facade: UsernetService, options: RouteOptions): void {
   const hubNumber = (id: string): number => {
     const n = Number(id);
     if (!facade.hubList().some((h) => h.id === n))
@@ -248,7 +247,7 @@ export function registerRoutes(app: FastifyInstance, facade: ApiFacade, options:
 }
 
 /** The request body as the netdev config openNetdev takes ("" id: the facade picks one). */
-function portConfig(b: PortRequest, hub: number): PortNetdevConfig {
+function portConfig(b: PortRequest, hub: number): PortConfig {
   const id = b.id ?? "";
   switch (b.type) {
     case "stream":
@@ -263,13 +262,13 @@ function portConfig(b: PortRequest, hub: number): PortNetdevConfig {
       if (b.mode !== "listen" && b.addr.host === "") {
         throw new ApiError(400, "invalid-request", `socket mode ${b.mode} needs addr.host`);
       }
-      const cfg: PortNetdevConfig = { type: "socket", id, hub, mode: b.mode, addr: b.addr };
+      const cfg: PortConfig = { type: "socket", id, hub, mode: b.mode, addr: b.addr };
       if (b.localAddr) cfg.localAddr = b.localAddr;
       return cfg;
     }
     case "dgram": {
       if (b.remote.port === 0) throw new ApiError(400, "invalid-request", "remote.port must be in 1..65535");
-      const cfg: PortNetdevConfig = { type: "dgram", id, hub, remote: b.remote };
+      const cfg: PortConfig = { type: "dgram", id, hub, remote: b.remote };
       if (b.local) cfg.local = b.local;
       return cfg;
     }

@@ -16,10 +16,9 @@ import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { clearStaleSocket } from "../ports/unix-socket.js";
-import type { ApiConfig, Logger } from "../usernet.js";
-import { errorBody, handleError } from "./errors.js";
-import type { ApiFacade } from "./facade.js";
+import { errorBody, errorHandler } from "./errors.js";
 import { registerRoutes } from "./routes.js";
+import type { ApiLog, UsernetService } from "./service.js";
 
 // fastify and its plugins are CommonJS: require() spares the process Node's WebAssembly
 // CJS lexer, which importing them as ESM compiles first (about 6 MiB of RSS).
@@ -27,6 +26,16 @@ const require = createRequire(import.meta.url);
 const Fastify: typeof import("fastify") = require("fastify");
 const { LogController } = Fastify;
 const swagger: typeof import("@fastify/swagger") = require("@fastify/swagger");
+
+/** Where the API listens (src/config.ts's ApiConfig has this shape). */
+export interface ApiListeners {
+  /** unix socket path (mode 0600) */
+  socket?: string;
+  /** TCP listener; only together with `token` */
+  listen?: { host: string; port: number };
+  /** the bearer token TCP clients must send */
+  token?: string;
+}
 
 export type ApiLogLevel = "debug" | "info" | "warn" | "error" | "off";
 
@@ -41,7 +50,10 @@ export interface BuildApiOptions {
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
-export async function buildApi(facade: ApiFacade, options: BuildApiOptions = {}): Promise<FastifyInstance> {
+export async function buildApi(
+  facade: UsernetService,
+  options: BuildApiOptions = {},
+): Promise<FastifyInstance> {
   const level = options.logLevel ?? "off";
   const app = Fastify({
     logger: level === "off" ? false : { level, stream: options.logStream ?? process.stderr },
@@ -51,7 +63,7 @@ export async function buildApi(facade: ApiFacade, options: BuildApiOptions = {})
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false },
     },
   });
-  app.setErrorHandler(handleError);
+  app.setErrorHandler(errorHandler((where, err) => facade.internalError(where, err)));
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send(errorBody("not-found", `no route ${req.method} ${req.url.split("?")[0]}`)),
   );
@@ -102,9 +114,9 @@ export interface RunningApi {
 
 /** Starts the listeners `config` asks for; rejects (having closed what it opened) when one cannot start. */
 export async function startApi(
-  config: ApiConfig,
-  facade: ApiFacade,
-  log: Logger,
+  config: ApiListeners,
+  facade: UsernetService,
+  log: ApiLog,
   options: { logLevel?: ApiLogLevel; version?: string } = {},
 ): Promise<RunningApi> {
   if (config.listen && !config.token) {

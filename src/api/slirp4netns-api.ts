@@ -1,7 +1,7 @@
 /**
  * slirp4netns's JSON API (`--api-socket PATH`), for rootlesskit, Podman and scripts
  * written for slirp4netns 1.2: add_hostfwd, list_hostfwd, remove_hostfwd on a unix
- * socket, over the `forwards` facade of src/usernet.ts.
+ * socket, over the forwards service the API declares (service.ts).
  *
  * Theory of operation
  * - One request per connection: the client writes a JSON object and (usually) shuts
@@ -25,16 +25,17 @@
 import * as fs from "node:fs";
 import net from "node:net";
 import { checkHostForward, type HostForwardField } from "../forward-rule.js";
-import { internalErrors, type Logger } from "../log.js";
 import { clearStaleSocket } from "../ports/unix-socket.js";
-import type { ForwardsFacade } from "../usernet.js";
+import type { ApiLog, ForwardsService } from "./service.js";
 
 export interface Slirp4netnsApiOptions {
   /** guest_addr when a request leaves it out; absent: the netdev's first DHCP address */
   defaultGuestAddr?: string;
   /** the user netdev forwards go to; absent: the first */
   netdev?: string;
-  log?: Logger;
+  log?: ApiLog;
+  /** a request that threw (a bug): counted by the service; default: logged */
+  internalError?: (where: string, err: unknown) => void;
   requestTimeoutMs?: number;
 }
 
@@ -56,18 +57,17 @@ const argName: Record<HostForwardField, string> = {
 
 const err = (desc: string) => JSON.stringify({ error: { desc: `bad request: ${desc}` } });
 
-const silent: Logger = {
+const silent: ApiLog = {
   debug() {},
   info() {},
   warn() {},
   error() {},
-  child: () => silent,
 };
 
 /** Answers one request's text; never throws. */
 export async function handleSlirp4netnsRequest(
   text: string,
-  facade: ForwardsFacade,
+  facade: ForwardsService,
   options: Slirp4netnsApiOptions = {},
 ): Promise<string> {
   const log = options.log ?? silent;
@@ -143,7 +143,7 @@ export async function handleSlirp4netnsRequest(
 /** Listens on `path` for slirp4netns API requests. */
 export async function startSlirp4netnsApi(
   path: string,
-  facade: ForwardsFacade,
+  facade: ForwardsService,
   options: Slirp4netnsApiOptions = {},
 ): Promise<Slirp4netnsApi> {
   const log = options.log ?? silent;
@@ -174,7 +174,8 @@ export async function startSlirp4netnsApi(
       handleSlirp4netnsRequest(text, facade, options)
         .then(finish)
         .catch((e: unknown) => {
-          internalErrors.report("a slirp4netns API request", e);
+          if (options.internalError) options.internalError("a slirp4netns API request", e);
+          else log.error("a slirp4netns API request failed", { error: String(e) });
           sock.destroy();
         });
     };

@@ -11,7 +11,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, createReadStream, statSync, writeSync } from "node:fs";
 import type { Config } from "../config.js";
-import { createLogger, type Logger } from "../log.js";
+import { createLogger, internalErrors, type Logger } from "../log.js";
 import type { NativeError } from "../native/binding.js";
 import type { ForwardsFacade } from "../usernet.js";
 import {
@@ -110,6 +110,7 @@ export async function runSlirp4netns(io: Slirp4netnsEnvironment): Promise<number
           defaultGuestAddr: slirp4netnsAddresses(o).guest,
           netdev: slirp4netnsNetdevIds.user,
           log: log.child({ component: "slirp4netns-api" }),
+          internalError: (where, err) => internalErrors.report(where, err),
         });
         closers.push(() => api.close());
       }

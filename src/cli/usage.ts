@@ -71,12 +71,13 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       a multicast remote.host makes a multicast LAN (local.* then optional)
     e.g. -netdev dgram,id=d0,local.type=inet,local.host=127.0.0.1,local.port=8011,remote.type=inet,remote.host=127.0.0.1,remote.port=8012
 
-  -netdev tap,id=ID[,ifname=NAME][,netns=PATH|NAME][,userns=PATH]
+  -netdev tap,id=ID[,ifname=NAME][,netns=PATH|NAME][,userns=PATH][,vnet_hdr=on|off]
       a Linux TAP device (native addon; root, or /dev/net/tun access) whose kernel
       stack joins the hub; netns= creates it inside another network namespace
       (/proc/PID/ns/net, or a name from \`ip netns add\`), userns= joins that user
-      namespace first (rootless). Addresses, routes and MTU are yours to set with ip;
-      script=no, downscript=no and vnet_hdr=off are accepted.
+      namespace first (rootless). Addresses, routes and MTU are yours to set with ip.
+      vnet_hdr=on (the default) carries a virtio-net header with checksum offload
+      and TSO; vnet_hdr=off gives plain frames. script=no and downscript=no are accepted.
     e.g. -netdev tap,id=t0,ifname=tap0,netns=ns1
 
   -net TYPE,[vlan=N][,name=ID][,key=value...]
@@ -88,7 +89,7 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       there is none)
     e.g. -redir tcp:2222::22
 
-Not supported: unix datagram sockets, file descriptors (fd=), vnet_hdr=on, IPv6. -net nic, -nic and -device are guest options:
+Not supported: unix datagram sockets, file descriptors (fd=), IPv6. -net nic, -nic and -device are guest options:
 they belong on the QEMU command line.
 
 Subcommand:

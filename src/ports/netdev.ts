@@ -1,6 +1,7 @@
 /**
- * Opens the frame transport a `-netdev socket|stream|dgram` describes and attaches its
- * port(s) to a hub. The one entry point the composition root needs for these kinds.
+ * Opens the frame transport a `-netdev socket|stream|dgram|tap` describes and attaches
+ * its port(s) to a hub: the one entry point for every kind of port netdev (the
+ * composition root's, and the API's for the kinds it may add at run time).
  *
  * What maps where (QEMU 7.2 grammar, as the CLI has already parsed it):
  *   socket,listen=[host]:port        → StreamListener (TCP), kind "socket-listen"
@@ -11,34 +12,32 @@
  *   dgram,local...,remote... (unicast) → unicast DatagramPort, kind "dgram"
  *   socket,mcast=G:P[,localaddr=A]   → multicast DatagramPort, kind "mcast"
  *   dgram,remote.host=G (multicast)  → multicast DatagramPort, kind "mcast"
+ *   tap,ifname=...[,netns=...]       → TapPort (tap-port.ts), kind "tap"; the TAP port and
+ *                                      the native addon load only when a TAP is asked for
  * Unix datagram sockets are refused (Node has none). A listener or a bind that fails
  * rejects with an Error naming the address; a connector never fails, it retries.
  * `close()` detaches the port(s) from the hub and closes them.
  */
-import type { DgramNetdevConfig, SocketNetdevConfig, StreamNetdevConfig } from "../config.js";
+import type {
+  DgramNetdevConfig,
+  SocketNetdevConfig,
+  StreamNetdevConfig,
+  TapNetdevConfig,
+} from "../config.js";
 import type { Hub } from "../hub/hub.js";
-import type { Port } from "../hub/port.js";
 import type { Logger } from "../log.js";
+import type { NativeError } from "../native/binding.js";
 import type { StreamAddress } from "./address.js";
 import { type DatagramPort, openUdpPort, type UdpEndpoint } from "./dgram-port.js";
 import { isMulticastAddress, openMcastPort } from "./mcast-port.js";
+import type { NetdevHandle } from "./netdev-handle.js";
 import { StreamConnector, type StreamConnectorOptions } from "./stream-connector.js";
 import { StreamListener } from "./stream-listener.js";
 
+/** The port netdevs the API may add at run time. */
 export type PortNetdevConfig = SocketNetdevConfig | StreamNetdevConfig | DgramNetdevConfig;
 
-export interface NetdevHandle {
-  readonly id: string;
-  /** "socket-listen", "socket-connect", "stream-listen", "stream-connect", "dgram", "mcast" */
-  readonly kind: string;
-  /** e.g. "listening on 127.0.0.1:8010, 2 clients" */
-  describe(): string;
-  /** listeners: the address bound (port 0 resolved); datagram ports: the local address */
-  readonly address?: StreamAddress;
-  /** the ports attached to the hub now (a listener has one per client) */
-  ports(): readonly Port[];
-  close(): Promise<void>;
-}
+export type { NetdevHandle };
 
 /** Tuning knobs; defaults suit a service. */
 export interface NetdevOptions {
@@ -47,16 +46,22 @@ export interface NetdevOptions {
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   connectTimeoutMs?: number;
+  /** a TAP's device stopped working (e.g. its namespace is gone); default: logged only */
+  onTapFailure?: (err: NativeError) => void;
 }
 
 export async function openNetdev(
-  cfg: PortNetdevConfig,
+  cfg: PortNetdevConfig | TapNetdevConfig,
   hub: Hub,
   log: Logger,
   options: NetdevOptions = {},
 ): Promise<NetdevHandle> {
   const plog = log.child({ netdev: cfg.id });
   switch (cfg.type) {
+    case "tap": {
+      const { openTapNetdev } = await import("./tap-port.js");
+      return openTapNetdev(cfg, hub, log, { onFailure: options.onTapFailure });
+    }
     case "socket": {
       const inet: StreamAddress = { type: "inet", host: cfg.addr.host, port: cfg.addr.port };
       switch (cfg.mode) {

@@ -65,7 +65,7 @@ import {
 } from "../native/vnet-hdr.js";
 import { completePartialChecksum, markOffload, offloadOf } from "../stack/wire/frame-offload.js";
 import { minFrameLength } from "./length-prefixed-frames.js";
-import type { NetdevHandle } from "./netdev.js";
+import type { NetdevHandle } from "./netdev-handle.js";
 
 export const defaultTapMaxQueuedFrames = 256;
 export const defaultTapMaxBatch = 64;

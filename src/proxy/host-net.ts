@@ -3,15 +3,15 @@
  * fake host. This file and the rest of src/proxy/ are the only code that opens host
  * sockets on a guest's behalf.
  *
- * UDP sockets come from the native addon (native/udp.c) where it loads: IP_RECVERR, so
- * that the host's ICMP errors for what we sent (port or host unreachable, TTL exceeded)
- * reach us with the destination they concern ("icmp" events) — an unconnected socket
- * hears of none without it (udp(7)); receive and send buffers of 4 and 1 MiB (as far as
- * net.core.rmem_max/wmem_max allow), so a burst waits in the kernel while the event
- * loop is busy instead of overflowing the default 208 KiB (about 90 full-size
- * datagrams); reads in recvmmsg batches and sends done at once, with no per-datagram
- * request object, copy or address lookup. Without the addon, Node's dgram does the
- * same minus the ICMP errors.
+ * UDP sockets come from the native addon (native/udp.c) where it loads, with
+ * IP_RECVERR set: an unconnected UDP socket gets the host's ICMP errors for what it
+ * sent (port or host unreachable, TTL exceeded) only with IP_RECVERR (udp(7)), and
+ * then with the destination they concern ("icmp" events). Its receive and send
+ * buffers are 4 and 1 MiB (as far as net.core.rmem_max/wmem_max allow), so a burst
+ * waits in the kernel while the event loop is busy instead of overflowing the default
+ * 208 KiB (about 90 full-size datagrams); it reads in recvmmsg batches and sends at
+ * once, with no per-datagram request object, copy or address lookup. Without the
+ * addon, Node's dgram does the same minus the ICMP errors.
  */
 import dgram from "node:dgram";
 import net from "node:net";

@@ -10,8 +10,10 @@
  * - validates IPv4 (header checksum, lengths) and reassembles fragments;
  * - answers ICMP echo sent to its addresses, fragmenting large replies to the MTU;
  * - hands every valid guest UDP datagram (to its addresses, to the outside, or to
- *   the broadcast address) to the `udp` hook, which routes it to a built-in service
- *   or the NAT proxy, and sends UDP and ICMP errors back on their behalf.
+ *   the broadcast address) to the `udp` hook and every guest TCP connection to the
+ *   `tcp` hook, which route them to a built-in service or the NAT proxy (the routing
+ *   table, routes.ts), and sends UDP and ICMP errors back on their behalf; guest
+ *   pings to the outside go to the `echo` hook.
  *
  * What it deliberately does not: forward frames between guests (the hub does),
  * answer for addresses it does not own (another guest may hold them), act on
@@ -35,7 +37,8 @@
  *
  * Every frame that is not acted on is counted: malformed input under its decoder's
  * reason, well-formed traffic meant for someone else as "ignored", traffic to the
- * outside (not routed yet) as "ipv4-unrouted". Nothing in here throws on guest bytes.
+ * outside in a protocol the NAT does not carry (anything but UDP, TCP and ICMP) as
+ * "ipv4-unrouted". Nothing in here throws on guest bytes.
  *
  * Timers: IPv4 reassembly gives up on a datagram after 30 s (`nextDeadline`, `onTimer`).
  */

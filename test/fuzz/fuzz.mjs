@@ -1080,7 +1080,7 @@ function finish() {
     slowestFrameMs: Number(slowest.toFixed(1)),
     host,
     internalErrors: internalErrors.total,
-    services: { dhcp: netdev.dhcp.stats(), dns: netdev.dns.stats(), tftp: netdev.tftp?.stats() },
+    services: (({ dhcp, dns, tftp }) => ({ dhcp, dns, tftp }))(netdev.snapshot()),
     rss: { before: mb(before.rss), peak: mb(Math.max(peak.rss, m.rss)), after: mb(after?.rss ?? m.rss) },
     heapUsed: {
       before: mb(before.heapUsed),

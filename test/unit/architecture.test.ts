@@ -1,6 +1,7 @@
 /**
  * The layering of DESIGN.md, checked rather than remembered: every relative and
- * node: import in src/ is read and held against the rules below.
+ * node: import in src/ (type imports, re-exports and import() included) is read and
+ * held against the rules below, and the import graph must have no circle.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -20,6 +21,8 @@ interface Import {
   from: string;
   /** path relative to src/ for project files, the specifier for packages */
   to: string;
+  /** `import type` / `export type`, or every name marked `type` */
+  typeOnly: boolean;
 }
 
 function importsOf(file: string): Import[] {
@@ -27,18 +30,72 @@ function importsOf(file: string): Import[] {
   const out: Import[] = [];
   const from = relative(src, file);
   for (const m of text.matchAll(
-    /(?:import|export)\s[^'"]*?from\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g,
+    /(?:^|\n)\s*(import|export)(\s[^'";]*?)from\s+["']([^"']+)["']|(?:^|\n)\s*import\s+["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g,
   )) {
-    const spec = m[1] ?? m[2] ?? "";
+    const spec = m[3] ?? m[4] ?? m[5] ?? "";
+    const clause = (m[2] ?? "").trim();
+    const names = /^\{([^}]*)\}$/.exec(clause)?.[1];
+    const typeOnly =
+      clause.startsWith("type ") ||
+      names
+        ?.split(",")
+        .map((n) => n.trim())
+        .filter((n) => n !== "")
+        .every((n) => n.startsWith("type "));
     out.push({
       from,
       to: spec.startsWith(".") ? relative(src, resolve(dirname(file), spec)).replace(/\.js$/, ".ts") : spec,
+      typeOnly: typeOnly === true,
     });
   }
   return out;
 }
 
+/**
+ * The circles of a directed graph: its strongly connected components of more than
+ * one node, or of one node that imports itself (Tarjan's algorithm).
+ */
+function circles(edges: readonly { from: string; to: string }[]): string[][] {
+  const next = new Map<string, string[]>();
+  for (const e of edges) {
+    next.set(e.from, [...(next.get(e.from) ?? []), e.to]);
+    if (!next.has(e.to)) next.set(e.to, []);
+  }
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const out: string[][] = [];
+  let counter = 0;
+  const visit = (v: string): void => {
+    index.set(v, counter);
+    low.set(v, counter);
+    counter++;
+    stack.push(v);
+    onStack.add(v);
+    for (const w of next.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v) ?? 0, low.get(w) ?? 0));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v) ?? 0, index.get(w) ?? 0));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const scc: string[] = [];
+    let w: string | undefined;
+    do {
+      w = stack.pop();
+      if (w === undefined) break;
+      onStack.delete(w);
+      scc.push(w);
+    } while (w !== v);
+    if (scc.length > 1 || (next.get(v) ?? []).includes(v)) out.push(scc.sort());
+  };
+  for (const v of next.keys()) if (!index.has(v)) visit(v);
+  return out;
+}
+
 const all = sources(src).flatMap(importsOf);
+const local = all.filter((i) => i.to.endsWith(".ts"));
 const within = (dir: string) => (p: string) => p.startsWith(`${dir}/`);
 const nodeIo = /^node:(net|dgram|fs|fs\/promises|child_process|http|https|tls)$/;
 
@@ -69,16 +126,71 @@ describe("module boundaries (DESIGN.md)", () => {
     ).toEqual([]);
   });
 
-  it("api/ talks to the service only through the facade in usernet.ts (plus the shared forward-rule check and stale-socket helper)", () => {
-    const bad = all.filter(
-      (i) =>
-        within("api")(i.from) &&
-        !i.to.startsWith("node:") &&
-        !/^[@a-z]/.test(i.to) &&
-        !within("api")(i.to) &&
-        !["usernet.ts", "log.ts", "forward-rule.ts", "ports/unix-socket.ts"].includes(i.to),
+  it("api/ imports only its own files (what it needs of the service is declared in api/service.ts) and two shared leaves", () => {
+    // the one forward-rule check every entry point shares, and the stale-socket check
+    // every unix listener shares: neither imports anything above the wire codecs
+    const leaves = ["forward-rule.ts", "ports/unix-socket.ts"];
+    expect(
+      local.filter((i) => within("api")(i.from) && !within("api")(i.to) && !leaves.includes(i.to)),
+    ).toEqual([]);
+  });
+
+  it("only the composition roots (usernet.ts, and cli/ commands that start a service) import api/", () => {
+    expect(
+      local.filter(
+        (i) =>
+          within("api")(i.to) && !within("api")(i.from) && i.from !== "usernet.ts" && !within("cli")(i.from),
+      ),
+    ).toEqual([]);
+  });
+
+  it("the composition root opens every port netdev through ports/netdev.ts", () => {
+    expect(
+      local.filter((i) => i.from === "usernet.ts" && within("ports")(i.to) && i.to !== "ports/netdev.ts"),
+    ).toEqual([]);
+  });
+
+  it("the routing table is sans-I/O data, and the timer driver owns the only user-netdev timer", () => {
+    expect(all.filter((i) => i.from === "stack/routes.ts" && !["stack/config.ts"].includes(i.to))).toEqual(
+      [],
     );
-    expect(bad).toEqual([]);
+    expect(all.filter((i) => i.from === "timer-driver.ts" && i.to !== "stack/clock.ts")).toEqual([]);
+    // one user of each: the user netdev that composes them (control.ts reads the snapshot's types)
+    for (const m of ["stack/routes.ts", "timer-driver.ts", "user-snapshot.ts"]) {
+      expect(local.filter((i) => i.to === m && !i.typeOnly).map((i) => i.from)).toEqual(["user-netdev.ts"]);
+    }
+    expect(readFileSync(join(src, "user-netdev.ts"), "utf8")).not.toMatch(/\bsetTimeout\(/);
+  });
+
+  it("control.ts and forwards.ts read user netdevs through snapshot() and narrow views, not their parts", () => {
+    const bad = local.filter(
+      (i) =>
+        ["control.ts", "forwards.ts"].includes(i.from) &&
+        (/^(services|proxy)\//.test(i.to) ||
+          (within("stack")(i.to) && !/^stack\/(clock|wire\/addr)\.ts$/.test(i.to))),
+    );
+    expect(bad.filter((i) => !(i.from === "forwards.ts" && i.to === "proxy/forward-store.ts"))).toEqual([]);
+    // the user netdev's class is built by the composition root alone
+    expect(local.filter((i) => i.to === "user-netdev.ts" && !i.typeOnly && i.from !== "usernet.ts")).toEqual(
+      [],
+    );
+  });
+
+  it("no circle anywhere in src/, type imports included", () => {
+    expect(circles(local)).toEqual([]);
+  });
+
+  it("the circle check finds circles", () => {
+    expect(
+      circles([
+        { from: "a", to: "b" },
+        { from: "b", to: "c" },
+        { from: "c", to: "a" },
+        { from: "c", to: "d" },
+        { from: "e", to: "e" },
+      ]),
+    ).toEqual([["a", "b", "c"], ["e"]]);
+    expect(circles([{ from: "a", to: "b" }])).toEqual([]);
   });
 
   it("services/ use the stack's wire codecs at most, never hub/ports/proxy", () => {

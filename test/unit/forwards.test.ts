@@ -13,6 +13,7 @@ import { defaultUserNetdev } from "../../src/cli/netdev-user.js";
 import type { HostForward, UserNetdevConfig } from "../../src/config.js";
 import { ForwardError, Forwards } from "../../src/forwards.js";
 import type { Logger } from "../../src/log.js";
+import { virtualMac } from "../../src/stack/config.js";
 import { parseIpv4, parseMac } from "../../src/stack/wire/addr.js";
 import { ArpOp, arpPacketLength, encodeArp } from "../../src/stack/wire/arp.js";
 import { decodeEthernet, EtherType, encodeEthernet } from "../../src/stack/wire/ethernet.js";
@@ -276,7 +277,7 @@ function attachGuest(u: UserNetdev) {
       14,
     );
     encodeEthernet(
-      { dst: u.stack.gatewayMac, src: guestMac, ethertype: EtherType.ipv4, payload: f.subarray(14) },
+      { dst: virtualMac(ip("10.0.2.2")), src: guestMac, ethertype: EtherType.ipv4, payload: f.subarray(14) },
       f,
     );
     u.send([f]);

@@ -22,7 +22,12 @@
  *   with tftp-hpa), caching of block contents across retransmissions (the file is
  *   read again; the OS page cache makes that cheap and it bounds our memory).
  */
-import type { TftpFile } from "./tftp-server.js";
+/** An open file: its size when opened, positioned reads (short only at the end). */
+export interface TftpFile {
+  readonly size: number;
+  read(offset: number, length: number): Promise<Buffer>;
+  close(): void;
+}
 
 export interface BlockSource {
   readonly blockSize: number;

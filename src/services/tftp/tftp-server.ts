@@ -63,7 +63,7 @@
 import type { Logger } from "../../log.js";
 import { DropCounters } from "../../stack/drop-counters.js";
 import { GuestCounts, guestOf } from "../../stack/guest-bounds.js";
-import { type BlockSource, NetasciiBlocks, OctetBlocks } from "./tftp-blocks.js";
+import { type BlockSource, NetasciiBlocks, OctetBlocks, type TftpFile } from "./tftp-blocks.js";
 import {
   decodeTftp,
   encodeTftp,
@@ -96,12 +96,7 @@ export interface TftpSend {
   payload: Buffer;
 }
 
-/** An open file: its size when opened, positioned reads (short only at the end). */
-export interface TftpFile {
-  readonly size: number;
-  read(offset: number, length: number): Promise<Buffer>;
-  close(): void;
-}
+export type { TftpFile };
 
 export type TftpOpenError = "not-found" | "access-violation";
 

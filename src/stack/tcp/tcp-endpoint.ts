@@ -89,6 +89,7 @@ import {
   NegotiatedOptions,
   type TcpOptionsOffer,
 } from "./tcp-options.js";
+import type { TcpOutput } from "./tcp-output.js";
 import type { TimeWaitRecord } from "./time-wait.js";
 
 export type TcpState =
@@ -112,14 +113,7 @@ export interface TcpTuple {
   remotePort: number;
 }
 
-/** A segment for the guest with its IPv4 source and destination. */
-export interface TcpOutput {
-  src: number;
-  dst: number;
-  seg: TcpSegment;
-  /** set when the payload is larger than one MSS: the link splits it into segments of this size (TSO) */
-  gsoSize?: number;
-}
+export type { TcpOutput };
 
 export type TcpResetReason = "guest" | "refused" | "timeout";
 

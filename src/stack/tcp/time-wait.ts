@@ -29,7 +29,7 @@
  */
 import { seqGt } from "../wire/seq.js";
 import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
-import type { TcpOutput } from "./tcp-endpoint.js";
+import type { TcpOutput } from "./tcp-output.js";
 
 /** What TIME_WAIT needs to answer the guest for a connection that is otherwise gone. */
 export interface TimeWaitRecord {

@@ -4,7 +4,7 @@
  * behaves like the real one's contract (ids never reused; "conflict" for a second rule
  * on the same host socket; "invalid" for an unknown netdev).
  */
-import type { ApiFacade } from "../../../src/api/facade.js";
+import type { UsernetService } from "../../../src/api/service.js";
 import type { HostForward } from "../../../src/config.js";
 import { HubRegistry } from "../../../src/hub/hub.js";
 import { type FrameSink, type Port, PortCounters, type PortStats } from "../../../src/hub/port.js";
@@ -159,7 +159,7 @@ export class FakeForwards {
 }
 
 export interface FakeWorld {
-  facade: ApiFacade;
+  facade: UsernetService;
   hubs: HubRegistry;
   ports: ScriptedPort[];
   forwards: FakeForwards;
@@ -207,7 +207,7 @@ export function fakeWorld(): FakeWorld {
     },
   });
   const forwards = new FakeForwards();
-  const facade: ApiFacade = {
+  const facade: UsernetService = {
     ...control,
     leases: () => [
       {

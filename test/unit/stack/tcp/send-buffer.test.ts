@@ -213,5 +213,7 @@ describe("SendBuffer", () => {
       }
       expect([...b.read(0, model.length)]).toEqual(model);
     },
+    // hundreds of KiB modelled as a JS array per run: seconds alone, more beside the e2e suite
+    120_000,
   );
 });
