@@ -32,7 +32,6 @@ import type { SmbdHost, SmbdLauncher } from "./services/smb/smbd-launcher.js";
 import type { TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
 import type { StackConfig } from "./stack/config.js";
-import { guestOf } from "./stack/guest-bounds.js";
 import type { GuestTcpConnection } from "./stack/guest-tcp.js";
 import { tcpFlowLimits } from "./stack/tcp/flow-table.js";
 import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
@@ -218,7 +217,7 @@ export class UserNetdev implements Port {
     this.dnsTcp = new LocalTcpService(
       {
         name: "dns-tcp",
-        open: dnsOverTcp({ resolve: (q, peer) => this.dns.handle(q, "tcp", guestOf(peer.guestAddr)) }),
+        open: dnsOverTcp({ resolve: (q, peer) => this.dns.handle(q, "tcp", peer.guest) }),
         idleTimeoutMs: dnsTcpIdleMs,
       },
       dnsLog,
@@ -229,14 +228,19 @@ export class UserNetdev implements Port {
     return this.config.id;
   }
 
-  send(frames: readonly Buffer[]): void {
+  send(frames: readonly Buffer[], from = 0): void {
     if (this.closed) return;
     this.counters.countRx(frames);
-    this.deliver(this.stack.input(frames));
+    this.deliver(this.stack.input(frames, from));
     this.schedule();
     let bytes = 0;
     for (const f of frames) bytes += f.length;
     noteFrameBytes(bytes);
+  }
+
+  /** A hub port left: the guests it carried are forgotten (their leases stay with their MACs). */
+  peerLeft(from: number): void {
+    this.stack.portLeft(from);
   }
 
   setReceiver(sink: FrameSink | undefined): void {
@@ -400,7 +404,7 @@ export class UserNetdev implements Port {
     // the payload is a view of a frame; the forwarder copies what it keeps
     const guest = { src: d.src, srcPort: d.srcPort };
     void this.dns
-      .handle(d.payload, "udp", guestOf(d.src))
+      .handle(d.payload, "udp", d.guest)
       .then((answer) => {
         if (!answer || this.closed) return;
         this.stack.sendUdp({
@@ -418,6 +422,7 @@ export class UserNetdev implements Port {
   private toTftp(tftp: TftpServer, d: GuestUdp): void {
     const req = {
       client: { addr: d.src, port: d.srcPort },
+      guest: d.guest,
       serverPort: d.dstPort,
       payload: Buffer.from(d.payload),
     };

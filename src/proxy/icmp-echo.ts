@@ -7,8 +7,8 @@
  * identifier and delivers only replies carrying it, so sockets cannot be shared
  * between guest ids. A flow idle for `idleTimeoutMs` (60 s) is closed; at most
  * `maxFlows` (1024) are open (the least recently used is closed first, counted
- * "icmp-flow-evicted"), and at most `maxFlowsPerGuest` (64) for one guest (see guestOf
- * in stack/guest-bounds.ts): an echo with a new id past that is dropped unanswered,
+ * "icmp-flow-evicted"), and at most `maxFlowsPerGuest` (64) for one guest (its guest id,
+ * stack/guest-bounds.ts): an echo with a new id past that is dropped unanswered,
  * counted "icmp-guest-limit", so one guest cannot evict the others' pings.
  *
  * Where the host forbids ping sockets (net.ipv4.ping_group_range excludes our group)
@@ -17,7 +17,7 @@
  */
 import type { Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
-import { GuestCounts, guestOf } from "../stack/guest-bounds.js";
+import { GuestCounts } from "../stack/guest-bounds.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "../stack/wire/icmp.js";
 import type { HostNet, HostPing, HostPingEvent } from "./host-net.js";
@@ -25,6 +25,8 @@ import { IdleFlows } from "./idle-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
 export interface GuestEcho {
+  /** the sender's guest id (stack/guest-bounds.ts) */
+  guest: number;
   src: number;
   dst: number;
   id: number;
@@ -60,6 +62,7 @@ export interface IcmpEchoOptions {
 
 interface Flow {
   key: string;
+  guest: number;
   guestAddr: number;
   guestId: number;
   socket: HostPing;
@@ -141,7 +144,7 @@ export class IcmpEchoNat {
     const key = `${e.src}:${e.id}`;
     const known = this.flows.touch(key, now);
     if (known) return known;
-    const guest = guestOf(e.src);
+    const guest = e.guest;
     if (this.perGuest.over(guest) === "per-guest") {
       this.drops.drop("icmp-guest-limit");
       return undefined;
@@ -153,6 +156,7 @@ export class IcmpEchoNat {
     }
     const flow: Flow = {
       key,
+      guest,
       guestAddr: e.src,
       guestId: e.id,
       socket: undefined as unknown as HostPing,
@@ -202,7 +206,7 @@ export class IcmpEchoNat {
   }
 
   private close(flow: Flow): void {
-    if (this.flows.holds(flow)) this.perGuest.release(guestOf(flow.guestAddr));
+    if (this.flows.holds(flow)) this.perGuest.release(flow.guest);
     this.flows.delete(flow);
     flow.socket.close();
   }

@@ -24,7 +24,7 @@
  *
  * Limits: `maxFlows` sockets at once (4096; the least recently used one is closed when
  * a new flow needs room, counted "udp-flow-evicted"); `maxFlowsPerGuest` sockets for
- * one guest (1024, see guestOf in stack/guest-bounds.ts): a datagram that would need
+ * one guest (1024; its guest id, stack/guest-bounds.ts): a datagram that would need
  * one more is dropped, counted "udp-guest-limit", with no ICMP answer (a host out of
  * sockets fails the sender's socket call; nothing comes back on the wire), so one
  * guest cannot take the whole table from the others; a flow with no datagram either
@@ -34,7 +34,7 @@
  */
 import type { Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
-import { GuestCounts, guestOf } from "../stack/guest-bounds.js";
+import { GuestCounts } from "../stack/guest-bounds.js";
 import type { GuestUdp, UdpToGuest } from "../stack/user-stack.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { IcmpType, IcmpUnreachableCode } from "../stack/wire/icmp.js";
@@ -72,6 +72,7 @@ export interface UdpFlowInfo {
 
 interface Flow {
   key: string;
+  guest: number;
   guestAddr: number;
   guestPort: number;
   socket: HostUdp;
@@ -209,7 +210,7 @@ export class UdpNat {
       this.active(known, now);
       return known;
     }
-    const guest = guestOf(d.src);
+    const guest = d.guest;
     if (this.perGuest.over(guest) === "per-guest") return undefined;
     const oldest = this.flows.victim();
     if (oldest) {
@@ -218,6 +219,7 @@ export class UdpNat {
     }
     const flow: Flow = {
       key,
+      guest,
       guestAddr: d.src,
       guestPort: d.srcPort,
       socket: undefined as unknown as HostUdp,
@@ -290,7 +292,7 @@ export class UdpNat {
   }
 
   private close(flow: Flow, why: string): void {
-    if (flow.open) this.perGuest.release(guestOf(flow.guestAddr));
+    if (flow.open) this.perGuest.release(flow.guest);
     flow.open = false;
     if (this.recent === flow) this.recent = undefined;
     this.flows.delete(flow);
