@@ -25,7 +25,6 @@ import type { DhcpLeaseInfo, DhcpStats } from "./services/dhcp/dhcp-server.js";
 import type { DnsForwarderStats } from "./services/dns/dns-forwarder.js";
 import type { TftpStats } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
-import { ipv4ReassemblyDefaults } from "./stack/ipv4-reassembler.js";
 import type { TcpFlowTableCounters } from "./stack/tcp/flow-table.js";
 import type { TcpEndpointCounters } from "./stack/tcp/tcp-endpoint.js";
 import type { TimeWaitCounters } from "./stack/tcp/time-wait.js";
@@ -87,7 +86,9 @@ export interface BoundView {
 /**
  * The per-guest and overall bounds besides TCP's (README: Bounds). UDP sockets and
  * ping ids evict the least recently used flow at `total` (not a refusal) and refuse at
- * `perGuest`; reassembly counts per source address; tftpSessions only with tftp=.
+ * `perGuest`; reassembly counts per guest; tftpSessions only with tftp=. `guests`:
+ * guest identities (hub port and MAC), `total` of them per hub port, each one guest;
+ * `refused` counts frames from MACs past that.
  */
 export interface UserBounds {
   udpSockets: BoundView;
@@ -95,6 +96,7 @@ export interface UserBounds {
   dnsQueries: BoundView;
   tftpSessions?: BoundView;
   reassembly: BoundView;
+  guests: BoundView;
 }
 
 export interface UserNetdevCounters {
@@ -270,9 +272,14 @@ export function createControl(parts: ControlParts): Control {
         refused: (dns["too-many-queries"] ?? 0) + (dns["too-many-queries-per-guest"] ?? 0),
       },
       reassembly: {
-        total: ipv4ReassemblyDefaults.maxDatagrams,
-        perGuest: ipv4ReassemblyDefaults.maxDatagramsPerSource,
+        total: u.stack.reassemblyLimits.maxDatagrams,
+        perGuest: u.stack.reassemblyLimits.maxDatagramsPerSource,
         refused: drops["reasm-source-full"] ?? 0,
+      },
+      guests: {
+        total: u.stack.guests.options.maxPerPort,
+        perGuest: 1,
+        refused: u.stack.guests.counters.refused,
       },
     };
     if (u.tftp) {

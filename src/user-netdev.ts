@@ -33,6 +33,7 @@ import type { TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
 import type { StackConfig } from "./stack/config.js";
 import type { GuestTcpConnection } from "./stack/guest-tcp.js";
+import { ipv4ReassemblyDefaults } from "./stack/ipv4-reassembler.js";
 import { tcpFlowLimits } from "./stack/tcp/flow-table.js";
 import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
 import { type GuestUdp, UserStack } from "./stack/user-stack.js";
@@ -140,7 +141,11 @@ export class UserNetdev implements Port {
           this.schedule();
         },
       },
-      { tcp: tcpFlowLimits(config.maxFlows, config.maxFlowsPerGuest) },
+      {
+        tcp: tcpFlowLimits(config.maxFlows, config.maxFlowsPerGuest),
+        reassembly: reassemblyLimits(config.reasmMaxDatagrams, config.reasmMaxDatagramsPerGuest),
+        guests: config.maxGuestsPerPort === undefined ? {} : { maxPerPort: config.maxGuestsPerPort },
+      },
     );
     const store = options.stateDir
       ? new FileLeaseStore(options.stateDir, `dhcp-leases-${config.id}.json`, log)
@@ -541,6 +546,18 @@ export class UserNetdev implements Port {
         .catch(internalErrors.handler("TFTP retransmission"));
     this.schedule();
   }
+}
+
+/** reasm-max-datagrams= and its -per-guest as given: either alone; the per-guest one at most the total. */
+function reassemblyLimits(
+  total: number | undefined,
+  perGuest: number | undefined,
+): { maxDatagrams: number; maxDatagramsPerSource: number } {
+  const maxDatagrams = total ?? Math.max(ipv4ReassemblyDefaults.maxDatagrams, perGuest ?? 0);
+  return {
+    maxDatagrams,
+    maxDatagramsPerSource: Math.min(maxDatagrams, perGuest ?? ipv4ReassemblyDefaults.maxDatagramsPerSource),
+  };
 }
 
 /** The earlier of two optional deadlines. */
