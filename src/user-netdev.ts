@@ -37,7 +37,7 @@ import { ipv4ReassemblyDefaults } from "./stack/ipv4-reassembler.js";
 import { tcpFlowLimits } from "./stack/tcp/flow-table.js";
 import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
 import { type GuestUdp, UserStack } from "./stack/user-stack.js";
-import { BROADCAST_MAC, parseIpv4, parseMac, prefixToMask } from "./stack/wire/addr.js";
+import { BROADCAST_MAC, macToString, parseIpv4, parseMac, prefixToMask } from "./stack/wire/addr.js";
 import { IcmpUnreachableCode } from "./stack/wire/icmp.js";
 
 const dnsPort = 53;
@@ -150,7 +150,10 @@ export class UserNetdev implements Port {
     const store = options.stateDir
       ? new FileLeaseStore(options.stateDir, `dhcp-leases-${config.id}.json`, log)
       : new MemoryLeaseStore();
-    this.dhcp = new DhcpServer(dhcpConfigFromNetdev(config), store, log.child({ service: "dhcp" }));
+    this.dhcp = new DhcpServer(dhcpConfigFromNetdev(config), store, log.child({ service: "dhcp" }), (ip) => {
+      const mac = this.stack.addressOwner(ip);
+      return mac === undefined ? undefined : macToString(mac);
+    });
     this.bindLeases();
     const policy = new NatPolicy({
       host: this.stackConfig.host,
