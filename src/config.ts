@@ -92,6 +92,10 @@ export interface UserNetdevConfig {
   reasmMaxDatagrams?: number;
   /** IPv4 datagrams one guest may have being reassembled; absent = 16 */
   reasmMaxDatagramsPerGuest?: number;
+  /** bytes of guest TCP data buffered towards the host in all; absent = 512 MiB */
+  bufferMaxBytes?: number;
+  /** the same for one guest; absent = 128 MiB (at most bufferMaxBytes) */
+  bufferMaxBytesPerGuest?: number;
   /** guests (MACs) one hub port may carry (stack/guest-bounds.ts); absent = 64 */
   maxGuestsPerPort?: number;
 }

@@ -96,6 +96,8 @@ export interface UserBounds {
   dnsQueries: BoundView;
   tftpSessions?: BoundView;
   reassembly: BoundView;
+  /** `refused`: times a guest (or all) reached the budget and got a zero window */
+  bufferBytes: BoundView;
   guests: BoundView;
 }
 
@@ -275,6 +277,11 @@ export function createControl(parts: ControlParts): Control {
         total: u.stack.reassemblyLimits.maxDatagrams,
         perGuest: u.stack.reassemblyLimits.maxDatagramsPerSource,
         refused: drops["reasm-source-full"] ?? 0,
+      },
+      bufferBytes: {
+        total: u.stack.buffers?.bounds.max ?? 0,
+        perGuest: u.stack.buffers?.bounds.perGuest ?? 0,
+        refused: u.stack.buffers?.throttled ?? 0,
       },
       guests: {
         total: u.stack.guests.options.maxPerPort,

@@ -145,6 +145,7 @@ export class UserNetdev implements Port {
         tcp: tcpFlowLimits(config.maxFlows, config.maxFlowsPerGuest),
         reassembly: reassemblyLimits(config.reasmMaxDatagrams, config.reasmMaxDatagramsPerGuest),
         guests: config.maxGuestsPerPort === undefined ? {} : { maxPerPort: config.maxGuestsPerPort },
+        buffers: bufferLimits(config.bufferMaxBytes, config.bufferMaxBytesPerGuest),
       },
     );
     const store = options.stateDir
@@ -562,6 +563,17 @@ function reassemblyLimits(
     maxDatagramsPerSource: Math.min(maxDatagrams, perGuest ?? ipv4ReassemblyDefaults.maxDatagramsPerSource),
   };
 }
+
+/** buffer-max-bytes= and its -per-guest as given, the same way. */
+function bufferLimits(
+  total: number | undefined,
+  perGuest: number | undefined,
+): { max: number; perGuest: number } {
+  const max = total ?? Math.max(bufferDefaults.max, perGuest ?? 0);
+  return { max, perGuest: Math.min(max, perGuest ?? bufferDefaults.perGuest) };
+}
+
+const bufferDefaults = { max: 512 * 1024 * 1024, perGuest: 128 * 1024 * 1024 };
 
 /** The earlier of two optional deadlines. */
 function earlier(a: number | undefined, b: number | undefined): number | undefined {

@@ -53,7 +53,8 @@ type BoundField =
   | "icmpMaxIds"
   | "dnsMaxQueries"
   | "tftpMaxSessions"
-  | "reasmMaxDatagrams";
+  | "reasmMaxDatagrams"
+  | "bufferMaxBytes";
 
 /**
  * The bounds given as a pair of options: NAME=N in all, NAME-per-guest=N for one guest
@@ -73,6 +74,13 @@ export const boundOptions: readonly {
   { option: "dns-max-queries", field: "dnsMaxQueries", ceiling: 65536, total: 256, perGuest: 64 },
   { option: "tftp-max-sessions", field: "tftpMaxSessions", ceiling: 16384, total: 64, perGuest: 8 },
   { option: "reasm-max-datagrams", field: "reasmMaxDatagrams", ceiling: 4096, total: 64, perGuest: 16 },
+  {
+    option: "buffer-max-bytes",
+    field: "bufferMaxBytes",
+    ceiling: 2 ** 40,
+    total: 512 * 1024 * 1024,
+    perGuest: 128 * 1024 * 1024,
+  },
 ];
 
 /** max-guests-per-port=N: guest identities (MACs) one hub port may carry (stack/guest-bounds.ts) */

@@ -168,3 +168,55 @@ export class GuestCounts {
     this.count--;
   }
 }
+
+/**
+ * Bytes buffered for guests, in all and per guest: what TCP holds of a guest's data
+ * that the host side has not taken yet (tcp-endpoint.ts charges it as it arrives and
+ * releases it as the host socket takes it, or when the connection goes). A TCP
+ * receiver offers a guest no more window than `room` leaves, so a guest at its budget
+ * sees a zero window on every connection (it probes, as TCP does, until the host side
+ * drains) and others keep theirs. Windows already offered are honoured (RFC 9293 never
+ * shrinks them), so the budget may be passed by what was offered before it ran out:
+ * a soft bound, kept with one Map read per window computed and no per-byte work.
+ */
+export class ByteBudget {
+  /** times a guest's charge reached its budget (or the total did) */
+  throttled = 0;
+  private readonly held = new Map<number, number>();
+  private used = 0;
+
+  constructor(readonly bounds: Bounds) {}
+
+  /** Bytes held in all. */
+  get total(): number {
+    return this.used;
+  }
+
+  /** Bytes the guest holds. */
+  of(guest: number): number {
+    return this.held.get(guest) ?? 0;
+  }
+
+  /** How many more bytes the guest may be given now. */
+  room(guest: number): number {
+    return Math.max(0, Math.min(this.bounds.perGuest - this.of(guest), this.bounds.max - this.used));
+  }
+
+  take(guest: number, n: number): void {
+    if (n <= 0) return;
+    const had = this.of(guest);
+    this.held.set(guest, had + n);
+    this.used += n;
+    if ((had < this.bounds.perGuest && had + n >= this.bounds.perGuest) || this.used >= this.bounds.max)
+      this.throttled++;
+  }
+
+  release(guest: number, n: number): void {
+    const had = this.of(guest);
+    const m = Math.min(n, had);
+    if (m <= 0) return;
+    if (m === had) this.held.delete(guest);
+    else this.held.set(guest, had - m);
+    this.used -= m;
+  }
+}

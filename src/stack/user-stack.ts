@@ -49,7 +49,7 @@ import { ArpTable } from "./arp-table.js";
 import type { Clock } from "./clock.js";
 import { gatewayAddresses, type StackConfig, virtualMac } from "./config.js";
 import { DropCounters } from "./drop-counters.js";
-import { GuestIdentities, type GuestIdentityOptions } from "./guest-bounds.js";
+import { type Bounds, ByteBudget, GuestIdentities, type GuestIdentityOptions } from "./guest-bounds.js";
 import { type GuestTcpEvents, GuestTcpLayer } from "./guest-tcp.js";
 import { Ipv4Output } from "./ipv4-output.js";
 import { Ipv4Reassembler, type Ipv4ReassemblerOptions } from "./ipv4-reassembler.js";
@@ -119,6 +119,8 @@ export interface UserStackOptions {
   maxAddressBindings?: number;
   /** guest identities per hub port (guest-bounds.ts) */
   guests?: Partial<GuestIdentityOptions>;
+  /** bytes of guest TCP data buffered towards the host, in all and per guest (guest-bounds.ts ByteBudget); unbounded when absent */
+  buffers?: Bounds;
   /** IPv4 reassembly bounds (ipv4-reassembler.ts) */
   reassembly?: Pick<Ipv4ReassemblerOptions, "maxDatagrams" | "maxDatagramsPerSource">;
 }
@@ -155,6 +157,8 @@ export class UserStack {
   readonly tcp: GuestTcpLayer;
   readonly arp = new ArpTable();
   readonly guests: GuestIdentities;
+  /** bytes buffered for guests (undefined: not bounded) */
+  readonly buffers: ByteBudget | undefined;
   readonly counters: UserStackCounters = {
     rxFrames: 0,
     txFrames: 0,
@@ -201,6 +205,7 @@ export class UserStack {
     this.addressBindingMs = options.addressBindingMs ?? 60_000;
     this.maxAddressBindings = options.maxAddressBindings ?? 65_536;
     this.guests = new GuestIdentities(options.guests);
+    this.buffers = options.buffers === undefined ? undefined : new ByteBudget(options.buffers);
     this.reassembler = new Ipv4Reassembler({ ...options.reassembly, drops: this.drops });
     this.output = new Ipv4Output(config.mtu, (n) => this.slab.take(n));
     const tcpEvents = hooks.tcp;
@@ -211,6 +216,7 @@ export class UserStack {
       tcpEvents ?? ((conn, ev) => ev.type === "connect-request" && conn.refuse()),
       {
         ...options.tcp,
+        ...(this.buffers === undefined ? {} : { budget: this.buffers }),
         endpoint: {
           mss: config.mtu - 40,
           segmentOffload: this.segmentOffload,

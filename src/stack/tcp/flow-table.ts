@@ -32,6 +32,7 @@
  * would leave a tree of string pieces behind each key a TIME_WAIT record keeps (~170
  * bytes more per record, measured).
  */
+import type { ByteBudget } from "../guest-bounds.js";
 import { seqAdd } from "../wire/seq.js";
 import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
 import {
@@ -52,6 +53,8 @@ export interface TcpFlowTableOptions {
   maxTimeWait: number;
   /** options for the endpoints `open` creates */
   endpoint: Partial<TcpEndpointOptions>;
+  /** bytes of guest data buffered, per guest and in all (guest-bounds.ts); unbounded when absent */
+  budget?: ByteBudget;
 }
 
 export const tcpFlowTableDefaults: TcpFlowTableOptions = Object.freeze({
@@ -256,6 +259,7 @@ export class TcpFlowTable {
     if (this.timeWait.size > 0) this.timeWait.remove(key);
     this.perGuest.set(guest, n + 1);
     this.owners.set(ep, guest);
+    if (this.o.budget !== undefined) ep.chargeTo(this.o.budget, guest);
     this.counters.opened++;
     return ep;
   }
@@ -266,6 +270,7 @@ export class TcpFlowTable {
     const ep = this.flows.get(key);
     if (ep === undefined) return false;
     this.flows.delete(key);
+    ep.uncharge();
     if (ep === this.recent) this.recent = undefined;
     const g = this.owners.get(ep) ?? guestKeyOfAddr(t.guestAddr);
     this.owners.delete(ep);

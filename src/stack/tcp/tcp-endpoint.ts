@@ -87,6 +87,8 @@
  * data (the URG flag and pointer are ignored), ECN, keepalives (the relay's business),
  * TCP Fast Open, data on a SYN (dropped; the guest retransmits it).
  */
+
+import type { ByteBudget } from "../guest-bounds.js";
 import { seqAdd, seqGe, seqGt, seqLe, seqMax, seqSub } from "../wire/seq.js";
 import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
 import { ReassemblyQueue } from "./reassembly-queue.js";
@@ -286,6 +288,10 @@ export class TcpEndpoint {
   private rcvAdv = 0;
   private rcvShift = 0;
   private unconsumed = 0;
+  /** the budget `unconsumed` is charged to (guest-bounds.ts), its guest, and what is charged */
+  private budget: ByteBudget | undefined;
+  private budgetGuest = 0;
+  private charged = 0;
   /** the window our SYN or SYN-ACK offered, until a later segment offers a scaled one */
   private synWindow = 0;
   private pendingFin: number | undefined;
@@ -488,6 +494,10 @@ export class TcpEndpoint {
   consume(n: number, now: number): TcpStep {
     this.now = now;
     this.unconsumed = Math.max(0, this.unconsumed - Math.max(0, n));
+    if (this.charged > this.unconsumed) {
+      this.budget?.release(this.budgetGuest, this.charged - this.unconsumed);
+      this.charged = this.unconsumed;
+    }
     if (this.synchronized() && !this.finReceived) {
       if (this.windowUpdateIsUrgent()) this.ackNow = true;
       this.output(now);
@@ -809,6 +819,10 @@ export class TcpEndpoint {
   private deliver(data: Buffer): void {
     this.rcvNxt = seqAdd(this.rcvNxt, data.length);
     this.unconsumed += data.length;
+    if (this.budget !== undefined) {
+      this.budget.take(this.budgetGuest, data.length);
+      this.charged += data.length;
+    }
     this.ev.push({ type: "data", data });
   }
 
@@ -1173,7 +1187,22 @@ export class TcpEndpoint {
 
   /** Free receive buffer: what the window may cover beyond rcvNxt. */
   private rcvSpace(): number {
-    return Math.max(0, this.o.recvBufferSize - this.unconsumed);
+    const space = this.o.recvBufferSize - this.unconsumed;
+    if (this.budget === undefined) return Math.max(0, space);
+    return Math.max(0, Math.min(space, this.budget.room(this.budgetGuest)));
+  }
+
+  /** Charges guest bytes this endpoint holds to `guest`'s budget from now on (the flow table does). */
+  chargeTo(budget: ByteBudget, guest: number): void {
+    this.budget = budget;
+    this.budgetGuest = guest;
+  }
+
+  /** Gives back what is charged (the connection left the table). */
+  uncharge(): void {
+    this.budget?.release(this.budgetGuest, this.charged);
+    this.charged = 0;
+    this.budget = undefined;
   }
 
   /** The window we may accept into now (never left of what we advertised). */
