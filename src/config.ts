@@ -70,7 +70,7 @@ export interface UserNetdevConfig {
   mtu: number;
   /** TCP connections in the whole stack (TIME_WAIT not counted); absent = 65,536 */
   maxFlows?: number;
-  /** TCP connections one guest address may hold; absent = 32,768 (at most maxFlows) */
+  /** TCP connections one guest (hub port and MAC) may hold; absent = 32,768 (at most maxFlows) */
   maxFlowsPerGuest?: number;
   /** host UDP sockets of the NAT in all (least recently used evicted); absent = 4,096 */
   udpMaxSockets?: number;
@@ -88,6 +88,16 @@ export interface UserNetdevConfig {
   tftpMaxSessions?: number;
   /** TFTP transfers one guest may run at once; absent = 8 */
   tftpMaxSessionsPerGuest?: number;
+  /** IPv4 datagrams being reassembled in all (the oldest evicted); absent = 64 */
+  reasmMaxDatagrams?: number;
+  /** IPv4 datagrams one guest may have being reassembled; absent = 16 */
+  reasmMaxDatagramsPerGuest?: number;
+  /** bytes of guest TCP data buffered towards the host in all; absent = 512 MiB */
+  bufferMaxBytes?: number;
+  /** the same for one guest; absent = 128 MiB (at most bufferMaxBytes) */
+  bufferMaxBytesPerGuest?: number;
+  /** guests (MACs) one hub port may carry (stack/guest-bounds.ts); absent = 64 */
+  maxGuestsPerPort?: number;
 }
 
 export interface SocketNetdevConfig {

@@ -37,13 +37,13 @@ import type { SmbdHost, SmbdLauncher } from "./services/smb/smbd-launcher.js";
 import type { TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
 import type { StackConfig } from "./stack/config.js";
-import { guestOf } from "./stack/guest-bounds.js";
 import type { GuestTcpConnection } from "./stack/guest-tcp.js";
+import { ipv4ReassemblyDefaults } from "./stack/ipv4-reassembler.js";
 import { dhcpClientPort, dhcpServerPort, dnsPort, type RoutedServices, RouteTable } from "./stack/routes.js";
 import { tcpFlowLimits } from "./stack/tcp/flow-table.js";
 import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
 import { type GuestUdp, UserStack } from "./stack/user-stack.js";
-import { BROADCAST_MAC, parseIpv4, parseMac, prefixToMask } from "./stack/wire/addr.js";
+import { BROADCAST_MAC, macToString, parseIpv4, parseMac, prefixToMask } from "./stack/wire/addr.js";
 import { IcmpUnreachableCode } from "./stack/wire/icmp.js";
 import { TimerDriver } from "./timer-driver.js";
 import { takeSnapshot, type UserNetdevSnapshot } from "./user-snapshot.js";
@@ -157,12 +157,20 @@ export class UserNetdev implements Port {
           this.timers.schedule();
         },
       },
-      { tcp: tcpFlowLimits(config.maxFlows, config.maxFlowsPerGuest) },
+      {
+        tcp: tcpFlowLimits(config.maxFlows, config.maxFlowsPerGuest),
+        reassembly: reassemblyLimits(config.reasmMaxDatagrams, config.reasmMaxDatagramsPerGuest),
+        guests: config.maxGuestsPerPort === undefined ? {} : { maxPerPort: config.maxGuestsPerPort },
+        buffers: bufferLimits(config.bufferMaxBytes, config.bufferMaxBytesPerGuest),
+      },
     );
     const store = options.stateDir
       ? new FileLeaseStore(options.stateDir, `dhcp-leases-${config.id}.json`, log)
       : new MemoryLeaseStore();
-    this.dhcp = new DhcpServer(dhcpConfigFromNetdev(config), store, log.child({ service: "dhcp" }));
+    this.dhcp = new DhcpServer(dhcpConfigFromNetdev(config), store, log.child({ service: "dhcp" }), (ip) => {
+      const mac = this.stack.addressOwner(ip);
+      return mac === undefined ? undefined : macToString(mac);
+    });
     this.bindLeases();
     const policy = new NatPolicy({
       host: this.stackConfig.host,
@@ -234,7 +242,7 @@ export class UserNetdev implements Port {
     this.dnsTcp = new LocalTcpService(
       {
         name: "dns-tcp",
-        open: dnsOverTcp({ resolve: (q, peer) => this.dns.handle(q, "tcp", guestOf(peer.guestAddr)) }),
+        open: dnsOverTcp({ resolve: (q, peer) => this.dns.handle(q, "tcp", peer.guest) }),
         idleTimeoutMs: dnsTcpIdleMs,
       },
       dnsLog,
@@ -279,14 +287,19 @@ export class UserNetdev implements Port {
     );
   }
 
-  send(frames: readonly Buffer[]): void {
+  send(frames: readonly Buffer[], from = 0): void {
     if (this.closed) return;
     this.counters.countRx(frames);
-    this.deliver(this.stack.input(frames));
+    this.deliver(this.stack.input(frames, from));
     this.timers.schedule();
     let bytes = 0;
     for (const f of frames) bytes += f.length;
     noteFrameBytes(bytes);
+  }
+
+  /** A hub port left: the guests it carried are forgotten (their leases stay with their MACs). */
+  peerLeft(from: number): void {
+    this.stack.portLeft(from);
   }
 
   setReceiver(sink: FrameSink | undefined): void {
@@ -479,7 +492,7 @@ export class UserNetdev implements Port {
     // the payload is a view of a frame; the forwarder copies what it keeps
     const guest = { src: d.src, srcPort: d.srcPort };
     void this.dns
-      .handle(d.payload, "udp", guestOf(d.src))
+      .handle(d.payload, "udp", d.guest)
       .then((answer) => {
         if (!answer || this.closed) return;
         this.stack.sendUdp({
@@ -497,6 +510,7 @@ export class UserNetdev implements Port {
   private toTftp(tftp: TftpServer, d: GuestUdp): void {
     const req = {
       client: { addr: d.src, port: d.srcPort },
+      guest: d.guest,
       serverPort: d.dstPort,
       payload: Buffer.from(d.payload),
     };
@@ -593,3 +607,26 @@ export class UserNetdev implements Port {
     noteFrameBytes(bytes);
   }
 }
+
+/** reasm-max-datagrams= and its -per-guest as given: either alone; the per-guest one at most the total. */
+function reassemblyLimits(
+  total: number | undefined,
+  perGuest: number | undefined,
+): { maxDatagrams: number; maxDatagramsPerSource: number } {
+  const maxDatagrams = total ?? Math.max(ipv4ReassemblyDefaults.maxDatagrams, perGuest ?? 0);
+  return {
+    maxDatagrams,
+    maxDatagramsPerSource: Math.min(maxDatagrams, perGuest ?? ipv4ReassemblyDefaults.maxDatagramsPerSource),
+  };
+}
+
+/** buffer-max-bytes= and its -per-guest as given, the same way. */
+function bufferLimits(
+  total: number | undefined,
+  perGuest: number | undefined,
+): { max: number; perGuest: number } {
+  const max = total ?? Math.max(bufferDefaults.max, perGuest ?? 0);
+  return { max, perGuest: Math.min(max, perGuest ?? bufferDefaults.perGuest) };
+}
+
+const bufferDefaults = { max: 512 * 1024 * 1024, perGuest: 128 * 1024 * 1024 };

@@ -10,7 +10,6 @@ import type { UdpFlowInfo, UdpNat } from "./proxy/udp-nat.js";
 import type { DhcpLeaseInfo, DhcpServer, DhcpStats } from "./services/dhcp/dhcp-server.js";
 import type { DnsForwarder, DnsForwarderStats } from "./services/dns/dns-forwarder.js";
 import type { TftpServer, TftpStats } from "./services/tftp/tftp-server.js";
-import { ipv4ReassemblyDefaults } from "./stack/ipv4-reassembler.js";
 import type { TcpFlowTableCounters } from "./stack/tcp/flow-table.js";
 import type { TcpEndpointCounters } from "./stack/tcp/tcp-endpoint.js";
 import type { TimeWaitCounters } from "./stack/tcp/time-wait.js";
@@ -28,7 +27,9 @@ export interface BoundView {
 /**
  * The per-guest and overall bounds besides TCP's (README: Bounds). UDP sockets and
  * ping ids evict the least recently used flow at `total` (not a refusal) and refuse at
- * `perGuest`; reassembly counts per source address; tftpSessions only with tftp=.
+ * `perGuest`; reassembly counts per guest; tftpSessions only with tftp=. `guests`:
+ * guest identities (hub port and MAC), `total` of them per hub port, each one guest;
+ * `refused` counts frames from MACs past that.
  */
 export type UserBounds = {
   udpSockets: BoundView;
@@ -36,6 +37,9 @@ export type UserBounds = {
   dnsQueries: BoundView;
   tftpSessions?: BoundView;
   reassembly: BoundView;
+  /** `refused`: times a guest (or all) reached the budget and got a zero window */
+  bufferBytes: BoundView;
+  guests: BoundView;
 };
 
 export interface FlowLists {
@@ -128,9 +132,19 @@ function boundsOf(s: SnapshotSources): UserBounds {
       refused: (dns["too-many-queries"] ?? 0) + (dns["too-many-queries-per-guest"] ?? 0),
     },
     reassembly: {
-      total: ipv4ReassemblyDefaults.maxDatagrams,
-      perGuest: ipv4ReassemblyDefaults.maxDatagramsPerSource,
+      total: s.stack.reassemblyLimits.maxDatagrams,
+      perGuest: s.stack.reassemblyLimits.maxDatagramsPerSource,
       refused: drops["reasm-source-full"] ?? 0,
+    },
+    bufferBytes: {
+      total: s.stack.buffers?.bounds.max ?? 0,
+      perGuest: s.stack.buffers?.bounds.perGuest ?? 0,
+      refused: s.stack.buffers?.throttled ?? 0,
+    },
+    guests: {
+      total: s.stack.guests.options.maxPerPort,
+      perGuest: 1,
+      refused: s.stack.guests.counters.refused,
     },
   };
   if (s.tftp) {

@@ -41,7 +41,14 @@ const boolForm = (key: string, example: "on" | "off"): OptionSpec => ({
 /** the highest max-flows= and max-flows-per-guest= accepted */
 export const maxFlowsCeiling = 1_048_576;
 
-type BoundField = "maxFlows" | "udpMaxSockets" | "icmpMaxIds" | "dnsMaxQueries" | "tftpMaxSessions";
+type BoundField =
+  | "maxFlows"
+  | "udpMaxSockets"
+  | "icmpMaxIds"
+  | "dnsMaxQueries"
+  | "tftpMaxSessions"
+  | "reasmMaxDatagrams"
+  | "bufferMaxBytes";
 
 /**
  * The bounds given as a pair of options: NAME=N in all, NAME-per-guest=N for one guest
@@ -60,7 +67,18 @@ export const boundOptions: readonly {
   { option: "icmp-max-ids", field: "icmpMaxIds", ceiling: 65536, total: 1024, perGuest: 64 },
   { option: "dns-max-queries", field: "dnsMaxQueries", ceiling: 65536, total: 256, perGuest: 64 },
   { option: "tftp-max-sessions", field: "tftpMaxSessions", ceiling: 16384, total: 64, perGuest: 8 },
+  { option: "reasm-max-datagrams", field: "reasmMaxDatagrams", ceiling: 4096, total: 64, perGuest: 16 },
+  {
+    option: "buffer-max-bytes",
+    field: "bufferMaxBytes",
+    ceiling: 2 ** 40,
+    total: 512 * 1024 * 1024,
+    perGuest: 128 * 1024 * 1024,
+  },
 ];
+
+/** max-guests-per-port=N: guest identities (MACs) one hub port may carry (stack/guest-bounds.ts) */
+export const guestsPerPortOption = { option: "max-guests-per-port", ceiling: 65536, default: 64 } as const;
 
 const boundSpecs: Record<string, OptionSpec> = Object.fromEntries(
   boundOptions.flatMap((b) => [
@@ -100,6 +118,10 @@ export const userSpec: Readonly<Record<string, OptionSpec>> = {
   "outbound-addr": ipForm("outbound-addr", "192.0.2.10"),
   mtu: { kind: "value", form: "68..65520 such as mtu=65520" },
   ...boundSpecs,
+  [guestsPerPortOption.option]: {
+    kind: "value",
+    form: `1..${guestsPerPortOption.ceiling} such as ${guestsPerPortOption.option}=${guestsPerPortOption.default}`,
+  },
 };
 
 const ipv6Later = "not supported yet (IPv6 is planned)";
@@ -343,7 +365,11 @@ function parseBounds(opts: OptionSet): Partial<UserNetdevConfig> {
       out[`${b.field}PerGuest`] = m;
     }
   }
-  return out;
+  const g = opts.get(guestsPerPortOption.option);
+  if (g === undefined) return out;
+  const maxGuestsPerPort = parseDecimal(g, 1, guestsPerPortOption.ceiling);
+  if (maxGuestsPerPort === undefined) return opts.fail(guestsPerPortOption.option, g);
+  return { ...out, maxGuestsPerPort };
 }
 
 function guestfwdProblem(

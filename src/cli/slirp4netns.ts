@@ -27,10 +27,11 @@
  *   on the namespace, so the namespace itself cannot vanish under it), or when the TAP
  *   stops working: the network is closed and the process exits 0. A failure during start-up exits 1 with one line
  *   on stderr; a bad command line exits 2 (slirp4netns exits 1 for both).
- * - Not in slirp4netns: --max-flows=N and --max-flows-per-guest=N bound the TCP
- *   connections in all and per guest address (TIME_WAIT not counted), as -netdev
- *   user's max-flows= and max-flows-per-guest= do; listed in --help after slirp4netns's
- *   own options.
+ * - Not in slirp4netns: every bound of -netdev user as --NAME=N (and --NAME-per-guest=N
+ *   for the pairs): --max-flows, --udp-max-sockets, --icmp-max-ids, --dns-max-queries,
+ *   --tftp-max-sessions, --reasm-max-datagrams, --max-guests-per-port; the same
+ *   meaning and defaults (netdev-user.ts boundOptions, README: Bounds); listed in
+ *   --help after slirp4netns's own options.
  * - --disable-dns: no DNS at net+3 (queries there get ICMP port unreachable, TCP a RST)
  *   and DHCP offers no DNS server, so the namespace brings its own resolver.
  * - Not supported, refused with a message: IPv6 (-6, --outbound-addr6),
@@ -48,7 +49,7 @@ import type { Config, NetdevConfig, TapNetdevConfig, UserNetdevConfig } from "..
 import { ipv4ToString, parseIpv4, prefixToMask } from "../stack/wire/addr.js";
 import { parseDecimal } from "./inet.js";
 import { isInterfaceName } from "./netdev-tap.js";
-import { defaultUserNetdev, maxFlowsCeiling } from "./netdev-user.js";
+import { boundOptions, defaultUserNetdev, guestsPerPortOption } from "./netdev-user.js";
 import { UsageError } from "./usage-error.js";
 
 export interface Slirp4netnsOptions {
@@ -70,9 +71,8 @@ export interface Slirp4netnsOptions {
   macAddress?: string;
   /** --disable-dns: no DNS forwarder at net+3 */
   disableDns: boolean;
-  /** usernet's --max-flows and --max-flows-per-guest (TCP connections in all, per guest) */
-  maxFlows?: number;
-  maxFlowsPerGuest?: number;
+  /** usernet's bound options (--max-flows, --udp-max-sockets-per-guest, ...) as -netdev user fields */
+  bounds: Partial<UserNetdevConfig>;
   /** --enable-sandbox: no_new_privs and Landlock once started */
   sandbox: boolean;
   /** --enable-seccomp: no_new_privs and the seccomp filter once started */
@@ -122,7 +122,11 @@ export function slirp4netnsHelpText(version: string): string {
     "",
     "usernet's own options:",
     "--max-flows=N            TCP connections in all, TIME_WAIT not counted (default=65536)",
-    "--max-flows-per-guest=N  TCP connections per guest address (default=32768)",
+    "--max-flows-per-guest=N  TCP connections per guest (hub port and MAC) (default=32768)",
+    ...boundOptions
+      .filter((b) => b.option !== "max-flows")
+      .map((b) => `--${b.option}=N, --${b.option}-per-guest=N  (default=${b.total}, ${b.perGuest})`),
+    `--${guestsPerPortOption.option}=N  guests (MACs) on the TAP (default=${guestsPerPortOption.default})`,
     "",
   ].join("\n");
 }
@@ -161,8 +165,11 @@ const longOpts: LongOpt[] = [
   { name: "disable-dns", arg: false },
   { name: "macaddress", arg: true },
   { name: "target-type", arg: true },
-  { name: "max-flows", arg: true },
-  { name: "max-flows-per-guest", arg: true },
+  ...boundOptions.flatMap((b) => [
+    { name: b.option, arg: true },
+    { name: `${b.option}-per-guest`, arg: true },
+  ]),
+  { name: guestsPerPortOption.option, arg: true },
   { name: "help", short: "h", arg: false },
   { name: "version", short: "v", arg: false },
 ];
@@ -251,6 +258,7 @@ export function parseSlirp4netnsArgs(argv: readonly string[], version: string): 
   let netnsType: "pid" | "path" = "pid";
   let mtu = 1500;
   let cidr = "10.0.2.0/24";
+  const bounds: Partial<UserNetdevConfig> = {};
   for (const [name, v] of opts) {
     switch (name) {
       case "configure":
@@ -305,26 +313,20 @@ export function parseSlirp4netnsArgs(argv: readonly string[], version: string): 
       case "outbound-addr":
         o.outboundAddr = outboundAddress(v);
         break;
-      case "max-flows":
-      case "max-flows-per-guest": {
-        const n = parseDecimal(v, 1, maxFlowsCeiling);
-        if (n === undefined)
-          throw new UsageError(`--${name}=${v}: expected 1..${maxFlowsCeiling} such as --${name}=32768`);
-        if (name === "max-flows") o.maxFlows = n;
-        else o.maxFlowsPerGuest = n;
-        break;
-      }
       case "macaddress":
         if (!macForm.test(v))
           throw new UsageError(`--macaddress=${v}: expected a MAC address such as 02:00:00:00:00:01`);
         o.macAddress = v.toLowerCase();
         break;
+      default:
+        parseBoundOption(bounds, name, v);
     }
   }
-  if (o.maxFlows !== undefined && o.maxFlowsPerGuest !== undefined && o.maxFlowsPerGuest > o.maxFlows) {
-    throw new UsageError(
-      `--max-flows-per-guest=${o.maxFlowsPerGuest}: must be at most --max-flows=${o.maxFlows}`,
-    );
+  for (const b of boundOptions) {
+    const total = bounds[b.field];
+    const per = bounds[`${b.field}PerGuest`];
+    if (total !== undefined && per !== undefined && per > total)
+      throw new UsageError(`--${b.option}-per-guest=${per}: must be at most --${b.option}=${total}`);
   }
   if (o.macAddress !== undefined && !configure)
     throw new UsageError("--macaddress: only valid with -c (--configure)");
@@ -357,8 +359,32 @@ export function parseSlirp4netnsArgs(argv: readonly string[], version: string): 
       tapName,
       sandbox,
       seccomp,
+      bounds,
     },
   };
+}
+
+/** One of usernet's bound options (--max-flows=N, --udp-max-sockets-per-guest=N, ...) into `bounds`. */
+function parseBoundOption(bounds: Partial<UserNetdevConfig>, name: string, v: string): void {
+  if (name === guestsPerPortOption.option) {
+    const n = parseDecimal(v, 1, guestsPerPortOption.ceiling);
+    if (n === undefined)
+      throw new UsageError(
+        `--${name}=${v}: expected 1..${guestsPerPortOption.ceiling} such as --${name}=${guestsPerPortOption.default}`,
+      );
+    bounds.maxGuestsPerPort = n;
+    return;
+  }
+  for (const b of boundOptions) {
+    const per = name === `${b.option}-per-guest`;
+    if (name !== b.option && !per) continue;
+    const n = parseDecimal(v, 1, b.ceiling);
+    if (n === undefined)
+      throw new UsageError(`--${name}=${v}: expected 1..${b.ceiling} such as --${name}=${b.perGuest}`);
+    const field: keyof UserNetdevConfig = per ? `${b.field}PerGuest` : b.field;
+    bounds[field] = n;
+    return;
+  }
 }
 
 function parseCidr(s: string): { net: string; prefixLength: number } {
@@ -422,8 +448,7 @@ export function slirp4netnsConfig(
   };
   if (o.disableDns) user.dnsForward = false;
   if (o.outboundAddr !== undefined) user.outboundAddr = o.outboundAddr;
-  if (o.maxFlows !== undefined) user.maxFlows = o.maxFlows;
-  if (o.maxFlowsPerGuest !== undefined) user.maxFlowsPerGuest = o.maxFlowsPerGuest;
+  Object.assign(user, o.bounds);
   const tap: TapNetdevConfig = {
     type: "tap",
     id: slirp4netnsNetdevIds.tap,

@@ -10,6 +10,10 @@
  *   cannot stall the others. A port whose `send` throws in spite of its contract is
  *   counted ("port-send-threw") and reported as an internal error (log.ts: logged with
  *   its stack, counted, fails e2e tests); delivery to the other ports goes on.
+ * - Who sent a batch: each attached port has a number, unique on the hub and never
+ *   reused, given to every receiver with the batch (`send(frames, from)`); when a port
+ *   leaves, the others are told its number (`peerLeft`). The user stack knows guests by
+ *   that number and their MAC (stack/guest-bounds.ts).
  * - Re-entrancy: a port may answer synchronously from inside `send` (a user stack that
  *   replies to ARP at once). Such a batch is queued and delivered after the current one
  *   has reached every port, so all ports see frames in one order and recursion stays
@@ -54,7 +58,9 @@ export interface HubOptions {
 
 export class Hub {
   private attached: Port[] = [];
-  private readonly members = new Set<Port>();
+  /** attached ports and their numbers (the `from` of `Port.send`) */
+  private readonly members = new Map<Port, number>();
+  private nextPortNumber = 1;
   private readonly pending: { from: Port; frames: readonly Buffer[] }[] = [];
   private delivering = false;
   private isClosed = false;
@@ -86,7 +92,7 @@ export class Hub {
     for (const p of this.attached) {
       if (p.name === port.name) throw new Error(`hub ${this.id} already has a port named ${port.name}`);
     }
-    this.members.add(port);
+    this.members.set(port, this.nextPortNumber++);
     this.attached = [...this.attached, port];
     const sink: FrameSink = (frames) => this.receive(port, frames);
     port.setReceiver(sink);
@@ -96,11 +102,14 @@ export class Hub {
 
   /** Removes a port; returns false when it was not attached. Does not close it. */
   detach(port: Port): boolean {
-    if (!this.members.delete(port)) return false;
+    const number = this.members.get(port);
+    if (number === undefined) return false;
+    this.members.delete(port);
     this.attached = this.attached.filter((p) => p !== port);
     port.setReceiver(undefined);
     port.peersAcceptOffloads?.(false);
     this.tellOffloads();
+    for (const p of this.attached) p.peerLeft?.(number);
     this.log?.debug("port detached", { port: port.name });
     return true;
   }
@@ -169,6 +178,7 @@ export class Hub {
 
   private flood(from: Port, frames: readonly Buffer[]): void {
     const targets = this.attached;
+    const fromNumber = this.members.get(from) ?? 0;
     let reached = 0;
     // only ports that produce marks can send marked frames; resolved once per batch
     let plain: readonly Buffer[] | undefined = from.acceptsOffloads ? undefined : frames;
@@ -177,10 +187,10 @@ export class Hub {
       if (to === from || !this.members.has(to)) continue;
       reached++;
       try {
-        if (to.acceptsOffloads) to.send(frames);
+        if (to.acceptsOffloads) to.send(frames, fromNumber);
         else {
           plain ??= anyOffloaded(frames) ? resolveOffloads(frames) : frames;
-          to.send(plain);
+          to.send(plain, fromNumber);
         }
       } catch (err) {
         // a bug in that port (or the stack behind it): counted here and as an internal error

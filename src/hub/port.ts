@@ -24,8 +24,12 @@ export interface Port {
   readonly name: string;
   /** transport kind, e.g. "socket-listen", "stream-unix", "dgram", "mcast", "user" */
   readonly kind: string;
-  /** hub → port: deliver frames to the transport */
-  send(frames: readonly Buffer[]): void;
+  /**
+   * hub → port: deliver frames to the transport. `from` is the hub's number for the
+   * port they came from (unique on that hub, never reused): who sent them, for a
+   * port that tells guests apart (the user stack).
+   */
+  send(frames: readonly Buffer[], from?: number): void;
   /** port → hub: the hub installs its receiver here when the port is attached */
   setReceiver(sink: FrameSink | undefined): void;
   stats(): PortStats;
@@ -43,6 +47,8 @@ export interface Port {
    * accept offload marks: only then may the port produce super frames cheaply.
    */
   peersAcceptOffloads?(yes: boolean): void;
+  /** The hub tells every remaining port that the port it numbered `from` left. */
+  peerLeft?(from: number): void;
 }
 
 /** Counters every port keeps; ports embed one and expose `stats()`. */

@@ -7,8 +7,8 @@
  * identifier and delivers only replies carrying it, so sockets cannot be shared
  * between guest ids. A flow idle for `idleTimeoutMs` (60 s) is closed; at most
  * `maxFlows` (1024) are open (the least recently used is closed first, counted
- * "icmp-flow-evicted"), and at most `maxFlowsPerGuest` (64) for one guest (see guestOf
- * in stack/guest-bounds.ts): an echo with a new id past that is dropped unanswered,
+ * "icmp-flow-evicted"), and at most `maxFlowsPerGuest` (64) for one guest (its guest id,
+ * stack/guest-bounds.ts): an echo with a new id past that is dropped unanswered,
  * counted "icmp-guest-limit", so one guest cannot evict the others' pings.
  *
  * Where the host forbids ping sockets (net.ipv4.ping_group_range excludes our group)
@@ -20,7 +20,6 @@
  */
 import { hostFaults, type Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
-import { guestOf } from "../stack/guest-bounds.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "../stack/wire/icmp.js";
 import { type HostNet, type HostPing, type HostPingEvent, hostFaultCodes } from "./host-net.js";
@@ -28,6 +27,8 @@ import { IdleNatFlows } from "./nat-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
 export interface GuestEcho {
+  /** the sender's guest id (stack/guest-bounds.ts) */
+  guest: number;
   src: number;
   dst: number;
   id: number;
@@ -145,7 +146,7 @@ export class IcmpEchoNat {
     const key = `${e.src}:${e.id}`;
     const known = this.flows.touch(key, now);
     if (known) return known;
-    const guest = guestOf(e.src);
+    const guest = e.guest;
     if (!this.flows.room(guest, this.evict)) {
       this.drops.drop("icmp-guest-limit");
       return undefined;

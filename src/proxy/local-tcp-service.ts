@@ -58,6 +58,8 @@ export interface LocalStreamIo {
 }
 
 export interface LocalStreamPeer {
+  /** the guest id the connection counts against (stack/guest-bounds.ts) */
+  readonly guest?: number;
   readonly guestAddr: number;
   readonly guestPort: number;
   readonly remoteAddr: number;

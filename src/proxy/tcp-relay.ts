@@ -47,6 +47,8 @@ const resumeReadBuffer = Buffer.allocUnsafeSlow(16 * 1024);
 
 /** One guest connection as the stack lets the relay drive it. */
 export interface GuestTcp {
+  /** the guest id it counts against (stack/guest-bounds.ts) */
+  readonly guest?: number;
   readonly guestAddr: number;
   readonly guestPort: number;
   readonly remoteAddr: number;

@@ -30,7 +30,7 @@
  *
  * Limits: `maxFlows` sockets at once (4096; the least recently used one is closed when
  * a new flow needs room, counted "udp-flow-evicted"); `maxFlowsPerGuest` sockets for
- * one guest (1024, see guestOf in stack/guest-bounds.ts): a datagram that would need
+ * one guest (1024; its guest id, stack/guest-bounds.ts): a datagram that would need
  * one more is dropped, counted "udp-guest-limit", with no ICMP answer (a host out of
  * sockets fails the sender's socket call; nothing comes back on the wire), so one
  * guest cannot take the whole table from the others; a flow with no datagram either
@@ -40,7 +40,6 @@
  */
 import { hostFaults, type Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
-import { guestOf } from "../stack/guest-bounds.js";
 import type { GuestUdp, UdpToGuest } from "../stack/user-stack.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
 import { IcmpType, IcmpUnreachableCode } from "../stack/wire/icmp.js";
@@ -226,7 +225,7 @@ export class UdpNat {
       this.active(known, now);
       return known;
     }
-    const guest = guestOf(d.src);
+    const guest = d.guest;
     if (!this.flows.room(guest, this.evict)) return "udp-guest-limit";
     const flow: Flow = {
       key,

@@ -1,13 +1,129 @@
 /**
- * Per-guest and overall counts behind the bounds of issue 13 (UDP sockets, ping ids,
- * DNS queries, TFTP sessions): `take` says whether one more fits, `release` gives it
- * back. A guest is known by `guestOf`, today its IPv4 source address; when guests are
- * told apart by hub port and MAC instead, that one function changes.
+ * Who a guest is, and the counts behind the per-guest bounds of issue 13.
+ *
+ * Identity (trust model: a guest is the hub port and MAC its frames arrived on, never
+ * what its packets claim). `GuestIdentities.identify(port, mac)` gives each (hub port,
+ * source MAC) pair a small positive integer, the guest id every per-guest bound is
+ * keyed by: TCP connections (flow-table.ts), UDP sockets, ICMP echo ids, DNS queries,
+ * TFTP sessions and buffered bytes. Ids are never reused, so whatever an old identity
+ * still holds is released against that identity and never lands on a newcomer.
+ *
+ * A guest could otherwise mint identities by cycling through source MACs, so each hub
+ * port holds at most `maxPerPort` identities (default 64: a TAP port with a bridge of
+ * a few guests behind it, each with a few virtual interfaces, stays well inside it; a
+ * QEMU socket port carries one guest). A new MAC on a full port takes the place of the
+ * port's least recently seen identity only when that one has been silent for `idleMs`
+ * (default 60 s, as long as an ARP entry lives); otherwise its frames are refused
+ * (`identify` returns 0, the stack drops and counts them "guest-identity-limit"). So a
+ * guest cycling through 1,000 MACs gets at most 64 identities per minute, each within
+ * the per-guest bounds, and all of them within the overall bounds. When a port leaves
+ * the hub its identities go (`portLeft`); the same MAC on a new port (a QEMU client
+ * that reconnects) is a new identity. Lookup is two Map reads, skipped for a frame from
+ * the same port and MAC as the one before it; nothing is allocated per frame.
+ *
+ * Counts: `GuestCounts.take` says whether one more fits, `release` gives it back.
  */
 
-/** Who a per-guest bound counts against. */
-export function guestOf(addr: number): number {
-  return addr;
+export interface GuestIdentityOptions {
+  /** identities one hub port may hold (default 64) */
+  maxPerPort: number;
+  /** how long an identity must have been silent before a new MAC on a full port replaces it (ms) */
+  idleMs: number;
+}
+
+export const guestIdentityDefaults: GuestIdentityOptions = Object.freeze({ maxPerPort: 64, idleMs: 60_000 });
+
+interface Identity {
+  id: number;
+  seen: number;
+}
+
+export interface GuestIdentityCounters {
+  /** identities made */
+  created: number;
+  /** idle identities replaced on a full port */
+  replaced: number;
+  /** frames refused because their port was full of live identities */
+  refused: number;
+}
+
+export class GuestIdentities {
+  readonly options: GuestIdentityOptions;
+  readonly counters: GuestIdentityCounters = { created: 0, replaced: 0, refused: 0 };
+  /** hub port → MAC (48 bits as one number) → identity */
+  private readonly ports = new Map<number, Map<number, Identity>>();
+  private nextId = 1;
+  private lastPort = -1;
+  private lastMac = -1;
+  private last: Identity | undefined;
+
+  constructor(options: Partial<GuestIdentityOptions> = {}) {
+    this.options = { ...guestIdentityDefaults, ...options };
+  }
+
+  /** Identities held now, over all ports. */
+  get size(): number {
+    let n = 0;
+    for (const m of this.ports.values()) n += m.size;
+    return n;
+  }
+
+  /** The guest id of `mac` on hub port `port` at `now`; 0 when the port is full (counted). */
+  identify(port: number, mac: Buffer, now: number): number {
+    const key = mac.readUInt16BE(0) * 0x1_0000_0000 + mac.readUInt32BE(2);
+    const last = this.last;
+    if (last !== undefined && key === this.lastMac && port === this.lastPort) {
+      last.seen = now;
+      return last.id;
+    }
+    let macs = this.ports.get(port);
+    if (macs === undefined) {
+      macs = new Map();
+      this.ports.set(port, macs);
+    }
+    let g = macs.get(key);
+    if (g === undefined) {
+      if (macs.size >= this.options.maxPerPort && !this.replaceIdle(macs, now)) {
+        this.counters.refused++;
+        return 0;
+      }
+      g = { id: this.nextId++, seen: now };
+      macs.set(key, g);
+      this.counters.created++;
+    }
+    g.seen = now;
+    this.last = g;
+    this.lastPort = port;
+    this.lastMac = key;
+    return g.id;
+  }
+
+  /** Forgets the port's identities; returns their ids. */
+  portLeft(port: number): number[] {
+    const macs = this.ports.get(port);
+    if (macs === undefined) return [];
+    this.ports.delete(port);
+    if (port === this.lastPort) this.last = undefined;
+    return [...macs.values()].map((g) => g.id);
+  }
+
+  /** Drops the port's least recently seen identity if it has been silent for `idleMs`. */
+  private replaceIdle(macs: Map<number, Identity>, now: number): boolean {
+    let oldestKey: number | undefined;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const [k, g] of macs) {
+      if (g.seen < oldest) {
+        oldest = g.seen;
+        oldestKey = k;
+      }
+    }
+    if (oldestKey === undefined || now - oldest < this.options.idleMs) return false;
+    const g = macs.get(oldestKey);
+    if (g === this.last) this.last = undefined;
+    macs.delete(oldestKey);
+    this.counters.replaced++;
+    return true;
+  }
 }
 
 export interface Bounds {
@@ -50,5 +166,57 @@ export class GuestCounts {
     if (n === 1) this.held.delete(guest);
     else this.held.set(guest, n - 1);
     this.count--;
+  }
+}
+
+/**
+ * Bytes buffered for guests, in all and per guest: what TCP holds of a guest's data
+ * that the host side has not taken yet (tcp-endpoint.ts charges it as it arrives and
+ * releases it as the host socket takes it, or when the connection goes). A TCP
+ * receiver offers a guest no more window than `room` leaves, so a guest at its budget
+ * sees a zero window on every connection (it probes, as TCP does, until the host side
+ * drains) and others keep theirs. Windows already offered are honoured (RFC 9293 never
+ * shrinks them), so the budget may be passed by what was offered before it ran out:
+ * a soft bound, kept with one Map read per window computed and no per-byte work.
+ */
+export class ByteBudget {
+  /** times a guest's charge reached its budget (or the total did) */
+  throttled = 0;
+  private readonly held = new Map<number, number>();
+  private used = 0;
+
+  constructor(readonly bounds: Bounds) {}
+
+  /** Bytes held in all. */
+  get total(): number {
+    return this.used;
+  }
+
+  /** Bytes the guest holds. */
+  of(guest: number): number {
+    return this.held.get(guest) ?? 0;
+  }
+
+  /** How many more bytes the guest may be given now. */
+  room(guest: number): number {
+    return Math.max(0, Math.min(this.bounds.perGuest - this.of(guest), this.bounds.max - this.used));
+  }
+
+  take(guest: number, n: number): void {
+    if (n <= 0) return;
+    const had = this.of(guest);
+    this.held.set(guest, had + n);
+    this.used += n;
+    if ((had < this.bounds.perGuest && had + n >= this.bounds.perGuest) || this.used >= this.bounds.max)
+      this.throttled++;
+  }
+
+  release(guest: number, n: number): void {
+    const had = this.of(guest);
+    const m = Math.min(n, had);
+    if (m <= 0) return;
+    if (m === had) this.held.delete(guest);
+    else this.held.set(guest, had - m);
+    this.used -= m;
   }
 }

@@ -43,6 +43,10 @@ export class GuestTcpConnection {
     readonly endpoint: TcpEndpoint,
   ) {}
 
+  /** the guest id this connection counts against (stack/guest-bounds.ts; an address key for a forward to an unknown guest) */
+  get guest(): number {
+    return this.layer.table.ownerOf(this.endpoint);
+  }
   get guestAddr(): number {
     return this.endpoint.tuple.guestAddr;
   }
@@ -138,7 +142,7 @@ export class GuestTcpLayer {
 
   /**
    * A segment a guest at `src` sent to `dst`; `guest` is who sent it as the stack knows
-   * it (flow-table.ts `guestKeyOfMac`), the key a new connection counts against.
+   * it (its guest id, stack/guest-bounds.ts), the key a new connection counts against.
    */
   input(src: number, dst: number, seg: TcpSegment, guest: number): void {
     let ep = this.table.lookup(src, dst, seg);

@@ -24,8 +24,8 @@
  * Limits (constructor options) and what happens at each
  * - maxDatagrams (64): datagrams in flight, tombstones included. A new one when full
  *   evicts the oldest: "reasm-table-full".
- * - maxDatagramsPerSource (16): datagrams in flight from one source address,
- *   tombstones included. A fragment that would start one more is dropped, nothing
+ * - maxDatagramsPerSource (16): datagrams in flight from one guest (the fragment's
+ *   `guest` id, see guest-bounds.ts; its source address when absent), tombstones included. A fragment that would start one more is dropped, nothing
  *   evicted: "reasm-source-full". So one sender cannot evict every other sender's
  *   datagrams, and holds at most 16 * 64 KiB = 1 MiB.
  * - maxSize (65535): the reassembled IPv4 total length (header + payload); beyond it
@@ -63,6 +63,8 @@ export interface Ipv4Fragment {
   payload: Buffer;
   /** Its IPv4 header length in bytes (IHL * 4); 20 when absent. Only the size limit uses it. */
   headerLength?: number;
+  /** who sent it (guest-bounds.ts), for maxDatagramsPerSource; `src` when absent */
+  guest?: number;
 }
 
 export interface Ipv4Datagram {
@@ -102,6 +104,7 @@ interface Piece {
 }
 
 interface Pending {
+  readonly owner: number;
   readonly src: number;
   readonly dst: number;
   readonly id: number;
@@ -179,12 +182,14 @@ export class Ipv4Reassembler {
       return undefined;
     }
     if (!p) {
-      if (this.bySource.over(src) === "per-guest") {
+      const owner = frag.guest ?? src;
+      if (this.bySource.over(owner) === "per-guest") {
         this.drops.drop("reasm-source-full");
         return undefined;
       }
       this.makeRoom();
       p = {
+        owner,
         src,
         dst,
         id,
@@ -197,7 +202,7 @@ export class Ipv4Reassembler {
         dead: undefined,
       };
       this.table.set(key, p);
-      this.bySource.take(src);
+      this.bySource.take(owner);
     }
 
     const headerLength = Math.max(frag.headerLength ?? minHeaderLength, minHeaderLength);
@@ -300,7 +305,7 @@ export class Ipv4Reassembler {
 
   private forget(key: string, p: Pending): void {
     this.table.delete(key);
-    this.bySource.release(p.src);
+    this.bySource.release(p.owner);
   }
 
   /**

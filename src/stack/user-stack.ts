@@ -19,21 +19,26 @@
  * answer for addresses it does not own (another guest may hold them), act on
  * 802.1Q-tagged frames (on a hub, the hub number is the VLAN).
  *
- * Source addresses (trust model: a guest is the MAC the hub delivered its frame from,
- * not what its packets claim). A guest IPv4 packet is dropped and counted when its
+ * Guests (trust model: a guest is the hub port and MAC its frame came from, not what
+ * its packets claim). Every frame addressed to the stack is first given its guest id
+ * (guest-bounds.ts `GuestIdentities`: at most `maxGuestsPerPort` per hub port, frames
+ * past that dropped as "guest-identity-limit"); that id is what every per-guest bound
+ * counts against (TCP here, UDP/ICMP/DNS/TFTP through the hooks).
+ *
+ * Source addresses. A guest IPv4 packet is dropped and counted when its
  * source is outside the subnet ("ipv4-source-off-subnet"), the network or broadcast
  * address ("ipv4-source-broadcast"), one of the stack's own addresses
  * ("ipv4-source-own-address"), or 0.0.0.0 on anything but a DHCP request
- * ("ipv4-source-unspecified"). An address then belongs to one MAC: the DHCP lease's
- * (`bindAddress`, until the lease ends) or else the first MAC seen using it, for
- * `addressBindingMs` after its owner last used it; the same address from another MAC
- * meanwhile is dropped ("ipv4-spoofed-source"), and an ARP packet from another MAC
- * claiming it teaches the ARP table nothing ("arp-spoofed-sender"). New TCP
- * connections count against the sender's MAC (flow-table.ts `guestKeyOfMac`), so a
- * guest cycling through addresses stays within its own flow bound. Not done here: a
- * guest that also cycles through MACs is bounded only by the table's total, and the
- * bindings (at most `maxAddressBindings`, oldest forgotten first) are per stack, not
- * per hub port.
+ * ("ipv4-source-unspecified"). An address then belongs to one guest: the DHCP lease's
+ * MAC (`bindAddress`, until the lease ends; the first port that MAC speaks from holds
+ * it) or else the first guest seen using it, for `addressBindingMs` after its owner
+ * last used it; the same address from another guest meanwhile is dropped
+ * ("ipv4-spoofed-source"), and an ARP packet from another guest claiming it teaches
+ * the ARP table nothing ("arp-spoofed-sender"). When a port leaves the hub
+ * (`portLeft`), its guests' leased addresses go back to their MACs alone, so a QEMU
+ * client that reconnects keeps its lease. The bindings (at most `maxAddressBindings`,
+ * oldest forgotten first) also tell the DHCP server which addresses are in use
+ * (`addressOwner`).
  *
  * Every frame that is not acted on is counted: malformed input under its decoder's
  * reason, well-formed traffic meant for someone else as "ignored", traffic to the
@@ -47,9 +52,10 @@ import { ArpTable } from "./arp-table.js";
 import type { Clock } from "./clock.js";
 import { gatewayAddresses, type StackConfig, virtualMac } from "./config.js";
 import { DropCounters } from "./drop-counters.js";
+import { type Bounds, ByteBudget, GuestIdentities, type GuestIdentityOptions } from "./guest-bounds.js";
 import { type GuestTcpEvents, GuestTcpLayer } from "./guest-tcp.js";
 import { Ipv4Output } from "./ipv4-output.js";
-import { Ipv4Reassembler } from "./ipv4-reassembler.js";
+import { Ipv4Reassembler, type Ipv4ReassemblerOptions } from "./ipv4-reassembler.js";
 import { guestKeyOfAddr, type TcpFlowTableOptions } from "./tcp/flow-table.js";
 import { newTcpEndpointCounters, type TcpEndpointCounters, type TcpOutput } from "./tcp/tcp-endpoint.js";
 import { BROADCAST_MAC, isBroadcastMac, isIpv4Multicast, sameMac } from "./wire/addr.js";
@@ -72,6 +78,8 @@ import { decodeUdp, encodeUdp, udpHeaderLength } from "./wire/udp.js";
 /** A UDP datagram from a guest. `payload` is a view, valid only during the hook call. */
 export interface GuestUdp {
   srcMac: Buffer;
+  /** the sender's guest id (guest-bounds.ts), what per-guest bounds count against */
+  guest: number;
   src: number;
   srcPort: number;
   dst: number;
@@ -101,7 +109,7 @@ export interface UserStackHooks {
   /** events of guest TCP connections (a SYN arrives as `connect-request`) */
   tcp?: GuestTcpEvents;
   /** an ICMP echo request to an address outside the stack's own */
-  echo?(e: { src: number; dst: number; id: number; seq: number; payload: Buffer }): void;
+  echo?(e: { guest: number; src: number; dst: number; id: number; seq: number; payload: Buffer }): void;
   /** a timer was armed outside `input` (the driver re-reads `nextDeadline`) */
   timersChanged?(): void;
 }
@@ -112,10 +120,21 @@ export interface UserStackOptions {
   addressBindingMs?: number;
   /** addresses bound at once; past it the oldest binding is forgotten (default 65,536) */
   maxAddressBindings?: number;
+  /** guest identities per hub port (guest-bounds.ts) */
+  guests?: Partial<GuestIdentityOptions>;
+  /** bytes of guest TCP data buffered towards the host, in all and per guest (guest-bounds.ts ByteBudget); unbounded when absent */
+  buffers?: Bounds;
+  /** IPv4 reassembly bounds (ipv4-reassembler.ts) */
+  reassembly?: Pick<Ipv4ReassemblerOptions, "maxDatagrams" | "maxDatagramsPerSource">;
 }
 
-/** Which MAC an address belongs to, and until when (stack clock). The MAC as two numbers: no Buffer kept, no string built. */
+/**
+ * Which guest an address belongs to, and until when (stack clock). `guest` 0: a leased
+ * address whose MAC has not spoken yet (the first port it speaks from takes it). The
+ * MAC as two numbers: no Buffer kept, no string built.
+ */
 interface AddressBinding {
+  guest: number;
   hi: number;
   lo: number;
   until: number;
@@ -140,6 +159,9 @@ export class UserStack {
   readonly drops = new DropCounters();
   readonly tcp: GuestTcpLayer;
   readonly arp = new ArpTable();
+  readonly guests: GuestIdentities;
+  /** bytes buffered for guests (undefined: not bounded) */
+  readonly buffers: ByteBudget | undefined;
   readonly counters: UserStackCounters = {
     rxFrames: 0,
     txFrames: 0,
@@ -169,7 +191,9 @@ export class UserStack {
   private readonly maxAddressBindings: number;
   /** the clock, read once per `input` batch */
   private rxNow = 0;
-  /** the flow-table guest key of the packet being handled (its source MAC), set by `ownsAddress` */
+  /** the hub port the frames being handled came from */
+  private rxPort = 0;
+  /** the guest id of the frame being handled */
   private rxGuest = 0;
 
   constructor(
@@ -183,7 +207,9 @@ export class UserStack {
     this.broadcast = (config.net | ~config.mask) >>> 0;
     this.addressBindingMs = options.addressBindingMs ?? 60_000;
     this.maxAddressBindings = options.maxAddressBindings ?? 65_536;
-    this.reassembler = new Ipv4Reassembler({ drops: this.drops });
+    this.guests = new GuestIdentities(options.guests);
+    this.buffers = options.buffers === undefined ? undefined : new ByteBudget(options.buffers);
+    this.reassembler = new Ipv4Reassembler({ ...options.reassembly, drops: this.drops });
     this.output = new Ipv4Output(config.mtu, (n) => this.slab.take(n));
     const tcpEvents = hooks.tcp;
     this.tcp = new GuestTcpLayer(
@@ -193,6 +219,7 @@ export class UserStack {
       tcpEvents ?? ((conn, ev) => ev.type === "connect-request" && conn.refuse()),
       {
         ...options.tcp,
+        ...(this.buffers === undefined ? {} : { budget: this.buffers }),
         endpoint: {
           mss: config.mtu - 40,
           segmentOffload: this.segmentOffload,
@@ -218,7 +245,18 @@ export class UserStack {
       b.until = Math.max(b.until, until);
       return;
     }
-    this.setBinding(ip >>> 0, { hi, lo, until });
+    this.setBinding(ip >>> 0, { guest: 0, hi, lo, until });
+  }
+
+  /**
+   * The hub port `port` left: its guest ids mean nothing any more. Their addresses
+   * stay bound to their MACs (a lease outlives a reconnect), free for that MAC's next
+   * identity to take.
+   */
+  portLeft(port: number): void {
+    const gone = new Set(this.guests.portLeft(port));
+    if (gone.size === 0) return;
+    for (const b of this.bindings.values()) if (gone.has(b.guest)) b.guest = 0;
   }
 
   /** The MAC `ip` is bound to now, if any. */
@@ -240,45 +278,65 @@ export class UserStack {
     }
   }
 
-  /** The flow-table guest key of whoever owns `addr` (a port forward towards it). */
+  /** The guest id of whoever owns `addr` (a port forward towards it); an address key when nobody does yet. */
   private guestKeyOf(addr: number): number {
     const b = this.bindings.get(addr >>> 0);
-    if (b === undefined || b.until <= this.clock.now()) return guestKeyOfAddr(addr);
-    return b.hi * 0x1_0000_0000 + b.lo;
+    if (b === undefined || b.guest === 0 || b.until <= this.clock.now()) return guestKeyOfAddr(addr);
+    return b.guest;
+  }
+
+  /** The guest id that owns `addr` now, if any (0 when none). */
+  guestOfAddress(addr: number): number {
+    const b = this.bindings.get(addr >>> 0);
+    if (b === undefined || b.until <= this.clock.now()) return 0;
+    return b.guest;
   }
 
   /**
-   * Whether `mac` may send from `ip` (in the subnet, not ours) now; binds a free or
-   * stale address to it and keeps its own binding fresh. O(1), no allocation but a
-   * new binding's.
+   * Whether the guest of the frame being handled (`rxGuest`, MAC `mac`) may send from
+   * `ip` (in the subnet, not ours) now; binds a free or stale address to it and keeps
+   * its own binding fresh. O(1), no allocation but a new binding's.
    */
   private ownsAddress(ip: number, mac: Buffer): boolean {
-    const hi = mac.readUInt16BE(0);
-    const lo = mac.readUInt32BE(2);
-    this.rxGuest = hi * 0x1_0000_0000 + lo;
+    const guest = this.rxGuest;
     const now = this.rxNow;
     const b = this.bindings.get(ip);
-    if (b === undefined) {
-      this.setBinding(ip, { hi, lo, until: now + this.addressBindingMs });
-      return true;
-    }
-    if (b.hi === hi && b.lo === lo) {
+    if (b !== undefined && b.guest === guest) {
       const until = now + this.addressBindingMs;
       if (until > b.until) b.until = until;
       return true;
     }
+    const hi = mac.readUInt16BE(0);
+    const lo = mac.readUInt32BE(2);
+    if (b === undefined) {
+      this.setBinding(ip, { guest, hi, lo, until: now + this.addressBindingMs });
+      return true;
+    }
+    if (b.guest === 0 && b.hi === hi && b.lo === lo) {
+      // a leased address's MAC speaks: this port's guest holds it now
+      b.guest = guest;
+      b.until = Math.max(b.until, now + this.addressBindingMs);
+      return true;
+    }
     if (b.until > now) return false;
+    b.guest = guest;
     b.hi = hi;
     b.lo = lo;
     b.until = now + this.addressBindingMs;
     return true;
   }
 
-  /** Whether `ip` is bound, now, to a MAC other than `mac`. */
+  /** Whether `ip` is bound, now, to a guest other than the one of the frame being handled. */
   private ownedByOther(ip: number, mac: Buffer): boolean {
     const b = this.bindings.get(ip >>> 0);
-    if (b === undefined || b.until <= this.clock.now()) return false;
-    return b.hi !== mac.readUInt16BE(0) || b.lo !== mac.readUInt32BE(2);
+    if (b === undefined || b.until <= this.rxNow) return false;
+    if (b.guest === 0) return b.hi !== mac.readUInt16BE(0) || b.lo !== mac.readUInt32BE(2);
+    return b.guest !== this.rxGuest;
+  }
+
+  /** The IPv4 reassembly bounds in force. */
+  get reassemblyLimits(): { maxDatagrams: number; maxDatagramsPerSource: number } {
+    return this.reassembler.limits;
   }
 
   /** The MAC the gateway uses for its own frames. */
@@ -296,10 +354,11 @@ export class UserStack {
     this.segmentOffload.maxBytes = on ? tsoMaxBytes : 0;
   }
 
-  /** Takes a batch of frames from the hub; returns the frames to send back. */
-  input(frames: readonly Buffer[]): Buffer[] {
+  /** Takes a batch of frames that hub port `port` sent; returns the frames to send back. */
+  input(frames: readonly Buffer[], port = 0): Buffer[] {
     const out: Buffer[] = [];
     this.rxNow = this.clock.now();
+    this.rxPort = port;
     for (const frame of frames) {
       this.counters.rxFrames++;
       const mark = offloadOf(frame);
@@ -348,6 +407,8 @@ export class UserStack {
       return;
     }
     const src = frame.subarray(6, 12);
+    this.rxGuest = this.guests.identify(this.rxPort, src, this.rxNow);
+    if (this.rxGuest === 0) return this.drops.drop("guest-identity-limit");
     if (ethertype === EtherType.arp) return this.inputArp(src, frame.subarray(ethernetHeaderLength), out);
     if (ethertype === EtherType.ipv4) return this.inputIpv4(src, frame.subarray(ethernetHeaderLength), out);
     this.drops.drop("ethernet-unsupported-ethertype");
@@ -435,6 +496,7 @@ export class UserStack {
               moreFragments: ip.moreFragments,
               payload: ip.payload,
               headerLength: 20 + ip.options.length,
+              guest: this.rxGuest,
             },
             this.rxNow,
           );
@@ -444,12 +506,11 @@ export class UserStack {
       if (broadcast) return this.drops.drop("tcp-broadcast");
       const t = decodeTcp(whole.payload, whole, this.rxTrusted ? checksumOffloaded : checksumFull);
       if (!t.ok) return this.drops.drop(t.reason);
-      // the source passed ownsAddress, which keyed the sender (0.0.0.0 carries no TCP)
       return this.tcp.input(whole.src, whole.dst, t.value, this.rxGuest);
     }
     if (ourMac === undefined) {
       if (whole.protocol === IpProto.icmp && !broadcast)
-        return this.inputOutsideIcmp(whole.src, whole.dst, whole.payload);
+        return this.inputOutsideIcmp(this.rxGuest, whole.src, whole.dst, whole.payload);
       return this.drops.drop("ipv4-unrouted");
     }
     if (whole.protocol === IpProto.icmp)
@@ -464,6 +525,7 @@ export class UserStack {
     if (!this.hooks.udp) return this.drops.drop("udp-no-handler");
     this.hooks.udp({
       srcMac,
+      guest: this.rxGuest,
       src,
       srcPort: u.srcPort,
       dst,
@@ -504,13 +566,13 @@ export class UserStack {
     return true;
   }
 
-  private inputOutsideIcmp(src: number, dst: number, payload: Buffer): void {
+  private inputOutsideIcmp(guest: number, src: number, dst: number, payload: Buffer): void {
     const r = decodeIcmp(payload);
     if (!r.ok) return this.drops.drop(r.reason);
     const m = r.value;
     if (m.kind !== "echo-request") return this.drops.drop("icmp-not-forwarded");
     if (!this.hooks.echo) return this.drops.drop("icmp-no-handler");
-    this.hooks.echo({ src, dst, id: m.id, seq: m.seq, payload: m.payload });
+    this.hooks.echo({ guest, src, dst, id: m.id, seq: m.seq, payload: m.payload });
   }
 
   /** An echo reply to a guest, from `src` (an outside address that answered). */

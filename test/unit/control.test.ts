@@ -87,7 +87,7 @@ describe("the control facade over a real user netdev", () => {
     }
   });
 
-  it("the -per-guest bounds reach the NATs, the DNS forwarder and TFTP, and show in status and stats", async () => {
+  it("the -per-guest bounds reach the NATs, the DNS forwarder, TFTP, reassembly, the byte budget and the guests per port, and show in status and stats", async () => {
     const w = world({
       udpMaxSockets: 100,
       udpMaxSocketsPerGuest: 10,
@@ -98,6 +98,11 @@ describe("the control facade over a real user netdev", () => {
       tftp: tmpdir(),
       tftpMaxSessions: 30,
       tftpMaxSessionsPerGuest: 3,
+      reasmMaxDatagrams: 32,
+      reasmMaxDatagramsPerGuest: 8,
+      bufferMaxBytes: 4_000_000,
+      bufferMaxBytesPerGuest: 1_000_000,
+      maxGuestsPerPort: 7,
     });
     try {
       await w.user.start();
@@ -106,7 +111,9 @@ describe("the control facade over a real user netdev", () => {
         icmpIds: { total: 50, perGuest: 5, refused: 0 },
         dnsQueries: { total: 40, perGuest: 4, refused: 0 },
         tftpSessions: { total: 30, perGuest: 3, refused: 0 },
-        reassembly: { total: 64, perGuest: 16, refused: 0 },
+        reassembly: { total: 32, perGuest: 8, refused: 0 },
+        bufferBytes: { total: 4_000_000, perGuest: 1_000_000, refused: 0 },
+        guests: { total: 7, perGuest: 1, refused: 0 },
       };
       expect(w.control.status().netdevs[0]?.user?.bounds).toEqual(bounds);
       expect(w.control.userStats()[0]?.bounds).toEqual(bounds);

@@ -16,7 +16,10 @@
  *   last held (even after RELEASE or expiry, while nobody else took it, like libslirp
  *   which never forgets a MAC); the address it asks for (option 50) when free; the
  *   first never-used pool address; the free address whose lease ended longest ago.
- *   Pool addresses equal to the server, router or DNS addresses are never handed out.
+ *   Pool addresses equal to the server, router or DNS addresses are never handed out,
+ *   nor is an address the stack sees another MAC use now (`usedBy`: a guest with a
+ *   static address, or one that kept an address after its lease ended), whether the
+ *   client is offered one or asks for it (a REQUEST for it gets a NAK).
  *   No free address: no OFFER, counted as `poolExhausted` and logged (at most once a
  *   minute).
  * - DISCOVER → OFFER, the address held for the client for `offerHoldTime` (60 s).
@@ -169,6 +172,11 @@ export class DhcpServer {
     config: DhcpServerConfig,
     private readonly store: LeaseStore,
     private readonly log: Logger,
+    /**
+     * Who uses `ip` on the LAN now, as the stack has seen (its MAC, "aa:bb:.."), if
+     * anyone: an address another MAC uses is neither offered nor ACKed to a client.
+     */
+    private readonly usedBy: (ip: number) => string | undefined = () => undefined,
   ) {
     this.cfg = resolveDhcpConfig(config);
     this.reserved = new Set([this.cfg.serverAddress, this.cfg.router, ...this.cfg.dns]);
@@ -386,7 +394,9 @@ export class DhcpServer {
       this.declined.delete(ip);
     }
     const r = this.byIp.get(ip);
-    return !(r && this.active(r, now) && !this.owns(r, c));
+    if (r && this.active(r, now) && !this.owns(r, c)) return false;
+    const user = this.usedBy(ip);
+    return user === undefined || user === c.mac;
   }
 
   /** The client's current lease if it has one, else its most recent past one. */

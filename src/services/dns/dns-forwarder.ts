@@ -38,8 +38,8 @@
  *   transport's job; the forwarder still checks that what it got is a response with
  *   its ID and question and counts anything else as an upstream failure.
  * - At most `maxInflight` (256) forwarded queries at once, and `maxInflightPerGuest`
- *   (64) from one guest (the `guest` given to `handle`, see guestOf in
- *   stack/guest-bounds.ts; a query without one counts only in all); more are dropped
+ *   (64) from one guest (the `guest` given to `handle`, its hub port and
+ *   MAC, stack/guest-bounds.ts; a query without one counts only in all); more are dropped
  *   unanswered (the guest's resolver retries) and counted "too-many-queries" or
  *   "too-many-queries-per-guest", so one guest's flood leaves the others room.
  * Time: the clock measures the budget and the preference; every wait runs on the
@@ -214,7 +214,7 @@ export class DnsForwarder {
 
   /**
    * The answer to one guest DNS message, or undefined for none. Never throws. `guest`
-   * (guestOf its source) is whose per-guest bound the query counts against.
+   * (its guest id, stack/guest-bounds.ts) is whose per-guest bound the query counts against.
    */
   async handle(query: Buffer, transport: DnsTransport, guest?: number): Promise<Buffer | undefined> {
     this.counts.queries++;

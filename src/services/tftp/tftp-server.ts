@@ -49,7 +49,7 @@
  *   transfer port from another endpoint → ERROR 5 to that endpoint, the transfer goes
  *   on; a read error → ERROR 0, transfer dropped; more than `maxTransfers` (64) at once
  *   → ERROR 0 "server busy" ("tftp-busy"), and more than `maxTransfersPerGuest` (8)
- *   from one guest (guestOf its address, stack/guest-bounds.ts) → the same ERROR,
+ *   from one guest (its guest id, stack/guest-bounds.ts) → the same ERROR,
  *   counted "tftp-busy-guest", so one guest cannot hold every transfer. A duplicate RRQ from a client endpoint whose transfer is
  *   running is ignored (its transfer re-sends on its own timer). ERROR packets are
  *   never answered. Undecodable packets at a transfer port are dropped and counted.
@@ -62,7 +62,7 @@
  */
 import type { Logger } from "../../log.js";
 import { DropCounters } from "../../stack/drop-counters.js";
-import { GuestCounts, guestOf } from "../../stack/guest-bounds.js";
+import { GuestCounts } from "../../stack/guest-bounds.js";
 import { type BlockSource, NetasciiBlocks, OctetBlocks, type TftpFile } from "./tftp-blocks.js";
 import {
   decodeTftp,
@@ -86,6 +86,8 @@ export interface TftpEndpoint {
 /** A guest datagram to the gateway at a port the server owns. */
 export interface TftpIncoming {
   client: TftpEndpoint;
+  /** the sender's guest id (stack/guest-bounds.ts); its address when absent */
+  guest?: number;
   serverPort: number;
   payload: Buffer;
 }
@@ -159,6 +161,8 @@ type Phase = "opening" | "oack" | "data" | "closed";
 
 interface Transfer {
   readonly key: string;
+  /** the guest id it counts against */
+  readonly guest: number;
   readonly client: TftpEndpoint;
   /** the transfer's own port (its TID); 69 with `replyFrom: "listen-port"` */
   readonly port: number;
@@ -337,7 +341,7 @@ export class TftpServer {
           "read-only server",
         );
       }
-      return this.onReadRequest(pkt.client, p.filename, p.mode, p.options, now);
+      return this.onReadRequest(pkt.client, pkt.guest ?? pkt.client.addr, p.filename, p.mode, p.options, now);
     }
     if (t !== undefined) {
       if (t.replyPort !== TFTP_PORT) {
@@ -353,6 +357,7 @@ export class TftpServer {
 
   private async onReadRequest(
     client: TftpEndpoint,
+    guest: number,
     filename: string,
     mode: TftpMode,
     options: TftpOption[],
@@ -373,7 +378,7 @@ export class TftpServer {
     if (this.transfers.size >= this.maxTransfers) {
       return this.refuse(client, TftpErrorCode.NOT_DEFINED, "tftp-busy", "server busy, too many transfers");
     }
-    if (this.byGuest.over(guestOf(client.addr)) === "per-guest") {
+    if (this.byGuest.over(guest) === "per-guest") {
       return this.refuse(
         client,
         TftpErrorCode.NOT_DEFINED,
@@ -387,6 +392,7 @@ export class TftpServer {
     }
     const t: Transfer = {
       key: endpointKey(client),
+      guest,
       client: { addr: client.addr, port: client.port },
       port,
       replyPort: this.replyFromListenPort ? TFTP_PORT : port,
@@ -408,7 +414,7 @@ export class TftpServer {
       tail: Promise.resolve(),
     };
     this.transfers.add(t);
-    this.byGuest.take(guestOf(t.client.addr));
+    this.byGuest.take(t.guest);
     this.byClient.set(t.key, t);
     if (port !== TFTP_PORT) this.byPort.set(port, t);
     return this.step(t, () => this.openAndStart(t, n, now));
@@ -631,7 +637,7 @@ export class TftpServer {
   private remove(t: Transfer): void {
     t.phase = "closed";
     t.deadline = undefined;
-    if (this.transfers.delete(t)) this.byGuest.release(guestOf(t.client.addr));
+    if (this.transfers.delete(t)) this.byGuest.release(t.guest);
     if (this.byClient.get(t.key) === t) this.byClient.delete(t.key);
     if (this.byPort.get(t.port) === t) this.byPort.delete(t.port);
   }

@@ -16,11 +16,11 @@
  * Nothing here runs timers.
  *
  * A guest is who the stack says it is, not the source address it claims: the caller
- * passes a guest key with every open, `guestKeyOfMac` (the source MAC of the frame, as
- * the hub delivered it) for a guest SYN, `guestKeyOfAddr` only where no MAC is known
- * (a port forward to an address no guest has used yet). A guest that cycles through
- * source addresses therefore stays within its own bound; one that cycles through MACs
- * is bounded only by `maxFlows` (per-port identity is not done yet).
+ * passes a guest key with every open, the guest id of the frame's hub port and MAC
+ * (stack/guest-bounds.ts) for a guest SYN, `guestKeyOfAddr` only where no guest is
+ * known (a port forward to an address no guest has used yet). A guest that cycles
+ * through source addresses therefore stays within its own bound, and one that cycles
+ * through MACs within its port's few identities.
  *
  * Defaults: 32,768 connections per guest (a Linux guest has ~28,000 ephemeral
  * ports per destination; slirp4netns holds 10,000), 65,536 in the table, 16,384
@@ -32,6 +32,7 @@
  * would leave a tree of string pieces behind each key a TIME_WAIT record keeps (~170
  * bytes more per record, measured).
  */
+import type { ByteBudget } from "../guest-bounds.js";
 import { seqAdd } from "../wire/seq.js";
 import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
 import {
@@ -44,7 +45,7 @@ import {
 import { type TimeWaitAnswer, TimeWaitTable } from "./time-wait.js";
 
 export interface TcpFlowTableOptions {
-  /** connections one guest (source MAC) may hold at once (TIME_WAIT not counted) */
+  /** connections one guest (hub port and MAC) may hold at once (TIME_WAIT not counted) */
   maxFlowsPerGuest: number;
   /** connections in the whole table (TIME_WAIT not counted) */
   maxFlows: number;
@@ -52,6 +53,8 @@ export interface TcpFlowTableOptions {
   maxTimeWait: number;
   /** options for the endpoints `open` creates */
   endpoint: Partial<TcpEndpointOptions>;
+  /** bytes of guest data buffered, per guest and in all (guest-bounds.ts); unbounded when absent */
+  budget?: ByteBudget;
 }
 
 export const tcpFlowTableDefaults: TcpFlowTableOptions = Object.freeze({
@@ -87,12 +90,7 @@ export interface TcpFlowTableCounters {
 
 const { fin: FIN, syn: SYN, rst: RST, ack: ACK } = TcpFlag;
 
-/** The guest key of a source MAC: its 48 bits as one number (exact in a double). */
-export function guestKeyOfMac(mac: Buffer): number {
-  return mac.readUInt16BE(0) * 0x1_0000_0000 + mac.readUInt32BE(2);
-}
-
-/** The guest key for an address whose MAC is unknown: above every MAC key, so the two never meet. */
+/** The guest key for an address whose guest is unknown: above every guest id, so the two never meet. */
 export function guestKeyOfAddr(addr: number): number {
   return 0x1_0000_0000_0000 + (addr >>> 0);
 }
@@ -180,9 +178,14 @@ export class TcpFlowTable {
     return this.flows.size;
   }
 
-  /** Connections the guest with this key (`guestKeyOfMac`, `guestKeyOfAddr`) holds. */
+  /** Connections the guest with this key (a guest id, `guestKeyOfAddr`) holds. */
   countFor(guest: number): number {
     return this.perGuest.get(guest) ?? 0;
+  }
+
+  /** The guest key `ep` counts against; 0 when it is not in the table. */
+  ownerOf(ep: TcpEndpoint): number {
+    return this.owners.get(ep) ?? 0;
   }
 
   get(t: TcpTuple): TcpEndpoint | undefined {
@@ -256,6 +259,7 @@ export class TcpFlowTable {
     if (this.timeWait.size > 0) this.timeWait.remove(key);
     this.perGuest.set(guest, n + 1);
     this.owners.set(ep, guest);
+    if (this.o.budget !== undefined) ep.chargeTo(this.o.budget, guest);
     this.counters.opened++;
     return ep;
   }
@@ -266,6 +270,7 @@ export class TcpFlowTable {
     const ep = this.flows.get(key);
     if (ep === undefined) return false;
     this.flows.delete(key);
+    ep.uncharge();
     if (ep === this.recent) this.recent = undefined;
     const g = this.owners.get(ep) ?? guestKeyOfAddr(t.guestAddr);
     this.owners.delete(ep);

@@ -21,7 +21,14 @@
  * (as Linux does), so up to 2^shift - 1 bytes beyond the receive buffer may be accepted;
  * with the default shift 7 that is under 128 bytes. The window in a SYN or SYN-ACK is
  * never scaled (at most 65,535).
+ *
+ * Buffer budget (guest-bounds.ts ByteBudget): when the flow table charges the
+ * connection to its guest, delivered and unconsumed bytes are also charged to that
+ * guest's budget, and the free space is also at most the budget's room, so a guest at
+ * its budget is offered a zero window on every connection. It is a soft bound: a window
+ * already advertised is honoured.
  */
+import type { ByteBudget } from "../guest-bounds.js";
 import { seqAdd, seqGt, seqSub } from "../wire/seq.js";
 
 export class ReceiveWindow {
@@ -33,6 +40,10 @@ export class ReceiveWindow {
   unconsumed = 0;
   /** the window our SYN or SYN-ACK offered, until a later segment offers a scaled one */
   private synWindow = 0;
+  /** the budget `unconsumed` is charged to, its guest, and what is charged */
+  private budget: ByteBudget | undefined;
+  private budgetGuest = 0;
+  private charged = 0;
 
   /**
    * @param bufferSize guest bytes in flight to the host (delivered, not consumed) plus the open window
@@ -45,7 +56,22 @@ export class ReceiveWindow {
 
   /** Free receive buffer: what the window may cover beyond RCV.NXT. */
   space(): number {
-    return Math.max(0, this.bufferSize - this.unconsumed);
+    const space = this.bufferSize - this.unconsumed;
+    if (this.budget === undefined) return Math.max(0, space);
+    return Math.max(0, Math.min(space, this.budget.room(this.budgetGuest)));
+  }
+
+  /** Charges delivered, unconsumed bytes to `guest`'s budget from now on (the flow table does). */
+  chargeTo(budget: ByteBudget, guest: number): void {
+    this.budget = budget;
+    this.budgetGuest = guest;
+  }
+
+  /** Gives back what is charged (the connection left the table). */
+  uncharge(): void {
+    this.budget?.release(this.budgetGuest, this.charged);
+    this.charged = 0;
+    this.budget = undefined;
   }
 
   /** The window we may accept into beyond `rcvNxt` now (never left of what we advertised). */
@@ -56,11 +82,19 @@ export class ReceiveWindow {
   /** n guest bytes were delivered to the relay. */
   deliver(n: number): void {
     this.unconsumed += n;
+    if (this.budget !== undefined) {
+      this.budget.take(this.budgetGuest, n);
+      this.charged += n;
+    }
   }
 
   /** The relay passed n delivered bytes on to the host. */
   consume(n: number): void {
     this.unconsumed = Math.max(0, this.unconsumed - Math.max(0, n));
+    if (this.charged > this.unconsumed) {
+      this.budget?.release(this.budgetGuest, this.charged - this.unconsumed);
+      this.charged = this.unconsumed;
+    }
   }
 
   /** The window field of a SYN or SYN-ACK: never scaled. */

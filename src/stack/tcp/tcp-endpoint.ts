@@ -76,6 +76,7 @@
  * pointer are ignored), keepalives (the relay's business), data on a SYN (dropped; the
  * guest retransmits it).
  */
+import type { ByteBudget } from "../guest-bounds.js";
 import { seqAdd, seqGe, seqGt, seqLe, seqMax, seqSub } from "../wire/seq.js";
 import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
 import { Congestion, type CongestionOptions } from "./congestion.js";
@@ -999,6 +1000,16 @@ export class TcpEndpoint {
   private sampleRtt(seg: TcpSegment, now: number): void {
     const opt = this.opt;
     this.cc.sampleAck(seg.ack, opt.ts ? seg.tsEcr : undefined, opt.tsValue(now), now);
+  }
+
+  /** Charges guest bytes this endpoint holds to `guest`'s budget from now on (the flow table does). */
+  chargeTo(budget: ByteBudget, guest: number): void {
+    this.rcv.chargeTo(budget, guest);
+  }
+
+  /** Gives back what is charged (the connection left the table). */
+  uncharge(): void {
+    this.rcv.uncharge();
   }
 
   private finSeq(): number {

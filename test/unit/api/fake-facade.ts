@@ -67,6 +67,8 @@ export const cannedUserStats: UserNetdevStats = {
   bounds: {
     udpSockets: { total: 4096, perGuest: 1024, refused: 3 },
     icmpIds: { total: 1024, perGuest: 64, refused: 0 },
+    guests: { total: 64, perGuest: 1, refused: 0 },
+    bufferBytes: { total: 536870912, perGuest: 134217728, refused: 0 },
     dnsQueries: { total: 256, perGuest: 64, refused: 2 },
     tftpSessions: { total: 64, perGuest: 8, refused: 1 },
     reassembly: { total: 64, perGuest: 16, refused: 0 },

@@ -129,6 +129,14 @@ describe("-netdev user: valid lines", () => {
     ],
     [",udp-max-sockets-per-guest=65536", { udpMaxSocketsPerGuest: 65536 }],
     [
+      ",reasm-max-datagrams=128,reasm-max-datagrams-per-guest=8,max-guests-per-port=4",
+      { reasmMaxDatagrams: 128, reasmMaxDatagramsPerGuest: 8, maxGuestsPerPort: 4 },
+    ],
+    [
+      ",buffer-max-bytes=1073741824,buffer-max-bytes-per-guest=1048576",
+      { bufferMaxBytes: 1073741824, bufferMaxBytesPerGuest: 1048576 },
+    ],
+    [
       ",hostfwd=tcp::2222-:22,hostfwd=udp:127.0.0.1:5353-10.0.2.15:53,hostfwd=tcp::0-:80",
       {
         hostfwd: [
@@ -194,7 +202,7 @@ describe("-netdev user: errors", () => {
     "tftp-server-name, bootfile, smb, smbserver, hostfwd, hostfwd-source, guestfwd, ipv4, ipv6, dns-upstream, host-loopback, " +
     "outbound-addr, mtu, max-flows, max-flows-per-guest, udp-max-sockets, udp-max-sockets-per-guest, " +
     "icmp-max-ids, icmp-max-ids-per-guest, dns-max-queries, dns-max-queries-per-guest, tftp-max-sessions, " +
-    "tftp-max-sessions-per-guest";
+    "tftp-max-sessions-per-guest, reasm-max-datagrams, reasm-max-datagrams-per-guest, buffer-max-bytes, buffer-max-bytes-per-guest, max-guests-per-port";
   it.each([
     [",net=10.0.2.0/33", "-netdev user: net=10.0.2.0/33: expected ADDR[/PREFIX] such as net=10.0.2.0/24"],
     [",net=10.0.2", "-netdev user: net=10.0.2: expected ADDR[/PREFIX] such as net=10.0.2.0/24"],

@@ -53,6 +53,7 @@ describe("slirp4netns grammar", () => {
       tapName: "tap0",
       sandbox: false,
       seccomp: false,
+      bounds: {},
     });
   });
 
@@ -128,6 +129,12 @@ describe("slirp4netns grammar", () => {
     expect(usage("--max-flows=0", "1")).toBe("--max-flows=0: expected 1..1048576 such as --max-flows=32768");
     expect(usage("--max-flows-per-guest", "x", "1")).toBe(
       "--max-flows-per-guest=x: expected 1..1048576 such as --max-flows-per-guest=32768",
+    );
+    expect(usage("--max-guests-per-port=0", "1")).toBe(
+      "--max-guests-per-port=0: expected 1..65536 such as --max-guests-per-port=64",
+    );
+    expect(usage("--dns-max-queries=4", "--dns-max-queries-per-guest=5", "1")).toBe(
+      "--dns-max-queries-per-guest=5: must be at most --dns-max-queries=4",
     );
     expect(usage("--max-flows=10", "--max-flows-per-guest=11", "1")).toBe(
       "--max-flows-per-guest=11: must be at most --max-flows=10",
@@ -210,6 +217,22 @@ describe("what slirp4netns options become", () => {
     expect(slirp4netnsConfig(limited, ns).netdevs[0]).toMatchObject({
       maxFlows: 50000,
       maxFlowsPerGuest: 40000,
+    });
+    const bounded = run(
+      "--udp-max-sockets-per-guest=10",
+      "--reasm-max-datagrams=32",
+      "--reasm-max-datagrams-per-guest=4",
+      "--max-guests-per-port=8",
+      "--tftp-max-sessions",
+      "5",
+      "42",
+    );
+    expect(slirp4netnsConfig(bounded, ns).netdevs[0]).toMatchObject({
+      udpMaxSocketsPerGuest: 10,
+      reasmMaxDatagrams: 32,
+      reasmMaxDatagramsPerGuest: 4,
+      maxGuestsPerPort: 8,
+      tftpMaxSessions: 5,
     });
     const noDns = slirp4netnsConfig(run("--disable-dns", "42"), ns).netdevs[0] as UserNetdevConfig;
     expect(noDns.dnsForward).toBe(false);

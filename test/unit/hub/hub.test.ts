@@ -12,6 +12,9 @@ class FakePort implements Port {
   onSend: ((frames: readonly Buffer[]) => void) | undefined;
   private readonly counters = new PortCounters();
   peers: boolean[] = [];
+  /** the hub's number of the sender of each batch received */
+  from: (number | undefined)[] = [];
+  left: number[] = [];
   constructor(
     readonly name: string,
     readonly acceptsOffloads = false,
@@ -19,12 +22,16 @@ class FakePort implements Port {
   peersAcceptOffloads(yes: boolean): void {
     this.peers.push(yes);
   }
-  send(frames: readonly Buffer[]): void {
+  send(frames: readonly Buffer[], from?: number): void {
     this.received.push([...frames]);
+    this.from.push(from);
     this.onSend?.(frames);
   }
   setReceiver(sink: FrameSink | undefined): void {
     this.sink = sink;
+  }
+  peerLeft(from: number): void {
+    this.left.push(from);
   }
   inject(...frames: Buffer[]): void {
     this.sink?.(frames);
@@ -238,5 +245,29 @@ describe("HubRegistry", () => {
     hub.detach(qemu);
     expect(tap.peers.at(-1)).toBe(true);
     expect(qemu.peers.at(-1)).toBe(false);
+  });
+});
+
+describe("Hub sender numbers", () => {
+  test("each batch carries its sender's number; numbers are never reused; a leaving port is announced", () => {
+    const hub = new Hub(0);
+    const [a, b, c] = [new FakePort("a"), new FakePort("b"), new FakePort("c")];
+    hub.attach(a);
+    hub.attach(b);
+    a.inject(Buffer.from("x"));
+    b.inject(Buffer.from("y"));
+    const [na, nb] = [b.from[0], a.from[0]];
+    expect(na).toBeGreaterThan(0);
+    expect(nb).toBeGreaterThan(0);
+    expect(na).not.toBe(nb);
+    hub.detach(a);
+    expect(b.left).toEqual([na]);
+    hub.attach(c);
+    hub.attach(a);
+    a.inject(Buffer.from("z"));
+    const again = b.from.at(-1);
+    expect(again).not.toBe(na);
+    expect(again).not.toBe(nb);
+    expect(c.from.at(-1)).toBe(again);
   });
 });

@@ -38,6 +38,7 @@ describe("IcmpEchoNat.list", () => {
   it("lists one flow per guest echo id with its echoes, replies, destination and age", () => {
     const { nat, sockets, toGuest } = setup();
     const echo = (id: number, seq: number, dst: string) => ({
+      guest: 1,
       src: ip("10.0.2.15"),
       dst: ip(dst),
       id,
@@ -58,7 +59,9 @@ describe("IcmpEchoNat.list", () => {
 });
 
 describe("IcmpEchoNat bounds", () => {
+  // guests told apart by guest id (hub port and MAC); here one per address
   const echo = (src: string, id: number) => ({
+    guest: ip(src),
     src: ip(src),
     dst: ip("198.51.100.1"),
     id,

@@ -120,6 +120,7 @@ function setup(
 function guest(dst: string, dstPort: number, srcPort = 40000, data = "hello"): GuestUdp {
   return {
     srcMac: Buffer.alloc(6, 1),
+    guest: 1,
     src: ip("10.0.2.15"),
     srcPort,
     dst: ip(dst),
@@ -309,7 +310,8 @@ describe("UdpNat", () => {
   it("evicts the least recently used flow past maxFlows and counts it", () => {
     const { nat, sockets } = setup({ maxFlows: 2 });
     // three guests: the table's bound, not one guest's, is what is reached
-    for (let p = 0; p < 3; p++) nat.fromGuest({ ...guest("198.51.100.1", 7), src: ip("10.0.2.15") + p }, p);
+    for (let p = 0; p < 3; p++)
+      nat.fromGuest({ ...guest("198.51.100.1", 7), guest: 1 + p, src: ip("10.0.2.15") + p }, p);
     expect(nat.size).toBe(2);
     expect(sockets[0]?.closed).toBe(true);
     expect(nat.drops.get("udp-flow-evicted")).toBe(1);
@@ -332,7 +334,8 @@ describe("UdpNat", () => {
     // its open flows still carry datagrams
     nat.fromGuest(guest("198.51.100.1", 7, 40001), 5);
     expect(sockets[1]?.sent).toHaveLength(2);
-    const other = { ...guest("198.51.100.1", 7, 40000), src: ip("10.0.2.16") };
+    // another guest (hub port and MAC), whatever address it uses
+    const other = { ...guest("198.51.100.1", 7, 40000), guest: 2, src: ip("10.0.2.16") };
     nat.fromGuest(other, 6);
     expect(sockets).toHaveLength(3);
     expect(nat.limits).toEqual({ maxFlows: 8, maxFlowsPerGuest: 2 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { GuestCounts } from "../../../src/stack/guest-bounds.js";
+import { GuestCounts, GuestIdentities } from "../../../src/stack/guest-bounds.js";
 
 describe("GuestCounts", () => {
   it("says which bound one more would pass, and gives places back on release", () => {
@@ -16,5 +16,55 @@ describe("GuestCounts", () => {
     // a release of what was never taken changes nothing
     c.release(9);
     expect(c.total).toBe(2);
+  });
+});
+
+describe("GuestIdentities", () => {
+  const mac = (n: number) => Buffer.from([0x52, 0x54, 0, 0, n >> 8, n & 0xff]);
+
+  it("gives each (hub port, MAC) its own id, and the same id again", () => {
+    const g = new GuestIdentities();
+    const a = g.identify(1, mac(1), 0);
+    const b = g.identify(1, mac(2), 0);
+    const c = g.identify(2, mac(1), 0);
+    expect(new Set([a, b, c]).size).toBe(3);
+    expect(Math.min(a, b, c)).toBeGreaterThan(0);
+    expect(g.identify(1, mac(1), 5)).toBe(a);
+    expect(g.identify(2, mac(1), 5)).toBe(c);
+    expect(g.size).toBe(3);
+  });
+
+  it("caps identities per port: a MAC-cycling port is refused, counted, and other ports are not", () => {
+    const g = new GuestIdentities({ maxPerPort: 4, idleMs: 60_000 });
+    const ids = [];
+    for (let i = 0; i < 1000; i++) ids.push(g.identify(1, mac(i), i));
+    expect(ids.filter((id) => id > 0)).toHaveLength(4);
+    expect(g.counters.refused).toBe(996);
+    expect(g.identify(2, mac(5000), 1000)).toBeGreaterThan(0);
+    // the first four keep their ids
+    expect(g.identify(1, mac(0), 1000)).toBe(ids[0]);
+  });
+
+  it("lets a new MAC replace one silent for idleMs, with a fresh id never used before", () => {
+    const g = new GuestIdentities({ maxPerPort: 2, idleMs: 1000 });
+    const a = g.identify(1, mac(1), 0);
+    const b = g.identify(1, mac(2), 500);
+    expect(g.identify(1, mac(3), 900)).toBe(0);
+    const c = g.identify(1, mac(3), 1000);
+    expect(c).toBeGreaterThan(Math.max(a, b));
+    expect(g.counters.replaced).toBe(1);
+    // mac(1) was the one replaced: it comes back as someone new, if there is room
+    expect(g.identify(1, mac(1), 1001)).toBe(0);
+    expect(g.identify(1, mac(2), 1002)).toBe(b);
+  });
+
+  it("forgets a port's identities when it leaves; its MACs come back with new ids", () => {
+    const g = new GuestIdentities();
+    const a = g.identify(1, mac(1), 0);
+    expect(g.portLeft(1)).toEqual([a]);
+    expect(g.portLeft(1)).toEqual([]);
+    const again = g.identify(1, mac(1), 1);
+    expect(again).not.toBe(a);
+    expect(again).toBeGreaterThan(0);
   });
 });

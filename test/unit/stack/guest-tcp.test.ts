@@ -6,16 +6,16 @@
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../../src/stack/clock.js";
 import { DropCounters } from "../../../src/stack/drop-counters.js";
+import { ByteBudget } from "../../../src/stack/guest-bounds.js";
 import { type GuestTcpConnection, GuestTcpLayer } from "../../../src/stack/guest-tcp.js";
-import { guestKeyOfMac } from "../../../src/stack/tcp/flow-table.js";
 import type { TcpEvent, TcpOutput } from "../../../src/stack/tcp/tcp-endpoint.js";
 import { type TcpSegment, tcpFlagsFromString, tcpFlagsToString } from "../../../src/stack/wire/tcp.js";
 
 const GUEST = 0x0a00020f;
 const HOST = 0x0a000202;
 const ISS = 1000;
-/** who the stack says sent the segments: the guest's MAC */
-const GUEST_KEY = guestKeyOfMac(Buffer.from([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]));
+/** a guest id, as the stack's GuestIdentities gives one */
+const GUEST_KEY = 1;
 
 function setup(maxFlowsPerGuest: number) {
   const clock = new ManualClock();
@@ -113,5 +113,85 @@ describe("GuestTcpLayer and TIME_WAIT", () => {
     expect(t.layer.table.timeWait.size).toBe(0);
     expect([...t.layer.connections()]).toEqual([]);
     expect(t.layer.nextDeadline()).toBeUndefined();
+  });
+});
+
+describe("GuestTcpLayer and the buffer budget", () => {
+  it("gives a guest at its budget a zero window on every connection; another guest keeps its window; consuming reopens", () => {
+    const clock = new ManualClock();
+    const sent: TcpOutput[] = [];
+    const conns: GuestTcpConnection[] = [];
+    const budget = new ByteBudget({ max: 100_000, perGuest: 3000 });
+    const layer = new GuestTcpLayer(
+      clock,
+      new DropCounters(),
+      (s) => sent.push(...s),
+      (conn, ev) => {
+        if (ev.type === "connect-request") {
+          conns.push(conn);
+          conn.accept();
+        }
+      },
+      { budget, endpoint: { random: () => ISS, delayedAckMs: 0 } },
+    );
+    const from = (guest: number, port: number, flags: string, seq: number, ack = 0, data = "") =>
+      layer.input(
+        GUEST + guest,
+        HOST,
+        {
+          srcPort: port,
+          dstPort: 80,
+          seq,
+          ack,
+          flags: tcpFlagsFromString(flags) as number,
+          window: 65535,
+          urgent: 0,
+          payload: Buffer.alloc(data.length, data),
+        },
+        guest,
+      );
+    const lastWindow = () => sent.at(-1)?.seg.window;
+    for (const [guest, port] of [
+      [1, 40000],
+      [1, 40001],
+      [2, 40000],
+    ] as const) {
+      from(guest, port, "S", 5000);
+      from(guest, port, "A", 5001, ISS + 1);
+    }
+    // guest 1 sends 2 × 1400 bytes on each connection; nothing is consumed by the host side
+    const chunk = "x".repeat(1400);
+    for (const port of [40000, 40001]) {
+      from(1, port, "PA", 5001, ISS + 1, chunk);
+      from(1, port, "PA", 5001 + 1400, ISS + 1, chunk);
+    }
+    expect(budget.of(1)).toBeGreaterThanOrEqual(3000);
+    // what was offered before the budget ran out stays offered (windows never shrink); past it, zero
+    const rest = lastWindow() ?? 0;
+    expect(sent.at(-1)?.seg.dstPort).toBe(40001);
+    expect(rest).toBeLessThan(1400);
+    from(1, 40001, "PA", 5001 + 2800, ISS + 1, "y".repeat(rest));
+    clock.advance(1);
+    layer.onTimer(); // the delayed ACK
+    expect(sent.at(-1)?.seg.ack).toBe(5001 + 2800 + rest);
+    expect(lastWindow()).toBe(0);
+    expect(budget.throttled).toBeGreaterThan(0);
+    // guest 2 is not affected
+    from(2, 40000, "PA", 5001, ISS + 1, chunk);
+    clock.advance(1);
+    layer.onTimer();
+    expect(sent.at(-1)?.dst).toBe(GUEST + 2);
+    expect(lastWindow()).toBeGreaterThan(1000);
+    expect(budget.of(2)).toBe(1400);
+    // the host side takes guest 1's bytes: the window opens again
+    conns[0]?.consume(2800);
+    conns[1]?.consume(2800 + rest);
+    expect(budget.of(1)).toBe(0);
+    expect(sent.at(-1)?.dst).toBe(GUEST + 1);
+    expect(lastWindow()).toBeGreaterThan(1000);
+    // a connection that goes gives back what it held
+    conns[2]?.abort();
+    expect(budget.of(2)).toBe(0);
+    expect(budget.total).toBe(0);
   });
 });

@@ -457,6 +457,57 @@ describe("guest source addresses (a guest is its MAC, not what it claims)", () =
     expect(stack.drops.get("ipv4-spoofed-source")).toBe(2);
   });
 
+  it("caps guests per hub port: a port cycling through 1,000 MACs gets its few, and another port is served", () => {
+    const clock = new ManualClock();
+    const requests: number[] = [];
+    const stack = new UserStack(
+      config(),
+      clock,
+      {
+        emit() {},
+        tcp: (conn, ev) => {
+          if (ev.type === "connect-request") {
+            requests.push(conn.guest);
+            conn.accept();
+          }
+        },
+      },
+      { tcp: { maxFlowsPerGuest: 2, maxFlows: 200 }, guests: { maxPerPort: 8 } },
+    );
+    const macOf = (n: number) => Buffer.from([0x52, 0x54, 0x01, 0x00, n >> 8, n & 0xff]);
+    for (let i = 0; i < 1000; i++) {
+      // each MAC with its own address and two connections' worth of SYNs
+      const src = ip("10.0.2.16") + (i % 200);
+      stack.input([syn(macOf(i), src, 40000), syn(macOf(i), src, 40001), syn(macOf(i), src, 40002)], 7);
+    }
+    expect(stack.guests.counters.refused).toBe(992 * 3);
+    expect(stack.drops.get("guest-identity-limit")).toBe(992 * 3);
+    expect(new Set(requests).size).toBeLessThanOrEqual(8);
+    expect(stack.tcp.table.size).toBeLessThanOrEqual(16);
+    // a guest on another port still connects
+    stack.input([syn(macA, guestIp)], 8);
+    expect(stack.tcp.table.size).toBe(requests.length);
+    expect(requests.at(-1)).toBe(stack.guests.identify(8, macA, clock.now()));
+  });
+
+  it("tells guests apart by port: the same MAC on another port may not use the first one's address", () => {
+    const { stack } = setup();
+    expect(stack.input([ping(macA, guestIp)], 1)).toHaveLength(1);
+    expect(stack.input([ping(macA, guestIp)], 2)).toEqual([]);
+    expect(stack.drops.get("ipv4-spoofed-source")).toBe(1);
+  });
+
+  it("gives a leased address back to its MAC when the port that held it leaves (a QEMU client reconnecting)", () => {
+    const { clock, stack } = setup();
+    stack.bindAddress(guestIp, macA, clock.now() + 3_600_000);
+    expect(stack.input([ping(macA, guestIp)], 1)).toHaveLength(1);
+    expect(stack.input([ping(macA, guestIp)], 2)).toEqual([]);
+    stack.portLeft(1);
+    expect(stack.input([ping(macA, guestIp)], 2)).toHaveLength(1);
+    // and another MAC still may not
+    expect(stack.input([ping(macB, guestIp)], 3)).toEqual([]);
+  });
+
   it("counts connections against the sender's MAC, so cycling source addresses does not escape the bound", () => {
     const { stack, requests } = setup(4);
     const frames: Buffer[] = [];

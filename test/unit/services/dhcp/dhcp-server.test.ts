@@ -737,3 +737,58 @@ describe("replies after durable lease writes", () => {
     expect(server.pendingSave()).toBeUndefined();
   });
 });
+
+describe("addresses another guest uses", () => {
+  /** the stack's view: which MAC uses an address now */
+  function withUsers(users: Map<string, string>) {
+    const server = new DhcpServer(qemu, new MemoryLeaseStore(), recordingLogger([]), (a) =>
+      users.get(ipString(a)),
+    );
+    return server;
+  }
+
+  test("an address another MAC uses (a static guest) is skipped when offering", () => {
+    const users = new Map([["10.0.2.15", C]]);
+    const server = withUsers(users);
+    expect(dora(server, A, 0)).toBe("10.0.2.16");
+    // its user asking for it is fine
+    const ack = decoded(server.handle(initReboot(C, "10.0.2.15"), 1));
+    expect(dhcpMessageType(ack)).toBe(T.ACK);
+  });
+
+  test("a REQUEST for an address another MAC uses gets a NAK, in every state", () => {
+    const users = new Map<string, string>();
+    const server = withUsers(users);
+    expect(dora(server, A, 0)).toBe("10.0.2.15");
+    users.set("10.0.2.16", C);
+    for (const req of [select(B, "10.0.2.16"), initReboot(B, "10.0.2.16"), renew(B, "10.0.2.16")]) {
+      expect(dhcpMessageType(decoded(server.handle(req, 10)))).toBe(T.NAK);
+    }
+    expect(server.stats().naks).toBe(3);
+    // the client's own leased address stays its own even while the stack binds it to it
+    users.set("10.0.2.15", A);
+    expect(dhcpMessageType(decoded(server.handle(renew(A, "10.0.2.15"), 20)))).toBe(T.ACK);
+  });
+
+  test("a requested address in use is not given; the client gets a free one", () => {
+    const server = withUsers(new Map([["10.0.2.20", C]]));
+    const offer = decoded(server.handle(discover(A, [[50, ipBuf("10.0.2.20")]]), 0));
+    expect(ipString(offer.yiaddr)).toBe("10.0.2.15");
+  });
+
+  test("DECLINE keeps the address out of offers until the hold ends", () => {
+    const server = withUsers(new Map());
+    expect(dora(server, A, 0)).toBe("10.0.2.15");
+    const decline = clientMessage({
+      type: T.DECLINE,
+      mac: A,
+      options: [
+        [50, ipBuf("10.0.2.15")],
+        [54, ipBuf("10.0.2.2")],
+      ],
+    });
+    expect(server.handle(decline, 10)).toBeUndefined();
+    expect(ipString(decoded(server.handle(discover(B), 20)).yiaddr)).toBe("10.0.2.16");
+    expect(dhcpMessageType(decoded(server.handle(initReboot(C, "10.0.2.15"), 30)))).toBe(T.NAK);
+  });
+});
