@@ -37,7 +37,7 @@ export type UserBounds = {
   dnsQueries: BoundView;
   tftpSessions?: BoundView;
   reassembly: BoundView;
-  /** `refused`: times a guest (or all) reached the budget and got a zero window */
+  /** `refused`: times a guest (or all) reached the buffer budget (zero window, host sockets not read) */
   bufferBytes: BoundView;
   guests: BoundView;
 };

@@ -31,9 +31,16 @@
  *   `closed` from the stack after FINs both ways (our side's TIME_WAIT begins, which
  *   the stack keeps without us) lets the socket finish its own close; before that it
  *   resets the socket.
- * - Bounds: the endpoint's buffers (send and receive, 1 MiB each) plus at most one held chunk per
- *   connection (a socket read, at most 256 KiB); the number of connections is the stack's flow
- *   table bound.
+ * - Buffer budget (stack/guest-bounds.ts ByteBudget): the endpoint charges the bytes in
+ *   its send buffer to the guest. After each read taken, a guest with no room left gets
+ *   this socket paused and registered with the budget (`awaitBudget`, once per pause);
+ *   the budget wakes it when that guest has room again (any of its connections released
+ *   bytes), and the wake resumes the socket a microtask later (never inside the stack's
+ *   call). While the guest has less room than one shared read (256 KiB), reads go into
+ *   a 16 KiB buffer, so what a socket reads after the budget ran out is small.
+ * - Bounds: the endpoint's buffers (send and receive, 1 MiB each, within the guest's
+ *   budget) plus at most one held chunk per connection (a socket read, at most 256 KiB);
+ *   the number of connections is the stack's flow table bound.
  */
 import { hostFaults, type Logger } from "../log.js";
 import type { TcpEvent } from "../stack/tcp/tcp-endpoint.js";
@@ -42,6 +49,8 @@ import { type HostNet, type HostTcp, type HostTcpEvent, hostFaultCodes } from ".
 import { NatFlows } from "./nat-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
+/** the shared read buffer's size (host-net.ts): a read may bring this much */
+const sharedReadBytes = 256 * 1024;
 /** What a socket paused for send-buffer room reads into first when it resumes (see readInto). */
 const resumeReadBuffer = Buffer.allocUnsafeSlow(16 * 1024);
 
@@ -63,6 +72,10 @@ export interface GuestTcp {
   writeLent?(view: Buffer, n: number): number;
   /** true when the send buffer is (nearly) full; `writable` follows once it has room */
   awaitSendRoom?(): boolean;
+  /** bytes the guest's buffer budget has room for now (stack/guest-bounds.ts ByteBudget) */
+  budgetRoom?(): number;
+  /** calls `wake` once when the guest's budget has room again (from inside the stack: it must only schedule) */
+  awaitBudget?(wake: () => void): void;
   consume(n: number): void;
   shutdownWrite(): void;
   abort(): void;
@@ -95,6 +108,10 @@ interface Relay {
   lent: Buffer | undefined;
   /** the socket is paused because the send buffer had no room to lend */
   awaitingRoom: boolean;
+  /** the socket is paused because the guest's buffer budget is spent (`wake` resumes) */
+  awaitingBudget: boolean;
+  /** registered with the budget while awaitingBudget; made once per relay */
+  wake: () => void;
   /** guest bytes gathered this turn for one write to the host */
   outgoing: Buffer[];
   outgoingBytes: number;
@@ -212,6 +229,8 @@ export class TcpRelay {
       held: undefined,
       lent: undefined,
       awaitingRoom: false,
+      awaitingBudget: false,
+      wake: () => queueMicrotask(() => this.budgetRoomBack(r)),
       outgoing: [],
       outgoingBytes: 0,
       hostEnded: false,
@@ -302,7 +321,11 @@ export class TcpRelay {
    */
   private readInto(r: Relay): Buffer | undefined {
     r.lent = r.held === undefined && r.state === "open" ? r.conn.lendSpace?.() : undefined;
-    return r.lent ?? (r.awaitingRoom ? resumeReadBuffer : undefined);
+    if (r.lent !== undefined) return r.lent;
+    // little budget left for the guest: a small read, so a read under way when it runs
+    // out passes the budget by 16 KiB at most (per connection)
+    const tight = r.conn.budgetRoom !== undefined && r.conn.budgetRoom() < sharedReadBytes;
+    return r.awaitingRoom || tight ? resumeReadBuffer : undefined;
   }
 
   private toGuest(r: Relay, data: Buffer): void {
@@ -327,6 +350,21 @@ export class TcpRelay {
       r.awaitingRoom = true;
       r.socket?.pause();
     }
+    if (!r.awaitingBudget && r.conn.budgetRoom !== undefined && r.conn.budgetRoom() <= 0) {
+      // the guest's budget is spent: read no more of its host sockets until it has room
+      r.awaitingBudget = true;
+      r.socket?.pause();
+      r.conn.awaitBudget?.(r.wake);
+    }
+  }
+
+  /** The guest's budget has room again (a microtask after the release that made it). */
+  private budgetRoomBack(r: Relay): void {
+    if (!r.awaitingBudget) return;
+    r.awaitingBudget = false;
+    if (!this.relays.holds(r)) return;
+    if (r.held !== undefined) this.flushHeld(r);
+    else if (!r.awaitingRoom) r.socket?.resume();
   }
 
   private flushHeld(r: Relay): void {
@@ -334,7 +372,7 @@ export class TcpRelay {
     if (held === undefined) {
       if (r.awaitingRoom) {
         r.awaitingRoom = false;
-        r.socket?.resume();
+        if (!r.awaitingBudget) r.socket?.resume();
       }
       return;
     }
@@ -347,6 +385,6 @@ export class TcpRelay {
     r.held = undefined;
     r.awaitingRoom = false;
     if (r.hostEnded) r.conn.shutdownWrite();
-    else r.socket?.resume();
+    else if (!r.awaitingBudget) r.socket?.resume();
   }
 }

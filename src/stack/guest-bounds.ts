@@ -170,20 +170,39 @@ export class GuestCounts {
 }
 
 /**
- * Bytes buffered for guests, in all and per guest: what TCP holds of a guest's data
- * that the host side has not taken yet (tcp-endpoint.ts charges it as it arrives and
- * releases it as the host socket takes it, or when the connection goes). A TCP
- * receiver offers a guest no more window than `room` leaves, so a guest at its budget
- * sees a zero window on every connection (it probes, as TCP does, until the host side
- * drains) and others keep theirs. Windows already offered are honoured (RFC 9293 never
- * shrinks them), so the budget may be passed by what was offered before it ran out:
- * a soft bound, kept with one Map read per window computed and no per-byte work.
+ * Bytes buffered for guests, in all and per guest, both ways: what TCP holds of a
+ * guest's data that the host side has not taken yet (receive-window.ts charges it as
+ * it arrives and releases it as the host socket takes it), and what it holds of host
+ * data for the guest that the guest has not acknowledged yet (tcp-endpoint.ts charges
+ * each append to the send buffer and releases what an ACK drops); a connection that
+ * leaves the flow table gives back all it holds. One integer add per append, delivery,
+ * ACK or consume; nothing per byte.
+ *
+ * Guest → host: a TCP receiver offers a guest no more window than `room` leaves, so a
+ * guest at its budget sees a zero window on every connection (it probes, as TCP does,
+ * until the host side drains) and others keep theirs. Windows already offered are
+ * honoured (RFC 9293 never shrinks them), so the budget may be passed by what was
+ * offered before it ran out.
+ *
+ * Host → guest: the relay stops reading a guest's host sockets while the guest has no
+ * room, and registers to be woken (`wait`); a release of that guest's bytes (an ACK, a
+ * consume, a connection leaving) wakes every waiter of that guest once, and one that
+ * waits for the overall bound is woken by any release. Waiters are kept per guest (and
+ * one list for the overall bound), so an event touches only the guest it concerns,
+ * never all flows. The bound is soft: a read already under way when room ran out is
+ * still taken (the relay reads at most 16 KiB into a connection while the guest has
+ * less than 256 KiB of room left), so the budget may be passed by about one such read
+ * per connection.
  */
 export class ByteBudget {
   /** times a guest's charge reached its budget (or the total did) */
   throttled = 0;
   private readonly held = new Map<number, number>();
   private used = 0;
+  /** per guest, who waits for room (woken once, then forgotten) */
+  private readonly waiters = new Map<number, (() => void)[]>();
+  /** who waits for room under the overall bound (its guest had room of its own) */
+  private totalWaiters: (() => void)[] = [];
 
   constructor(readonly bounds: Bounds) {}
 
@@ -218,5 +237,45 @@ export class ByteBudget {
     if (m === had) this.held.delete(guest);
     else this.held.set(guest, had - m);
     this.used -= m;
+    if (this.waiters.size > 0) {
+      const list = this.waiters.get(guest);
+      if (list !== undefined && this.of(guest) < this.bounds.perGuest) {
+        this.waiters.delete(guest);
+        // room of its own, but the overall bound may still hold them back
+        if (this.used < this.bounds.max) for (const wake of list) wake();
+        else for (const wake of list) this.totalWaiters.push(wake);
+      }
+    }
+    if (this.totalWaiters.length > 0 && this.used < this.bounds.max) {
+      const list = this.totalWaiters;
+      this.totalWaiters = [];
+      for (const wake of list) wake();
+    }
+  }
+
+  /**
+   * Calls `wake` once when `guest` has room again (at once, synchronously, if it has
+   * now). The caller registers once per pause: `wake` runs inside a `release`, so it
+   * should only schedule its work.
+   */
+  wait(guest: number, wake: () => void): void {
+    if (this.room(guest) > 0) {
+      wake();
+      return;
+    }
+    if (this.of(guest) < this.bounds.perGuest) {
+      this.totalWaiters.push(wake);
+      return;
+    }
+    const list = this.waiters.get(guest);
+    if (list === undefined) this.waiters.set(guest, [wake]);
+    else list.push(wake);
+  }
+
+  /** Waiters registered now (for tests and status). */
+  get waiting(): number {
+    let n = this.totalWaiters.length;
+    for (const l of this.waiters.values()) n += l.length;
+    return n;
   }
 }

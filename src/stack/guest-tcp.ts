@@ -79,6 +79,14 @@ export class GuestTcpConnection {
   awaitSendRoom(): boolean {
     return this.endpoint.awaitSendRoom();
   }
+  /** Bytes the guest's buffer budget has room for now. */
+  budgetRoom(): number {
+    return this.endpoint.budgetRoom();
+  }
+  /** Calls `wake` once when the guest's buffer budget has room again (it runs inside the stack: schedule, do not call back). */
+  awaitBudget(wake: () => void): void {
+    this.endpoint.awaitBudget(wake);
+  }
   /** `write` for n bytes read into a view from `lendSpace`. */
   writeLent(view: Buffer, n: number): number {
     const r = this.endpoint.writeLent(view, n, this.layer.now());

@@ -26,7 +26,9 @@
  * connection to its guest, delivered and unconsumed bytes are also charged to that
  * guest's budget, and the free space is also at most the budget's room, so a guest at
  * its budget is offered a zero window on every connection. It is a soft bound: a window
- * already advertised is honoured.
+ * already advertised is honoured. The same budget also holds the host's bytes waiting
+ * in the send buffer for the guest (tcp-endpoint.ts charges them), so a guest that
+ * never reads what the host sends also gets a zero window, and the other way round.
  */
 import type { ByteBudget } from "../guest-bounds.js";
 import { seqAdd, seqGt, seqSub } from "../wire/seq.js";

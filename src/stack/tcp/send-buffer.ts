@@ -11,6 +11,9 @@
  * reaches, so a large segment can stop there instead of being copied. `drop(n)`
  * releases acknowledged bytes from the front.
  *
+ * The buffer knows nothing of budgets: the endpoint charges what `push` and `commitLent`
+ * take and releases what `drop` lets go (tcp-endpoint.ts).
+ *
  * Memory: the ring is allocated on the first push, at the size that push needs (2 KiB
  * from Node's shared buffer pool for a small one, else 16 KiB at least), and doubles
  * while more is needed, up to `capacity`. When every byte has been acknowledged a small

@@ -30,7 +30,12 @@
  * bytes leave it); the relay pauses its host socket on a short write and resumes on
  * `writable`. The other way, delivered guest bytes count against the receive buffer until
  * the relay `consume`s them: the advertised window re-opens only then, so a slow host
- * stops the guest.
+ * stops the guest. With a buffer budget (guest-bounds.ts ByteBudget, set by the flow
+ * table) both count against the guest's budget too: each append to the send buffer is
+ * charged, each ACK that drops bytes releases them, and the rest goes when the
+ * connection leaves the table (`uncharge`). `write` still takes what fits in the send
+ * buffer; the relay asks `budgetRoom` and stops reading the host until `awaitBudget`
+ * wakes it, and lent space never reaches past the budget's room.
  *
  * Handshake: the guest's MSS, window scale, SACK-permitted and timestamps are honoured
  * and answered as tcp-options.ts says. The SYN-ACK goes out only on `accept()`; a
@@ -252,6 +257,10 @@ export class TcpEndpoint {
   private finQueued = false;
   private finSent = false;
   private writeBlocked = false;
+  /** the budget host bytes in sendBuf are charged to (guest-bounds.ts), its guest, and what is charged */
+  private budget: ByteBudget | undefined;
+  private budgetGuest = 0;
+  private sndCharged = 0;
 
   // receive side
   private irs = 0;
@@ -404,6 +413,10 @@ export class TcpEndpoint {
     if (this.takesHostBytes()) {
       accepted = put();
       if (accepted < n) this.writeBlocked = true;
+      if (this.budget !== undefined && accepted > 0) {
+        this.budget.take(this.budgetGuest, accepted);
+        this.sndCharged += accepted;
+      }
       this.output(now);
     }
     return { ...this.step(), accepted };
@@ -415,7 +428,10 @@ export class TcpEndpoint {
    * or no more writes).
    */
   lendSendSpace(): Buffer | undefined {
-    return this.takesHostBytes() ? this.sendBuf.lend(lendMinBytes, lendMaxBytes) : undefined;
+    if (!this.takesHostBytes()) return undefined;
+    const max =
+      this.budget === undefined ? lendMaxBytes : Math.min(lendMaxBytes, this.budget.room(this.budgetGuest));
+    return max < lendMinBytes ? undefined : this.sendBuf.lend(lendMinBytes, max);
   }
 
   /**
@@ -426,6 +442,17 @@ export class TcpEndpoint {
     if (this.sendBuf.free >= lendMinBytes) return false;
     this.writeBlocked = true;
     return true;
+  }
+
+  /** Bytes the guest's buffer budget has room for now (unbounded without a budget). */
+  budgetRoom(): number {
+    return this.budget === undefined ? Number.POSITIVE_INFINITY : this.budget.room(this.budgetGuest);
+  }
+
+  /** Calls `wake` once when the guest's budget has room again (ByteBudget.wait); at once without a budget. */
+  awaitBudget(wake: () => void): void {
+    if (this.budget === undefined) wake();
+    else this.budget.wait(this.budgetGuest, wake);
   }
 
   /** `write` for n host bytes read into a view from `lendSendSpace` (copied only if the buffer moved). */
@@ -652,6 +679,11 @@ export class TcpEndpoint {
     if (dataAcked > 0) {
       this.sendBuf.drop(dataAcked);
       this.bufSeq = seqAdd(this.bufSeq, dataAcked);
+      if (this.sndCharged > 0) {
+        const k = Math.min(dataAcked, this.sndCharged);
+        this.sndCharged -= k;
+        this.budget?.release(this.budgetGuest, k);
+      }
     }
     const flight = seqSub(this.sndMax, this.sndUna);
     this.sndUna = ack;
@@ -1005,11 +1037,17 @@ export class TcpEndpoint {
   /** Charges guest bytes this endpoint holds to `guest`'s budget from now on (the flow table does). */
   chargeTo(budget: ByteBudget, guest: number): void {
     this.rcv.chargeTo(budget, guest);
+    this.budget = budget;
+    this.budgetGuest = guest;
   }
 
   /** Gives back what is charged (the connection left the table). */
   uncharge(): void {
     this.rcv.uncharge();
+    const k = this.sndCharged;
+    this.sndCharged = 0;
+    this.budget?.release(this.budgetGuest, k);
+    this.budget = undefined;
   }
 
   private finSeq(): number {

@@ -8,6 +8,7 @@ import { silentLogger } from "../../../src/log.js";
 import type { HostNet, HostTcp, HostTcpEvent } from "../../../src/proxy/host-net.js";
 import { NatPolicy } from "../../../src/proxy/nat-policy.js";
 import { type GuestTcp, TcpRelay } from "../../../src/proxy/tcp-relay.js";
+import { ByteBudget } from "../../../src/stack/guest-bounds.js";
 import { SendBuffer } from "../../../src/stack/tcp/send-buffer.js";
 import { FakeGuestTcp } from "./fake-guest-tcp.js";
 
@@ -30,6 +31,44 @@ class LendingGuest extends FakeGuestTcp implements GuestTcp {
   }
   awaitSendRoom(): boolean {
     return this.buf.free < 4 * 1024;
+  }
+}
+
+/** A LendingGuest whose buffered bytes count against a budget, as the endpoint's do. */
+class BudgetGuest extends LendingGuest {
+  constructor(
+    readonly budget: ByteBudget,
+    readonly guest: number,
+  ) {
+    super(ip("10.0.2.2"), 5201);
+  }
+  override write(data: Buffer): number {
+    const n = super.write(data);
+    this.budget.take(this.guest, n);
+    return n;
+  }
+  /** as the endpoint lends: no more than the budget's room */
+  override lendSpace(): Buffer | undefined {
+    const max = Math.min(256 * 1024, this.budget.room(this.guest));
+    return max < 4 * 1024 ? undefined : this.buf.lend(4 * 1024, max);
+  }
+  override writeLent(view: Buffer, n: number): number {
+    const k = super.writeLent(view, n);
+    this.budget.take(this.guest, k);
+    return k;
+  }
+  budgetRoom(): number {
+    return this.budget.room(this.guest);
+  }
+  awaitBudget(wake: () => void): void {
+    this.budget.wait(this.guest, wake);
+  }
+  /** the guest acknowledges everything held; returns it */
+  ackAll(): Buffer {
+    const got = Buffer.from(this.buf.read(0, this.buf.length));
+    this.buf.drop(got.length);
+    this.budget.release(this.guest, got.length);
+    return got;
   }
 }
 
@@ -228,5 +267,53 @@ describe("TcpRelay, closing", () => {
     relay.event(guest, { type: "closed" });
     expect(calls).toEqual(["end", "reset"]);
     expect(relay.size).toBe(0);
+  });
+});
+
+describe("TcpRelay and the guest's buffer budget", () => {
+  it("stops reading when the guest's budget is spent, reads small while it is tight, and resumes when room returns", async () => {
+    const budget = new ByteBudget({ max: 1 << 30, perGuest: 600 * 1024 });
+    const guest = new BudgetGuest(budget, 1);
+    const { host } = connected(guest);
+    const stream = Buffer.alloc(4_000_000);
+    for (let i = 0; i < stream.length; i++) stream[i] = (i * 13 + 5) & 0xff;
+    let at = 0;
+    const got: Buffer[] = [];
+    let pauses = 0;
+    for (let reads = 0; at < stream.length && reads < 10_000; reads++) {
+      at += host.read(stream.subarray(at));
+      if (!host.paused) continue;
+      pauses++;
+      // past its budget by at most one small read
+      expect(budget.of(1)).toBeGreaterThanOrEqual(600 * 1024);
+      expect(budget.of(1)).toBeLessThanOrEqual(600 * 1024 + 16 * 1024);
+      expect(budget.waiting).toBe(1);
+      // no room, no wake: nothing else of this guest's moves
+      await Promise.resolve();
+      expect(host.paused).toBe(true);
+      expect(host.read(stream.subarray(at))).toBe(0);
+      // the guest reads and acknowledges: the relay resumes (a microtask later)
+      got.push(guest.ackAll());
+      expect(budget.of(1)).toBe(0);
+      expect(host.paused).toBe(true);
+      await Promise.resolve();
+      expect(host.paused).toBe(false);
+    }
+    got.push(guest.ackAll());
+    expect(at).toBe(stream.length);
+    expect(pauses).toBeGreaterThan(3);
+    expect(Buffer.concat(got).equals(stream)).toBe(true);
+    expect(budget.throttled).toBe(pauses);
+  });
+
+  it("leaves a relay of another guest reading", () => {
+    const budget = new ByteBudget({ max: 1 << 30, perGuest: 1 << 20 });
+    budget.take(1, 1 << 20);
+    const other = new BudgetGuest(budget, 2);
+    const { host } = connected(other);
+    const data = Buffer.alloc(32 * 1024, 7);
+    expect(host.read(data)).toBe(32 * 1024);
+    expect(host.paused).toBe(false);
+    expect(budget.of(2)).toBe(32 * 1024);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { GuestCounts, GuestIdentities } from "../../../src/stack/guest-bounds.js";
+import { ByteBudget, GuestCounts, GuestIdentities } from "../../../src/stack/guest-bounds.js";
 
 describe("GuestCounts", () => {
   it("says which bound one more would pass, and gives places back on release", () => {
@@ -66,5 +66,41 @@ describe("GuestIdentities", () => {
     const again = g.identify(1, mac(1), 1);
     expect(again).not.toBe(a);
     expect(again).toBeGreaterThan(0);
+  });
+});
+
+describe("ByteBudget waiters", () => {
+  it("wakes a guest's waiters once when that guest has room, never for another guest's release", () => {
+    const b = new ByteBudget({ max: 1000, perGuest: 100 });
+    let w1 = 0;
+    let w2 = 0;
+    b.take(1, 100);
+    b.take(2, 150);
+    b.wait(1, () => w1++);
+    b.wait(2, () => w2++);
+    b.release(2, 10);
+    expect([w1, w2]).toEqual([0, 0]);
+    b.release(2, 50);
+    expect([w1, w2]).toEqual([0, 1]);
+    b.release(1, 1);
+    expect([w1, w2]).toEqual([1, 1]);
+    b.release(1, 1);
+    expect([w1, w2]).toEqual([1, 1]);
+    expect(b.waiting).toBe(0);
+  });
+
+  it("wakes waiters held back by the overall bound on any guest's release", () => {
+    const b = new ByteBudget({ max: 200, perGuest: 150 });
+    let w1 = 0;
+    let w3 = 0;
+    b.take(1, 150);
+    b.take(2, 60); // soft: past the overall bound by 10
+    b.wait(1, () => w1++); // its own bound
+    b.wait(3, () => w3++); // holds nothing: only the overall bound holds it back
+    b.release(1, 10); // room of its own, none overall: it now waits for the overall bound
+    expect([w1, w3]).toEqual([0, 0]);
+    b.release(2, 20);
+    expect([w1, w3]).toEqual([1, 1]);
+    expect(b.waiting).toBe(0);
   });
 });

@@ -194,4 +194,82 @@ describe("GuestTcpLayer and the buffer budget", () => {
     expect(budget.of(2)).toBe(0);
     expect(budget.total).toBe(0);
   });
+
+  it("charges host bytes in the send buffer to the guest, releases them as the guest ACKs and when the connection goes, and wakes a waiter of that guest only", () => {
+    const clock = new ManualClock();
+    const conns: GuestTcpConnection[] = [];
+    const budget = new ByteBudget({ max: 100_000, perGuest: 5000 });
+    const layer = new GuestTcpLayer(
+      clock,
+      new DropCounters(),
+      () => {},
+      (conn, ev) => {
+        if (ev.type === "connect-request") {
+          conns.push(conn);
+          conn.accept();
+        }
+      },
+      { budget, endpoint: { random: () => ISS, delayedAckMs: 0 } },
+    );
+    const from = (guest: number, port: number, flags: string, seq: number, ack = 0) =>
+      layer.input(
+        GUEST + guest,
+        HOST,
+        {
+          srcPort: port,
+          dstPort: 80,
+          seq,
+          ack,
+          flags: tcpFlagsFromString(flags) as number,
+          window: 65535,
+          urgent: 0,
+          payload: Buffer.alloc(0),
+        },
+        guest,
+      );
+    for (const [guest, port] of [
+      [1, 40000],
+      [1, 40001],
+      [2, 40000],
+    ] as const) {
+      from(guest, port, "S", 5000);
+      from(guest, port, "A", 5001, ISS + 1);
+    }
+    const [a, b, c] = conns;
+    if (!a || !b || !c) throw new Error("three connections");
+    expect(a.write(Buffer.alloc(3000, 1))).toBe(3000);
+    expect(budget.of(1)).toBe(3000);
+    expect(b.write(Buffer.alloc(3000, 2))).toBe(3000);
+    // the budget is soft: the write is taken whole, and the guest has no room left
+    expect(budget.of(1)).toBe(6000);
+    expect(a.budgetRoom()).toBe(0);
+    expect(budget.throttled).toBe(1);
+    expect(c.budgetRoom()).toBe(5000);
+    let woken1 = 0;
+    let woken2 = 0;
+    a.awaitBudget(() => woken1++);
+    b.awaitBudget(() => woken1++);
+    expect(budget.waiting).toBe(2);
+    // guest 2's bytes come and go: guest 1's waiters sleep on
+    c.write(Buffer.alloc(1000));
+    from(2, 40000, "A", 5001, ISS + 1 + 1000);
+    expect(budget.of(2)).toBe(0);
+    expect(woken1).toBe(0);
+    // guest 1 acknowledges 1000 bytes: at its budget still, nobody wakes
+    from(1, 40000, "A", 5001, ISS + 1 + 1000);
+    expect(budget.of(1)).toBe(5000);
+    expect(woken1).toBe(0);
+    // ... 2000 more: room again, both waiters wake once
+    from(1, 40000, "A", 5001, ISS + 1 + 3000);
+    expect(budget.of(1)).toBe(3000);
+    expect(woken1).toBe(2);
+    expect(budget.waiting).toBe(0);
+    // a guest with room is woken at once
+    c.awaitBudget(() => woken2++);
+    expect(woken2).toBe(1);
+    // a connection that goes gives back the unacknowledged bytes it held
+    b.abort();
+    expect(budget.of(1)).toBe(0);
+    expect(budget.total).toBe(0);
+  });
 });
