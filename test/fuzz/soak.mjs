@@ -211,6 +211,24 @@ async function inner(ns, nettool) {
       );
     });
 
+  // The guest kernel's own ephemeral ports, not usernet, bound the client-closes-first
+  // rate: each such connection holds its port in the guest's TIME_WAIT for 60 s, and the
+  // default range (28,232 ports per destination) runs out above ~470 connections/s with
+  // EADDRNOTAVAIL in the guest's connect(). A busy Linux client widens the range and
+  // reuses TIME_WAIT ports for new outgoing connections (tcp_tw_reuse=1, after 1 s, by
+  // timestamp), which also exercises usernet's acceptance of a SYN for a 4-tuple it
+  // still holds in TIME_WAIT.
+  for (const [key, value] of [
+    ["net.ipv4.ip_local_port_range", "1024 65535"],
+    ["net.ipv4.tcp_tw_reuse", "1"],
+  ]) {
+    const r = await inside(["sysctl", "-w", `${key}=${value}`], 10_000);
+    if (!r.ok) {
+      console.error(`soak: sysctl ${key} in the guest namespace: ${r.out}`);
+      stop(1);
+    }
+  }
+
   const fds = () => readdirSync(`/proc/${usernet.pid}/fd`).length;
   // UDP NAT sockets stay open until a flow is idle for 240 s (udp-nat.ts): counted apart
   const udpSockets = () => {
