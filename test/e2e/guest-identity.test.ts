@@ -21,11 +21,8 @@
  *
  * Every packet goes to 10.0.2.2 or 255.255.255.255 inside the namespaces.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { expect, test } from "vitest";
+import { attackMetrics, startAttackScene, victimDownloadSha } from "./harness/attack-scene.js";
 import { describeE2E, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -33,12 +30,6 @@ const tap = "ug0";
 const httpPort = 18090;
 const sinkPort = 18091;
 const macCount = 1000;
-
-const sink = `
-const held = [];
-require("node:net").createServer((s) => { held.push(s); s.on("error", () => {}); })
-  .listen(${sinkPort}, "127.0.0.1", 4096, () => process.stdout.write("listening\\n"));
-`;
 
 // 3 SYNs to 10.0.2.2:sinkPort from each of macCount MACs, each with its own address;
 // every SYN-ACK is answered with the ACK that completes the handshake, so the
@@ -99,38 +90,15 @@ describeE2E(
     const e2e = e2eScope();
 
     test("a port cycling through 1,000 MACs is capped; a guest on another port still downloads", async () => {
-      const host = await e2e.netns();
-      const attacker = await e2e.netns();
-      const victim = await e2e.netns();
-      const dir = mkdtempSync(join(tmpdir(), "une2e-ident-"));
-      e2e.defer(() => rmSync(dir, { recursive: true, force: true }));
-      const file = randomBytes(5 * 1024 * 1024);
-      writeFileSync(join(dir, "file.bin"), file);
-      const sha = createHash("sha256").update(file).digest("hex");
-      const httpd = host.spawn("httpd", "busybox", ["httpd", "-f", "-p", `127.0.0.1:${httpPort}`, "-h", dir]);
-      e2e.watch(httpd);
-      const holder = host.spawn("sink", process.execPath, ["-e", sink]);
-      e2e.watch(holder);
-      await holder.until("sink listening", 10_000, () =>
-        holder.stdout.includes("listening") ? true : undefined,
-      );
-
-      const api = join(dir, "api.sock");
-      await e2e.usernet(
-        host,
-        [
-          "--api",
-          api,
-          "-netdev",
+      const scene = await startAttackScene(e2e, {
+        tap,
+        httpPort,
+        sinkPort,
+        userNetdev:
           "user,id=u0,net=10.0.0.0/16,host=10.0.2.2,dns=10.0.2.3,dhcpstart=10.0.2.15," +
-            "dns-upstream=127.0.0.1:15353,max-flows=2000,max-flows-per-guest=20",
-          "-netdev",
-          `tap,id=t0,ifname=${tap},netns=${attacker.name},vnet_hdr=off`,
-          "-netdev",
-          `tap,id=t1,ifname=${tap},netns=${victim.name},vnet_hdr=off`,
-        ],
-        { ready: { unix: [api] } },
-      );
+          "dns-upstream=127.0.0.1:15353,max-flows=2000,max-flows-per-guest=20",
+      });
+      const { attacker, victim } = scene;
       for (const [ns, addr] of [
         [attacker, "10.0.2.15"],
         [victim, "10.0.2.16"],
@@ -147,16 +115,8 @@ describeE2E(
       trace(sent.trim());
       expect(sent.trim()).toMatch(new RegExp(`^sent ${macCount * 3} acked \\d+$`));
 
-      const curl = await victim.exec(
-        "sh",
-        ["-c", `curl -sS --max-time 60 http://10.0.2.2:${httpPort}/file.bin | sha256sum`],
-        90_000,
-      );
-      const metrics = await host.execOk(
-        "curl",
-        ["-sS", "--max-time", "10", "--unix-socket", api, "http://usernet/metrics"],
-        20_000,
-      );
+      const downloaded = await victimDownloadSha(scene, httpPort);
+      const metrics = await attackMetrics(scene);
       const limited = Number(
         /^usernet_stack_drops_total\{netdev="u0",protocol="[^"]*",reason="guest-identity-limit"\} (\d+)$/m.exec(
           metrics,
@@ -166,7 +126,7 @@ describeE2E(
         /^usernet_tcp_connections_opened_total\{netdev="u0"\} (\d+)$/m.exec(metrics)?.[1] ?? 0,
       );
       trace(`identity-limit drops ${limited}, tcp opened ${opened}`);
-      expect(curl.stdout.split(" ")[0]).toBe(sha);
+      expect(downloaded).toBe(scene.sha);
       // 64 MACs of the port got in, 3 SYNs each; the rest are refused at the port
       expect(opened).toBeLessThanOrEqual(64 * 3 + 2);
       expect(limited).toBeGreaterThan(macCount);

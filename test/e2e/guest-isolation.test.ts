@@ -13,11 +13,8 @@
  * the host's loopback through 10.0.2.2 and the sha256 must match. Every packet goes to
  * 10.0.2.2 inside the namespaces; the forged sources are never destinations.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { expect, test } from "vitest";
+import { attackMetrics, startAttackScene, victimDownloadSha } from "./harness/attack-scene.js";
 import { describeE2E, trace } from "./harness/prereqs.js";
 import { e2eScope } from "./harness/scope.js";
 
@@ -25,13 +22,6 @@ const tap = "ug0";
 const httpPort = 18080;
 const sinkPort = 18081;
 const synCount = 20_000;
-
-// holds every connection it accepts, so a flow made for a forged SYN stays open
-const sink = `
-const held = [];
-require("node:net").createServer((s) => { held.push(s); s.on("error", () => {}); })
-  .listen(${sinkPort}, "127.0.0.1", 4096, () => process.stdout.write("listening\\n"));
-`;
 
 // forged SYNs to 10.0.2.2:sinkPort only, a bounded count
 const flood = `
@@ -71,37 +61,13 @@ describeE2E(
     const e2e = e2eScope();
 
     test("20,000 SYNs from forged sources are dropped or bounded per guest; another guest's curl still works", async () => {
-      const host = await e2e.netns();
-      const attacker = await e2e.netns();
-      const victim = await e2e.netns();
-      const dir = mkdtempSync(join(tmpdir(), "une2e-iso-"));
-      e2e.defer(() => rmSync(dir, { recursive: true, force: true }));
-      const file = randomBytes(5 * 1024 * 1024);
-      writeFileSync(join(dir, "file.bin"), file);
-      const sha = createHash("sha256").update(file).digest("hex");
-      const httpd = host.spawn("httpd", "busybox", ["httpd", "-f", "-p", `127.0.0.1:${httpPort}`, "-h", dir]);
-      e2e.watch(httpd);
-      const holder = host.spawn("sink", process.execPath, ["-e", sink]);
-      e2e.watch(holder);
-      await holder.until("sink listening", 10_000, () =>
-        holder.stdout.includes("listening") ? true : undefined,
-      );
-
-      const api = join(dir, "api.sock");
-      await e2e.usernet(
-        host,
-        [
-          "--api",
-          api,
-          "-netdev",
-          "user,id=u0,dns-upstream=127.0.0.1:15353,max-flows=2000,max-flows-per-guest=500",
-          "-netdev",
-          `tap,id=t0,ifname=${tap},netns=${attacker.name},vnet_hdr=off`,
-          "-netdev",
-          `tap,id=t1,ifname=${tap},netns=${victim.name},vnet_hdr=off`,
-        ],
-        { ready: { unix: [api] } },
-      );
+      const scene = await startAttackScene(e2e, {
+        tap,
+        httpPort,
+        sinkPort,
+        userNetdev: "user,id=u0,dns-upstream=127.0.0.1:15353,max-flows=2000,max-flows-per-guest=500",
+      });
+      const { attacker, victim } = scene;
       for (const [ns, addr] of [
         [attacker, "10.0.2.15"],
         [victim, "10.0.2.16"],
@@ -118,18 +84,9 @@ describeE2E(
       trace(`flood: ${sent.trim()} in ${Date.now() - t0} ms`);
       expect(sent.trim()).toBe(`sent ${synCount}`);
 
-      const curl = await victim.exec(
-        "sh",
-        ["-c", `curl -sS --max-time 60 http://10.0.2.2:${httpPort}/file.bin | sha256sum`],
-        90_000,
-      );
-      expect(curl.stdout.split(" ")[0]).toBe(sha);
+      expect(await victimDownloadSha(scene, httpPort)).toBe(scene.sha);
 
-      const metrics = await host.execOk(
-        "curl",
-        ["-sS", "--max-time", "10", "--unix-socket", api, "http://usernet/metrics"],
-        20_000,
-      );
+      const metrics = await attackMetrics(scene);
       const drops = (reason: string) =>
         Number(
           new RegExp(
