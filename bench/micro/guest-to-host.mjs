@@ -9,71 +9,18 @@
 // the endpoint's receive path), next to the side-by-side bench, not a replacement for it.
 //
 // Usage: node bench/micro/guest-to-host.mjs [--frames 20000] [--size 64] [--rounds 5] [--dist DIR]
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import v8 from "node:v8";
+import { distDir, guestLink, numberOption } from "./guest-link.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const distArg = process.argv.indexOf("--dist");
-const dist = (
-  distArg > 0 ? [process.argv[distArg + 1]] : ["dist", "dist/src"].map((d) => join(root, d))
-).find((d) => existsSync(join(d, "stack/user-stack.js")));
-if (!dist) {
-  process.stderr.write("dist/ is missing: run npx tsc -p tsconfig.json\n");
-  process.exit(2);
-}
+const dist = distDir();
 const { UserStack } = await import(join(dist, "stack/user-stack.js"));
-const { encodeTcp, tcpEncodingLength } = await import(join(dist, "stack/wire/tcp.js"));
-const { encodeIpv4 } = await import(join(dist, "stack/wire/ipv4.js"));
-const { encodeEthernet } = await import(join(dist, "stack/wire/ethernet.js"));
-const { parseIpv4, prefixToMask } = await import(join(dist, "stack/wire/addr.js"));
 
-const argv = process.argv.slice(2);
-const opt = (n, d) => (argv.includes(`--${n}`) ? Number(argv[argv.indexOf(`--${n}`) + 1]) : d);
-const count = opt("frames", 20_000);
-const size = opt("size", 64);
-const rounds = opt("rounds", 5);
+const count = numberOption("frames", 20_000);
+const size = numberOption("size", 64);
+const rounds = numberOption("rounds", 5);
 
-const guestMac = Buffer.from([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
-const gwMac = Buffer.from([0x52, 0x55, 10, 0, 2, 2]);
-const guest = parseIpv4("10.0.2.15");
-const remote = parseIpv4("10.0.2.2");
-const config = {
-  net: parseIpv4("10.0.2.0"),
-  mask: prefixToMask(24),
-  host: remote,
-  dns: parseIpv4("10.0.2.3"),
-  smb: undefined,
-  extraAddresses: [],
-  mtu: 1500,
-};
-
-function guestFrame(seg) {
-  const tcpLen = tcpEncodingLength(seg);
-  const ip = Buffer.alloc(20 + tcpLen);
-  encodeTcp(seg, ip, 20, { src: guest, dst: remote });
-  encodeIpv4(
-    {
-      tos: 0,
-      id: 1,
-      dontFragment: true,
-      moreFragments: false,
-      fragmentOffset: 0,
-      ttl: 64,
-      protocol: 6,
-      src: guest,
-      dst: remote,
-      options: Buffer.alloc(0),
-      payload: ip.subarray(20),
-    },
-    ip,
-  );
-  const f = Buffer.alloc(14 + ip.length);
-  encodeEthernet({ dst: gwMac, src: guestMac, ethertype: 0x0800, payload: ip }, f);
-  ip.copy(f, 14);
-  return f;
-}
+const { config, guestFrame } = await guestLink(dist, 1500);
 
 function once(port) {
   let conn;

@@ -9,77 +9,28 @@
 //
 // Usage: node bench/micro/tcp-to-guest.mjs [--mb 2000] [--mtu 1500] [--rounds 5]
 //                                         [--offloads] [--dist DIR]
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { distDir, guestLink, numberOption } from "./guest-link.mjs";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
-const distArg = process.argv.indexOf("--dist");
-const dist = (
-  distArg > 0 ? [process.argv[distArg + 1]] : ["dist", "dist/src"].map((d) => join(root, d))
-).find((d) => existsSync(join(d, "stack/user-stack.js")));
-if (!dist) {
-  process.stderr.write("dist/ is missing: run npx tsc -p tsconfig.json\n");
-  process.exit(2);
-}
+const dist = distDir();
 const { UserStack } = await import(join(dist, "stack/user-stack.js"));
-const { encodeTcp, decodeTcp, tcpEncodingLength } = await import(join(dist, "stack/wire/tcp.js"));
-const { encodeIpv4, decodeIpv4 } = await import(join(dist, "stack/wire/ipv4.js"));
-const { encodeEthernet, decodeEthernet } = await import(join(dist, "stack/wire/ethernet.js"));
-const { parseIpv4, prefixToMask } = await import(join(dist, "stack/wire/addr.js"));
+const { decodeTcp } = await import(join(dist, "stack/wire/tcp.js"));
+const { decodeIpv4 } = await import(join(dist, "stack/wire/ipv4.js"));
+const { decodeEthernet } = await import(join(dist, "stack/wire/ethernet.js"));
 const framing = await import(join(dist, "ports/length-prefixed-frames.js"));
 // what StreamPort writes (older builds copied every frame with encodeFrames)
 const encode = framing.encodeFrameChunks ?? ((frames) => [framing.encodeFrames(frames)]);
 
 const argv = process.argv.slice(2);
-const opt = (n, d) => (argv.includes(`--${n}`) ? Number(argv[argv.indexOf(`--${n}`) + 1]) : d);
-const mb = opt("mb", 2000);
-const mtu = opt("mtu", 1500);
-const rounds = opt("rounds", 5);
+const mb = numberOption("mb", 2000);
+const mtu = numberOption("mtu", 1500);
+const rounds = numberOption("rounds", 5);
 const offloads = argv.includes("--offloads");
 const offloadEncoder = offloads
   ? new (await import(join(dist, "ports/stream-offloads.js"))).OffloadedFrameEncoder()
   : undefined;
 
-const guestMac = Buffer.from([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
-const gwMac = Buffer.from([0x52, 0x55, 10, 0, 2, 2]);
-const guest = parseIpv4("10.0.2.15");
-const remote = parseIpv4("10.0.2.2");
-const config = {
-  net: parseIpv4("10.0.2.0"),
-  mask: prefixToMask(24),
-  host: remote,
-  dns: parseIpv4("10.0.2.3"),
-  smb: undefined,
-  extraAddresses: [],
-  mtu,
-};
-
-function guestFrame(seg) {
-  const tcpLen = tcpEncodingLength(seg);
-  const ip = Buffer.alloc(20 + tcpLen);
-  encodeTcp(seg, ip, 20, { src: guest, dst: remote });
-  encodeIpv4(
-    {
-      tos: 0,
-      id: 1,
-      dontFragment: true,
-      moreFragments: false,
-      fragmentOffset: 0,
-      ttl: 64,
-      protocol: 6,
-      src: guest,
-      dst: remote,
-      options: Buffer.alloc(0),
-      payload: ip.subarray(20),
-    },
-    ip,
-  );
-  const f = Buffer.alloc(14 + ip.length);
-  encodeEthernet({ dst: gwMac, src: guestMac, ethertype: 0x0800, payload: ip }, f);
-  ip.copy(f, 14);
-  return f;
-}
+const { guest, remote, config, guestFrame } = await guestLink(dist, mtu);
 
 function once(totalBytes) {
   let conn;
