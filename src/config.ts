@@ -144,12 +144,29 @@ export interface TapNetdevConfig {
   offloads?: boolean;
 }
 
+export interface VdeNetdevConfig {
+  type: "vde";
+  id: string;
+  hub: number;
+  /** join: a port on the vde_switch at `dir` (sock=); listen: usernet is the switch at `dir` (listen=) */
+  mode: "join" | "listen";
+  /** the switch directory (holding its `ctl` socket) */
+  dir: string;
+  /** join: the switch port asked for; absent = any */
+  port?: number;
+  /** join: group (name or number) of our data socket */
+  group?: string;
+  /** join: mode bits of our data socket; absent = 0o700 */
+  permissions?: number;
+}
+
 export type NetdevConfig =
   | UserNetdevConfig
   | SocketNetdevConfig
   | StreamNetdevConfig
   | DgramNetdevConfig
-  | TapNetdevConfig;
+  | TapNetdevConfig
+  | VdeNetdevConfig;
 
 /** Where the management API listens. */
 export interface ApiConfig {

@@ -17,7 +17,8 @@
  *   loads some modules lazily), /proc/self, /dev/null and /dev/urandom; then what the
  *   Config names: each tftp= root read-only, each smb= directory read-write, the
  *   state directory read-write (created first, 0700), the runtime directory
- *   (sockets) read-write, /dev/net/tun when there are TAPs. Executing files is
+ *   (sockets) read-write, /dev/net/tun when there are TAPs, each VDE switch directory
+ *   read-write (its datagram sockets are made as clients come). Executing files is
  *   allowed (under /usr) only when something must be started later: smbd for smb=
  *   (which also needs the temporary directory where its private directory is made)
  *   or a guestfwd=...-cmd: command. Everything else (the home directory, other
@@ -81,6 +82,9 @@ export function sandboxRules(config: Config, env: SandboxEnvironment): SandboxRu
     rules.push({ what: "dev", path: "/dev/net/tun", access: "rwi" });
   for (const u of users) if (u.tftp !== undefined) rules.push({ what: "tftp", path: u.tftp, access: "r" });
   for (const dir of smb) rules.push({ what: "smb", path: dir, access: "rwc" });
+  // a VDE port binds a datagram socket in its switch directory (each client of a listener, each rejoin)
+  for (const n of config.netdevs)
+    if (n.type === "vde") rules.push({ what: "vde", path: n.dir, access: "rwc" });
   if (smb.length > 0) rules.push({ what: "smbd-tmp", path: env.tmpdir, access: "rwc" });
   if (config.stateDir !== undefined) rules.push({ what: "state", path: config.stateDir, access: "rwc" });
   // absent unless the default listeners made it: optional

@@ -52,6 +52,9 @@ function netdevLines(c: NetdevConfig): string[] {
       return [];
     case "dgram":
       return c.local?.type === "inet" && c.remote?.type === "inet" ? udpLines(c.local, c.remote) : [];
+    case "vde":
+      // a guest joins usernet's switch, or the same vde_switch usernet joined
+      return [`vde,id=net0,sock=${q(c.dir)}`];
     case "user":
     case "tap":
       return [];

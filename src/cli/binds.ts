@@ -55,6 +55,16 @@ function binds(entries: readonly NetdevEntry[], forwardOwners: ReadonlyMap<HostF
         break;
       case "tap":
         break;
+      case "vde":
+        if (c.mode === "listen")
+          out.push({
+            proto: "unix",
+            host: `${c.dir.replace(/\/+$/, "")}/ctl`,
+            port: 0,
+            owner: origin,
+            implicit,
+          });
+        break;
     }
   }
   return out;

@@ -7,7 +7,7 @@
  * before it ("user.0", "socket.1"). Ids are QEMU identifiers and must be unique.
  *
  * Guest-side options (`-net nic`, `-net none`) are QEMU's business and refused with a
- * pointer there; other QEMU backends (bridge, vde,
+ * pointer there; other QEMU backends (bridge,
  * l2tpv3, vhost-user, ...) are unknown types.
  */
 import type { NetdevConfig } from "../config.js";
@@ -17,6 +17,7 @@ import { buildSocketNetdev, socketRefused, socketSpec } from "./netdev-socket.js
 import { buildStreamNetdev, streamRefused, streamSpec } from "./netdev-stream.js";
 import { buildTapNetdev, tapRefused, tapSpec } from "./netdev-tap.js";
 import { buildUserNetdev, userRefused, userSpec } from "./netdev-user.js";
+import { buildVdeNetdev, vdeRefused, vdeSpec } from "./netdev-vde.js";
 import { OptionSet, type OptionSpec, parseQemuOptString } from "./qemu-opts.js";
 import { UsageError } from "./usage-error.js";
 
@@ -53,6 +54,7 @@ const types = {
   stream: { spec: streamSpec, refused: streamRefused, build: buildStreamNetdev },
   dgram: { spec: dgramSpec, refused: dgramRefused, build: buildDgramNetdev },
   tap: { spec: tapSpec, refused: tapRefused, build: buildTapNetdev },
+  vde: { spec: vdeSpec, refused: vdeRefused, build: buildVdeNetdev },
 } as const;
 
 const isType = (t: string): t is keyof typeof types => Object.hasOwn(types, t);

@@ -10,7 +10,7 @@
  * The wrappers are thin: argument checking and errors come from the C side, which
  * throws Errors carrying Node-style `code` ("EACCES"), `errno` (negative) and
  * `syscall`. What each call does, and its limits, is described in the C sources:
- * native/tap.c, native/ping.c, native/poller.c, native/udp.c.
+ * native/tap.c, native/ping.c, native/poller.c, native/udp.c, native/unixdgram.c.
  */
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -144,6 +144,8 @@ export interface NativeAddon {
   sendPing(fd: number, dstAddr: string, icmpMessage: Buffer): boolean;
   openUdpSocket(bindAddr?: string | null, opts?: UdpSocketOptions): number;
   udpSend(fd: number, data: Buffer, dstAddr: string, dstPort: number): string | null;
+  openUnixDgram(bindPath: string | null): number;
+  connectUnixDgram(fd: number, path: string): void;
   livePollers(): number;
   trimMemory(): boolean;
   encodeStreamFrames(
@@ -173,7 +175,7 @@ let state: LoadResult | undefined;
 
 /** One attempt to load an addon file (loadNative() uses addonPath and caches); never throws. */
 export function tryLoadNative(path: string = addonPath): LoadResult {
-  const feature = "TAP ports and ICMP ping sockets need usernet's native addon";
+  const feature = "TAP ports, VDE ports and ICMP ping sockets need usernet's native addon";
   if (process.platform !== "linux")
     return { ok: false, error: new NativeUnavailableError(`${feature}, which supports Linux only`) };
   if (!existsSync(path))
@@ -289,6 +291,20 @@ export function openUdpSocket(bindAddr?: string, opts?: UdpSocketOptions): numbe
  */
 export function udpSend(fd: number, data: Buffer, dstAddr: string, dstPort: number): string | null {
   return loadNative().udpSend(fd, data, dstAddr, dstPort);
+}
+
+/**
+ * A non-blocking unix datagram socket, bound to `bindPath` when given (the file is
+ * created with the umask; chmod and unlink are the caller's). Read and write it with
+ * an FdPoller of kind "frames": one datagram per frame. See native/unixdgram.c.
+ */
+export function openUnixDgram(bindPath: string | null): number {
+  return loadNative().openUnixDgram(bindPath);
+}
+
+/** Connects a unix datagram socket: it then sends to, and receives from, that peer only. */
+export function connectUnixDgram(fd: number, path: string): void {
+  loadNative().connectUnixDgram(fd, path);
 }
 
 /**

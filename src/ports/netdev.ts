@@ -14,6 +14,9 @@
  *   dgram,remote.host=G (multicast)  → multicast DatagramPort, kind "mcast"
  *   tap,ifname=...[,netns=...]       → TapPort (tap-port.ts), kind "tap"; the TAP port and
  *                                      the native addon load only when a TAP is asked for
+ *   vde,sock=DIR                     → VdePort on a vde_switch (vde-port.ts), kind "vde"
+ *   vde,listen=DIR                   → VdeListener (vde-listener.ts), kind "vde-listen":
+ *                                      usernet is the switch; loaded only when asked for
  * Unix datagram sockets are refused (Node has none). A listener or a bind that fails
  * rejects with an Error naming the address; a connector never fails, it retries.
  * `close()` detaches the port(s) from the hub and closes them.
@@ -23,6 +26,7 @@ import type {
   SocketNetdevConfig,
   StreamNetdevConfig,
   TapNetdevConfig,
+  VdeNetdevConfig,
 } from "../config.js";
 import type { Hub } from "../hub/hub.js";
 import type { Logger } from "../log.js";
@@ -35,7 +39,7 @@ import { StreamConnector, type StreamConnectorOptions } from "./stream-connector
 import { StreamListener } from "./stream-listener.js";
 
 /** The port netdevs the API may add at run time. */
-export type PortNetdevConfig = SocketNetdevConfig | StreamNetdevConfig | DgramNetdevConfig;
+export type PortNetdevConfig = SocketNetdevConfig | StreamNetdevConfig | DgramNetdevConfig | VdeNetdevConfig;
 
 export type { NetdevHandle };
 
@@ -61,6 +65,23 @@ export async function openNetdev(
     case "tap": {
       const { openTapNetdev } = await import("./tap-port.js");
       return openTapNetdev(cfg, hub, log, { onFailure: options.onTapFailure });
+    }
+    case "vde": {
+      if (cfg.mode === "listen") {
+        const { openVdeListener } = await import("./vde-listener.js");
+        return openVdeListener({
+          id: cfg.id,
+          dir: cfg.dir,
+          hub,
+          log: plog,
+          maxClients: options.maxClients,
+        });
+      }
+      const { openVdeJoin } = await import("./vde-port.js");
+      return openVdeJoin(
+        { id: cfg.id, sock: cfg.dir, port: cfg.port, group: cfg.group, mode: cfg.permissions, log: plog },
+        hub,
+      );
     }
     case "socket": {
       const inet: StreamAddress = { type: "inet", host: cfg.addr.host, port: cfg.addr.port };
