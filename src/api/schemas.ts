@@ -129,6 +129,7 @@ const unix = Type.Object(
   { type: Type.Literal("unix"), path: Type.String({ minLength: 1, maxLength: 107 }) },
   strict,
 );
+const vdeDir = (description: string) => Type.String({ minLength: 1, maxLength: 100, description });
 const id = Type.Optional(Type.String({ pattern: "^[A-Za-z][A-Za-z0-9._-]*$", description: "default: apiN" }));
 const hostPort = Type.Object({ host: Type.Union([Type.Literal(""), ipv4("")]), port: port("") }, strict);
 
@@ -164,6 +165,22 @@ export const PortRequest = Type.Union([
       id,
       local: Type.Optional(inet),
       remote: inet,
+    },
+    strict,
+  ),
+  Type.Object(
+    {
+      type: Type.Literal("vde"),
+      id,
+      sock: Type.Optional(vdeDir("join the vde_switch whose directory this is")),
+      listen: Type.Optional(vdeDir("be a VDE switch at this directory")),
+      port: Type.Optional(Type.Integer({ minimum: 0, maximum: 16777215, description: "sock only; 0 = any" })),
+      group: Type.Optional(
+        Type.String({ pattern: "^[A-Za-z0-9_][A-Za-z0-9_.-]*\\$?$", description: "sock only" }),
+      ),
+      mode: Type.Optional(
+        Type.String({ pattern: "^[0-7]{1,4}$", description: "sock only; octal, default 0700" }),
+      ),
     },
     strict,
   ),

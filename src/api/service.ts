@@ -166,7 +166,17 @@ export type PortConfig =
       addr: HostPort;
       localAddr?: HostPort;
     }
-  | { type: "dgram"; id: string; hub: number; local?: Inet; remote: Inet };
+  | { type: "dgram"; id: string; hub: number; local?: Inet; remote: Inet }
+  | {
+      type: "vde";
+      id: string;
+      hub: number;
+      mode: "join" | "listen";
+      dir: string;
+      port?: number;
+      group?: string;
+      permissions?: number;
+    };
 
 /** Where a capture writes its pcap stream (an HTTP response). */
 export interface CaptureSink {

@@ -9,6 +9,7 @@
  *     forwards [list]                port forwards
  *     forwards add RULE [--netdev ID]   RULE as hostfwd=: [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport
  *     forwards remove ID
+ *     ports add HUB NETDEV           attach a port: NETDEV as -netdev, e.g. vde,id=v1,sock=/tmp/sw
  *     ports remove ID                close a netdev or one port (a listener's client)
  *     capture HUB FILE [--count N] [--seconds S]   pcap of a hub to FILE ("-" = stdout)
  *
@@ -53,6 +54,8 @@ Commands:
   forwards [list]                  port forwards
   forwards add RULE [--netdev ID]  RULE: ${hostfwdForm.replace("hostfwd=", "")}
   forwards remove ID
+  ports add HUB NETDEV             attach a port to hub HUB; NETDEV as for -netdev
+    e.g. usernet ctl ports add 0 vde,id=v1,sock=/tmp/vde.sw
   ports remove ID                  close a netdev (by id) or one port (by name)
   capture HUB FILE [--count N] [--seconds S]
                                    a pcap of everything on hub HUB, to FILE (- = stdout)
@@ -516,8 +519,21 @@ async function dispatch(io: CtlEnvironment, p: Parsed): Promise<number> {
       }
       throw new UsageError(`ctl: forwards ${sub}: expected list, add RULE or remove ID`);
     case "ports": {
+      if (sub === "add") {
+        extra(2, rest);
+        const [hub, netdev] = rest;
+        if (hub === undefined || netdev === undefined || !/^[0-9]{1,9}$/.test(hub))
+          throw new UsageError("ctl: expected ports add HUB NETDEV (HUB a number)");
+        const { portRequestBody } = await import("./ctl-ports.js");
+        const body = portRequestBody(netdev);
+        const view = (await call(target, "POST", `/v1/hubs/${hub}/ports`, body)) as Json;
+        if (p.json) io.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
+        else io.stdout.write(`added ${str(view.id)} on hub ${hub}: ${str(view.description)}\n`);
+        return 0;
+      }
       const id = rest[0];
-      if (sub !== "remove" || id === undefined) throw new UsageError("ctl: expected ports remove ID");
+      if (sub !== "remove" || id === undefined)
+        throw new UsageError("ctl: expected ports add HUB NETDEV or ports remove ID");
       extra(1, rest);
       await call(target, "DELETE", `/v1/ports/${encodeURIComponent(id)}`);
       if (!p.json) io.stdout.write(`closed ${id}\n`);
