@@ -273,18 +273,8 @@ function portConfig(b: PortRequest, hub: number): PortConfig {
       return cfg;
     }
     case "vde": {
-      if ((b.sock === undefined) === (b.listen === undefined))
-        throw new ApiError(
-          400,
-          "invalid-request",
-          "vde needs exactly one of sock (join a switch) and listen",
-        );
-      if (b.listen !== undefined) {
-        if (b.port !== undefined || b.group !== undefined || b.mode !== undefined)
-          throw new ApiError(400, "invalid-request", "port, group and mode go with sock (joining a switch)");
-        return { type: "vde", id, hub, mode: "listen", dir: b.listen };
-      }
-      const cfg: PortConfig = { type: "vde", id, hub, mode: "join", dir: b.sock as string };
+      if ("listen" in b) return { type: "vde", id, hub, mode: "listen", dir: b.listen };
+      const cfg: PortConfig = { type: "vde", id, hub, mode: "join", dir: b.sock };
       if (b.port) cfg.port = b.port;
       if (b.group !== undefined) cfg.group = b.group;
       if (b.mode !== undefined) cfg.permissions = Number.parseInt(b.mode, 8);

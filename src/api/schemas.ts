@@ -168,22 +168,19 @@ export const PortRequest = Type.Union([
     },
     strict,
   ),
+  // two bodies, each with its directory required: joining a switch, or being one
   Type.Object(
     {
       type: Type.Literal("vde"),
       id,
-      sock: Type.Optional(vdeDir("join the vde_switch whose directory this is")),
-      listen: Type.Optional(vdeDir("be a VDE switch at this directory")),
-      port: Type.Optional(Type.Integer({ minimum: 0, maximum: 16777215, description: "sock only; 0 = any" })),
-      group: Type.Optional(
-        Type.String({ pattern: "^[A-Za-z0-9_][A-Za-z0-9_.-]*\\$?$", description: "sock only" }),
-      ),
-      mode: Type.Optional(
-        Type.String({ pattern: "^[0-7]{1,4}$", description: "sock only; octal, default 0700" }),
-      ),
+      sock: vdeDir("join the vde_switch whose directory (holding ctl) this is"),
+      port: Type.Optional(Type.Integer({ minimum: 0, maximum: 16777215, description: "0 (default) = any" })),
+      group: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_][A-Za-z0-9_.-]*\\$?$" })),
+      mode: Type.Optional(Type.String({ pattern: "^[0-7]{1,4}$", description: "octal, default 0700" })),
     },
     strict,
   ),
+  Type.Object({ type: Type.Literal("vde"), id, listen: vdeDir("be a VDE switch at this directory") }, strict),
 ]);
 export type PortRequest = Static<typeof PortRequest>;
 

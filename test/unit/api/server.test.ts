@@ -132,6 +132,49 @@ describe("ports", () => {
     expect(world.opened.map((c) => c.type)).toEqual(["socket", "dgram"]);
   });
 
+  it("POST accepts vde bodies: joining a switch or being one, never both", async () => {
+    let res = await json("POST", "/v1/hubs/0/ports", {
+      type: "vde",
+      id: "v1",
+      sock: "/tmp/sw",
+      port: 3,
+      group: "kvm",
+      mode: "0770",
+    });
+    expect(res.statusCode).toBe(201);
+    res = await json("POST", "/v1/hubs/0/ports", { type: "vde", id: "v2", listen: "/tmp/usw" });
+    expect(res.statusCode).toBe(201);
+    expect(world.opened).toEqual([
+      {
+        type: "vde",
+        id: "v1",
+        hub: 0,
+        mode: "join",
+        dir: "/tmp/sw",
+        port: 3,
+        group: "kvm",
+        permissions: 0o770,
+      },
+      { type: "vde", id: "v2", hub: 0, mode: "listen", dir: "/tmp/usw" },
+    ]);
+    expectError(
+      await json("POST", "/v1/hubs/0/ports", { type: "vde", listen: "/a", sock: "/b" }),
+      400,
+      "unknown-field",
+    );
+    expectError(
+      await json("POST", "/v1/hubs/0/ports", { type: "vde", listen: "/a", port: 2 }),
+      400,
+      "unknown-field",
+    );
+    expectError(
+      await json("POST", "/v1/hubs/0/ports", { type: "vde", sock: "/a", mode: "9" }),
+      400,
+      "invalid-request",
+    );
+    expect(world.opened).toHaveLength(2);
+  });
+
   it("POST refuses bad bodies: unknown fields, bad ports, malformed JSON, taken ids, unknown hubs", async () => {
     const ok = { type: "stream", server: true, addr: { type: "inet", host: "127.0.0.1", port: 8011 } };
     expectError(await json("POST", "/v1/hubs/0/ports", { ...ok, colour: "red" }), 400, "unknown-field");

@@ -17,6 +17,18 @@ describe("formatQemuAttachCommands", () => {
     ]);
   });
 
+  it("points QEMU's -netdev vde at usernet's switch, or at the vde_switch usernet joined", () => {
+    expect(
+      lines(
+        { type: "vde", id: "v0", hub: 0, mode: "listen", dir: "/tmp/usw" },
+        { type: "vde", id: "v1", hub: 1, mode: "join", dir: "/tmp/a,b" },
+      ),
+    ).toEqual([
+      `${q} vde,id=net0,sock=/tmp/usw ${dev}  # hub 0 via v0`,
+      `${q} vde,id=net0,sock=/tmp/a,,b ${dev}  # hub 1 via v1`,
+    ]);
+  });
+
   it("reaches a wildcard listener on loopback", () => {
     expect(
       lines({ type: "socket", id: "s0", hub: 2, mode: "listen", addr: { host: "0.0.0.0", port: 9000 } }),
