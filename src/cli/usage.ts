@@ -80,6 +80,15 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       and TSO; vnet_hdr=off gives plain frames. script=no and downscript=no are accepted.
     e.g. -netdev tap,id=t0,ifname=tap0,netns=ns1
 
+  -netdev vde,id=ID,sock=DIR[,port=N][,group=GROUP][,mode=OCTAL]
+      join the vde_switch whose directory is DIR, as QEMU's -netdev vde (native
+      addon): port= asks for a switch port, group= and mode= (default 0700) open
+      usernet's data socket to a switch run by another user
+  -netdev vde,id=ID,listen=DIR
+      be the VDE switch at DIR (made 0700, ctl socket 0600): each QEMU
+      -netdev vde,sock=DIR or vde_plug DIR is a port on the hub
+    e.g. -netdev vde,id=v0,listen=/run/user/1000/vde.sw
+
   -net TYPE,[vlan=N][,name=ID][,key=value...]
       legacy spelling of -netdev: vlan= is the hub, name= the id (default TYPE.N)
     e.g. -net user,vlan=1,hostfwd=tcp::8080-:80
