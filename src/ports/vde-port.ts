@@ -33,7 +33,10 @@
  *   connected pair needs no name any more). The port lives as long as the control
  *   stream. When the switch ends it (the switch exited, or `port/remove`), the port
  *   leaves the hub and the join is retried after 1 s, doubling up to 30 s, until the
- *   netdev is closed; only the first join at start-up fails the netdev.
+ *   netdev is closed (a failed attempt is logged once per reason); only the first
+ *   join at start-up fails the netdev. Under --sandbox a switch that made its
+ *   directory anew (vde_switch removes it when it exits) cannot be rejoined: Landlock
+ *   allowed the old directory, not the new one.
  * - Offloads: none. The hub hands this port ordinary, fully checksummed frames.
  */
 import { chmod, chown, readFile, realpath, stat, unlink } from "node:fs/promises";
@@ -463,7 +466,11 @@ export async function openVdeJoin(options: VdeJoinOptions, hub: Hub): Promise<Ne
     try {
       adopt(await joinSwitch(options, onFailure));
     } catch (err) {
-      lastError = err instanceof Error ? err.message : String(err);
+      const why = err instanceof Error ? err.message : String(err);
+      // one line per new reason; the same failure again is only retried
+      if (why !== lastError && !closed)
+        log.warn("cannot rejoin the VDE switch; retrying", { port: options.id, error: why });
+      lastError = why;
       if (!closed) schedule();
     }
   };
