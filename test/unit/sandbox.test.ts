@@ -38,6 +38,19 @@ describe("sandboxRules", () => {
     ]);
   });
 
+  it("a VDE port's switch directory is read-write: its datagram sockets are made as clients come", () => {
+    const a = access(
+      config([
+        user(),
+        { type: "vde", id: "v0", hub: 0, mode: "listen", dir: "/run/user/1/vde.sw" },
+        { type: "vde", id: "v1", hub: 0, mode: "join", dir: "/tmp/vde.sw" },
+      ]),
+    );
+    expect(a["/run/user/1/vde.sw"]).toBe("rwc");
+    expect(a["/tmp/vde.sw"]).toBe("rwc");
+    expect(a["/tmp"]).toBeUndefined();
+  });
+
   it("what the options name: tftp read-only, state read-write, a TAP's /dev/net/tun", () => {
     const a = access(
       config([user({ tftp: "/srv/tftp" }), { type: "tap", id: "t0", hub: 0, ifname: "tap0" }], {
