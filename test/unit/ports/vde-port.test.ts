@@ -10,7 +10,13 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Hub } from "../../../src/hub/hub.js";
 import { silentLogger } from "../../../src/log.js";
-import { closeFd, connectUnixDgram, type NativeError, openUnixDgram } from "../../../src/native/binding.js";
+import {
+  closeFd,
+  connectUnixDgram,
+  FdPoller,
+  type NativeError,
+  openUnixDgram,
+} from "../../../src/native/binding.js";
 import type { NetdevHandle } from "../../../src/ports/netdev-handle.js";
 import { VdeListener } from "../../../src/ports/vde-listener.js";
 import { openVdeJoin, type VdePoller, VdePort } from "../../../src/ports/vde-port.js";
@@ -168,6 +174,31 @@ describeWith("VDE over real unix datagram sockets", ["addon"], () => {
       [2, 1514],
     ]);
     expect(pa.stats()).toMatchObject({ txFrames: 2, rxFrames: 1 });
+  });
+
+  it("a peer's short and oversized datagrams are counted and dropped; the port goes on", async () => {
+    const d = tmp();
+    const a = openUnixDgram(join(d, "a"));
+    const b = openUnixDgram(join(d, "b"));
+    connectUnixDgram(a, join(d, "b"));
+    connectUnixDgram(b, join(d, "a"));
+    const hub = new Hub(1);
+    const port = new VdePort(a, { name: "a", kind: "vde", log: silentLogger, description: "a" });
+    const peer = new FakePort("peer");
+    hub.attach(port);
+    hub.attach(peer);
+    const raw = new FdPoller(b, "frames", () => undefined);
+    cleanups.push(
+      () => port.close(),
+      () => raw.close(),
+    );
+    // 70,000 bytes: more than the read buffer (64 KiB + 256), which truncates it
+    expect(
+      raw.write([Buffer.alloc(0), Buffer.alloc(10), Buffer.alloc(70_000), Buffer.alloc(65_535, 7)]),
+    ).toBe(4);
+    await waitFor("the good frame", () => peer.received.length === 1);
+    expect(peer.received[0]?.length).toBe(65_535);
+    expect(port.stats().drops).toEqual({ "frame-too-short": 1, "frame-too-long": 1 });
   });
 
   it("a stranger cannot reach a connected socket (EPERM): only its peer's frames arrive", () => {
