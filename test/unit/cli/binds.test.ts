@@ -98,3 +98,18 @@ describe("checkBindConflicts", () => {
     );
   });
 });
+
+describe("checkBindConflicts: VDE", () => {
+  it("refuses two VDE switches on one directory, and a unix listener on its ctl; joins are no binds", () => {
+    expect(check(["-netdev", "vde,id=v0,listen=/tmp/sw"], ["-netdev", "vde,id=v1,listen=/tmp/sw/"])).toMatch(
+      /v1.*\/tmp\/sw\/ctl.*v0|v0.*\/tmp\/sw\/ctl/,
+    );
+    expect(
+      check(
+        ["-netdev", "vde,id=v0,listen=/tmp/sw"],
+        ["-netdev", "stream,id=u1,server=on,addr.type=unix,addr.path=/tmp/sw/ctl"],
+      ),
+    ).not.toBe("ok");
+    expect(check(["-netdev", "vde,id=v0,sock=/tmp/sw"], ["-netdev", "vde,id=v1,sock=/tmp/sw"])).toBe("ok");
+  });
+});
