@@ -304,6 +304,10 @@ export class VdeListener {
       onFailure: () => {
         if (this.clients.has(client)) this.forget(client);
       },
+      // the API may close this one port: the client goes with it
+      onClosed: () => {
+        if (this.clients.has(client)) this.forget(client);
+      },
     });
     const client: Client = { port, ctl, dataPath };
     try {

@@ -89,6 +89,8 @@ export interface VdePortOptions {
   maxBatch?: number;
   /** the socket stopped working (a read error); called once */
   onFailure?: (err: NativeError) => void;
+  /** close() was called (by its owner, or by the API closing this one port); called once */
+  onClosed?: () => void;
   poller?: VdePollerFactory;
 }
 
@@ -101,6 +103,7 @@ export class VdePort implements Port {
   private readonly maxQueued: number;
   private readonly description: string;
   private readonly onFailure: ((err: NativeError) => void) | undefined;
+  private readonly onClosed: (() => void) | undefined;
   private queue: Buffer[] = [];
   private waiting = false;
   private failed: NativeError | undefined;
@@ -116,6 +119,7 @@ export class VdePort implements Port {
     this.description = options.description;
     this.maxQueued = options.maxQueuedFrames ?? defaultVdeMaxQueuedFrames;
     this.onFailure = options.onFailure;
+    this.onClosed = options.onClosed;
     this.poller = (options.poller ?? nativeVdePoller)(
       fd,
       (frames) => this.fromPeer(frames),
@@ -182,6 +186,7 @@ export class VdePort implements Port {
     this.queue = [];
     this.foldWriteErrors();
     this.poller.close();
+    this.onClosed?.();
   }
 
   private fromPeer(read: Buffer[]): void {
@@ -275,7 +280,11 @@ interface Joined {
  * port (not yet attached) and the control stream; rejects with an Error saying what
  * failed. Our socket file is removed in every case.
  */
-async function joinSwitch(o: VdeJoinOptions, onFailure: (err: NativeError) => void): Promise<Joined> {
+async function joinSwitch(
+  o: VdeJoinOptions,
+  onFailure: (err: NativeError) => void,
+  onClosed: (port: VdePort) => void,
+): Promise<Joined> {
   const dir = await realpath(o.sock).catch((err) => {
     throw new Error(`switch directory ${o.sock}: ${describeError(err)}`);
   });
@@ -301,6 +310,7 @@ async function joinSwitch(o: VdeJoinOptions, onFailure: (err: NativeError) => vo
       description: `vde switch ${dir} (its socket ${peer.value})`,
       maxQueuedFrames: o.maxQueuedFrames,
       onFailure,
+      onClosed: () => onClosed(port),
     });
     done = true;
     return { port, ctl, peer: peer.value };
@@ -460,11 +470,15 @@ export async function openVdeJoin(options: VdeJoinOptions, hub: Hub): Promise<Ne
     log.info("joined the VDE switch", { port: options.id, switch: options.sock, peer: j.peer });
   };
   const onFailure = (err: NativeError) => lose(`data socket: ${err.code ?? err.message}`);
+  // closed by someone else (the API closing this one port): rejoin, as after a loss
+  const onClosed = (port: VdePort) => {
+    if (current?.port === port) lose("the port was closed");
+  };
   const attempt = async () => {
     timer = undefined;
     if (closed) return;
     try {
-      adopt(await joinSwitch(options, onFailure));
+      adopt(await joinSwitch(options, onFailure, onClosed));
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       // one line per new reason; the same failure again is only retried
@@ -475,7 +489,7 @@ export async function openVdeJoin(options: VdeJoinOptions, hub: Hub): Promise<Ne
     }
   };
 
-  adopt(await joinSwitch(options, onFailure));
+  adopt(await joinSwitch(options, onFailure, onClosed));
   return {
     id: options.id,
     kind: "vde",

@@ -99,6 +99,22 @@ describeWith("VdeListener", ["addon"], () => {
     expect(exists(sw)).toBe(false);
   });
 
+  it("a client's port closed by someone else (the API) ends that client: its control stream closes", async () => {
+    const { sw, hub, listener } = await open();
+    const c = await client(sw, 1);
+    let ended = false;
+    c.ctl.on("close", () => {
+      ended = true;
+    });
+    const port = listener.ports()[0];
+    if (!port) throw new Error("no port");
+    hub.detach(port);
+    port.close();
+    expect(listener.ports()).toEqual([]);
+    await waitFor("the client's control stream to close", () => ended);
+    await waitFor("its socket file to go", () => !exists(c.answer));
+  });
+
   it("counts malformed requests and closes only those connections", async () => {
     const { sw, listener } = await open();
     const badMagic = await raw(sw, Buffer.alloc(8, 0x55));

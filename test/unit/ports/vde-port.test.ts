@@ -243,6 +243,10 @@ describeWith("VDE over real unix datagram sockets", ["addon"], () => {
     await waitFor("the rejoin", () => joined.ports().length === 1, 5000);
     fc.sink?.([frame(3)]);
     await waitFor("a frame after the rejoin", () => fs.received.length === 2);
+    // its port closed by someone else (the API): it rejoins
+    const before = joined.ports()[0];
+    before?.close();
+    await waitFor("a new port", () => joined.ports().length === 1 && joined.ports()[0] !== before, 5000);
     await joined.close();
     await waitFor("the listener to see it go", () => listener.ports().length === 0);
   });
