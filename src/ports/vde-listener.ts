@@ -18,8 +18,9 @@
  *   reason and the connection closed.
  * - Each client is a VdePort (vde-port.ts: bounded queue, drops counted) named ID#N,
  *   kind "vde-listen", on the hub from the handshake until its control stream closes
- *   (QEMU exits, vde_plug ends) or its data socket fails; then it leaves the hub and
- *   its socket file is removed. Bytes on the control stream after the handshake are
+ *   (QEMU exits, vde_plug ends), its data socket fails or the API closes the port by
+ *   name; then it leaves the hub, its control stream is closed (libvdeplug clients
+ *   take that as the switch going away) and its socket file is removed. Bytes on the control stream after the handshake are
  *   ignored, as vde_switch has no second request on one connection.
  * - Bounded: at most `maxClients` (256) clients; more are refused and counted.
  * - Not here: vde_switch's management console, its port groups, VLANs, its own

@@ -31,8 +31,8 @@
  *   (0: any), read the switch's data socket address (110 bytes, within
  *   `handshakeTimeoutMs`, 5 s), connect to it and remove our socket file (the
  *   connected pair needs no name any more). The port lives as long as the control
- *   stream. When the switch ends it (the switch exited, or `port/remove`), the port
- *   leaves the hub and the join is retried after 1 s, doubling up to 30 s, until the
+ *   stream. When the switch ends it (the switch exited, or `port/remove`), or the API
+ *   closes the port by its name, the port leaves the hub and the join is retried after 1 s, doubling up to 30 s, until the
  *   netdev is closed (a failed attempt is logged once per reason); only the first
  *   join at start-up fails the netdev. Under --sandbox a switch that made its
  *   directory anew (vde_switch removes it when it exits) cannot be rejoined: Landlock
