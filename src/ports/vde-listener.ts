@@ -19,8 +19,9 @@
  * - Each client is a VdePort (vde-port.ts: bounded queue, drops counted) named ID#N,
  *   kind "vde-listen", on the hub from the handshake until its control stream closes
  *   (QEMU exits, vde_plug ends), its data socket fails or the API closes the port by
- *   name; then it leaves the hub, its control stream is closed (libvdeplug clients
- *   take that as the switch going away) and its socket file is removed. Bytes on the control stream after the handshake are
+ *   name; then it leaves the hub, its control stream is closed (vde_plug exits on
+ *   that; QEMU does not watch it, and its frames go nowhere) and its socket file is
+ *   removed. Bytes on the control stream after the handshake are
  *   ignored, as vde_switch has no second request on one connection.
  * - Bounded: at most `maxClients` (256) clients; more are refused and counted.
  * - Not here: vde_switch's management console, its port groups, VLANs, its own
