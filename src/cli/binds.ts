@@ -55,6 +55,9 @@ function binds(entries: readonly NetdevEntry[], forwardOwners: ReadonlyMap<HostF
         break;
       case "tap":
         break;
+      case "websocket":
+        out.push({ proto: "tcp", ...c.listen, owner: origin, implicit });
+        break;
     }
   }
   return out;

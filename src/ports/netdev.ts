@@ -14,6 +14,8 @@
  *   dgram,remote.host=G (multicast)  → multicast DatagramPort, kind "mcast"
  *   tap,ifname=...[,netns=...]       → TapPort (tap-port.ts), kind "tap"; the TAP port and
  *                                      the native addon load only when a TAP is asked for
+ *   websocket,listen=HOST:PORT       → WebsocketListener (websocket-listener.ts), kind
+ *                                      "websocket"; it and `ws` load only when asked for
  * Unix datagram sockets are refused (Node has none). A listener or a bind that fails
  * rejects with an Error naming the address; a connector never fails, it retries.
  * `close()` detaches the port(s) from the hub and closes them.
@@ -23,6 +25,7 @@ import type {
   SocketNetdevConfig,
   StreamNetdevConfig,
   TapNetdevConfig,
+  WebsocketNetdevConfig,
 } from "../config.js";
 import type { Hub } from "../hub/hub.js";
 import type { Logger } from "../log.js";
@@ -35,7 +38,11 @@ import { StreamConnector, type StreamConnectorOptions } from "./stream-connector
 import { StreamListener } from "./stream-listener.js";
 
 /** The port netdevs the API may add at run time. */
-export type PortNetdevConfig = SocketNetdevConfig | StreamNetdevConfig | DgramNetdevConfig;
+export type PortNetdevConfig =
+  | SocketNetdevConfig
+  | StreamNetdevConfig
+  | DgramNetdevConfig
+  | WebsocketNetdevConfig;
 
 export type { NetdevHandle };
 
@@ -61,6 +68,10 @@ export async function openNetdev(
     case "tap": {
       const { openTapNetdev } = await import("./tap-port.js");
       return openTapNetdev(cfg, hub, log, { onFailure: options.onTapFailure });
+    }
+    case "websocket": {
+      const { openWebsocketNetdev } = await import("./websocket-listener.js");
+      return openWebsocketNetdev(cfg, hub, plog, options);
     }
     case "socket": {
       const inet: StreamAddress = { type: "inet", host: cfg.addr.host, port: cfg.addr.port };
