@@ -166,7 +166,19 @@ export type PortConfig =
       addr: HostPort;
       localAddr?: HostPort;
     }
-  | { type: "dgram"; id: string; hub: number; local?: Inet; remote: Inet };
+  | { type: "dgram"; id: string; hub: number; local?: Inet; remote: Inet }
+  | {
+      type: "websocket";
+      id: string;
+      hub: number;
+      listen: HostPort;
+      path?: string;
+      framing: "raw" | "qemu";
+      origins: string[];
+      tokenFile?: string;
+      cert?: string;
+      key?: string;
+    };
 
 /** Where a capture writes its pcap stream (an HTTP response). */
 export interface CaptureSink {
