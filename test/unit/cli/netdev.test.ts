@@ -128,7 +128,10 @@ describe("NetdevList", () => {
       [["-netdev", "bridge,id=b"]],
       '-netdev: unknown type "bridge" (accepted: user, socket, stream, dgram, tap, websocket)',
     ],
-    [[["-netdev", "User,id=b"]], '-netdev: unknown type "User" (accepted: user, socket, stream, dgram, tap, websocket)'],
+    [
+      [["-netdev", "User,id=b"]],
+      '-netdev: unknown type "User" (accepted: user, socket, stream, dgram, tap, websocket)',
+    ],
     [
       [["-netdev", "toString,id=b"]],
       '-netdev: unknown type "toString" (accepted: user, socket, stream, dgram, tap, websocket)',
