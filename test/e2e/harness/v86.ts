@@ -61,28 +61,48 @@ export function requireV86Image(): V86Image {
   return g.image;
 }
 
-/** describeE2E with the v86 guest as one more need */
+/** Why the browser test cannot run (chromium and playwright-core), or undefined. */
+export function browserMissing(): string | undefined {
+  if (!existsSync(chromiumPath)) return `no ${chromiumPath} (apt-get install chromium)`;
+  if (!existsSync(join(repoRoot, "node_modules/playwright-core")))
+    return "playwright-core is not installed (npm ci)";
+  return undefined;
+}
+
+export const chromiumPath = "/usr/bin/chromium";
+export const browserRunner = join(repoRoot, "test/e2e/v86/run-browser.mjs");
+export const exampleServer = join(repoRoot, "examples/v86/serve.mjs");
+
+/** describeE2E with the v86 guest (and, with `browser`, chromium) as more needs */
 export function describeV86(
   name: string,
   needs: readonly Need[],
   fn: () => void,
-  opts: { timeoutMs?: number } = {},
+  opts: { timeoutMs?: number; browser?: boolean } = {},
 ): void {
   const mode = e2eMode();
   // the guest is built only when the rest is there (and e2e tests are on at all)
-  const image = mode !== "off" && missingNeeds(needs).length === 0 ? v86Image() : undefined;
-  if (image === undefined || image.ok) {
+  let reason: string | undefined;
+  if (mode !== "off" && missingNeeds(needs).length === 0) {
+    reason = opts.browser ? browserMissing() : undefined;
+    if (reason === undefined) {
+      const image = v86Image();
+      if (!image.ok) reason = image.reason;
+    }
+  }
+  if (reason === undefined) {
     describeE2E(name, needs, fn, opts);
     return;
   }
+  const why = reason;
   if (mode === "required") {
     describe(name, () => {
       test("e2e prerequisites", () => {
-        throw new Error(`USERNET_E2E=required but the prerequisites are missing: ${image.reason}`);
+        throw new Error(`USERNET_E2E=required but the prerequisites are missing: ${why}`);
       });
     });
   } else {
-    process.stderr.write(`usernet e2e: skipping "${name}": ${image.reason}\n`);
-    describe.skip(`${name} [skipped: ${image.reason}; set USERNET_E2E=required to fail instead]`, fn);
+    process.stderr.write(`usernet e2e: skipping "${name}": ${why}\n`);
+    describe.skip(`${name} [skipped: ${why}; set USERNET_E2E=required to fail instead]`, fn);
   }
 }

@@ -4,7 +4,11 @@
 // browser e2e test runs it in its network namespace with examples/v86/index.html.
 //
 //   node run-browser.mjs --url URL [--until V86-DONE] [--timeout 300]
-//                        [--chromium /usr/bin/chromium]
+//                        [--chromium /usr/bin/chromium] [--probe ws://...]
+//
+// With --probe, the page's own script opens a WebSocket to that URL instead (so the
+// browser sends the page's origin, as any page could) and the result is printed as
+// "probe: open" or "probe: refused"; then it exits 0.
 //
 // Runs as root in the tests, hence --no-sandbox.
 import { parseArgs } from "node:util";
@@ -16,6 +20,7 @@ const { values: a } = parseArgs({
     until: { type: "string", default: "V86-DONE" },
     timeout: { type: "string", default: "300" },
     chromium: { type: "string", default: "/usr/bin/chromium" },
+    probe: { type: "string" },
   },
 });
 if (!a.url) {
@@ -34,6 +39,24 @@ try {
   page.on("console", (m) => process.stdout.write(`console: ${m.text()}\n`));
   page.on("pageerror", (e) => process.stdout.write(`pageerror: ${e.message}\n`));
   await page.goto(a.url);
+  if (a.probe) {
+    const result = await page.evaluate(
+      (url) =>
+        new Promise((resolve) => {
+          const ws = new WebSocket(url);
+          ws.onopen = () => {
+            ws.close();
+            resolve("open");
+          };
+          ws.onerror = () => resolve("refused");
+          setTimeout(() => resolve("timeout"), 20_000);
+        }),
+      a.probe,
+    );
+    process.stdout.write(`probe: ${result}\n`);
+    await browser.close();
+    process.exit(0);
+  }
   let printed = 0;
   for (;;) {
     const text = (await page.textContent("#serial")) ?? "";
