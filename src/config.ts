@@ -160,8 +160,29 @@ export interface VdeNetdevConfig {
   permissions?: number;
 }
 
+/** `-netdev websocket`: browser VMs (v86, JSLinux, jor1k) and container2wasm over WebSocket */
+export interface WebsocketNetdevConfig {
+  type: "websocket";
+  id: string;
+  hub: number;
+  /** "" host: every address */
+  listen: { host: string; port: number };
+  /** the only request path accepted; absent = any */
+  path?: string;
+  /** raw: one frame per binary message; qemu: QEMU's length-prefixed stream */
+  framing: "raw" | "qemu";
+  /** Origin values a browser page may connect from ("*" = any); upgrades without Origin are accepted */
+  origins: string[];
+  /** file holding the token every client must present */
+  tokenFile?: string;
+  /** PEM certificate and key: serve wss:// */
+  cert?: string;
+  key?: string;
+}
+
 export type NetdevConfig =
   | UserNetdevConfig
+  | WebsocketNetdevConfig
   | SocketNetdevConfig
   | StreamNetdevConfig
   | DgramNetdevConfig

@@ -48,6 +48,26 @@ export const errorHandler =
   (e: FastifyError | ApiError, req: FastifyRequest, reply: FastifyReply) =>
     handleError(e, req, reply, internalError);
 
+type ValidationErrors = NonNullable<FastifyError["validation"]>;
+
+/**
+ * A body that fails a union of `type`-tagged objects fails every branch, and the
+ * validator stops at each branch's first error: a branch of another type often stops at
+ * an "unknown field" (checked before the fields themselves) that says nothing about the
+ * body. So a bad field value reported by a branch whose `type` matched wins over those.
+ */
+function ownBranchErrors(errors: ValidationErrors): ValidationErrors {
+  const branchOf = (v: ValidationErrors[number]) => /^#\/anyOf\/(\d+)\//.exec(v.schemaPath)?.[1];
+  const wrongType = new Set(errors.filter((v) => v.instancePath === "/type").map(branchOf));
+  const badValues = errors.filter((v) => {
+    const b = branchOf(v);
+    return (
+      b !== undefined && !wrongType.has(b) && v.instancePath !== "" && v.keyword !== "additionalProperties"
+    );
+  });
+  return badValues.length > 0 ? badValues : errors;
+}
+
 function handleError(
   e: FastifyError | ApiError,
   req: FastifyRequest,
@@ -59,7 +79,8 @@ function handleError(
     return reply.code(e.statusCode).send(errorBody(e.reason, e.message));
   }
   if (e.validation) {
-    const unknown = e.validation.find((v) => v.keyword === "additionalProperties");
+    const errors = ownBranchErrors(e.validation);
+    const unknown = errors.find((v) => v.keyword === "additionalProperties");
     const reason = unknown ? "unknown-field" : "invalid-request";
     const field = unknown?.params?.additionalProperty;
     const message = field ? `${e.validationContext ?? "body"}: unknown field "${field}"` : e.message;

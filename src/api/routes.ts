@@ -5,7 +5,7 @@
  *   GET    /v1/status                 version, uptime, hubs, netdevs (with addresses), ports, counters
  *   GET    /v1/hubs                   hubs and their port names
  *   GET    /v1/hubs/:id/ports         one hub's ports with their counters
- *   POST   /v1/hubs/:id/ports         attach a QEMU listener/connector/datagram port (201)
+ *   POST   /v1/hubs/:id/ports         attach a QEMU listener/connector/datagram port or a WebSocket listener (201)
  *   DELETE /v1/ports/:id              close a netdev (by id) or one port (by name) (204)
  *   GET    /v1/hubs/:id/capture       a live pcap stream of the hub (?count=N, ?seconds=S)
  *   GET    /v1/leases                 DHCP leases per user netdev
@@ -87,7 +87,7 @@ export function registerRoutes(app: FastifyInstance, facade: UsernetService, opt
     "/v1/hubs/:id/ports",
     {
       schema: {
-        summary: "Attach a QEMU listener, connector or datagram port to a hub",
+        summary: "Attach a QEMU listener, connector or datagram port, or a WebSocket listener, to a hub",
         params: HubParams,
         body: PortRequest,
         response: { 201: NetdevView, ...errorResponses },
@@ -279,6 +279,21 @@ function portConfig(b: PortRequest, hub: number): PortConfig {
       if (b.group !== undefined) cfg.group = b.group;
       if (b.mode !== undefined) cfg.permissions = Number.parseInt(b.mode, 8);
       return cfg;
+    }
+    case "websocket": {
+      if ((b.cert === undefined) !== (b.key === undefined)) {
+        throw new ApiError(400, "invalid-request", "cert and key go together");
+      }
+      const { type: _, id: __, ...rest } = b;
+      return {
+        ...rest,
+        type: "websocket",
+        id,
+        hub,
+        listen: { host: b.listen.host || "0.0.0.0", port: b.listen.port },
+        framing: b.framing ?? "raw",
+        origins: b.origins ?? [],
+      };
     }
   }
 }

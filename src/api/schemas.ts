@@ -181,6 +181,36 @@ export const PortRequest = Type.Union([
     strict,
   ),
   Type.Object({ type: Type.Literal("vde"), id, listen: vdeDir("be a VDE switch at this directory") }, strict),
+  Type.Object(
+    {
+      type: Type.Literal("websocket"),
+      id,
+      listen: hostPort,
+      path: Type.Optional(
+        Type.String({
+          pattern: "^/[A-Za-z0-9._~!$&'()*+;=:@%/-]*$",
+          maxLength: 1024,
+          description: "default: any",
+        }),
+      ),
+      framing: Type.Optional(
+        Type.Union([Type.Literal("raw"), Type.Literal("qemu")], { description: "default raw" }),
+      ),
+      origins: Type.Optional(
+        Type.Array(
+          Type.String({ pattern: "^(\\*|[A-Za-z][A-Za-z0-9+.-]*://[^/\\s?#,]+)$", maxLength: 512 }),
+          {
+            maxItems: 64,
+            description: "web page origins allowed to connect (* = any); default none",
+          },
+        ),
+      ),
+      tokenFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+      cert: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "PEM file: wss://" })),
+      key: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    },
+    strict,
+  ),
 ]);
 export type PortRequest = Static<typeof PortRequest>;
 

@@ -176,6 +176,18 @@ export type PortConfig =
       port?: number;
       group?: string;
       permissions?: number;
+    }
+  | {
+      type: "websocket";
+      id: string;
+      hub: number;
+      listen: HostPort;
+      path?: string;
+      framing: "raw" | "qemu";
+      origins: string[];
+      tokenFile?: string;
+      cert?: string;
+      key?: string;
     };
 
 /** Where a capture writes its pcap stream (an HTTP response). */

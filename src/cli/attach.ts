@@ -57,6 +57,7 @@ function netdevLines(c: NetdevConfig): string[] {
       return [`vde,id=net0,sock=${q(c.dir)}`];
     case "user":
     case "tap":
+    case "websocket":
       return [];
   }
 }

@@ -65,6 +65,9 @@ function binds(entries: readonly NetdevEntry[], forwardOwners: ReadonlyMap<HostF
             implicit,
           });
         break;
+      case "websocket":
+        out.push({ proto: "tcp", ...c.listen, owner: origin, implicit });
+        break;
     }
   }
   return out;

@@ -9,7 +9,7 @@
  *     forwards [list]                port forwards
  *     forwards add RULE [--netdev ID]   RULE as hostfwd=: [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport
  *     forwards remove ID
- *     ports add HUB NETDEV           attach a port: NETDEV as -netdev, e.g. vde,id=v1,sock=/tmp/sw
+ *     ports add [HUB] NETDEV         attach a port: NETDEV as -netdev (socket, stream, dgram, vde, websocket)
  *     ports remove ID                close a netdev or one port (a listener's client)
  *     capture HUB FILE [--count N] [--seconds S]   pcap of a hub to FILE ("-" = stdout)
  *
@@ -54,8 +54,10 @@ Commands:
   forwards [list]                  port forwards
   forwards add RULE [--netdev ID]  RULE: ${hostfwdForm.replace("hostfwd=", "")}
   forwards remove ID
-  ports add HUB NETDEV             attach a port to hub HUB; NETDEV as for -netdev
+  ports add [HUB] NETDEV           open a port as -netdev NETDEV would (socket, stream,
+                                   dgram, vde, websocket), on hub HUB or the hub its hubid= names
     e.g. usernet ctl ports add 0 vde,id=v1,sock=/tmp/vde.sw
+    e.g. usernet ctl ports add websocket,id=ws1,listen=127.0.0.1:8080,origin=http://localhost:8000
   ports remove ID                  close a netdev (by id) or one port (by name)
   capture HUB FILE [--count N] [--seconds S]
                                    a pcap of everything on hub HUB, to FILE (- = stdout)
@@ -521,19 +523,21 @@ async function dispatch(io: CtlEnvironment, p: Parsed): Promise<number> {
     case "ports": {
       if (sub === "add") {
         extra(2, rest);
-        const [hub, netdev] = rest;
-        if (hub === undefined || netdev === undefined || !/^[0-9]{1,9}$/.test(hub))
-          throw new UsageError("ctl: expected ports add HUB NETDEV (HUB a number)");
-        const { portRequestBody } = await import("./ctl-ports.js");
-        const body = portRequestBody(netdev);
-        const view = (await call(target, "POST", `/v1/hubs/${hub}/ports`, body)) as Json;
-        if (p.json) io.stdout.write(`${JSON.stringify(view, null, 2)}\n`);
-        else io.stdout.write(`added ${str(view.id)} on hub ${hub}: ${str(view.description)}\n`);
+        const [first, second] = rest;
+        if (first === undefined) throw new UsageError("ctl: expected ports add [HUB] NETDEV");
+        const { portRequest } = await import("./ctl-ports.js");
+        const { hub, body } = second === undefined ? portRequest(first) : portRequest(second, first);
+        const view = await call(target, "POST", `/v1/hubs/${hub}/ports`, body);
+        print(
+          view,
+          (v: Record<string, unknown>) =>
+            `added ${str(v.id)} (${str(v.kind)}) on hub ${hub}: ${str(v.description)}\n`,
+        );
         return 0;
       }
       const id = rest[0];
       if (sub !== "remove" || id === undefined)
-        throw new UsageError("ctl: expected ports add HUB NETDEV or ports remove ID");
+        throw new UsageError("ctl: expected ports add [HUB] NETDEV or ports remove ID");
       extra(1, rest);
       await call(target, "DELETE", `/v1/ports/${encodeURIComponent(id)}`);
       if (!p.json) io.stdout.write(`closed ${id}\n`);

@@ -88,6 +88,17 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       be the VDE switch at DIR (made 0700, ctl socket 0600): each QEMU
       -netdev vde,sock=DIR or vde_plug DIR is a port on the hub
     e.g. -netdev vde,id=v0,listen=/run/user/1000/vde.sw
+  -netdev websocket,id=ID,listen=[HOST]:PORT[,path=/PATH][,framing=raw|qemu]
+                  [,origin=ORIGIN...][,token-file=FILE][,cert=FILE,key=FILE]
+      a WebSocket server for VMs in a browser: each connection is a hub port.
+      framing=raw (default): one Ethernet frame per binary message (v86
+      network_relay_url / net_device.relay_url, JSLinux net_url, jor1k relay);
+      framing=qemu: QEMU's length-prefixed stream (container2wasm net=delegate=ws://).
+      origin= lets pages from that origin connect (repeatable; * = any page); by
+      default no web page may, while programs (no Origin header) may. token-file=:
+      clients must send the token (?token=TOKEN or Authorization: Bearer TOKEN).
+      cert= and key= (PEM): wss:// instead of ws://.
+    e.g. -netdev websocket,id=w0,listen=127.0.0.1:8086,origin=http://localhost:8000
 
   -net TYPE,[vlan=N][,name=ID][,key=value...]
       legacy spelling of -netdev: vlan= is the hub, name= the id (default TYPE.N)

@@ -9,7 +9,7 @@ import type { StreamAddress } from "./address.js";
 
 export interface NetdevHandle {
   readonly id: string;
-  /** "socket-listen", "socket-connect", "stream-listen", "stream-connect", "dgram", "mcast", "tap" */
+  /** "socket-listen", "socket-connect", "stream-listen", "stream-connect", "dgram", "mcast", "tap", "websocket" */
   readonly kind: string;
   /** e.g. "listening on 127.0.0.1:8010, 2 clients" */
   describe(): string;

@@ -17,6 +17,8 @@
  *   vde,sock=DIR                     → VdePort on a vde_switch (vde-port.ts), kind "vde"
  *   vde,listen=DIR                   → VdeListener (vde-listener.ts), kind "vde-listen":
  *                                      usernet is the switch; loaded only when asked for
+ *   websocket,listen=HOST:PORT       → WebsocketListener (websocket-listener.ts), kind
+ *                                      "websocket"; it and `ws` load only when asked for
  * Unix datagram sockets are refused (Node has none). A listener or a bind that fails
  * rejects with an Error naming the address; a connector never fails, it retries.
  * `close()` detaches the port(s) from the hub and closes them.
@@ -27,6 +29,7 @@ import type {
   StreamNetdevConfig,
   TapNetdevConfig,
   VdeNetdevConfig,
+  WebsocketNetdevConfig,
 } from "../config.js";
 import type { Hub } from "../hub/hub.js";
 import type { Logger } from "../log.js";
@@ -39,7 +42,12 @@ import { StreamConnector, type StreamConnectorOptions } from "./stream-connector
 import { StreamListener } from "./stream-listener.js";
 
 /** The port netdevs the API may add at run time. */
-export type PortNetdevConfig = SocketNetdevConfig | StreamNetdevConfig | DgramNetdevConfig | VdeNetdevConfig;
+export type PortNetdevConfig =
+  | SocketNetdevConfig
+  | StreamNetdevConfig
+  | DgramNetdevConfig
+  | VdeNetdevConfig
+  | WebsocketNetdevConfig;
 
 export type { NetdevHandle };
 
@@ -82,6 +90,10 @@ export async function openNetdev(
         { id: cfg.id, sock: cfg.dir, port: cfg.port, group: cfg.group, mode: cfg.permissions, log: plog },
         hub,
       );
+    }
+    case "websocket": {
+      const { openWebsocketNetdev } = await import("./websocket-listener.js");
+      return openWebsocketNetdev(cfg, hub, plog, options);
     }
     case "socket": {
       const inet: StreamAddress = { type: "inet", host: cfg.addr.host, port: cfg.addr.port };

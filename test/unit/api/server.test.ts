@@ -175,6 +175,39 @@ describe("ports", () => {
     expect(world.opened).toHaveLength(2);
   });
 
+  it("POST accepts a websocket listener, defaults filled in; refuses a cert without a key and bad origins", async () => {
+    const res = await json("POST", "/v1/hubs/0/ports", {
+      type: "websocket",
+      id: "w1",
+      listen: { host: "", port: 8080 },
+      path: "/net",
+      origins: ["http://localhost:8000"],
+      tokenFile: "/run/ws.token",
+    });
+    expect(res.statusCode).toBe(201);
+    expect(world.opened).toEqual([
+      {
+        type: "websocket",
+        id: "w1",
+        hub: 0,
+        listen: { host: "0.0.0.0", port: 8080 },
+        path: "/net",
+        framing: "raw",
+        origins: ["http://localhost:8000"],
+        tokenFile: "/run/ws.token",
+      },
+    ]);
+    const ok = { type: "websocket", listen: { host: "127.0.0.1", port: 8080 } };
+    expectError(await json("POST", "/v1/hubs/0/ports", { ...ok, cert: "/c.pem" }), 400, "invalid-request");
+    expectError(
+      await json("POST", "/v1/hubs/0/ports", { ...ok, origins: ["localhost:8000"] }),
+      400,
+      "invalid-request",
+    );
+    expectError(await json("POST", "/v1/hubs/0/ports", { ...ok, framing: "json" }), 400, "invalid-request");
+    expectError(await json("POST", "/v1/hubs/0/ports", { ...ok, path: "net" }), 400, "invalid-request");
+  });
+
   it("POST refuses bad bodies: unknown fields, bad ports, malformed JSON, taken ids, unknown hubs", async () => {
     const ok = { type: "stream", server: true, addr: { type: "inet", host: "127.0.0.1", port: 8011 } };
     expectError(await json("POST", "/v1/hubs/0/ports", { ...ok, colour: "red" }), 400, "unknown-field");

@@ -1,6 +1,9 @@
 /** `-netdev vde`: joining a switch (QEMU's options), being one (listen=), what is refused. */
 import { describe, expect, it } from "vitest";
-import { portRequestBody } from "../../../src/cli/ctl-ports.js";
+import { portRequest } from "../../../src/cli/ctl-ports.js";
+
+const portRequestBody = (netdev: string) => portRequest(netdev, "0").body;
+
 import { NetdevList } from "../../../src/cli/netdev.js";
 import { UsageError } from "../../../src/cli/usage-error.js";
 
@@ -113,10 +116,11 @@ describe("usernet ctl ports add: -netdev values as API bodies", () => {
     });
   });
 
-  it("refuses what cannot be added at run time, and hubid=", () => {
+  it("refuses what cannot be added at run time, and a hub given twice", () => {
     expect(error(() => portRequestBody("user,id=u1"))).toContain("a user netdev cannot be added at run time");
     expect(error(() => portRequestBody("tap,id=t1"))).toContain("a tap netdev cannot be added at run time");
-    expect(error(() => portRequestBody("vde,id=v1,hubid=2,listen=/x"))).toContain("give the hub as HUB");
+    expect(error(() => portRequestBody("vde,id=v1,hubid=2,listen=/x"))).toContain("give the hub once");
+    expect(portRequest("vde,id=v1,hubid=2,listen=/x").hub).toBe(2);
     expect(error(() => portRequestBody("vde,listen=/x"))).toContain("id= is required");
   });
 });
