@@ -142,6 +142,17 @@ export interface TapNetdevConfig {
   userns?: string;
   /** vnet_hdr=off: plain frames, no checksum offload or TSO; absent = on */
   offloads?: boolean;
+  /** script=: run with the interface name once the device exists; absent = none */
+  script?: NetworkScript;
+  /** downscript=: run with the interface name before the device goes; absent = none */
+  downscript?: NetworkScript;
+}
+
+/** QEMU's TAP ifup/ifdown script (ports/tap-script.ts) */
+export interface NetworkScript {
+  path: string;
+  /** a default (/etc/qemu-ifup, /etc/qemu-ifdown): run only when the file exists */
+  ifExists?: boolean;
 }
 
 export type NetdevConfig =

@@ -13,7 +13,8 @@
  *   socket,mcast=G:P[,localaddr=A]   → multicast DatagramPort, kind "mcast"
  *   dgram,remote.host=G (multicast)  → multicast DatagramPort, kind "mcast"
  *   tap,ifname=...[,netns=...]       → TapPort (tap-port.ts), kind "tap"; the TAP port and
- *                                      the native addon load only when a TAP is asked for
+ *                                      the native addon load only when a TAP is asked for;
+ *                                      script=/downscript= run around it (tap-script.ts)
  * Unix datagram sockets are refused (Node has none). A listener or a bind that fails
  * rejects with an Error naming the address; a connector never fails, it retries.
  * `close()` detaches the port(s) from the hub and closes them.
@@ -33,6 +34,7 @@ import { isMulticastAddress, openMcastPort } from "./mcast-port.js";
 import type { NetdevHandle } from "./netdev-handle.js";
 import { StreamConnector, type StreamConnectorOptions } from "./stream-connector.js";
 import { StreamListener } from "./stream-listener.js";
+import type { TapPort } from "./tap-port.js";
 
 /** The port netdevs the API may add at run time. */
 export type PortNetdevConfig = SocketNetdevConfig | StreamNetdevConfig | DgramNetdevConfig;
@@ -60,7 +62,8 @@ export async function openNetdev(
   switch (cfg.type) {
     case "tap": {
       const { openTapNetdev } = await import("./tap-port.js");
-      return openTapNetdev(cfg, hub, log, { onFailure: options.onTapFailure });
+      const handle = openTapNetdev(cfg, hub, log, { onFailure: options.onTapFailure });
+      return cfg.script || cfg.downscript ? withScripts(cfg, handle, plog) : handle;
     }
     case "socket": {
       const inet: StreamAddress = { type: "inet", host: cfg.addr.host, port: cfg.addr.port };
@@ -126,6 +129,40 @@ export async function openNetdev(
     }
   }
   throw new Error(`unsupported netdev ${JSON.stringify(cfg)}`);
+}
+
+/**
+ * QEMU's order: the ifup script once the device exists (its failure closes the TAP and
+ * fails the netdev), the ifdown script on close before the device goes.
+ */
+async function withScripts(cfg: TapNetdevConfig, handle: NetdevHandle, log: Logger): Promise<NetdevHandle> {
+  const { runNetworkScript } = await import("./tap-script.js");
+  const ifname = (handle.ports()[0] as TapPort | undefined)?.ifname ?? cfg.ifname;
+  const run = { netns: cfg.netns, log };
+  if (cfg.script) {
+    try {
+      await runNetworkScript(cfg.script, ifname, run);
+    } catch (e) {
+      await handle.close();
+      throw new Error(`-netdev tap,id=${cfg.id}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  const down = cfg.downscript;
+  if (!down) return handle;
+  let closing: Promise<void> | undefined;
+  return {
+    ...handle,
+    describe: () => handle.describe(),
+    ports: () => handle.ports(),
+    close: () => {
+      closing ??= runNetworkScript(down, ifname, run)
+        .catch((e: unknown) =>
+          log.warn(`${e instanceof Error ? e.message : String(e)} (the TAP closes anyway)`, { tap: ifname }),
+        )
+        .then(() => handle.close());
+      return closing;
+    },
+  };
 }
 
 async function listen(

@@ -112,10 +112,6 @@ describe("NetdevList", () => {
       "-netdev tap: fd=3: not supported: usernet does not take file descriptors from a parent",
     ],
     [
-      [["-net", "tap,script=/etc/qemu-ifup"]],
-      "-net tap: script=/etc/qemu-ifup: expected no such as script=no (usernet runs no scripts)",
-    ],
-    [
       [["-net", "nic,model=e1000"]],
       "-net nic: is a QEMU guest option; it belongs on the QEMU command line, not usernet's",
     ],
