@@ -155,12 +155,35 @@ export interface NetworkScript {
   ifExists?: boolean;
 }
 
+export interface VxlanNetdevConfig {
+  type: "vxlan";
+  id: string;
+  hub: number;
+  /** VXLAN network identifier, 0..16777215 */
+  vni: number;
+  /** unicast VTEPs that get every flooded frame (remote=, repeatable) */
+  remotes: InetAddress[];
+  /** a multicast group (group=) instead of remotes, port = dstport */
+  group?: InetAddress;
+  /** the underlay interface (dev=): joins the group there; its MTU is the advice's base */
+  dev?: string;
+  /** bind address and UDP port (local=IP[:PORT], port default dstport) */
+  local: InetAddress;
+  /** UDP port of the peers (dstport=, default 4789) */
+  dstport: number;
+  /** seconds a learned MAC lives without being seen (ageing=, default 300) */
+  ageingSeconds?: number;
+  /** learned MACs at most (maxaddress=, default 4096) */
+  maxMacs?: number;
+}
+
 export type NetdevConfig =
   | UserNetdevConfig
   | SocketNetdevConfig
   | StreamNetdevConfig
   | DgramNetdevConfig
-  | TapNetdevConfig;
+  | TapNetdevConfig
+  | VxlanNetdevConfig;
 
 /** Where the management API listens. */
 export interface ApiConfig {

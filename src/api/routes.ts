@@ -87,7 +87,7 @@ export function registerRoutes(app: FastifyInstance, facade: UsernetService, opt
     "/v1/hubs/:id/ports",
     {
       schema: {
-        summary: "Attach a QEMU listener, connector or datagram port to a hub",
+        summary: "Attach a QEMU listener, connector or datagram port, or a VXLAN port, to a hub",
         params: HubParams,
         body: PortRequest,
         response: { 201: NetdevView, ...errorResponses },
@@ -270,6 +270,29 @@ function portConfig(b: PortRequest, hub: number): PortConfig {
       if (b.remote.port === 0) throw new ApiError(400, "invalid-request", "remote.port must be in 1..65535");
       const cfg: PortConfig = { type: "dgram", id, hub, remote: b.remote };
       if (b.local) cfg.local = b.local;
+      return cfg;
+    }
+    case "vxlan": {
+      const dstport = b.dstport ?? 4789;
+      if (b.remotes.length === 0 && !b.group) {
+        throw new ApiError(400, "invalid-request", "vxlan needs remotes (one or more) or a group");
+      }
+      if (b.remotes.length > 0 && b.group) {
+        throw new ApiError(400, "invalid-request", "vxlan takes remotes or a group, not both");
+      }
+      const cfg: PortConfig = {
+        type: "vxlan",
+        id,
+        hub,
+        vni: b.vni,
+        remotes: b.remotes,
+        local: { host: b.local.host, port: b.local.port || dstport },
+        dstport,
+      };
+      if (b.group) cfg.group = b.group;
+      if (b.dev !== undefined) cfg.dev = b.dev;
+      if (b.ageingSeconds !== undefined) cfg.ageingSeconds = b.ageingSeconds;
+      if (b.maxMacs !== undefined) cfg.maxMacs = b.maxMacs;
       return cfg;
     }
   }

@@ -132,6 +132,11 @@ const unix = Type.Object(
 const id = Type.Optional(Type.String({ pattern: "^[A-Za-z][A-Za-z0-9._-]*$", description: "default: apiN" }));
 const hostPort = Type.Object({ host: Type.Union([Type.Literal(""), ipv4("")]), port: port("") }, strict);
 
+const vtep = Type.Object(
+  { host: ipv4("IPv4 address"), port: Type.Integer({ minimum: 1, maximum: 65535 }) },
+  strict,
+);
+
 export const PortRequest = Type.Union([
   Type.Object(
     {
@@ -164,6 +169,21 @@ export const PortRequest = Type.Union([
       id,
       local: Type.Optional(inet),
       remote: inet,
+    },
+    strict,
+  ),
+  Type.Object(
+    {
+      type: Type.Literal("vxlan"),
+      id,
+      vni: Type.Integer({ minimum: 0, maximum: 16777215 }),
+      remotes: Type.Array(vtep, { maxItems: 64, description: "unicast VTEPs that get flooded frames" }),
+      group: Type.Optional(vtep),
+      dev: Type.Optional(Type.String({ pattern: "^[^/:\\s]{1,15}$", description: "underlay interface" })),
+      local: Type.Object({ host: ipv4("bind address; 0.0.0.0 = every address"), port: port("") }, strict),
+      dstport: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, default: 4789 })),
+      ageingSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+      maxMacs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1048576 })),
     },
     strict,
   ),

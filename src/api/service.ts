@@ -148,7 +148,7 @@ export interface UserStatsView {
 type Inet = { type: "inet"; host: string; port: number };
 type HostPort = { host: string; port: number };
 
-/** A QEMU socket/stream/dgram port to open on a hub ("" id: the service picks one). */
+/** A QEMU socket/stream/dgram port, or a VXLAN port, to open on a hub ("" id: the service picks one). */
 export type PortConfig =
   | {
       type: "stream";
@@ -166,7 +166,20 @@ export type PortConfig =
       addr: HostPort;
       localAddr?: HostPort;
     }
-  | { type: "dgram"; id: string; hub: number; local?: Inet; remote: Inet };
+  | { type: "dgram"; id: string; hub: number; local?: Inet; remote: Inet }
+  | {
+      type: "vxlan";
+      id: string;
+      hub: number;
+      vni: number;
+      remotes: HostPort[];
+      group?: HostPort;
+      dev?: string;
+      local: HostPort;
+      dstport: number;
+      ageingSeconds?: number;
+      maxMacs?: number;
+    };
 
 /** Where a capture writes its pcap stream (an HTTP response). */
 export interface CaptureSink {

@@ -54,6 +54,7 @@ function netdevLines(c: NetdevConfig): string[] {
       return c.local?.type === "inet" && c.remote?.type === "inet" ? udpLines(c.local, c.remote) : [];
     case "user":
     case "tap":
+    case "vxlan":
       return [];
   }
 }

@@ -55,6 +55,10 @@ function binds(entries: readonly NetdevEntry[], forwardOwners: ReadonlyMap<HostF
         break;
       case "tap":
         break;
+      case "vxlan":
+        // a group member binds 0.0.0.0 with SO_REUSEADDR: members share the port by design
+        if (!c.group) out.push({ proto: "udp", ...c.local, owner: origin, implicit });
+        break;
     }
   }
   return out;

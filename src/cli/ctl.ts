@@ -9,6 +9,7 @@
  *     forwards [list]                port forwards
  *     forwards add RULE [--netdev ID]   RULE as hostfwd=: [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport
  *     forwards remove ID
+ *     ports add NETDEV               a socket/stream/dgram/vxlan port, -netdev syntax
  *     ports remove ID                close a netdev or one port (a listener's client)
  *     capture HUB FILE [--count N] [--seconds S]   pcap of a hub to FILE ("-" = stdout)
  *
@@ -23,6 +24,7 @@ import { createWriteStream, readFileSync, truncateSync } from "node:fs";
 import { type ClientRequest, type IncomingMessage, request } from "node:http";
 import { defaultApiSocketPath } from "./defaults.js";
 import { hostfwdForm, parseHostForward } from "./forwards.js";
+import { NetdevList } from "./netdev.js";
 import { runtimeEnv } from "./runtime-dir.js";
 import { UsageError } from "./usage-error.js";
 
@@ -53,6 +55,9 @@ Commands:
   forwards [list]                  port forwards
   forwards add RULE [--netdev ID]  RULE: ${hostfwdForm.replace("hostfwd=", "")}
   forwards remove ID
+  ports add NETDEV                 open a port as -netdev NETDEV would (socket, stream,
+                                   dgram, vxlan), on the hub its hubid= names
+    e.g. usernet ctl ports add vxlan,id=vx1,vni=42,remote=192.0.2.1,local=192.0.2.2
   ports remove ID                  close a netdev (by id) or one port (by name)
   capture HUB FILE [--count N] [--seconds S]
                                    a pcap of everything on hub HUB, to FILE (- = stdout)
@@ -517,7 +522,18 @@ async function dispatch(io: CtlEnvironment, p: Parsed): Promise<number> {
       throw new UsageError(`ctl: forwards ${sub}: expected list, add RULE or remove ID`);
     case "ports": {
       const id = rest[0];
-      if (sub !== "remove" || id === undefined) throw new UsageError("ctl: expected ports remove ID");
+      if (sub === "add" && id !== undefined) {
+        extra(1, rest);
+        const { hub, body } = portRequest(id);
+        const view = await call(target, "POST", `/v1/hubs/${hub}/ports`, body);
+        print(
+          view,
+          (v: Record<string, unknown>) => `added ${str(v.id)} (${str(v.kind)}): ${str(v.description)}\n`,
+        );
+        return 0;
+      }
+      if (sub !== "remove" || id === undefined)
+        throw new UsageError("ctl: expected ports add NETDEV or ports remove ID");
       extra(1, rest);
       await call(target, "DELETE", `/v1/ports/${encodeURIComponent(id)}`);
       if (!p.json) io.stdout.write(`closed ${id}\n`);
@@ -534,6 +550,21 @@ async function dispatch(io: CtlEnvironment, p: Parsed): Promise<number> {
     default:
       throw new UsageError(`ctl: unknown command "${cmd}" (see usernet ctl --help)`);
   }
+}
+
+/**
+ * `ports add NETDEV`: a -netdev option value (socket, stream, dgram, vxlan) as the
+ * API's port request, on the hub its hubid= names (default 0).
+ */
+export function portRequest(spec: string): { hub: number; body: Record<string, unknown> } {
+  const cfg = new NetdevList().add("-netdev", spec);
+  if (cfg.type === "user" || cfg.type === "tap") {
+    throw new UsageError(
+      `ctl: ports add ${cfg.type},...: only socket, stream, dgram and vxlan ports can be added`,
+    );
+  }
+  const { hub, ...body } = cfg;
+  return { hub, body };
 }
 
 /** Runs `usernet ctl ARGS`; resolves to the exit status. */

@@ -17,6 +17,7 @@ import { buildSocketNetdev, socketRefused, socketSpec } from "./netdev-socket.js
 import { buildStreamNetdev, streamRefused, streamSpec } from "./netdev-stream.js";
 import { buildTapNetdev, tapRefused, tapSpec } from "./netdev-tap.js";
 import { buildUserNetdev, userRefused, userSpec } from "./netdev-user.js";
+import { buildVxlanNetdev, vxlanRefused, vxlanSpec } from "./netdev-vxlan.js";
 import { OptionSet, type OptionSpec, parseQemuOptString } from "./qemu-opts.js";
 import { UsageError } from "./usage-error.js";
 
@@ -53,6 +54,7 @@ const types = {
   stream: { spec: streamSpec, refused: streamRefused, build: buildStreamNetdev },
   dgram: { spec: dgramSpec, refused: dgramRefused, build: buildDgramNetdev },
   tap: { spec: tapSpec, refused: tapRefused, build: buildTapNetdev },
+  vxlan: { spec: vxlanSpec, refused: vxlanRefused, build: buildVxlanNetdev },
 } as const;
 
 const isType = (t: string): t is keyof typeof types => Object.hasOwn(types, t);

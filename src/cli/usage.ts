@@ -85,6 +85,15 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       /etc/qemu-ifdown where they exist, without netns= only.
     e.g. -netdev tap,id=t0,ifname=tap0,netns=ns1
 
+  -netdev vxlan,id=ID,vni=N,remote=IP[:PORT]|group=MCAST[,dev=IF],local=IP[:PORT]
+               [,dstport=4789][,ageing=SECONDS][,maxaddress=N]
+      a VXLAN tunnel (RFC 7348) to Linux vxlan devices or another usernet: floods to
+      every remote= (repeatable) or the group, learns which VTEP holds each MAC
+      (ageing 300 s, 4096 MACs); local= is where usernet binds (port default
+      dstport). Linux's own default port is 8472: give it dstport 4789. VXLAN adds
+      50 bytes: give the user netdev mtu=1450 on a 1500-byte underlay.
+    e.g. -netdev vxlan,id=vx0,vni=42,remote=192.0.2.1,local=192.0.2.2
+
   -net TYPE,[vlan=N][,name=ID][,key=value...]
       legacy spelling of -netdev: vlan= is the hub, name= the id (default TYPE.N)
     e.g. -net user,vlan=1,hostfwd=tcp::8080-:80

@@ -12,6 +12,7 @@
  *   dgram,local...,remote... (unicast) → unicast DatagramPort, kind "dgram"
  *   socket,mcast=G:P[,localaddr=A]   → multicast DatagramPort, kind "mcast"
  *   dgram,remote.host=G (multicast)  → multicast DatagramPort, kind "mcast"
+ *   vxlan,vni=N,remote=...|group=... → VxlanPort (vxlan-port.ts), kind "vxlan"
  *   tap,ifname=...[,netns=...]       → TapPort (tap-port.ts), kind "tap"; the TAP port and
  *                                      the native addon load only when a TAP is asked for;
  *                                      script=/downscript= run around it (tap-script.ts)
@@ -24,12 +25,14 @@ import type {
   SocketNetdevConfig,
   StreamNetdevConfig,
   TapNetdevConfig,
+  VxlanNetdevConfig,
 } from "../config.js";
 import type { Hub } from "../hub/hub.js";
+import type { Port } from "../hub/port.js";
 import type { Logger } from "../log.js";
 import type { NativeError } from "../native/binding.js";
 import type { StreamAddress } from "./address.js";
-import { type DatagramPort, openUdpPort, type UdpEndpoint } from "./dgram-port.js";
+import { openUdpPort, type UdpEndpoint } from "./dgram-port.js";
 import { isMulticastAddress, openMcastPort } from "./mcast-port.js";
 import type { NetdevHandle } from "./netdev-handle.js";
 import { StreamConnector, type StreamConnectorOptions } from "./stream-connector.js";
@@ -37,7 +40,11 @@ import { StreamListener } from "./stream-listener.js";
 import type { TapPort } from "./tap-port.js";
 
 /** The port netdevs the API may add at run time. */
-export type PortNetdevConfig = SocketNetdevConfig | StreamNetdevConfig | DgramNetdevConfig;
+export type PortNetdevConfig =
+  | SocketNetdevConfig
+  | StreamNetdevConfig
+  | DgramNetdevConfig
+  | VxlanNetdevConfig;
 
 export type { NetdevHandle };
 
@@ -94,6 +101,23 @@ export async function openNetdev(
           );
       }
       break;
+    }
+    case "vxlan": {
+      const { openVxlanPort } = await import("./vxlan-port.js");
+      const port = await openVxlanPort({
+        name: cfg.id,
+        log: plog,
+        vni: cfg.vni,
+        remotes: cfg.remotes,
+        group: cfg.group,
+        dev: cfg.dev,
+        local: cfg.local,
+        dstport: cfg.dstport,
+        ageingMs: cfg.ageingSeconds === undefined ? undefined : cfg.ageingSeconds * 1000,
+        maxMacs: cfg.maxMacs,
+        maxQueuedBytes: options.maxQueuedBytes,
+      });
+      return datagram(cfg.id, hub, async () => port);
     }
     case "stream":
       return cfg.server
@@ -227,7 +251,11 @@ function connect(
   };
 }
 
-async function datagram(id: string, hub: Hub, open: () => Promise<DatagramPort>): Promise<NetdevHandle> {
+interface DatagramLike extends Port {
+  localAddress(): { host: string; port: number };
+}
+
+async function datagram(id: string, hub: Hub, open: () => Promise<DatagramLike>): Promise<NetdevHandle> {
   const port = await open();
   try {
     hub.attach(port);
@@ -239,7 +267,7 @@ async function datagram(id: string, hub: Hub, open: () => Promise<DatagramPort>)
   return {
     id,
     kind: port.kind,
-    address: port.localAddress(),
+    address: { type: "inet", ...port.localAddress() },
     describe: () => port.describe(),
     ports: () => (closed ? [] : [port]),
     close: async () => {
