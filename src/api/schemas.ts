@@ -181,7 +181,7 @@ export const PortRequest = Type.Union([
       group: Type.Optional(vtep),
       dev: Type.Optional(Type.String({ pattern: "^[^/:\\s]{1,15}$", description: "underlay interface" })),
       local: Type.Object({ host: ipv4("bind address; 0.0.0.0 = every address"), port: port("") }, strict),
-      dstport: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, default: 4789 })),
+      dstport: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: "default 4789" })),
       ageingSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
       maxMacs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1048576 })),
     },
