@@ -315,12 +315,10 @@ export async function openVxlanPort(options: VxlanPortOptions): Promise<VxlanPor
   if (mtu !== undefined) {
     options.log.info(
       `VXLAN adds ${vxlanOverheadIpv4} bytes: the underlay ${underlay} has MTU ${mtu}, so give the user netdev and the guests mtu=${mtu - vxlanOverheadIpv4} or less (the Linux peer's vxlan device picks ${mtu - vxlanOverheadIpv4} itself)`,
-      { port: name },
     );
   } else {
     options.log.info(
       `VXLAN adds ${vxlanOverheadIpv4} bytes: give the user netdev and the guests an MTU ${vxlanOverheadIpv4} below the underlay's (mtu=1450 on a 1500-byte network)`,
-      { port: name },
     );
   }
   return port;

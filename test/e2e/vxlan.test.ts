@@ -130,8 +130,22 @@ describeE2E(
 
       // a capture of the hub while the namespace asks for an address
       const pcap = join(dir, "hub0.pcap");
-      const capture = ctl("capture", "0", pcap, "--seconds", "12");
-      await new Promise((r) => setTimeout(r, 500));
+      const capture = ctl("capture", "0", pcap, "--seconds", "300");
+      let captureId: string | undefined;
+      for (let i = 0; i < 200 && captureId === undefined; i++) {
+        const r = await run("curl", [
+          "-sS",
+          "--max-time",
+          "5",
+          "--unix-socket",
+          sock,
+          "http://usernet/v1/status",
+        ]);
+        const ports = (JSON.parse(r.stdout || "{}") as { ports?: { name: string; kind: string }[] }).ports;
+        captureId = ports?.find((p) => p.kind === "capture")?.name;
+        if (captureId === undefined) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(captureId).toMatch(/^capture\d+$/);
 
       const dh = await dhclient(client, "vx0", dir);
       expect(dh).toMatch(/DHCPACK of 10\.0\.2\.15 from 10\.0\.2\.2/);
@@ -173,6 +187,8 @@ describeE2E(
       expect(vx?.description).toMatch(/\(1 MAC learned\)/);
       expect(vx?.stats.drops).toEqual({});
 
+      // ending the capture through the API ends ctl's download cleanly
+      await ctl("ports", "remove", captureId as string);
       const cap = await capture;
       expect(cap.code).toBe(0);
       const dhcp = await runOk(
