@@ -11,7 +11,9 @@
  *    port pings the namespace across the VXLAN, the API shows the port's counters and
  *    learned MAC, and a pcap of the hub (taken through ctl) holds the DHCP exchange
  *    (tshark).
- * 2. Two usernets in two namespaces joined by a multicast VXLAN (group=, dev=): the
+ * 2. Several remotes (remote= twice, local=0.0.0.0): two Linux VTEPs on two links
+ *    each get their own lease and reach the gateway; usernet has learned both MACs.
+ * 3. Two usernets in two namespaces joined by a multicast VXLAN (group=, dev=): the
  *    second has no user network, only a TAP into a third namespace whose dhclient gets
  *    its lease from the first usernet and whose curl goes out through the first one's
  *    NAT: one LAN across two processes.
@@ -203,6 +205,74 @@ describeE2E(
       expect((await ctl("ports", "remove", "vx0")).stdout).toBe("closed vx0\n");
       const after = await client.exec("busybox", ["ping", "-c", "1", "-W", "1", "10.0.2.2"], 10_000);
       expect(after.stdout).toMatch(/1 packets transmitted, 0 packets received/);
+    });
+
+    test("several remotes: two Linux VTEPs on two links each get their own lease, and usernet learns both", async () => {
+      const host = await e2e.netns();
+      const c1 = await e2e.netns();
+      const c2 = await e2e.netns();
+      const dir = mkdtempSync(join(tmpdir(), "une2e-vxlan3-"));
+      e2e.defer(() => rmSync(dir, { recursive: true, force: true }));
+      const links: [Netns, string][] = [];
+      for (const [i, c] of [c1, c2].entries()) {
+        const [ha, cb] = await veth(host, `10.99.${i + 1}.1/24`, c, `10.99.${i + 1}.2/24`);
+        // the second pair's names must differ from the first's inside host
+        if (i === 0) await host.execOk("ip", ["link", "set", ha, "name", "vxh1"]);
+        links.push([c, cb]);
+        await c.execOk("ip", [
+          "link",
+          "add",
+          "vx0",
+          "type",
+          "vxlan",
+          "id",
+          "9",
+          "remote",
+          `10.99.${i + 1}.1`,
+          "local",
+          `10.99.${i + 1}.2`,
+          "dev",
+          cb,
+          "dstport",
+          "4789",
+        ]);
+        await c.execOk("ip", ["link", "set", "vx0", "up"]);
+      }
+      await e2e.dns(host, { port: dnsPort, records: {} });
+      const sock = join(dir, "api.sock");
+      await e2e.usernet(
+        host,
+        [
+          "--api",
+          sock,
+          "-netdev",
+          `user,id=u0,mtu=1450,dns-upstream=127.0.0.1:${dnsPort}`,
+          "-netdev",
+          "vxlan,id=vx0,vni=9,remote=10.99.1.2,remote=10.99.2.2,local=0.0.0.0",
+        ],
+        { ready: { unix: [sock], udp: [4789] } },
+      );
+      const acks = await Promise.all(links.map(([c]) => dhclient(c, "vx0", dir)));
+      const got = acks.map((a) => /DHCPACK of (10\.0\.2\.\d+) from 10\.0\.2\.2/.exec(a)?.[1]);
+      expect([...got].sort()).toEqual(["10.0.2.15", "10.0.2.16"]);
+      // each reaches the gateway: usernet answers each VTEP at its own address
+      for (const [i, [c]] of links.entries()) {
+        await c.execOk("ip", ["addr", "add", `${got[i]}/24`, "dev", "vx0"]);
+        const ping = await c.exec("busybox", ["ping", "-c", "2", "-W", "2", "10.0.2.2"], 15_000);
+        expect(ping.stdout).toMatch(/2 packets transmitted, 2 packets received/);
+      }
+      const r = await run("curl", [
+        "-sS",
+        "--max-time",
+        "5",
+        "--unix-socket",
+        sock,
+        "http://usernet/v1/status",
+      ]);
+      const vx = (JSON.parse(r.stdout) as { ports: { name: string; description: string }[] }).ports.find(
+        (p) => p.name === "vx0",
+      );
+      expect(vx?.description).toMatch(/-> 10\.99\.1\.2:4789, 10\.99\.2\.2:4789 \(2 MACs learned\)/);
     });
 
     test("two usernets in two namespaces joined by a multicast VXLAN share one LAN", async () => {
