@@ -122,12 +122,12 @@ describe("NetdevList", () => {
     [[["-netdev", "hubport,id=h,hubid=1"]], "-netdev hubport: not needed: every -netdev takes hubid=N"],
     [
       [["-netdev", "bridge,id=b"]],
-      '-netdev: unknown type "bridge" (accepted: user, socket, stream, dgram, tap)',
+      '-netdev: unknown type "bridge" (accepted: user, socket, stream, dgram, tap, vxlan)',
     ],
-    [[["-netdev", "User,id=b"]], '-netdev: unknown type "User" (accepted: user, socket, stream, dgram, tap)'],
+    [[["-netdev", "User,id=b"]], '-netdev: unknown type "User" (accepted: user, socket, stream, dgram, tap, vxlan)'],
     [
       [["-netdev", "toString,id=b"]],
-      '-netdev: unknown type "toString" (accepted: user, socket, stream, dgram, tap)',
+      '-netdev: unknown type "toString" (accepted: user, socket, stream, dgram, tap, vxlan)',
     ],
     [[["-netdev", ",id=b"]], "-netdev: missing type: expected TYPE,key=value,... such as -netdev user,id=n0"],
     [[["-netdev", "id=b"]], "-netdev: missing type: expected TYPE,key=value,... such as -netdev user,id=n0"],
