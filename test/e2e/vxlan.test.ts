@@ -13,7 +13,9 @@
  *    (tshark).
  * 2. Several remotes (remote= twice, local=0.0.0.0): two Linux VTEPs on two links
  *    each get their own lease and reach the gateway; usernet has learned both MACs.
- * 3. Two usernets in two namespaces joined by a multicast VXLAN (group=, dev=): the
+ * 3. group=: a Linux vxlan device in the same multicast group (both on a bridge in a
+ *    switch namespace) gets DHCP from usernet and pings the gateway.
+ * 4. Two usernets in two namespaces joined by a multicast VXLAN (group=, dev=): the
  *    second has no user network, only a TAP into a third namespace whose dhclient gets
  *    its lease from the first usernet and whose curl goes out through the first one's
  *    NAT: one LAN across two processes.
@@ -273,6 +275,68 @@ describeE2E(
         (p) => p.name === "vx0",
       );
       expect(vx?.description).toMatch(/-> 10\.99\.1\.2:4789, 10\.99\.2\.2:4789 \(2 MACs learned\)/);
+    });
+
+    test("group=: a Linux vxlan device in the same multicast group gets DHCP from usernet", async () => {
+      const a = await e2e.netns();
+      const linux = await e2e.netns();
+      const sw = await e2e.netns();
+      const dir = mkdtempSync(join(tmpdir(), "une2e-vxlan4-"));
+      e2e.defer(() => rmSync(dir, { recursive: true, force: true }));
+      // a switch namespace: one bridge, both members on it; the group stays on the veths
+      await sw.execOk("ip", ["link", "add", "br0", "type", "bridge"]);
+      await sw.execOk("ip", ["link", "set", "br0", "up"]);
+      for (const [i, ns] of [a, linux].entries()) {
+        await runOk("ip", [
+          "link",
+          "add",
+          `p${i}`,
+          "netns",
+          sw.name,
+          "type",
+          "veth",
+          "peer",
+          "name",
+          "up0",
+          "netns",
+          ns.name,
+        ]);
+        await sw.execOk("ip", ["link", "set", `p${i}`, "master", "br0", "up"]);
+        await ns.execOk("ip", ["addr", "add", `10.97.0.${i + 1}/24`, "dev", "up0"]);
+        await ns.execOk("ip", ["link", "set", "up0", "up"]);
+        await ns.execOk("ip", ["route", "add", "224.0.0.0/4", "dev", "up0"]);
+      }
+      await linux.execOk("ip", [
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        "5",
+        "group",
+        "239.1.1.5",
+        "dev",
+        "up0",
+        "dstport",
+        "4789",
+      ]);
+      await linux.execOk("ip", ["link", "set", "vx0", "up"]);
+      await e2e.dns(a, { port: dnsPort, records: {} });
+      await e2e.usernet(
+        a,
+        [
+          "-netdev",
+          `user,id=u0,mtu=1450,dns-upstream=127.0.0.1:${dnsPort}`,
+          "-netdev",
+          "vxlan,id=vx0,vni=5,group=239.1.1.5,dev=up0,local=10.97.0.1",
+        ],
+        { ready: { udp: [4789] } },
+      );
+      expect(await dhclient(linux, "vx0", dir)).toMatch(/DHCPACK of 10\.0\.2\.15 from 10\.0\.2\.2/);
+      await linux.execOk("ip", ["addr", "add", "10.0.2.15/24", "dev", "vx0"]);
+      const ping = await linux.exec("busybox", ["ping", "-c", "2", "-W", "2", "10.0.2.2"], 15_000);
+      expect(ping.stdout).toMatch(/2 packets transmitted, 2 packets received/);
     });
 
     test("two usernets in two namespaces joined by a multicast VXLAN share one LAN", async () => {
