@@ -124,7 +124,10 @@ describe("NetdevList", () => {
       [["-netdev", "bridge,id=b"]],
       '-netdev: unknown type "bridge" (accepted: user, socket, stream, dgram, tap, vxlan)',
     ],
-    [[["-netdev", "User,id=b"]], '-netdev: unknown type "User" (accepted: user, socket, stream, dgram, tap, vxlan)'],
+    [
+      [["-netdev", "User,id=b"]],
+      '-netdev: unknown type "User" (accepted: user, socket, stream, dgram, tap, vxlan)',
+    ],
     [
       [["-netdev", "toString,id=b"]],
       '-netdev: unknown type "toString" (accepted: user, socket, stream, dgram, tap, vxlan)',
