@@ -130,7 +130,8 @@ describeE2E(
       expect(added.stdout).toMatch(
         /^added vx0 \(vxlan\): vxlan vni 42 on 10\.99\.0\.1:4789 -> 10\.99\.0\.2:4789/,
       );
-      expect(u.stderr).toMatch(/VXLAN adds 50 bytes: the underlay vxa has MTU 1500, so give .*mtu=1450/);
+      const advice = /VXLAN adds 50 bytes: the underlay vxa has MTU 1500, so give .*mtu=1450/;
+      await u.proc.until("the MTU advice", 10_000, () => (advice.test(u.stderr) ? true : undefined));
 
       // a capture of the hub while the namespace asks for an address
       const pcap = join(dir, "hub0.pcap");
@@ -374,7 +375,11 @@ describeE2E(
         ],
         { ready: { udp: [4789] } },
       );
-      expect(ub.stderr).toMatch(/vxlan vni 7 on 0\.0\.0\.0:4789 -> group 239\.1\.1\.42:4789/);
+      // the socket is bound (ready) a moment before the line saying so is logged
+      const joined = /vxlan vni 7 on 0\.0\.0\.0:4789 -> group 239\.1\.1\.42:4789/;
+      await ub.proc.until("the vxlan port's log line", 10_000, () =>
+        joined.test(ub.stderr) ? true : undefined,
+      );
       await guest.setUpTap("ug0", { mtu: 1450 });
       const dh = await dhclient(guest, "ug0", dir);
       expect(dh).toMatch(/DHCPACK of 10\.0\.2\.15 from 10\.0\.2\.2/);
