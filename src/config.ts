@@ -142,6 +142,39 @@ export interface TapNetdevConfig {
   userns?: string;
   /** vnet_hdr=off: plain frames, no checksum offload or TSO; absent = on */
   offloads?: boolean;
+  /** script=: run with the interface name once the device exists; absent = none */
+  script?: NetworkScript;
+  /** downscript=: run with the interface name before the device goes; absent = none */
+  downscript?: NetworkScript;
+}
+
+/** QEMU's TAP ifup/ifdown script (ports/tap-script.ts) */
+export interface NetworkScript {
+  path: string;
+  /** a default (/etc/qemu-ifup, /etc/qemu-ifdown): run only when the file exists */
+  ifExists?: boolean;
+}
+
+export interface VxlanNetdevConfig {
+  type: "vxlan";
+  id: string;
+  hub: number;
+  /** VXLAN network identifier, 0..16777215 */
+  vni: number;
+  /** unicast VTEPs that get every flooded frame (remote=, repeatable) */
+  remotes: InetAddress[];
+  /** a multicast group (group=) instead of remotes, port = dstport */
+  group?: InetAddress;
+  /** the underlay interface (dev=): joins the group there; its MTU is the advice's base */
+  dev?: string;
+  /** bind address and UDP port (local=IP[:PORT], port default dstport) */
+  local: InetAddress;
+  /** UDP port of the peers (dstport=, default 4789) */
+  dstport: number;
+  /** seconds a learned MAC lives without being seen (ageing=, default 300) */
+  ageingSeconds?: number;
+  /** learned MACs at most (maxaddress=, default 4096) */
+  maxMacs?: number;
 }
 
 export interface VdeNetdevConfig {
@@ -187,7 +220,8 @@ export type NetdevConfig =
   | StreamNetdevConfig
   | DgramNetdevConfig
   | TapNetdevConfig
-  | VdeNetdevConfig;
+  | VdeNetdevConfig
+  | VxlanNetdevConfig;
 
 /** Where the management API listens. */
 export interface ApiConfig {

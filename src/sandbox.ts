@@ -20,9 +20,10 @@
  *   (sockets) read-write, /dev/net/tun when there are TAPs, each VDE switch directory
  *   read-write (its datagram sockets are made as clients come). Executing files is
  *   allowed (under /usr) only when something must be started later: smbd for smb=
- *   (which also needs the temporary directory where its private directory is made)
- *   or a guestfwd=...-cmd: command. Everything else (the home directory, other
- *   users' files, /tmp otherwise) can be neither read nor written. A kernel without
+ *   (which also needs the temporary directory where its private directory is made),
+ *   a guestfwd=...-cmd: command, or a TAP's downscript= (which may also execute its
+ *   own file). Everything else (the home directory, other users' files, /tmp
+ *   otherwise) can be neither read nor written. A kernel without
  *   Landlock is logged and not fatal; a kernel that has it and refuses the policy,
  *   or a thread that cannot be reached, is fatal.
  * - Not confined: the network (NAT connects anywhere by design; Landlock's TCP rules
@@ -67,7 +68,12 @@ const systemPaths = ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64"];
 export function sandboxRules(config: Config, env: SandboxEnvironment): SandboxRule[] {
   const users = config.netdevs.flatMap((n) => (n.type === "user" ? [n] : []));
   const smb = users.flatMap((u) => (u.smb !== undefined ? [u.smb] : []));
-  const spawns = smb.length > 0 || users.some((u) => u.guestfwd.some((g) => g.target.kind === "cmd"));
+  // a TAP's downscript runs at exit, after confinement
+  const downscripts = config.netdevs.flatMap((n) => (n.type === "tap" && n.downscript ? [n.downscript] : []));
+  const spawns =
+    smb.length > 0 ||
+    downscripts.length > 0 ||
+    users.some((u) => u.guestfwd.some((g) => g.target.kind === "cmd"));
   const rules: SandboxRule[] = systemPaths.map((path) => ({
     what: "system",
     path,
@@ -86,6 +92,8 @@ export function sandboxRules(config: Config, env: SandboxEnvironment): SandboxRu
   for (const n of config.netdevs)
     if (n.type === "vde") rules.push({ what: "vde", path: n.dir, access: "rwc" });
   if (smb.length > 0) rules.push({ what: "smbd-tmp", path: env.tmpdir, access: "rwc" });
+  for (const d of downscripts)
+    rules.push({ what: "downscript", path: d.path, access: "rx", optional: d.ifExists });
   if (config.stateDir !== undefined) rules.push({ what: "state", path: config.stateDir, access: "rwc" });
   // absent unless the default listeners made it: optional
   if (env.runtimeDir !== undefined)

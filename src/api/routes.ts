@@ -87,7 +87,8 @@ export function registerRoutes(app: FastifyInstance, facade: UsernetService, opt
     "/v1/hubs/:id/ports",
     {
       schema: {
-        summary: "Attach a QEMU listener, connector or datagram port, or a WebSocket listener, to a hub",
+        summary:
+          "Attach a QEMU listener, connector or datagram port, a VDE, VXLAN or WebSocket port, to a hub",
         params: HubParams,
         body: PortRequest,
         response: { 201: NetdevView, ...errorResponses },
@@ -294,6 +295,29 @@ function portConfig(b: PortRequest, hub: number): PortConfig {
         framing: b.framing ?? "raw",
         origins: b.origins ?? [],
       };
+    }
+    case "vxlan": {
+      const dstport = b.dstport ?? 4789;
+      if (b.remotes.length === 0 && !b.group) {
+        throw new ApiError(400, "invalid-request", "vxlan needs remotes (one or more) or a group");
+      }
+      if (b.remotes.length > 0 && b.group) {
+        throw new ApiError(400, "invalid-request", "vxlan takes remotes or a group, not both");
+      }
+      const cfg: PortConfig = {
+        type: "vxlan",
+        id,
+        hub,
+        vni: b.vni,
+        remotes: b.remotes,
+        local: { host: b.local.host, port: b.local.port || dstport },
+        dstport,
+      };
+      if (b.group) cfg.group = b.group;
+      if (b.dev !== undefined) cfg.dev = b.dev;
+      if (b.ageingSeconds !== undefined) cfg.ageingSeconds = b.ageingSeconds;
+      if (b.maxMacs !== undefined) cfg.maxMacs = b.maxMacs;
+      return cfg;
     }
   }
 }

@@ -133,6 +133,11 @@ const vdeDir = (description: string) => Type.String({ minLength: 1, maxLength: 1
 const id = Type.Optional(Type.String({ pattern: "^[A-Za-z][A-Za-z0-9._-]*$", description: "default: apiN" }));
 const hostPort = Type.Object({ host: Type.Union([Type.Literal(""), ipv4("")]), port: port("") }, strict);
 
+const vtep = Type.Object(
+  { host: ipv4("IPv4 address"), port: Type.Integer({ minimum: 1, maximum: 65535 }) },
+  strict,
+);
+
 export const PortRequest = Type.Union([
   Type.Object(
     {
@@ -208,6 +213,21 @@ export const PortRequest = Type.Union([
       tokenFile: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
       cert: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "PEM file: wss://" })),
       key: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    },
+    strict,
+  ),
+  Type.Object(
+    {
+      type: Type.Literal("vxlan"),
+      id,
+      vni: Type.Integer({ minimum: 0, maximum: 16777215 }),
+      remotes: Type.Array(vtep, { maxItems: 64, description: "unicast VTEPs that get flooded frames" }),
+      group: Type.Optional(vtep),
+      dev: Type.Optional(Type.String({ pattern: "^[^/:\\s]{1,15}$", description: "underlay interface" })),
+      local: Type.Object({ host: ipv4("bind address; 0.0.0.0 = every address"), port: port("") }, strict),
+      dstport: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: "default 4789" })),
+      ageingSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })),
+      maxMacs: Type.Optional(Type.Integer({ minimum: 1, maximum: 1048576 })),
     },
     strict,
   ),

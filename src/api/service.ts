@@ -148,7 +148,7 @@ export interface UserStatsView {
 type Inet = { type: "inet"; host: string; port: number };
 type HostPort = { host: string; port: number };
 
-/** A QEMU socket/stream/dgram port to open on a hub ("" id: the service picks one). */
+/** A QEMU socket/stream/dgram port, or a VXLAN port, to open on a hub ("" id: the service picks one). */
 export type PortConfig =
   | {
       type: "stream";
@@ -188,6 +188,19 @@ export type PortConfig =
       tokenFile?: string;
       cert?: string;
       key?: string;
+    }
+  | {
+      type: "vxlan";
+      id: string;
+      hub: number;
+      vni: number;
+      remotes: HostPort[];
+      group?: HostPort;
+      dev?: string;
+      local: HostPort;
+      dstport: number;
+      ageingSeconds?: number;
+      maxMacs?: number;
     };
 
 /** Where a capture writes its pcap stream (an HTTP response). */

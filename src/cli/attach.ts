@@ -58,6 +58,7 @@ function netdevLines(c: NetdevConfig): string[] {
     case "user":
     case "tap":
     case "websocket":
+    case "vxlan":
       return [];
   }
 }

@@ -68,6 +68,10 @@ function binds(entries: readonly NetdevEntry[], forwardOwners: ReadonlyMap<HostF
       case "websocket":
         out.push({ proto: "tcp", ...c.listen, owner: origin, implicit });
         break;
+      case "vxlan":
+        // a group member binds 0.0.0.0 with SO_REUSEADDR: members share the port by design
+        if (!c.group) out.push({ proto: "udp", ...c.local, owner: origin, implicit });
+        break;
     }
   }
   return out;

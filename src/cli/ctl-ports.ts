@@ -2,7 +2,7 @@
  * `usernet ctl ports add [HUB] NETDEV`: a `-netdev` value, parsed by the same grammar as
  * the command line, turned into the body of POST /v1/hubs/HUB/ports. The hub is HUB
  * when given, else the one the value's hubid= names (default 0). The kinds the API can
- * attach at run time are stream, socket, dgram (inet), vde and websocket; user networks
+ * attach at run time are stream, socket, dgram (inet), vde, vxlan and websocket; user networks
  * and TAPs are refused here with a pointer to the command line. Files are made
  * absolute: usernet does not share ctl's working directory. Loaded only for this
  * command (the -netdev grammar is not needed by the other ctl commands).
@@ -68,6 +68,10 @@ function portRequestBody(cfg: NetdevConfig, where: string): Record<string, unkno
         const f = body[k];
         if (f !== undefined) body[k] = resolvePath(f);
       }
+      return body;
+    }
+    case "vxlan": {
+      const { hub: _, ...body } = cfg;
       return body;
     }
     default:

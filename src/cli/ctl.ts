@@ -9,7 +9,7 @@
  *     forwards [list]                port forwards
  *     forwards add RULE [--netdev ID]   RULE as hostfwd=: [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport
  *     forwards remove ID
- *     ports add [HUB] NETDEV         attach a port: NETDEV as -netdev (socket, stream, dgram, vde, websocket)
+ *     ports add [HUB] NETDEV         attach a port: NETDEV as -netdev (socket, stream, dgram, vde, vxlan, websocket)
  *     ports remove ID                close a netdev or one port (a listener's client)
  *     capture HUB FILE [--count N] [--seconds S]   pcap of a hub to FILE ("-" = stdout)
  *
@@ -24,6 +24,7 @@ import { createWriteStream, readFileSync, truncateSync } from "node:fs";
 import { type ClientRequest, type IncomingMessage, request } from "node:http";
 import { defaultApiSocketPath } from "./defaults.js";
 import { hostfwdForm, parseHostForward } from "./forwards.js";
+import { NetdevList } from "./netdev.js";
 import { runtimeEnv } from "./runtime-dir.js";
 import { UsageError } from "./usage-error.js";
 
@@ -55,9 +56,10 @@ Commands:
   forwards add RULE [--netdev ID]  RULE: ${hostfwdForm.replace("hostfwd=", "")}
   forwards remove ID
   ports add [HUB] NETDEV           open a port as -netdev NETDEV would (socket, stream,
-                                   dgram, vde, websocket), on hub HUB or the hub its hubid= names
+                                   dgram, vde, vxlan, websocket), on hub HUB or the hub its hubid= names
     e.g. usernet ctl ports add 0 vde,id=v1,sock=/tmp/vde.sw
     e.g. usernet ctl ports add websocket,id=ws1,listen=127.0.0.1:8080,origin=http://localhost:8000
+    e.g. usernet ctl ports add vxlan,id=vx1,vni=42,remote=192.0.2.1,local=192.0.2.2
   ports remove ID                  close a netdev (by id) or one port (by name)
   capture HUB FILE [--count N] [--seconds S]
                                    a pcap of everything on hub HUB, to FILE (- = stdout)
@@ -554,6 +556,21 @@ async function dispatch(io: CtlEnvironment, p: Parsed): Promise<number> {
     default:
       throw new UsageError(`ctl: unknown command "${cmd}" (see usernet ctl --help)`);
   }
+}
+
+/**
+ * `ports add NETDEV`: a -netdev option value (socket, stream, dgram, vxlan) as the
+ * API's port request, on the hub its hubid= names (default 0).
+ */
+export function portRequest(spec: string): { hub: number; body: Record<string, unknown> } {
+  const cfg = new NetdevList().add("-netdev", spec);
+  if (cfg.type === "user" || cfg.type === "tap") {
+    throw new UsageError(
+      `ctl: ports add ${cfg.type},...: only socket, stream, dgram and vxlan ports can be added`,
+    );
+  }
+  const { hub, ...body } = cfg;
+  return { hub, body };
 }
 
 /** Runs `usernet ctl ARGS`; resolves to the exit status. */

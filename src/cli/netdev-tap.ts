@@ -7,14 +7,21 @@
  *                         /proc/PID/ns/net, or the name of one made by `ip netns add`
  *                         (/run/netns/NAME); usernet's extension
  *   userns=PATH           join that user namespace first (rootless); usernet's extension
- *   script=no downscript=no   accepted: usernet never runs QEMU's ifup/ifdown scripts
+ *   script=FILE           run `FILE IFNAME` once the device exists (QEMU's ifup script);
+ *                         a non-zero exit fails the netdev. no or empty: none.
+ *                         Default /etc/qemu-ifup, only when that file exists and the
+ *                         TAP is in usernet's own namespace (no netns=): the default
+ *                         script configures the namespace it runs in
+ *   downscript=FILE       run `FILE IFNAME` before the device goes (on close, also on
+ *                         SIGINT/SIGTERM); default /etc/qemu-ifdown, as script=
  *   vnet_hdr=on|off       virtio-net header with checksum offload and TSO (default on:
  *                         the kernel hands over 64 KiB TCP super frames); off: plain frames
  *
  * Addresses, routes, MTU and link state are the caller's to set (`ip`), as with QEMU.
  * QEMU's fd=, fds=, helper=, br=, vhost*= and queues= are refused.
  */
-import type { TapNetdevConfig } from "../config.js";
+import { resolve } from "node:path";
+import type { NetworkScript, TapNetdevConfig } from "../config.js";
 import type { OptionSet, OptionSpec } from "./qemu-opts.js";
 import { UsageError } from "./usage-error.js";
 
@@ -25,8 +32,8 @@ export const tapSpec: Readonly<Record<string, OptionSpec>> = {
     form: "a namespace path or an `ip netns` name such as netns=/proc/1234/ns/net or netns=ns1",
   },
   userns: { kind: "value", form: "a user namespace path such as userns=/proc/1234/ns/user" },
-  script: { kind: "value", form: "no such as script=no (usernet runs no scripts)" },
-  downscript: { kind: "value", form: "no such as downscript=no (usernet runs no scripts)" },
+  script: { kind: "value", form: "a file or no such as script=/etc/qemu-ifup or script=no" },
+  downscript: { kind: "value", form: "a file or no such as downscript=/etc/qemu-ifdown or downscript=no" },
   vnet_hdr: { kind: "bool", form: "on or off such as vnet_hdr=off" },
 };
 
@@ -57,11 +64,23 @@ export function netnsPath(s: string): string | undefined {
   return /^[A-Za-z0-9._-]{1,255}$/.test(s) && s !== "." && s !== ".." ? `/run/netns/${s}` : undefined;
 }
 
+export const defaultIfUp = "/etc/qemu-ifup";
+export const defaultIfDown = "/etc/qemu-ifdown";
+
+/** script=/downscript= as written: "no" or "" is none, absent is the default (when it exists) */
+function readScript(opts: OptionSet, key: string, fallback: string | undefined): NetworkScript | undefined {
+  const v = opts.get(key);
+  if (v === undefined) return fallback === undefined ? undefined : { path: fallback, ifExists: true };
+  if (v === "no" || v === "") return undefined;
+  if (v.includes("\0")) return opts.fail(key, v);
+  // relative to the working directory, as QEMU's execv would take it
+  return { path: resolve(v) };
+}
+
 export function buildTapNetdev(opts: OptionSet, id: string, hub: number): TapNetdevConfig {
-  for (const key of ["script", "downscript"]) {
-    const v = opts.get(key);
-    if (v !== undefined && v !== "no" && v !== "") opts.fail(key, v);
-  }
+  const ownNs = !opts.has("netns");
+  const script = readScript(opts, "script", ownNs ? defaultIfUp : undefined);
+  const downscript = readScript(opts, "downscript", ownNs ? defaultIfDown : undefined);
   const ifname = opts.get("ifname") ?? "";
   if (opts.has("ifname") && !isInterfaceName(ifname)) opts.fail("ifname", ifname);
   const cfg: TapNetdevConfig = { type: "tap", id, hub, ifname };
@@ -78,5 +97,7 @@ export function buildTapNetdev(opts: OptionSet, id: string, hub: number): TapNet
     if (cfg.netns === undefined) throw new UsageError(`${opts.where}: userns= needs netns=`);
     cfg.userns = userns;
   }
+  if (script) cfg.script = script;
+  if (downscript) cfg.downscript = downscript;
   return cfg;
 }

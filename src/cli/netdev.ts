@@ -18,6 +18,7 @@ import { buildStreamNetdev, streamRefused, streamSpec } from "./netdev-stream.js
 import { buildTapNetdev, tapRefused, tapSpec } from "./netdev-tap.js";
 import { buildUserNetdev, userRefused, userSpec } from "./netdev-user.js";
 import { buildVdeNetdev, vdeRefused, vdeSpec } from "./netdev-vde.js";
+import { buildVxlanNetdev, vxlanRefused, vxlanSpec } from "./netdev-vxlan.js";
 import { buildWebsocketNetdev, websocketRefused, websocketSpec } from "./netdev-websocket.js";
 import { OptionSet, type OptionSpec, parseQemuOptString } from "./qemu-opts.js";
 import { UsageError } from "./usage-error.js";
@@ -57,6 +58,7 @@ const types = {
   tap: { spec: tapSpec, refused: tapRefused, build: buildTapNetdev },
   vde: { spec: vdeSpec, refused: vdeRefused, build: buildVdeNetdev },
   websocket: { spec: websocketSpec, refused: websocketRefused, build: buildWebsocketNetdev },
+  vxlan: { spec: vxlanSpec, refused: vxlanRefused, build: buildVxlanNetdev },
 } as const;
 
 const isType = (t: string): t is keyof typeof types => Object.hasOwn(types, t);

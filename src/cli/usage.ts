@@ -72,12 +72,17 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
     e.g. -netdev dgram,id=d0,local.type=inet,local.host=127.0.0.1,local.port=8011,remote.type=inet,remote.host=127.0.0.1,remote.port=8012
 
   -netdev tap,id=ID[,ifname=NAME][,netns=PATH|NAME][,userns=PATH][,vnet_hdr=on|off]
+             [,script=FILE|no][,downscript=FILE|no]
       a Linux TAP device (native addon; root, or /dev/net/tun access) whose kernel
       stack joins the hub; netns= creates it inside another network namespace
       (/proc/PID/ns/net, or a name from \`ip netns add\`), userns= joins that user
       namespace first (rootless). Addresses, routes and MTU are yours to set with ip.
       vnet_hdr=on (the default) carries a virtio-net header with checksum offload
-      and TSO; vnet_hdr=off gives plain frames. script=no and downscript=no are accepted.
+      and TSO; vnet_hdr=off gives plain frames.
+      script=FILE|no, downscript=FILE|no   QEMU's ifup/ifdown scripts: FILE IFNAME runs
+      once the device exists (a non-zero exit fails the netdev) and before it goes
+      (also on SIGINT/SIGTERM), 30 s at most; defaults /etc/qemu-ifup and
+      /etc/qemu-ifdown where they exist, without netns= only.
     e.g. -netdev tap,id=t0,ifname=tap0,netns=ns1
 
   -netdev vde,id=ID,sock=DIR[,port=N][,group=GROUP][,mode=OCTAL]
@@ -99,6 +104,14 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       clients must send the token (?token=TOKEN or Authorization: Bearer TOKEN).
       cert= and key= (PEM): wss:// instead of ws://.
     e.g. -netdev websocket,id=w0,listen=127.0.0.1:8086,origin=http://localhost:8000
+  -netdev vxlan,id=ID,vni=N,remote=IP[:PORT]|group=MCAST[,dev=IF],local=IP[:PORT]
+               [,dstport=4789][,ageing=SECONDS][,maxaddress=N]
+      a VXLAN tunnel (RFC 7348) to Linux vxlan devices or another usernet: floods to
+      every remote= (repeatable) or the group, learns which VTEP holds each MAC
+      (ageing 300 s, 4096 MACs); local= is where usernet binds (port default
+      dstport). Linux's own default port is 8472: give it dstport 4789. VXLAN adds
+      50 bytes: give the user netdev mtu=1450 on a 1500-byte underlay.
+    e.g. -netdev vxlan,id=vx0,vni=42,remote=192.0.2.1,local=192.0.2.2
 
   -net TYPE,[vlan=N][,name=ID][,key=value...]
       legacy spelling of -netdev: vlan= is the hub, name= the id (default TYPE.N)

@@ -12,8 +12,10 @@
  *   dgram,local...,remote... (unicast) → unicast DatagramPort, kind "dgram"
  *   socket,mcast=G:P[,localaddr=A]   → multicast DatagramPort, kind "mcast"
  *   dgram,remote.host=G (multicast)  → multicast DatagramPort, kind "mcast"
+ *   vxlan,vni=N,remote=...|group=... → VxlanPort (vxlan-port.ts), kind "vxlan"
  *   tap,ifname=...[,netns=...]       → TapPort (tap-port.ts), kind "tap"; the TAP port and
- *                                      the native addon load only when a TAP is asked for
+ *                                      the native addon load only when a TAP is asked for;
+ *                                      script=/downscript= run around it (tap-script.ts)
  *   vde,sock=DIR                     → VdePort on a vde_switch (vde-port.ts), kind "vde"
  *   vde,listen=DIR                   → VdeListener (vde-listener.ts), kind "vde-listen":
  *                                      usernet is the switch; loaded only when asked for
@@ -29,17 +31,20 @@ import type {
   StreamNetdevConfig,
   TapNetdevConfig,
   VdeNetdevConfig,
+  VxlanNetdevConfig,
   WebsocketNetdevConfig,
 } from "../config.js";
 import type { Hub } from "../hub/hub.js";
+import type { Port } from "../hub/port.js";
 import type { Logger } from "../log.js";
 import type { NativeError } from "../native/binding.js";
 import type { StreamAddress } from "./address.js";
-import { type DatagramPort, openUdpPort, type UdpEndpoint } from "./dgram-port.js";
+import { openUdpPort, type UdpEndpoint } from "./dgram-port.js";
 import { isMulticastAddress, openMcastPort } from "./mcast-port.js";
 import type { NetdevHandle } from "./netdev-handle.js";
 import { StreamConnector, type StreamConnectorOptions } from "./stream-connector.js";
 import { StreamListener } from "./stream-listener.js";
+import type { TapPort } from "./tap-port.js";
 
 /** The port netdevs the API may add at run time. */
 export type PortNetdevConfig =
@@ -47,7 +52,8 @@ export type PortNetdevConfig =
   | StreamNetdevConfig
   | DgramNetdevConfig
   | VdeNetdevConfig
-  | WebsocketNetdevConfig;
+  | WebsocketNetdevConfig
+  | VxlanNetdevConfig;
 
 export type { NetdevHandle };
 
@@ -72,7 +78,8 @@ export async function openNetdev(
   switch (cfg.type) {
     case "tap": {
       const { openTapNetdev } = await import("./tap-port.js");
-      return openTapNetdev(cfg, hub, log, { onFailure: options.onTapFailure });
+      const handle = openTapNetdev(cfg, hub, log, { onFailure: options.onTapFailure });
+      return cfg.script || cfg.downscript ? withScripts(cfg, handle, plog) : handle;
     }
     case "vde": {
       if (cfg.mode === "listen") {
@@ -125,6 +132,23 @@ export async function openNetdev(
       }
       break;
     }
+    case "vxlan": {
+      const { openVxlanPort } = await import("./vxlan-port.js");
+      const port = await openVxlanPort({
+        name: cfg.id,
+        log: plog,
+        vni: cfg.vni,
+        remotes: cfg.remotes,
+        group: cfg.group,
+        dev: cfg.dev,
+        local: cfg.local,
+        dstport: cfg.dstport,
+        ageingMs: cfg.ageingSeconds === undefined ? undefined : cfg.ageingSeconds * 1000,
+        maxMacs: cfg.maxMacs,
+        maxQueuedBytes: options.maxQueuedBytes,
+      });
+      return datagram(cfg.id, hub, async () => port);
+    }
     case "stream":
       return cfg.server
         ? listen(cfg.id, "stream-listen", cfg.addr, hub, plog, options)
@@ -159,6 +183,40 @@ export async function openNetdev(
     }
   }
   throw new Error(`unsupported netdev ${JSON.stringify(cfg)}`);
+}
+
+/**
+ * QEMU's order: the ifup script once the device exists (its failure closes the TAP and
+ * fails the netdev), the ifdown script on close before the device goes.
+ */
+async function withScripts(cfg: TapNetdevConfig, handle: NetdevHandle, log: Logger): Promise<NetdevHandle> {
+  const { runNetworkScript } = await import("./tap-script.js");
+  const ifname = (handle.ports()[0] as TapPort | undefined)?.ifname ?? cfg.ifname;
+  const run = { netns: cfg.netns, log };
+  if (cfg.script) {
+    try {
+      await runNetworkScript(cfg.script, ifname, run);
+    } catch (e) {
+      await handle.close();
+      throw new Error(`-netdev tap,id=${cfg.id}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  const down = cfg.downscript;
+  if (!down) return handle;
+  let closing: Promise<void> | undefined;
+  return {
+    ...handle,
+    describe: () => handle.describe(),
+    ports: () => handle.ports(),
+    close: () => {
+      closing ??= runNetworkScript(down, ifname, run)
+        .catch((e: unknown) =>
+          log.warn(`${e instanceof Error ? e.message : String(e)} (the TAP closes anyway)`, { tap: ifname }),
+        )
+        .then(() => handle.close());
+      return closing;
+    },
+  };
 }
 
 async function listen(
@@ -223,7 +281,11 @@ function connect(
   };
 }
 
-async function datagram(id: string, hub: Hub, open: () => Promise<DatagramPort>): Promise<NetdevHandle> {
+interface DatagramLike extends Port {
+  localAddress(): { host: string; port: number };
+}
+
+async function datagram(id: string, hub: Hub, open: () => Promise<DatagramLike>): Promise<NetdevHandle> {
   const port = await open();
   try {
     hub.attach(port);
@@ -235,7 +297,7 @@ async function datagram(id: string, hub: Hub, open: () => Promise<DatagramPort>)
   return {
     id,
     kind: port.kind,
-    address: port.localAddress(),
+    address: { type: "inet", ...port.localAddress() },
     describe: () => port.describe(),
     ports: () => (closed ? [] : [port]),
     close: async () => {

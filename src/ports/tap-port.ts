@@ -35,7 +35,7 @@
  *   kernel takes one super frame where a wire would need forty segments. Without
  *   offloads every frame is at most the TAP's MTU + 14 bytes and fully checksummed.
  * - Not here: multi-queue TAPs, vhost-net, bridges, persistent devices (TUNSETPERSIST),
- *   QEMU's script=/downscript= helpers.
+ *   QEMU's script=/downscript= helpers (tap-script.ts runs those around the port).
  */
 import type { TapNetdevConfig } from "../config.js";
 import type { Hub } from "../hub/hub.js";

@@ -80,6 +80,18 @@ describe("sandboxRules", () => {
     expect(cmd["/usr"]).toBe("rx");
     expect(cmd["/tmp"]).toBeUndefined();
   });
+
+  it("a TAP's downscript runs at exit: the system and the script become executable", () => {
+    const tap = access(
+      config([
+        user(),
+        { type: "tap", id: "t0", hub: 0, ifname: "qtap0", downscript: { path: "/opt/net/ifdown" } },
+      ]),
+    );
+    expect(tap["/usr"]).toBe("rx");
+    expect(tap["/opt/net/ifdown"]).toBe("rx");
+    expect(access(config([user(), { type: "tap", id: "t0", hub: 0, ifname: "" }]))["/usr"]).toBe("r");
+  });
 });
 
 describe("describeSandbox", () => {

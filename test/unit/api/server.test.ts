@@ -208,6 +208,29 @@ describe("ports", () => {
     expectError(await json("POST", "/v1/hubs/0/ports", { ...ok, path: "net" }), 400, "invalid-request");
   });
 
+  it("POST accepts a vxlan body as the CLI's config (ctl ports add), defaulting the ports to 4789", async () => {
+    const res = await json("POST", "/v1/hubs/3/ports", {
+      type: "vxlan",
+      id: "vx0",
+      vni: 42,
+      remotes: [{ host: "192.0.2.1", port: 4789 }],
+      local: { host: "192.0.2.2", port: 0 },
+    });
+    expect(res.statusCode).toBe(201);
+    expect(world.opened.at(-1)).toEqual({
+      type: "vxlan",
+      id: "vx0",
+      hub: 3,
+      vni: 42,
+      remotes: [{ host: "192.0.2.1", port: 4789 }],
+      local: { host: "192.0.2.2", port: 4789 },
+      dstport: 4789,
+    });
+    const bad = { type: "vxlan", vni: 1, remotes: [], local: { host: "192.0.2.2", port: 0 } };
+    expectError(await json("POST", "/v1/hubs/3/ports", bad), 400, "invalid-request");
+    expectError(await json("POST", "/v1/hubs/3/ports", { ...bad, vni: 1 << 24 }), 400, "invalid-request");
+  });
+
   it("POST refuses bad bodies: unknown fields, bad ports, malformed JSON, taken ids, unknown hubs", async () => {
     const ok = { type: "stream", server: true, addr: { type: "inet", host: "127.0.0.1", port: 8011 } };
     expectError(await json("POST", "/v1/hubs/0/ports", { ...ok, colour: "red" }), 400, "unknown-field");

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningApi, startApi } from "../../../src/api/server.js";
-import { formatTable, runCtl } from "../../../src/cli/ctl.js";
+import { formatTable, portRequest, runCtl } from "../../../src/cli/ctl.js";
 import { silentLogger } from "../../../src/log.js";
 import { readPcap } from "../../../src/ports/pcap.js";
 import { type FakeWorld, fakeWorld } from "../api/fake-facade.js";
@@ -151,5 +151,24 @@ describe("usernet ctl", () => {
         ],
       ),
     ).toBe("A       N\nx       1\nlong  100\n");
+  });
+});
+
+describe("ports add NETDEV", () => {
+  it("turns -netdev syntax into the API's port request on the hub hubid= names", () => {
+    expect(portRequest("vxlan,id=vx1,hubid=2,vni=5,remote=10.0.0.1,local=10.0.0.2")).toEqual({
+      hub: 2,
+      body: {
+        type: "vxlan",
+        id: "vx1",
+        vni: 5,
+        remotes: [{ host: "10.0.0.1", port: 4789 }],
+        local: { host: "10.0.0.2", port: 4789 },
+        dstport: 4789,
+      },
+    });
+    expect(() => portRequest("user,id=u9")).toThrow(
+      "ctl: ports add user,...: only socket, stream, dgram and vxlan",
+    );
   });
 });
