@@ -15,7 +15,8 @@
               "native/framing.c",
               "native/memory.c",
               "native/udp.c",
-              "native/inet.c"
+              "native/inet.c",
+              "native/notify.c"
             ],
             "defines": ["NAPI_VERSION=8"],
             "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]

@@ -7,7 +7,8 @@
  *   - poller.c  batched non-blocking reads and writes on those fds, on Node's loop;
  *   - framing.c frames for QEMU stream sockets, super frames cut into segments;
  *   - memory.c  malloc_trim, to give freed heap pages back when idle;
- *   - udp.c     the NAT's UDP sockets: IP_RECVERR, large buffers, recvmmsg reads.
+ *   - udp.c     the NAT's UDP sockets: IP_RECVERR, large buffers, recvmmsg reads;
+ *   - notify.c  systemd's NOTIFY_SOCKET (a unix datagram socket).
  * The typed loader is src/native/binding.ts; the virtio_net_hdr format is described
  * in src/native/vnet-hdr.ts. Build: `npx node-gyp rebuild` (binding.gyp at the root).
  */
@@ -32,7 +33,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_create_uint32(env, NAPI_VERSION, &v);
   napi_set_named_property(env, exports, "napiVersion", v);
   if (!un_init_tap(env, exports) || !un_init_ping(env, exports) || !un_init_poller(env, exports) ||
-      !un_init_framing(env, exports) || !un_init_memory(env, exports) || !un_init_udp(env, exports))
+      !un_init_framing(env, exports) || !un_init_memory(env, exports) || !un_init_udp(env, exports) ||
+      !un_init_notify(env, exports))
     return NULL;
   return exports;
 }

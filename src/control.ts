@@ -119,6 +119,8 @@ export interface LeasesView {
   netdev: string;
   hub: number;
   leases: DhcpLeaseInfo[];
+  /** the user network's ARP table */
+  neighbours: { ip: string; mac: string }[];
 }
 
 export interface FlowsView {
@@ -128,7 +130,7 @@ export interface FlowsView {
 }
 
 /** Everything a user netdev counts, for metrics. */
-export type UserNetdevStats = Omit<UserNetdevSnapshot, "leases" | "flowList" | "dhcp"> & {
+export type UserNetdevStats = Omit<UserNetdevSnapshot, "leases" | "flowList" | "dhcp" | "neighbours"> & {
   netdev: string;
   hub: number;
   dhcp: UserNetdevSnapshot["dhcp"] & { leases: Record<string, number> };
@@ -154,9 +156,12 @@ export interface Control {
   /** undefined when there is no such hub */
   hubPorts(hub: number): PortView[] | undefined;
   /** Attaches a QEMU listener/connector/datagram port to a hub; rejects with ControlError. */
-  openPort(hub: number, cfg: PortNetdevConfig): Promise<NetdevView>;
-  /** Closes a netdev by id (all its ports) or one port by name (a listener's client, a capture). */
-  closePort(id: string): Promise<void>;
+  openPort(hub: number, cfg: PortNetdevConfig, origin?: string): Promise<NetdevView>;
+  /**
+   * Closes a netdev by id (all its ports) or one port by name (a listener's client, a
+   * capture). `origin` says who asked, for the log ("the API" when absent).
+   */
+  closePort(id: string, origin?: string): Promise<void>;
   leases(): LeasesView[];
   flows(): FlowsView;
   userStats(): UserNetdevStats[];
@@ -284,7 +289,7 @@ export function createControl(parts: ControlParts): Control {
       return h?.ports().map((p) => portView(id, p));
     },
 
-    async openPort(hub, cfg) {
+    async openPort(hub, cfg, origin = "the API") {
       const target = hubs.find(hub);
       if (!target || target.closed) throw new ControlError("not-found", `there is no hub ${hub}`);
       let id = cfg.id;
@@ -312,11 +317,11 @@ export function createControl(parts: ControlParts): Control {
       }
       handles.push(handle);
       handleHubs.set(handle, hub);
-      log.info(`hub ${hub}: ${id}: ${handle.describe()} (added through the API)`);
+      log.info(`hub ${hub}: ${id}: ${handle.describe()} (added through ${origin})`);
       return handleView(handle);
     },
 
-    async closePort(id) {
+    async closePort(id, origin = "the API") {
       if (users.some((u) => u.config.id === id)) {
         throw new ControlError("not-removable", `${id} is a user network; it lives as long as usernet`);
       }
@@ -326,7 +331,7 @@ export function createControl(parts: ControlParts): Control {
         handles.splice(i, 1);
         handleHubs.delete(handle);
         await handle.close();
-        log.info(`${id}: closed through the API`);
+        log.info(`${id}: closed through ${origin}`);
         return;
       }
       const capture = captures.get(id);
@@ -336,7 +341,7 @@ export function createControl(parts: ControlParts): Control {
         if (port && handles.some((h) => h.ports().includes(port))) {
           hub.detach(port);
           port.close();
-          log.info(`${id}: disconnected through the API`);
+          log.info(`${id}: disconnected through ${origin}`);
           return;
         }
       }
@@ -344,7 +349,10 @@ export function createControl(parts: ControlParts): Control {
     },
 
     leases() {
-      return users.map((u) => ({ netdev: u.config.id, hub: u.config.hub, leases: u.snapshot().leases }));
+      return users.map((u) => {
+        const snap = u.snapshot();
+        return { netdev: u.config.id, hub: u.config.hub, leases: snap.leases, neighbours: snap.neighbours };
+      });
     },
 
     flows() {
@@ -362,7 +370,7 @@ export function createControl(parts: ControlParts): Control {
 
     userStats() {
       return users.map((u) => {
-        const { leases: all, flowList: _, ...snap } = u.snapshot();
+        const { leases: all, flowList: _, neighbours: __, ...snap } = u.snapshot();
         const leases: Record<string, number> = {};
         for (const l of all) leases[l.state] = (leases[l.state] ?? 0) + 1;
         const s: UserNetdevStats = {

@@ -14,6 +14,7 @@ import type { TcpFlowTableCounters } from "./stack/tcp/flow-table.js";
 import type { TcpEndpointCounters } from "./stack/tcp/tcp-endpoint.js";
 import type { TimeWaitCounters } from "./stack/tcp/time-wait.js";
 import type { UserStack, UserStackCounters } from "./stack/user-stack.js";
+import { ipv4ToString, macToString } from "./stack/wire/addr.js";
 
 export type { DhcpLeaseInfo, IcmpFlowInfo, TcpFlowInfo, UdpFlowInfo };
 
@@ -64,6 +65,8 @@ export interface UserNetdevSnapshot {
   dhcp: DhcpStats;
   /** every lease the DHCP server remembers, at the wall clock's now */
   leases: DhcpLeaseInfo[];
+  /** the ARP table: guests' addresses and MACs as the stack learned them */
+  neighbours: { ip: string; mac: string }[];
   dns: DnsForwarderStats;
   /** with tftp= only */
   tftp?: TftpStats;
@@ -102,6 +105,7 @@ export function takeSnapshot(
     icmp: { echoesSent: s.icmp.echoesSent, repliesReceived: s.icmp.repliesReceived },
     dhcp: s.dhcp.stats(),
     leases: s.dhcp.leases(at.wall),
+    neighbours: s.stack.arp.toJSON().map((n) => ({ ip: ipv4ToString(n.ip), mac: macToString(n.mac) })),
     dns: s.dns.stats(),
     bounds: boundsOf(s),
   };

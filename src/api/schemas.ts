@@ -84,6 +84,11 @@ export const LeasesView = Type.Array(
         static: Type.Boolean(),
       }),
     ),
+    neighbours: Type.Optional(
+      Type.Array(Type.Object({ ip: Type.String(), mac: Type.String() }), {
+        description: "the user network's ARP table",
+      }),
+    ),
   }),
 );
 

@@ -146,6 +146,8 @@ export interface NativeAddon {
   udpSend(fd: number, data: Buffer, dstAddr: string, dstPort: number): string | null;
   livePollers(): number;
   trimMemory(): boolean;
+  openNotifySocket(path: string): number;
+  notifySend(fd: number, text: string): void;
   encodeStreamFrames(
     out: Buffer,
     frames: readonly Buffer[],
@@ -316,6 +318,16 @@ export function encodeStreamFrames(
 export function trimMemory(): boolean {
   state ??= tryLoadNative();
   return state.ok && typeof state.addon.trimMemory === "function" && state.addon.trimMemory();
+}
+
+/** A unix datagram socket connected to systemd's NOTIFY_SOCKET (native/notify.c); throws. */
+export function openNotifySocket(path: string): number {
+  return loadNative().openNotifySocket(path);
+}
+
+/** One sd_notify datagram on a socket from openNotifySocket; throws with the errno. */
+export function notifySend(fd: number, text: string): void {
+  loadNative().notifySend(fd, text);
 }
 
 /** Native pollers not yet freed (a closed one goes when its JS object is collected); for leak tests. */

@@ -80,7 +80,10 @@ describe("the control facade over a real user netdev", () => {
       expect(stats[0]).toMatchObject({ netdev: "u0", stack: { arpReplies: 1 }, tcp: { opened: 0 } });
       expect(stats[0]?.dns.queries).toBe(0);
       expect(stats[0]?.tftp).toBeUndefined();
-      expect(w.control.leases()).toEqual([{ netdev: "u0", hub: 0, leases: [] }]);
+      // the guest that pinged is in the ARP table, with no lease (it never asked DHCP)
+      expect(w.control.leases()).toEqual([
+        { netdev: "u0", hub: 0, leases: [], neighbours: [{ ip: "10.0.2.15", mac: "52:54:00:12:34:56" }] },
+      ]);
       expect(w.control.flows()).toEqual({ tcp: [], udp: [], icmp: [] });
     } finally {
       w.close();
