@@ -155,6 +155,22 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
+/**
+ * Listens on an inherited socket. Not through fastify's listen(), whose start-up log
+ * line reads an address a unix socket passed by fd does not have; fastify's close()
+ * closes the server all the same.
+ */
+async function listenOnFd(app: FastifyInstance, fd: number): Promise<void> {
+  await app.ready();
+  await new Promise<void>((resolve, reject) => {
+    app.server.once("error", reject);
+    app.server.listen({ fd }, () => {
+      app.server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
 /** A URL host for a bound address ("" and 0.0.0.0: this machine's loopback). */
 function urlHost(host: string): string {
   if (host === "" || host === "0.0.0.0") return "127.0.0.1";
@@ -195,7 +211,7 @@ export async function startApi(
         dashboardPage: true,
       });
       apps.push(app);
-      await app.listen({ fd, host: "0.0.0.0" } as { fd: number; host: string });
+      await listenOnFd(app, fd);
       const tcp = tcpAddress(app);
       if (tcp) {
         if (!config.token)
@@ -235,14 +251,15 @@ export async function startApi(
     const dashboardFds = config.dashboardFds ?? [];
     if (config.dashboard || dashboardFds.length > 0) {
       const token = config.token ?? randomBytes(24).toString("base64url");
-      const targets: ({ fd: number; host: string } | { host: string; port: number })[] =
+      const targets: ({ fd: number } | { host: string; port: number })[] =
         dashboardFds.length > 0
-          ? dashboardFds.map((fd) => ({ fd, host: "0.0.0.0" }))
+          ? dashboardFds.map((fd) => ({ fd }))
           : [{ host: config.dashboard?.host || "127.0.0.1", port: config.dashboard?.port ?? 0 }];
       for (const target of targets) {
         const app = await buildApi(facade, { ...common, token, dashboardPage: true });
         apps.push(app);
-        await app.listen(target);
+        if ("fd" in target) await listenOnFd(app, target.fd);
+        else await app.listen(target);
         const tcp = tcpAddress(app);
         if (!tcp) throw new Error("the dashboard socket from systemd must be a TCP socket");
         const base = `http://${urlHost(tcp.host)}:${tcp.port}/`;
