@@ -55,6 +55,8 @@ export interface PortView {
   netdev: string;
   description: string;
   stats: PortStats;
+  /** the guests (MAC, and address when the user network knows it) whose frames came in through this port */
+  guests?: { mac: string; ip?: string; netdev: string }[];
 }
 
 export interface HubView {
@@ -130,7 +132,10 @@ export interface FlowsView {
 }
 
 /** Everything a user netdev counts, for metrics. */
-export type UserNetdevStats = Omit<UserNetdevSnapshot, "leases" | "flowList" | "dhcp" | "neighbours"> & {
+export type UserNetdevStats = Omit<
+  UserNetdevSnapshot,
+  "leases" | "flowList" | "dhcp" | "neighbours" | "guests"
+> & {
   netdev: string;
   hub: number;
   dhcp: UserNetdevSnapshot["dhcp"] & { leases: Record<string, number> };
@@ -200,14 +205,35 @@ export function createControl(parts: ControlParts): Control {
     for (const h of handles) if (h.ports().includes(port)) return h.id;
     return "";
   };
-  const portView = (hub: number, p: Port): PortView => ({
-    name: p.name,
-    kind: p.kind,
-    hub,
-    netdev: ownerOf(p),
-    description: p.describe(),
-    stats: p.stats(),
-  });
+  const portView = (hub: number, p: Port, snaps?: Map<UserNetdevParts, UserNetdevSnapshot>): PortView => {
+    const v: PortView = {
+      name: p.name,
+      kind: p.kind,
+      hub,
+      netdev: ownerOf(p),
+      description: p.describe(),
+      stats: p.stats(),
+    };
+    const number = hubs.find(hub)?.numberOf(p);
+    if (number === undefined || (users as readonly unknown[]).includes(p)) return v;
+    const guests: NonNullable<PortView["guests"]> = [];
+    for (const u of users) {
+      if (u.config.hub !== hub) continue;
+      const snap = snaps?.get(u) ?? u.snapshot();
+      snaps?.set(u, snap);
+      for (const g of snap.guests) {
+        if (g.port !== number) continue;
+        const ip =
+          snap.leases.find((l) => l.mac === g.mac && live(l))?.ip ??
+          snap.neighbours.find((n) => n.mac === g.mac)?.ip;
+        guests.push(
+          ip === undefined ? { mac: g.mac, netdev: u.config.id } : { mac: g.mac, ip, netdev: u.config.id },
+        );
+      }
+    }
+    if (guests.length > 0) v.guests = guests;
+    return v;
+  };
   const hubView = (id: number): HubView | undefined => {
     const h = hubs.find(id);
     return h && { id, ports: h.ports().map((p) => p.name), stats: h.stats() };
@@ -263,7 +289,10 @@ export function createControl(parts: ControlParts): Control {
       },
     };
   };
-  const allPorts = (): PortView[] => hubs.list().flatMap((h) => h.ports().map((p) => portView(h.id, p)));
+  const allPorts = (): PortView[] => {
+    const snaps = new Map<UserNetdevParts, UserNetdevSnapshot>();
+    return hubs.list().flatMap((h) => h.ports().map((p) => portView(h.id, p, snaps)));
+  };
   const idTaken = (id: string) =>
     users.some((u) => u.config.id === id) || handles.some((h) => h.id === id) || captures.has(id);
 
@@ -286,7 +315,8 @@ export function createControl(parts: ControlParts): Control {
 
     hubPorts(id) {
       const h = hubs.find(id);
-      return h?.ports().map((p) => portView(id, p));
+      const snaps = new Map<UserNetdevParts, UserNetdevSnapshot>();
+      return h?.ports().map((p) => portView(id, p, snaps));
     },
 
     async openPort(hub, cfg, origin = "the API") {
@@ -370,7 +400,7 @@ export function createControl(parts: ControlParts): Control {
 
     userStats() {
       return users.map((u) => {
-        const { leases: all, flowList: _, neighbours: __, ...snap } = u.snapshot();
+        const { leases: all, flowList: _, neighbours: __, guests: ___, ...snap } = u.snapshot();
         const leases: Record<string, number> = {};
         for (const l of all) leases[l.state] = (leases[l.state] ?? 0) + 1;
         const s: UserNetdevStats = {

@@ -67,6 +67,8 @@ export interface UserNetdevSnapshot {
   leases: DhcpLeaseInfo[];
   /** the ARP table: guests' addresses and MACs as the stack learned them */
   neighbours: { ip: string; mac: string }[];
+  /** the guests the stack knows: the hub port number their frames came from, their MAC */
+  guests: { port: number; mac: string }[];
   dns: DnsForwarderStats;
   /** with tftp= only */
   tftp?: TftpStats;
@@ -106,6 +108,7 @@ export function takeSnapshot(
     dhcp: s.dhcp.stats(),
     leases: s.dhcp.leases(at.wall),
     neighbours: s.stack.arp.toJSON().map((n) => ({ ip: ipv4ToString(n.ip), mac: macToString(n.mac) })),
+    guests: s.stack.guests.list().map((g) => ({ port: g.port, mac: macOfNumber(g.mac) })),
     dns: s.dns.stats(),
     bounds: boundsOf(s),
   };
@@ -160,4 +163,12 @@ function boundsOf(s: SnapshotSources): UserBounds {
     };
   }
   return b;
+}
+
+/** "52:54:00:12:34:56" from a MAC held as one 48-bit number (guest-bounds.ts). */
+function macOfNumber(n: number): string {
+  const b = Buffer.alloc(6);
+  b.writeUInt16BE(Math.floor(n / 0x1_0000_0000), 0);
+  b.writeUInt32BE(n % 0x1_0000_0000, 2);
+  return macToString(b);
 }

@@ -40,6 +40,11 @@ export const PortView = Type.Object({
     txBytes: Type.Number(),
     drops: Counts,
   }),
+  guests: Type.Optional(
+    Type.Array(Type.Object({ mac: Type.String(), ip: Type.Optional(Type.String()), netdev: Type.String() }), {
+      description: "guests whose frames came in through this port (MAC, and address when known)",
+    }),
+  ),
 });
 
 export const HubView = Type.Object({

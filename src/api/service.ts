@@ -40,6 +40,7 @@ export interface PortView {
   netdev: string;
   description: string;
   stats: PortStatsView;
+  guests?: { mac: string; ip?: string; netdev: string }[];
 }
 
 export interface HubView {

@@ -6,7 +6,8 @@
  * port appears on hub 0, its DHCP lease (busybox udhcpc) shows, a forward added with
  * the page's form answers curl on the namespace's loopback (busybox httpd in the
  * guest), the guest's port counters move while it downloads 32 MiB (busybox wget
- * from a server on the namespace's loopback, the guest's 10.0.2.2), the forward is
+ * from a server on the namespace's loopback, the guest's 10.0.2.2), the flow table's
+ * filters find a connection the guest holds open (busybox nc), the forward is
  * removed from the page, and the capture button saves a pcap that tshark reads.
  * The page without its token gets nothing. Screenshots go to
  * test-artifacts/dashboard/ (gitignored).
@@ -129,6 +130,13 @@ describeE2E(
             timeout: 10_000,
           },
         );
+        // and the guest's port says which guest it carries
+        await page.waitForSelector(
+          '.port[data-port="g0"] .guests:has-text("10.0.2.15 (52:54:00:12:34:56)")',
+          {
+            timeout: 10_000,
+          },
+        );
         await page.screenshot({ path: join(artifacts, "1-guest-and-lease.png"), fullPage: true });
 
         // a forward added in the page answers on the host
@@ -159,8 +167,19 @@ describeE2E(
           { timeout: 60_000, polling: 200 },
         );
         const seen = (await moving.jsonValue()) as string;
+        // the download's flow, found by the filters and gone under another protocol
+        await page.fill("#flow-dest", `10.0.2.2:${natPorts.http}`);
+        await page.selectOption("#flow-proto", "tcp");
+        await page.waitForSelector(
+          `#flows tr.flow:has-text("10.0.2.15"):has-text("10.0.2.2:${natPorts.http}")`,
+        );
         await page.screenshot({ path: join(artifacts, "2-download-counters.png"), fullPage: true });
-        expect((await download).output).toContain("wget-exit=0");
+        await page.selectOption("#flow-proto", "udp");
+        await page.waitForSelector("#flows tr.flow", { state: "detached" });
+        await page.fill("#flow-dest", "");
+        await page.fill("#flow-guest", "");
+        await page.selectOption("#flow-proto", "");
+        expect((await download).output).toContain("wget-ok=3");
         expect(seen).toMatch(/\/s/);
 
         // the capture button: a pcap of 4 s with the guest's pings in it

@@ -76,7 +76,8 @@ function renderHeader() {
 }
 
 function guestsOfPort(port) {
-  // a user network's guests are its leases; a transport port shows its peer in its description
+  // a transport port: the guests whose frames came in through it; a user network: its live leases
+  if (port.guests) return port.guests.map((g) => (g.ip ? `${g.ip} (${g.mac})` : g.mac)).join(", ");
   if (port.kind !== "user") return "";
   const l = state.leases.find((x) => x.netdev === port.name);
   const live = l ? l.leases.filter((x) => x.state === "bound" || x.state === "bootp") : [];
@@ -117,7 +118,7 @@ function renderHubs() {
               { class: `port ${p.kind === "user" ? "user" : ""}`, "data-port": p.name },
               el("div", {}, el("span", { class: "name" }, p.name), " ", el("span", { class: "muted" }, `${p.kind}${p.netdev && p.netdev !== p.name ? ` (${p.netdev})` : ""}`)),
               el("div", { class: "desc", title: p.description }, p.description),
-              guests ? el("div", { class: "guests" }, `guests: ${guests}`) : null,
+              guests ? el("div", { class: "guests" }, `${p.kind === "user" ? "leases" : "guest"}: ${guests}`) : null,
               el(
                 "div",
                 { class: "rates" },
