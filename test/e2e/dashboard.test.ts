@@ -152,35 +152,44 @@ describeE2E(
         const got = await ns.exec("curl", ["-sS", "--max-time", "10", `http://127.0.0.1:${fwdPort}/`]);
         expect(got.stdout, got.stderr).toBe("from-the-dashboard\n");
 
+        // a connection held open to the echo server, for the flow table's filters
+        await g.runOk(`(sleep 120 | nc 10.0.2.2 ${natPorts.echo} >/dev/null) &`);
         // counters move while the guest downloads
         const download = g.run(
-          `wget -q -O /dev/null http://10.0.2.2:${natPorts.http}/blob; echo wget-exit=$?`,
-          {
-            timeoutMs: 120_000,
-          },
+          `ok=0; for i in 1 2 3; do wget -q -O /dev/null http://10.0.2.2:${natPorts.http}/blob && ok=$((ok+1)); done; echo wget-ok=$ok`,
+          { timeoutMs: 180_000 },
         );
-        // the page's own text, read in the browser (a string: this file has no DOM types)
+        // the page's own text, read in the browser (a function: the page's CSP forbids eval of strings)
         const moving = await page.waitForFunction(
-          `(() => { const t = document.querySelector('.port[data-port="g0"] .tx-bps')?.textContent ?? "";
-                    return /(KiB|MiB|GiB)\\/s/.test(t) ? t : false; })()`,
+          () => {
+            type Doc = { querySelector(s: string): { textContent: string | null } | null };
+            const doc = (globalThis as unknown as { document: Doc }).document;
+            const t = doc.querySelector('.port[data-port="g0"] .tx-bps')?.textContent ?? "";
+            return /(KiB|MiB|GiB)\/s/.test(t) ? t : false;
+          },
           undefined,
           { timeout: 60_000, polling: 200 },
         );
         const seen = (await moving.jsonValue()) as string;
-        // the download's flow, found by the filters and gone under another protocol
-        await page.fill("#flow-dest", `10.0.2.2:${natPorts.http}`);
-        await page.selectOption("#flow-proto", "tcp");
-        await page.waitForSelector(
-          `#flows tr.flow:has-text("10.0.2.15"):has-text("10.0.2.2:${natPorts.http}")`,
-        );
         await page.screenshot({ path: join(artifacts, "2-download-counters.png"), fullPage: true });
+        expect((await download).output).toContain("wget-ok=3");
+        expect(seen).toMatch(/\/s/);
+
+        // the held connection, found by the filters (sorted by age), gone under another protocol
+        await page.fill("#flow-dest", `10.0.2.2:${natPorts.echo}`);
+        await page.fill("#flow-guest", "10.0.2.15");
+        await page.selectOption("#flow-proto", "tcp");
+        await page.selectOption("#flow-sort", "age");
+        await page.waitForSelector(
+          `#flows tr.flow:has-text("10.0.2.15"):has-text("10.0.2.2:${natPorts.echo}")`,
+        );
+        expect(await page.locator("#flows tr.flow").count()).toBe(1);
+        await page.screenshot({ path: join(artifacts, "3-flow-filter.png"), fullPage: true });
         await page.selectOption("#flow-proto", "udp");
         await page.waitForSelector("#flows tr.flow", { state: "detached" });
         await page.fill("#flow-dest", "");
         await page.fill("#flow-guest", "");
         await page.selectOption("#flow-proto", "");
-        expect((await download).output).toContain("wget-ok=3");
-        expect(seen).toMatch(/\/s/);
 
         // the capture button: a pcap of 4 s with the guest's pings in it
         await page.fill("#cap-seconds", "4");
@@ -209,7 +218,7 @@ describeE2E(
         await page.waitForSelector(`#log:has-text("removed forward tcp 127.0.0.1:${fwdPort}")`, {
           timeout: 10_000,
         });
-        await page.screenshot({ path: join(artifacts, "3-after.png"), fullPage: true });
+        await page.screenshot({ path: join(artifacts, "4-after.png"), fullPage: true });
       },
     );
   },
