@@ -35,7 +35,7 @@ const hasTools =
 
 // Reads fd 3 (the datagram socket systemd-socket-activate passes) one datagram at a
 // time and prints it with the listening sockets of the namespace at that moment.
-const receiver = String.raw`
+const receiver = `
 const fs = require("node:fs"), { execFileSync } = require("node:child_process");
 const b = Buffer.alloc(8192);
 const sleep = new Int32Array(new SharedArrayBuffer(4));
