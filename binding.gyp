@@ -16,7 +16,8 @@
               "native/memory.c",
               "native/udp.c",
               "native/inet.c",
-              "native/unixdgram.c"
+              "native/unixdgram.c",
+              "native/notify.c"
             ],
             "defines": ["NAPI_VERSION=8"],
             "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"]

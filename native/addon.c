@@ -9,6 +9,7 @@
  *   - memory.c  malloc_trim, to give freed heap pages back when idle;
  *   - udp.c     the NAT's UDP sockets: IP_RECVERR, large buffers, recvmmsg reads;
  *   - unixdgram.c  unix datagram sockets for VDE ports.
+ *   - notify.c  systemd's NOTIFY_SOCKET (a unix datagram socket).
  * The typed loader is src/native/binding.ts; the virtio_net_hdr format is described
  * in src/native/vnet-hdr.ts. Build: `npx node-gyp rebuild` (binding.gyp at the root).
  */
@@ -34,7 +35,8 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "napiVersion", v);
   if (!un_init_tap(env, exports) || !un_init_ping(env, exports) || !un_init_poller(env, exports) ||
       !un_init_framing(env, exports) || !un_init_memory(env, exports) || !un_init_udp(env, exports) ||
-      !un_init_unixdgram(env, exports))
+      !un_init_unixdgram(env, exports) ||
+      !un_init_notify(env, exports))
     return NULL;
   return exports;
 }

@@ -57,6 +57,7 @@ bool un_init_framing(napi_env env, napi_value exports);
 bool un_init_memory(napi_env env, napi_value exports);
 bool un_init_udp(napi_env env, napi_value exports);
 bool un_init_unixdgram(napi_env env, napi_value exports);
+bool un_init_notify(napi_env env, napi_value exports);
 
 /*
  * udp.c, for FdPoller kind "udp": reads up to max datagrams (recvmmsg) into new

@@ -231,6 +231,8 @@ export interface ApiConfig {
   listen?: InetAddress;
   /** the bearer token TCP clients must send */
   token?: string;
+  /** --dashboard: the web page (src/api/dashboard.ts) on its own TCP listener, with `token` or a random one */
+  dashboard?: InetAddress;
 }
 
 export interface Config {

@@ -55,6 +55,8 @@ export interface PortView {
   netdev: string;
   description: string;
   stats: PortStats;
+  /** the guests (MAC, and address when the user network knows it) whose frames came in through this port */
+  guests?: { mac: string; ip?: string; netdev: string }[];
 }
 
 export interface HubView {
@@ -119,6 +121,8 @@ export interface LeasesView {
   netdev: string;
   hub: number;
   leases: DhcpLeaseInfo[];
+  /** the user network's ARP table */
+  neighbours: { ip: string; mac: string }[];
 }
 
 export interface FlowsView {
@@ -128,7 +132,10 @@ export interface FlowsView {
 }
 
 /** Everything a user netdev counts, for metrics. */
-export type UserNetdevStats = Omit<UserNetdevSnapshot, "leases" | "flowList" | "dhcp"> & {
+export type UserNetdevStats = Omit<
+  UserNetdevSnapshot,
+  "leases" | "flowList" | "dhcp" | "neighbours" | "guests"
+> & {
   netdev: string;
   hub: number;
   dhcp: UserNetdevSnapshot["dhcp"] & { leases: Record<string, number> };
@@ -154,9 +161,12 @@ export interface Control {
   /** undefined when there is no such hub */
   hubPorts(hub: number): PortView[] | undefined;
   /** Attaches a QEMU listener/connector/datagram port to a hub; rejects with ControlError. */
-  openPort(hub: number, cfg: PortNetdevConfig): Promise<NetdevView>;
-  /** Closes a netdev by id (all its ports) or one port by name (a listener's client, a capture). */
-  closePort(id: string): Promise<void>;
+  openPort(hub: number, cfg: PortNetdevConfig, origin?: string): Promise<NetdevView>;
+  /**
+   * Closes a netdev by id (all its ports) or one port by name (a listener's client, a
+   * capture). `origin` says who asked, for the log ("the API" when absent).
+   */
+  closePort(id: string, origin?: string): Promise<void>;
   leases(): LeasesView[];
   flows(): FlowsView;
   userStats(): UserNetdevStats[];
@@ -195,14 +205,35 @@ export function createControl(parts: ControlParts): Control {
     for (const h of handles) if (h.ports().includes(port)) return h.id;
     return "";
   };
-  const portView = (hub: number, p: Port): PortView => ({
-    name: p.name,
-    kind: p.kind,
-    hub,
-    netdev: ownerOf(p),
-    description: p.describe(),
-    stats: p.stats(),
-  });
+  const portView = (hub: number, p: Port, snaps?: Map<UserNetdevParts, UserNetdevSnapshot>): PortView => {
+    const v: PortView = {
+      name: p.name,
+      kind: p.kind,
+      hub,
+      netdev: ownerOf(p),
+      description: p.describe(),
+      stats: p.stats(),
+    };
+    const number = hubs.find(hub)?.numberOf(p);
+    if (number === undefined || (users as readonly unknown[]).includes(p)) return v;
+    const guests: NonNullable<PortView["guests"]> = [];
+    for (const u of users) {
+      if (u.config.hub !== hub) continue;
+      const snap = snaps?.get(u) ?? u.snapshot();
+      snaps?.set(u, snap);
+      for (const g of snap.guests) {
+        if (g.port !== number) continue;
+        const ip =
+          snap.leases.find((l) => l.mac === g.mac && live(l))?.ip ??
+          snap.neighbours.find((n) => n.mac === g.mac)?.ip;
+        guests.push(
+          ip === undefined ? { mac: g.mac, netdev: u.config.id } : { mac: g.mac, ip, netdev: u.config.id },
+        );
+      }
+    }
+    if (guests.length > 0) v.guests = guests;
+    return v;
+  };
   const hubView = (id: number): HubView | undefined => {
     const h = hubs.find(id);
     return h && { id, ports: h.ports().map((p) => p.name), stats: h.stats() };
@@ -258,7 +289,10 @@ export function createControl(parts: ControlParts): Control {
       },
     };
   };
-  const allPorts = (): PortView[] => hubs.list().flatMap((h) => h.ports().map((p) => portView(h.id, p)));
+  const allPorts = (): PortView[] => {
+    const snaps = new Map<UserNetdevParts, UserNetdevSnapshot>();
+    return hubs.list().flatMap((h) => h.ports().map((p) => portView(h.id, p, snaps)));
+  };
   const idTaken = (id: string) =>
     users.some((u) => u.config.id === id) || handles.some((h) => h.id === id) || captures.has(id);
 
@@ -281,10 +315,11 @@ export function createControl(parts: ControlParts): Control {
 
     hubPorts(id) {
       const h = hubs.find(id);
-      return h?.ports().map((p) => portView(id, p));
+      const snaps = new Map<UserNetdevParts, UserNetdevSnapshot>();
+      return h?.ports().map((p) => portView(id, p, snaps));
     },
 
-    async openPort(hub, cfg) {
+    async openPort(hub, cfg, origin = "the API") {
       const target = hubs.find(hub);
       if (!target || target.closed) throw new ControlError("not-found", `there is no hub ${hub}`);
       let id = cfg.id;
@@ -312,11 +347,11 @@ export function createControl(parts: ControlParts): Control {
       }
       handles.push(handle);
       handleHubs.set(handle, hub);
-      log.info(`hub ${hub}: ${id}: ${handle.describe()} (added through the API)`);
+      log.info(`hub ${hub}: ${id}: ${handle.describe()} (added through ${origin})`);
       return handleView(handle);
     },
 
-    async closePort(id) {
+    async closePort(id, origin = "the API") {
       if (users.some((u) => u.config.id === id)) {
         throw new ControlError("not-removable", `${id} is a user network; it lives as long as usernet`);
       }
@@ -326,7 +361,7 @@ export function createControl(parts: ControlParts): Control {
         handles.splice(i, 1);
         handleHubs.delete(handle);
         await handle.close();
-        log.info(`${id}: closed through the API`);
+        log.info(`${id}: closed through ${origin}`);
         return;
       }
       const capture = captures.get(id);
@@ -336,7 +371,7 @@ export function createControl(parts: ControlParts): Control {
         if (port && handles.some((h) => h.ports().includes(port))) {
           hub.detach(port);
           port.close();
-          log.info(`${id}: disconnected through the API`);
+          log.info(`${id}: disconnected through ${origin}`);
           return;
         }
       }
@@ -344,7 +379,10 @@ export function createControl(parts: ControlParts): Control {
     },
 
     leases() {
-      return users.map((u) => ({ netdev: u.config.id, hub: u.config.hub, leases: u.snapshot().leases }));
+      return users.map((u) => {
+        const snap = u.snapshot();
+        return { netdev: u.config.id, hub: u.config.hub, leases: snap.leases, neighbours: snap.neighbours };
+      });
     },
 
     flows() {
@@ -362,7 +400,7 @@ export function createControl(parts: ControlParts): Control {
 
     userStats() {
       return users.map((u) => {
-        const { leases: all, flowList: _, ...snap } = u.snapshot();
+        const { leases: all, flowList: _, neighbours: __, guests: ___, ...snap } = u.snapshot();
         const leases: Record<string, number> = {};
         for (const l of all) leases[l.state] = (leases[l.state] ?? 0) + 1;
         const s: UserNetdevStats = {

@@ -191,6 +191,47 @@ export class Forwards implements ForwardsFacade {
     return nd.forwards.remove(id);
   }
 
+  /**
+   * A config reload (SIGHUP): makes the configured (not runtime) forwards of netdev
+   * `netdevId` the rules `rules` says. A rule already open stays as it is (with its id
+   * and its connections); one the file no longer has is closed (its accepted
+   * connections stay, as with `remove`); a new one gets a new id and is bound (an error
+   * is listed and logged, as at start); one that could not bind before is tried again.
+   * Nothing is written to the state directory: configured forwards come from the file.
+   */
+  async reconcileConfigured(
+    netdevId: string,
+    rules: readonly HostForward[],
+  ): Promise<{ added: ForwardView[]; removed: ForwardView[] }> {
+    const nd = this.netdevs.find((n) => n.config.id === netdevId);
+    if (nd === undefined) return { added: [], removed: [] };
+    const key = (r: HostForward) =>
+      [
+        r.proto,
+        r.hostAddr === "0.0.0.0" ? "" : r.hostAddr,
+        r.hostPort,
+        r.guestAddr,
+        r.guestPort,
+        r.preserveSource,
+      ].join("|");
+    const want = new Map<string, HostForward>();
+    for (const r of rules) want.set(key(r), r);
+    const removed: ForwardView[] = [];
+    for (const i of nd.forwards.list()) {
+      if (this.runtime.has(i.id)) continue;
+      const k = key(i.rule);
+      if (want.has(k) && i.error === undefined) {
+        want.delete(k);
+        continue;
+      }
+      removed.push(this.view(nd, i));
+      nd.forwards.remove(i.id);
+    }
+    const added: ForwardView[] = [];
+    for (const r of want.values()) added.push(this.view(nd, await nd.forwards.add(this.nextId++, r)));
+    return { added, removed };
+  }
+
   /** Settles when the state writes started so far are done (for a clean shutdown). */
   flush(): Promise<void> {
     return this.store?.flush() ?? Promise.resolve();

@@ -14,6 +14,7 @@ import type { TcpFlowTableCounters } from "./stack/tcp/flow-table.js";
 import type { TcpEndpointCounters } from "./stack/tcp/tcp-endpoint.js";
 import type { TimeWaitCounters } from "./stack/tcp/time-wait.js";
 import type { UserStack, UserStackCounters } from "./stack/user-stack.js";
+import { ipv4ToString, macToString } from "./stack/wire/addr.js";
 
 export type { DhcpLeaseInfo, IcmpFlowInfo, TcpFlowInfo, UdpFlowInfo };
 
@@ -64,6 +65,10 @@ export interface UserNetdevSnapshot {
   dhcp: DhcpStats;
   /** every lease the DHCP server remembers, at the wall clock's now */
   leases: DhcpLeaseInfo[];
+  /** the ARP table: guests' addresses and MACs as the stack learned them */
+  neighbours: { ip: string; mac: string }[];
+  /** the guests the stack knows: the hub port number their frames came from, their MAC */
+  guests: { port: number; mac: string }[];
   dns: DnsForwarderStats;
   /** with tftp= only */
   tftp?: TftpStats;
@@ -102,6 +107,8 @@ export function takeSnapshot(
     icmp: { echoesSent: s.icmp.echoesSent, repliesReceived: s.icmp.repliesReceived },
     dhcp: s.dhcp.stats(),
     leases: s.dhcp.leases(at.wall),
+    neighbours: s.stack.arp.toJSON().map((n) => ({ ip: ipv4ToString(n.ip), mac: macToString(n.mac) })),
+    guests: s.stack.guests.list().map((g) => ({ port: g.port, mac: macOfNumber(g.mac) })),
     dns: s.dns.stats(),
     bounds: boundsOf(s),
   };
@@ -156,4 +163,12 @@ function boundsOf(s: SnapshotSources): UserBounds {
     };
   }
   return b;
+}
+
+/** "52:54:00:12:34:56" from a MAC held as one 48-bit number (guest-bounds.ts). */
+function macOfNumber(n: number): string {
+  const b = Buffer.alloc(6);
+  b.writeUInt16BE(Math.floor(n / 0x1_0000_0000), 0);
+  b.writeUInt32BE(n % 0x1_0000_0000, 2);
+  return macToString(b);
 }

@@ -40,6 +40,11 @@ export const PortView = Type.Object({
     txBytes: Type.Number(),
     drops: Counts,
   }),
+  guests: Type.Optional(
+    Type.Array(Type.Object({ mac: Type.String(), ip: Type.Optional(Type.String()), netdev: Type.String() }), {
+      description: "guests whose frames came in through this port (MAC, and address when known)",
+    }),
+  ),
 });
 
 export const HubView = Type.Object({
@@ -82,6 +87,11 @@ export const LeasesView = Type.Array(
         expiresAt: Type.Number({ description: "ms since the Unix epoch" }),
         hostname: Type.Optional(Type.String()),
         static: Type.Boolean(),
+      }),
+    ),
+    neighbours: Type.Optional(
+      Type.Array(Type.Object({ ip: Type.String(), mac: Type.String() }), {
+        description: "the user network's ARP table",
       }),
     ),
   }),

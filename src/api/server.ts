@@ -7,18 +7,30 @@
  * TCP one has the token check. Request validation is strict: unknown fields are
  * errors, bodies are not coerced, bodies over 64 KiB are refused. Logging is fastify's
  * pino on stderr at the service's level; per-request lines only at debug.
- * Closing ends live captures first, so a capture client cannot hold the close up.
+ * Closing ends live captures and event streams first, so a client cannot hold the close up.
+ *
+ * Socket activation: sockets systemd passes as "api" (`fds`) replace the configured
+ * listeners of their kind (a unix one --api, a TCP one --api-listen); a TCP one needs
+ * the token like any TCP listener (requests that arrive over TCP are checked, those
+ * over a unix socket are not). Their files and modes are systemd's (`SocketMode=`).
+ *
+ * The dashboard (dashboard.ts): `--dashboard HOST:PORT` (or a socket named
+ * "dashboard") is one more TCP listener with the page and every route, under the
+ * API's token when --api-token-file gave one, else a random one made here; its URL
+ * with the token (Jupyter's way) is `dashboardUrl`. The TCP API listener serves the
+ * page too.
  * Not here: TLS (put a proxy in front, or use the unix socket over ssh), users/roles.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmod, mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { clearStaleSocket } from "../ports/unix-socket.js";
+import { registerDashboard } from "./dashboard.js";
 import { errorBody, errorHandler } from "./errors.js";
 import { registerRoutes } from "./routes.js";
-import type { ApiLog, UsernetService } from "./service.js";
+import type { ApiLog, ApiLogTail, UsernetService } from "./service.js";
 
 // fastify and its plugins are CommonJS: require() spares the process Node's WebAssembly
 // CJS lexer, which importing them as ESM compiles first (about 6 MiB of RSS).
@@ -35,6 +47,12 @@ export interface ApiListeners {
   listen?: { host: string; port: number };
   /** the bearer token TCP clients must send */
   token?: string;
+  /** the dashboard's own TCP listener */
+  dashboard?: { host: string; port: number };
+  /** listening sockets from systemd named "api" (unix or TCP) */
+  fds?: number[];
+  /** listening sockets from systemd named "dashboard" */
+  dashboardFds?: number[];
 }
 
 export type ApiLogLevel = "debug" | "info" | "warn" | "error" | "off";
@@ -46,6 +64,12 @@ export interface BuildApiOptions {
   version?: string;
   /** where fastify's pino writes (default stderr) */
   logStream?: { write(s: string): unknown };
+  /** check the token only on requests that arrive over TCP (an activated socket of either kind) */
+  tokenOnTcpOnly?: boolean;
+  /** serve the dashboard's page at / (TCP listeners) */
+  dashboardPage?: boolean;
+  /** the log's last lines, for the event stream */
+  logTail?: ApiLogTail;
 }
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
@@ -70,9 +94,22 @@ export async function buildApi(
 
   if (options.token !== undefined) {
     const want = digest(`Bearer ${options.token}`);
+    const tcpOnly = options.tokenOnTcpOnly === true;
     app.addHook("onRequest", async (req, reply) => {
-      const got = req.headers.authorization;
+      if (tcpOnly && req.socket.remoteAddress === undefined) return;
+      let got = req.headers.authorization;
+      // the page itself is opened from a URL that carries the token (a browser sends no header)
+      if (got === undefined && options.dashboardPage && req.method === "GET" && req.url.startsWith("/?")) {
+        const t = new URLSearchParams(req.url.slice(2)).get("token");
+        if (t !== null) got = `Bearer ${t}`;
+      }
       if (got === undefined || !timingSafeEqual(digest(got), want)) {
+        if (options.dashboardPage && req.method === "GET" && req.url.split("?")[0] === "/") {
+          return reply
+            .code(401)
+            .type("text/plain; charset=utf-8")
+            .send("usernet dashboard: open the URL with ?token=... that usernet printed at start-up\n");
+        }
         return reply
           .code(401)
           .header("www-authenticate", "Bearer")
@@ -96,11 +133,15 @@ export async function buildApi(
       },
     },
   });
-  registerRoutes(app, facade, {
-    trackCapture(stop) {
-      captures.add(stop);
-      return () => captures.delete(stop);
-    },
+  const track = (stop: () => void) => {
+    captures.add(stop);
+    return () => captures.delete(stop);
+  };
+  registerRoutes(app, facade, { trackCapture: track });
+  await registerDashboard(app, facade, {
+    page: options.dashboardPage === true,
+    logTail: options.logTail,
+    track,
   });
   await app.ready();
   return app;
@@ -109,7 +150,32 @@ export async function buildApi(
 export interface RunningApi {
   /** "unix:/run/user/1000/usernet/api.sock", "http://127.0.0.1:8080" */
   readonly addresses: string[];
+  /** the dashboard's URL with its token, when one listens */
+  readonly dashboardUrl?: string;
   close(): Promise<void>;
+}
+
+/**
+ * Listens on an inherited socket. Not through fastify's listen(), whose start-up log
+ * line reads an address a unix socket passed by fd does not have; fastify's close()
+ * closes the server all the same.
+ */
+async function listenOnFd(app: FastifyInstance, fd: number): Promise<void> {
+  await app.ready();
+  await new Promise<void>((resolve, reject) => {
+    app.server.once("error", reject);
+    app.server.listen({ fd }, () => {
+      app.server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+/** A URL host for a bound address ("" and 0.0.0.0: this machine's loopback). */
+function urlHost(host: string): string {
+  if (host === "" || host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return host.includes(":") ? `[${host}]` : host;
 }
 
 /** Starts the listeners `config` asks for; rejects (having closed what it opened) when one cannot start. */
@@ -117,34 +183,63 @@ export async function startApi(
   config: ApiListeners,
   facade: UsernetService,
   log: ApiLog,
-  options: { logLevel?: ApiLogLevel; version?: string } = {},
+  options: { logLevel?: ApiLogLevel; version?: string; logTail?: ApiLogTail } = {},
 ): Promise<RunningApi> {
   if (config.listen && !config.token) {
     throw new Error("--api-listen: a TCP API listener needs a token (--api-token-file FILE)");
   }
   const apps: FastifyInstance[] = [];
   const addresses: string[] = [];
+  let dashboardUrl: string | undefined;
   const close = async () => {
     await Promise.allSettled(apps.map((a) => a.close()));
   };
+  const common = { logLevel: options.logLevel, version: options.version, logTail: options.logTail };
+  const tcpAddress = (app: FastifyInstance): { host: string; port: number } | undefined => {
+    const a = app.server.address();
+    return a && typeof a === "object" ? { host: a.address, port: a.port } : undefined;
+  };
   try {
-    if (config.socket) {
+    const fds = config.fds ?? [];
+    let activatedUnix = false;
+    let activatedTcp = false;
+    for (const fd of fds) {
+      const app = await buildApi(facade, {
+        ...common,
+        token: config.token,
+        tokenOnTcpOnly: true,
+        dashboardPage: true,
+      });
+      apps.push(app);
+      await listenOnFd(app, fd);
+      const tcp = tcpAddress(app);
+      if (tcp) {
+        if (!config.token)
+          throw new Error("the TCP API socket from systemd (api) needs a token (--api-token-file FILE)");
+        activatedTcp = true;
+        addresses.push(`http://${urlHost(tcp.host)}:${tcp.port}`);
+        log.info(
+          `management API on http://${urlHost(tcp.host)}:${tcp.port} (socket from systemd; bearer token required)`,
+        );
+      } else {
+        activatedUnix = true;
+        addresses.push(`unix:fd${fd}`);
+        log.info(`management API on a unix socket from systemd (fd ${fd})`);
+      }
+    }
+    if (config.socket && !activatedUnix) {
       const path = config.socket;
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
       await clearStaleSocket(path, (why) => new Error(`--api ${path}: ${why}`));
-      const app = await buildApi(facade, { logLevel: options.logLevel, version: options.version });
+      const app = await buildApi(facade, common);
       apps.push(app);
       await app.listen({ path });
       await chmod(path, 0o600);
       addresses.push(`unix:${path}`);
       log.info(`management API on unix socket ${path}`);
     }
-    if (config.listen) {
-      const app = await buildApi(facade, {
-        logLevel: options.logLevel,
-        version: options.version,
-        token: config.token,
-      });
+    if (config.listen && !activatedTcp) {
+      const app = await buildApi(facade, { ...common, token: config.token, dashboardPage: true });
       apps.push(app);
       const host = config.listen.host === "" ? "0.0.0.0" : config.listen.host;
       await app.listen({ host, port: config.listen.port });
@@ -153,9 +248,34 @@ export async function startApi(
       addresses.push(`http://${host}:${port}`);
       log.info(`management API on http://${host}:${port} (bearer token required)`);
     }
+    const dashboardFds = config.dashboardFds ?? [];
+    if (config.dashboard || dashboardFds.length > 0) {
+      const token = config.token ?? randomBytes(24).toString("base64url");
+      const targets: ({ fd: number } | { host: string; port: number })[] =
+        dashboardFds.length > 0
+          ? dashboardFds.map((fd) => ({ fd }))
+          : [{ host: config.dashboard?.host || "127.0.0.1", port: config.dashboard?.port ?? 0 }];
+      for (const target of targets) {
+        const app = await buildApi(facade, { ...common, token, dashboardPage: true });
+        apps.push(app);
+        if ("fd" in target) await listenOnFd(app, target.fd);
+        else await app.listen(target);
+        const tcp = tcpAddress(app);
+        if (!tcp) throw new Error("the dashboard socket from systemd must be a TCP socket");
+        const base = `http://${urlHost(tcp.host)}:${tcp.port}/`;
+        addresses.push(base.slice(0, -1));
+        dashboardUrl ??= `${base}?token=${token}`;
+        log.info(`dashboard on ${base} (open the URL with ?token= that usernet printed)`);
+        if (tcp.host !== "127.0.0.1" && tcp.host !== "::1") {
+          log.warn(
+            `dashboard on ${tcp.host}: whoever can reach it and has the token can change forwards and capture traffic`,
+          );
+        }
+      }
+    }
   } catch (e) {
     await close();
     throw e;
   }
-  return { addresses, close };
+  return { addresses, dashboardUrl, close };
 }

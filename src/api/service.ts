@@ -19,6 +19,12 @@ export interface ApiLog {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
+/** The log's last lines and the lines to come (the dashboard's log pane). */
+export interface ApiLogTail {
+  lines(): string[];
+  subscribe(fn: (line: string) => void): () => void;
+}
+
 export interface PortStatsView {
   rxFrames: number;
   rxBytes: number;
@@ -34,6 +40,7 @@ export interface PortView {
   netdev: string;
   description: string;
   stats: PortStatsView;
+  guests?: { mac: string; ip?: string; netdev: string }[];
 }
 
 export interface HubView {

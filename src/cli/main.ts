@@ -38,5 +38,9 @@ const code = await runCli({
       process.off("SIGTERM", on);
     };
   },
+  onReload(handler) {
+    process.on("SIGHUP", handler);
+    return () => process.off("SIGHUP", handler);
+  },
 });
 process.exit(code);

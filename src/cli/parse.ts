@@ -49,6 +49,7 @@ const valued: Record<string, { display: string; form: string }> = {
   api: { display: "--api", form: "PATH or off such as --api /run/user/1000/usernet/api.sock" },
   "api-listen": { display: "--api-listen", form: "HOST:PORT such as --api-listen 127.0.0.1:8180" },
   "api-token-file": { display: "--api-token-file", form: "FILE such as --api-token-file ~/.usernet-token" },
+  dashboard: { display: "--dashboard", form: "HOST:PORT such as --dashboard 127.0.0.1:8188" },
   "log-level": { display: "--log-level", form: "debug, info, warn or error such as --log-level debug" },
   device: { display: "-device", form: "" },
   nic: { display: "-nic", form: "" },
@@ -173,6 +174,7 @@ export function parseCommandLine(
   let api: string | undefined;
   let apiListen: { host: string; port: number } | undefined;
   let apiTokenFile: string | undefined;
+  let dashboard: { host: string; port: number } | undefined;
   let logLevel: LogLevel = "info";
   let sandbox = false;
   for (const t of tokens) {
@@ -226,6 +228,12 @@ export function parseCommandLine(
         }
         apiTokenFile = value;
         break;
+      case "dashboard":
+        dashboard = parseHostPort(value, 0);
+        if (dashboard === undefined) {
+          throw new UsageError(`--dashboard ${value}: expected ${valued.dashboard?.form}`);
+        }
+        break;
       case "log-level":
         if (!isLogLevel(value)) {
           throw new UsageError(`--log-level ${value}: expected ${valued["log-level"]?.form}`);
@@ -267,7 +275,7 @@ export function parseCommandLine(
   if (stateDir !== undefined) config.stateDir = stateDir;
   if (sandbox) config.sandbox = true;
   if (apiSocket !== undefined) config.slirp4netnsApiSocket = apiSocket;
-  const apiConfig = managementApi(api, apiListen, apiTokenFile, sawNetdev, env, uid, readFile);
+  const apiConfig = managementApi(api, apiListen, apiTokenFile, sawNetdev, env, uid, readFile, dashboard);
   if (apiConfig) config.api = apiConfig;
   // the default sockets (hub0.sock, api.sock) come only with the default netdevs
   if (sawNetdev) return { action: "run", config };
@@ -277,7 +285,8 @@ export function parseCommandLine(
 /**
  * The management API: `--api PATH` (or the default path when usernet runs its defaults,
  * as `npm start` does; `--api off` turns it off), and/or `--api-listen HOST:PORT`,
- * which needs `--api-token-file` (the token is the file's first line).
+ * which needs `--api-token-file` (the token is the file's first line); `--dashboard
+ * HOST:PORT` takes that token too when there is one, else makes its own at start.
  */
 function managementApi(
   api: string | undefined,
@@ -287,14 +296,16 @@ function managementApi(
   env: NodeJS.ProcessEnv,
   uid: number,
   readFile: (path: string) => string,
+  dashboard?: { host: string; port: number },
 ): ApiConfig | undefined {
   const out: ApiConfig = {};
+  if (dashboard !== undefined) out.dashboard = dashboard;
   if (api !== undefined && api !== "off") out.socket = api;
   else if (api === undefined && !sawNetdev) out.socket = defaultApiSocketPath(env, uid);
-  if (listen !== undefined) {
+  if (listen !== undefined || (dashboard !== undefined && tokenFile !== undefined)) {
     if (tokenFile === undefined) {
       throw new UsageError(
-        `--api-listen ${listen.host}:${listen.port}: a TCP API needs a token: add ${valued["api-token-file"]?.display} ${valued["api-token-file"]?.form}`,
+        `--api-listen ${listen?.host}:${listen?.port}: a TCP API needs a token: add ${valued["api-token-file"]?.display} ${valued["api-token-file"]?.form}`,
       );
     }
     let text: string;
@@ -311,10 +322,14 @@ function managementApi(
         `--api-token-file ${tokenFile}: the token (its first line) needs at least 16 characters`,
       );
     }
-    out.listen = listen;
+    if (listen !== undefined) out.listen = listen;
     out.token = token;
   } else if (tokenFile !== undefined) {
-    throw new UsageError(`--api-token-file ${tokenFile}: only useful with --api-listen HOST:PORT`);
+    throw new UsageError(
+      `--api-token-file ${tokenFile}: only useful with --api-listen HOST:PORT or --dashboard HOST:PORT`,
+    );
   }
-  return out.socket === undefined && out.listen === undefined ? undefined : out;
+  return out.socket === undefined && out.listen === undefined && out.dashboard === undefined
+    ? undefined
+    : out;
 }

@@ -150,6 +150,11 @@ Other options:
   --api-token-file FILE   the bearer token TCP clients must send (the file's first
                        line, at least 16 characters)
     e.g. --api-listen 127.0.0.1:8180 --api-token-file ~/.config/usernet/token
+  --dashboard HOST:PORT   a live web page (hubs, ports, leases, flows, forwards,
+                       capture, log) on TCP; its URL with a token is printed at start
+                       (the --api-token-file token, else a random one); --api-listen
+                       serves it too
+    e.g. --dashboard 127.0.0.1:8188
   --log-level LEVEL    debug, info, warn or error (info)
     e.g. --log-level debug
   --sandbox            once started, confine the process: no new privileges, a
@@ -163,6 +168,11 @@ Other options:
 Talking to a running usernet (see usernet ctl --help):
   usernet ctl [--api PATH | --api-url URL --token-file FILE] [--json] COMMAND
     e.g. usernet ctl status; usernet ctl capture 0 hub0.pcap --count 100
+
+Under systemd: Type=notify (READY=1 once every listener is bound), SIGHUP re-reads
+--config files (netdevs and hostfwd= change live; the rest is logged), socket
+activation for listeners (FileDescriptorName= the netdev id, api, dashboard); see
+examples/systemd/.
 
 Exit status: 0 after a clean stop (SIGINT/SIGTERM), 1 when start-up fails, 2 on a
 bad command line.

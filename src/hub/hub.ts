@@ -114,6 +114,11 @@ export class Hub {
     return true;
   }
 
+  /** The number the hub gave an attached port (the `from` its frames carry); undefined when not attached. */
+  numberOf(port: Port): number | undefined {
+    return this.members.get(port);
+  }
+
   ports(): readonly Port[] {
     return this.attached;
   }

@@ -148,6 +148,8 @@ export interface NativeAddon {
   connectUnixDgram(fd: number, path: string): void;
   livePollers(): number;
   trimMemory(): boolean;
+  openNotifySocket(path: string): number;
+  notifySend(fd: number, text: string): void;
   encodeStreamFrames(
     out: Buffer,
     frames: readonly Buffer[],
@@ -332,6 +334,16 @@ export function encodeStreamFrames(
 export function trimMemory(): boolean {
   state ??= tryLoadNative();
   return state.ok && typeof state.addon.trimMemory === "function" && state.addon.trimMemory();
+}
+
+/** A unix datagram socket connected to systemd's NOTIFY_SOCKET (native/notify.c); throws. */
+export function openNotifySocket(path: string): number {
+  return loadNative().openNotifySocket(path);
+}
+
+/** One sd_notify datagram on a socket from openNotifySocket; throws with the errno. */
+export function notifySend(fd: number, text: string): void {
+  loadNative().notifySend(fd, text);
 }
 
 /** Native pollers not yet freed (a closed one goes when its JS object is collected); for leak tests. */

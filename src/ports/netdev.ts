@@ -66,6 +66,8 @@ export interface NetdevOptions {
   connectTimeoutMs?: number;
   /** a TAP's device stopped working (e.g. its namespace is gone); default: logged only */
   onTapFailure?: (err: NativeError) => void;
+  /** a listener's inherited socket (systemd socket activation) instead of binding */
+  listenFd?: number;
 }
 
 export async function openNetdev(
@@ -235,6 +237,7 @@ async function listen(
     log,
     maxClients: options.maxClients,
     maxQueuedBytes: options.maxQueuedBytes,
+    fd: options.listenFd,
   });
   return {
     id,

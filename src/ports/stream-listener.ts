@@ -21,6 +21,10 @@
  *   (QEMU unlinks unconditionally); a live one (something answers a connect) or a path
  *   that is not a socket is refused. The file is removed on close if it is still ours
  *   (same inode).
+ * - Socket activation (`fd`): the listening socket comes from systemd, bound already
+ *   (src/systemd/activation.ts). It must be of the kind the netdev names (unix or TCP);
+ *   its file and mode are systemd's business (`SocketMode=`), so it is neither chmod'ed
+ *   nor removed on close, and clients queued before usernet started are accepted first.
  * - No timeouts: an idle QEMU stays connected as long as it likes, as with QEMU.
  */
 import { chmod, stat, unlink } from "node:fs/promises";
@@ -43,6 +47,8 @@ export interface StreamListenerOptions extends StreamPortOptions {
   hub: Hub;
   log: Logger;
   maxClients?: number;
+  /** an inherited listening socket (systemd socket activation) instead of binding `address` */
+  fd?: number;
 }
 
 export interface StreamListenerStats {
@@ -93,6 +99,7 @@ export class StreamListener {
   static async open(options: StreamListenerOptions): Promise<StreamListener> {
     const where = formatAddress(options.address);
     const fail = (why: string) => new Error(`${options.id}: cannot listen on ${where}: ${why}`);
+    if (options.fd !== undefined) return StreamListener.adopt(options, options.fd);
     if (options.address.type === "unix") await clearStaleSocket(options.address.path, fail);
     const server = createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
@@ -130,6 +137,33 @@ export class StreamListener {
           "(a TCP listener cannot tell users apart); use a unix socket (addr.type=unix) to keep them out",
       );
     }
+    return listener;
+  }
+
+  /** Listens on an inherited socket; rejects when it is not the kind of socket `address` names. */
+  private static async adopt(options: StreamListenerOptions, fd: number): Promise<StreamListener> {
+    const fail = (why: string) =>
+      new Error(`${options.id}: cannot listen on the socket systemd passed (fd ${fd}): ${why}`);
+    const server = createServer({ noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(fail(describeError(err)));
+      server.once("error", onError);
+      server.listen({ fd }, () => {
+        server.off("error", onError);
+        resolve();
+      });
+    });
+    // a unix socket has no address Node can read; a TCP one has its port
+    const a = server.address();
+    const inet = a !== null && typeof a === "object";
+    if (inet !== (options.address.type === "inet")) {
+      server.close();
+      throw fail(`it is a ${inet ? "TCP" : "unix"} socket, the netdev names a ${options.address.type} one`);
+    }
+    const bound: StreamAddress =
+      a !== null && typeof a === "object" ? { type: "inet", host: a.address, port: a.port } : options.address;
+    const listener = new StreamListener(server, options, bound);
+    listener.log.info("listening on a socket from systemd", { address: formatAddress(bound), fd });
     return listener;
   }
 

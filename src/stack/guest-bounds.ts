@@ -98,6 +98,13 @@ export class GuestIdentities {
     return g.id;
   }
 
+  /** Every identity held now: its hub port and MAC (as a 48-bit number); for views. */
+  list(): { port: number; mac: number }[] {
+    const out: { port: number; mac: number }[] = [];
+    for (const [port, macs] of this.ports) for (const mac of macs.keys()) out.push({ port, mac });
+    return out;
+  }
+
   /** Forgets the port's identities; returns their ids. */
   portLeft(port: number): number[] {
     const macs = this.ports.get(port);

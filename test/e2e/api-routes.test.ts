@@ -267,6 +267,24 @@ describeE2E(
       const pcap = readPcap(readFileSync(pcapFile));
       expect(pcap.ok && pcap.value.length).toBe(4);
 
+      // the event stream (the dashboard's) stays open: the log's tail, then states; curl ends it after 3 s
+      const events = await ns.exec(
+        "curl",
+        [
+          "-sS",
+          "--max-time",
+          "3",
+          "-H",
+          `Authorization: Bearer ${token}`,
+          `http://127.0.0.1:${apiPort}/v1/events?interval=250`,
+        ],
+        10_000,
+      );
+      expect(events.code, events.stderr).toBe(28);
+      expect(events.stdout).toMatch(/^event: log-tail\ndata: \[/);
+      expect(events.stdout).toMatch(/\nevent: state\ndata: \{"at":\d+,"status":\{"version":/);
+      called.add("GET /v1/events");
+
       // metrics name the runtime port
       const metrics = await call("GET", "/metrics", "/metrics", { want: 200 });
       expect(metrics.body).toMatch(

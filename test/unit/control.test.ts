@@ -76,11 +76,20 @@ describe("the control facade over a real user netdev", () => {
       });
       expect(s.ports.find((p) => p.name === "u0")).toMatchObject({ kind: "user", netdev: "u0" });
       expect(s.ports.find((p) => p.name === "g")?.stats.txFrames).toBe(1);
+      // the guest's port says which guest came through it (its address from the ARP table); the user port has none
+      expect(s.ports.find((p) => p.name === "g")?.guests).toEqual([
+        { mac: "52:54:00:12:34:56", ip: "10.0.2.15", netdev: "u0" },
+      ]);
+      expect(s.ports.find((p) => p.name === "u0")?.guests).toBeUndefined();
+      expect(w.control.hubPorts(0)?.find((p) => p.name === "g")?.guests).toHaveLength(1);
       const stats = w.control.userStats();
       expect(stats[0]).toMatchObject({ netdev: "u0", stack: { arpReplies: 1 }, tcp: { opened: 0 } });
       expect(stats[0]?.dns.queries).toBe(0);
       expect(stats[0]?.tftp).toBeUndefined();
-      expect(w.control.leases()).toEqual([{ netdev: "u0", hub: 0, leases: [] }]);
+      // the guest that pinged is in the ARP table, with no lease (it never asked DHCP)
+      expect(w.control.leases()).toEqual([
+        { netdev: "u0", hub: 0, leases: [], neighbours: [{ ip: "10.0.2.15", mac: "52:54:00:12:34:56" }] },
+      ]);
       expect(w.control.flows()).toEqual({ tcp: [], udp: [], icmp: [] });
     } finally {
       w.close();

@@ -85,6 +85,18 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
+/** whether a TCP connect to 127.0.0.1:port is refused */
+function connectRefused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, "127.0.0.1");
+    c.once("connect", () => {
+      c.destroy();
+      resolve(false);
+    });
+    c.once("error", () => resolve(true));
+  });
+}
+
 describe("forwards facade", () => {
   it("numbers command-line forwards from 1, adds and removes at run time, never reuses an id", async () => {
     const u = netdev("u0", { hostfwd: [rule({ guestPort: 22 })] });
@@ -117,6 +129,28 @@ describe("forwards facade", () => {
     // a command-line forward can be removed as well (it comes back at the next start)
     expect(await f.remove(1)).toBe(true);
     expect(f.list().map((v) => v.id)).toEqual([3]);
+  });
+
+  it("reconcileConfigured (a reload): keeps open rules and their ids, closes dropped ones, binds new ones, leaves runtime ones", async () => {
+    const keep = rule({ hostPort: await freePort(), guestPort: 22 });
+    const drop = rule({ hostPort: await freePort(), guestPort: 23 });
+    const u = netdev("u0", { hostfwd: [keep, drop] });
+    const f = await Forwards.open([u], undefined, log);
+    const runtime = await f.add("u0", rule({ guestPort: 8080 }));
+    expect(f.list().map((v) => v.id)).toEqual([1, 2, 3]);
+
+    const fresh = rule({ hostPort: await freePort(), guestPort: 24 });
+    const r = await f.reconcileConfigured("u0", [{ ...keep }, fresh]);
+    expect(r.removed.map((v) => v.id)).toEqual([2]);
+    expect(r.added).toEqual([expect.objectContaining({ id: 4, guestPort: 24, bound: expect.anything() })]);
+    expect(f.list().map((v) => v.id)).toEqual([1, runtime.id, 4]);
+    // the dropped rule's port is closed, the kept one still answers
+    await expect(connectRefused(drop.hostPort)).resolves.toBe(true);
+    await expect(connectRefused(keep.hostPort)).resolves.toBe(false);
+
+    // the same list again changes nothing; an unknown netdev is ignored
+    expect(await f.reconcileConfigured("u0", [keep, fresh])).toEqual({ added: [], removed: [] });
+    expect(await f.reconcileConfigured("nope", [keep])).toEqual({ added: [], removed: [] });
   });
 
   it("the listener goes with remove(): new clients are refused at once", async () => {

@@ -55,6 +55,12 @@ export interface UsernetOptions {
    * usernet sees it; reach it with `nsenter -t PID -m`.
    */
   mountSetup?: string;
+  /**
+   * A command that runs usernet (it must exec it, keeping the pid), e.g.
+   * `["systemd-socket-activate", "-l", PATH, "--fdname=s0"]`: node and usernet's
+   * arguments follow it.
+   */
+  wrap?: readonly string[];
 }
 
 export class Usernet {
@@ -75,7 +81,19 @@ export class Usernet {
     const proc = ns.spawn(
       opts.label ?? "usernet",
       "unshare",
-      ["-m", "--propagation", "private", "sh", "-c", script, resolv, process.execPath, main, ...args],
+      [
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        resolv,
+        ...(opts.wrap ?? []),
+        process.execPath,
+        main,
+        ...args,
+      ],
       { env: opts.env ?? process.env },
     );
     const u = new Usernet(proc, args, tmp);

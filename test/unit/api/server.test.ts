@@ -483,6 +483,7 @@ describe("metrics and openapi", () => {
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
         "/metrics",
+        "/v1/events",
         "/v1/flows",
         "/v1/forwards",
         "/v1/forwards/{id}",

@@ -61,6 +61,17 @@ describe("management API options", () => {
     expect(error([...user, "--api-listen", "127.0.0.1:70000"])).toMatch(/expected HOST:PORT/);
   });
 
+  it("--dashboard HOST:PORT, with the token file's token when there is one", () => {
+    expect(run([...user, "--dashboard", "127.0.0.1:8188"]).api).toEqual({
+      dashboard: { host: "127.0.0.1", port: 8188 },
+    });
+    expect(run([...user, "--dashboard", "127.0.0.1:8188", "--api-token-file", "/tok"]).api).toEqual({
+      dashboard: { host: "127.0.0.1", port: 8188 },
+      token,
+    });
+    expect(error([...user, "--dashboard", "8188"])).toMatch(/--dashboard 8188: expected HOST:PORT such as/);
+  });
+
   it("refuses unusable socket paths", () => {
     expect(error([...user, "--api", ""])).toMatch(/--api : expected PATH/);
     expect(error([...user, "--api", `/${"x".repeat(120)}`])).toMatch(/at most 107 bytes/);

@@ -287,4 +287,81 @@ describe("runCli", () => {
     f.signal("SIGTERM");
     expect(await done).toBe(0);
   });
+
+  it("under systemd: READY=1 after start, RELOADING=1/READY=1 around SIGHUP (which re-reads --config), STOPPING=1", async () => {
+    let file = "-netdev user,id=n0\n";
+    const sent: string[] = [];
+    const reloaded: Config[] = [];
+    let hup: (() => void) | undefined;
+    const f = fake(["--config", "/u.conf"], async (config) => {
+      sent.push(`start ${config.netdevs.length}`);
+      return {
+        close: async () => void sent.push("close"),
+        reload: async (c) => {
+          reloaded.push(c);
+          return {
+            opened: [],
+            closed: [],
+            forwardsAdded: [],
+            forwardsRemoved: [],
+            failed: [],
+            notLive: [],
+            netdevs: c.netdevs,
+          };
+        },
+      };
+    });
+    f.io.env = { NOTIFY_SOCKET: "/run/notify" };
+    f.io.readFile = () => file;
+    f.io.notifyIo = {
+      open: () => 5,
+      send: (_fd, text) => void sent.push(text.split("\n")[0] as string),
+      close() {},
+    };
+    f.io.onReload = (h) => {
+      hup = h;
+      return () => {
+        hup = undefined;
+      };
+    };
+    const done = runCli(f.io);
+    await settle();
+    expect(sent).toEqual(["start 1", "READY=1"]);
+    file = "-netdev user,id=n0\n-netdev socket,id=l0,listen=127.0.0.1:9000\n";
+    hup?.();
+    await settle();
+    expect(reloaded.map((c) => c.netdevs.map((n) => n.id))).toEqual([["n0", "l0"]]);
+    expect(sent.slice(2)).toEqual(["RELOADING=1", "READY=1"]);
+    file = "-netdev bogus\n";
+    hup?.();
+    await settle();
+    expect(reloaded).toHaveLength(1);
+    expect(f.err.join("")).toMatch(/reload: the configuration does not parse, nothing changed: /);
+    f.signal("SIGTERM");
+    expect(await done).toBe(0);
+    expect(sent.slice(4)).toEqual(["RELOADING=1", "READY=1", "STOPPING=1", "close"]);
+    expect(hup).toBeUndefined();
+  });
+
+  it("hands activated sockets to start, and refuses a broken LISTEN_FDS", async () => {
+    let seen: string[] = [];
+    const f = fake(["-netdev", "user,id=n0"], async (_config, _log, options) => {
+      seen = (options?.activated?.unused() ?? []).map((s) => `${s.name}=${s.fd}`);
+      return { close: async () => {} };
+    });
+    f.io.env = { LISTEN_FDS: "2", LISTEN_PID: "77", LISTEN_FDNAMES: "s0:api" };
+    f.io.pid = 77;
+    const done = runCli(f.io);
+    await settle();
+    expect(seen).toEqual(["s0=3", "api=4"]);
+    expect(f.io.env).toEqual({});
+    f.signal("SIGTERM");
+    expect(await done).toBe(0);
+
+    const g = fake(["-netdev", "user,id=n0"]);
+    g.io.env = { LISTEN_FDS: "2", LISTEN_PID: "77", LISTEN_FDNAMES: "s0" };
+    g.io.pid = 77;
+    expect(await runCli(g.io)).toBe(1);
+    expect(g.err.join("")).toMatch(/socket activation: LISTEN_FDNAMES names 1 socket\(s\) but LISTEN_FDS=2/);
+  });
 });
