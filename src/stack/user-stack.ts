@@ -13,7 +13,15 @@
  *   the broadcast address) to the `udp` hook and every guest TCP connection to the
  *   `tcp` hook, which route them to a built-in service or the NAT proxy (the routing
  *   table, routes.ts), and sends UDP and ICMP errors back on their behalf; guest
- *   pings to the outside go to the `echo` hook.
+ *   pings to the outside go to the `echo` hook;
+ * - IPv6 (when `config.ipv6` is set): frames of type 0x86dd, to the gateway's IPv6
+ *   MACs or to any 33:33 multicast MAC, go to the IPv6 side (ipv6-gateway.ts: NDP,
+ *   router advertisements, the neighbour table that says which guest owns which IPv6
+ *   address, echo, reassembly, ICMPv6 errors). Guest TCP over IPv6 runs through the
+ *   same TCP layer (its connections say `family` 6 and reach the `tcp6` hook, or are
+ *   refused with a RST when there is none); UDP and pings to the outside go to the
+ *   `udp6` and `echo6` hooks. Without `config.ipv6` such frames are dropped as
+ *   "ipv6-off"; with `config.ipv4` false, ARP and IPv4 frames as "ipv4-off".
  *
  * What it deliberately does not: forward frames between guests (the hub does),
  * answer for addresses it does not own (another guest may hold them), act on
@@ -45,7 +53,8 @@
  * outside in a protocol the NAT does not carry (anything but UDP, TCP and ICMP) as
  * "ipv4-unrouted". Nothing in here throws on guest bytes.
  *
- * Timers: IPv4 reassembly gives up on a datagram after 30 s (`nextDeadline`, `onTimer`).
+ * Timers: IPv4 reassembly gives up on a datagram after 30 s, IPv6 reassembly after
+ * 60 s; the IPv6 side's periodic router advertisement (`nextDeadline`, `onTimer`).
  */
 
 import { ArpTable } from "./arp-table.js";

@@ -85,7 +85,11 @@ describeE2E("usernet's IPv6 gateway with real clients", ["root", "netns", "tun",
       expect(ping.stdout, target).toMatch(/3 packets transmitted, 3 packets received/);
     }
     // 4,000 bytes at MTU 1500: the kernel fragments, usernet reassembles and fragments the reply
-    const big = await guest.exec("busybox", ["ping", "-6", "-c", "2", "-s", "4000", "-W", "2", "fec0::2"], 15_000);
+    const big = await guest.exec(
+      "busybox",
+      ["ping", "-6", "-c", "2", "-s", "4000", "-W", "2", "fec0::2"],
+      15_000,
+    );
     expect(big.stdout).toMatch(/2 packets transmitted, 2 packets received/);
     const reasm = await guest.execOk("sh", ["-c", "grep -E '^Ip6ReasmOKs' /proc/net/snmp6"]);
     expect(Number(reasm.trim().split(/\s+/)[1])).toBeGreaterThanOrEqual(2);
