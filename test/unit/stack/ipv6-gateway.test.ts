@@ -403,6 +403,20 @@ describe("IPv6 gateway: echo, UDP, TCP", () => {
 });
 
 describe("IPv6 gateway under hostile input", () => {
+  it("keeps the neighbour table within its bound when a guest DADs a thousand addresses", () => {
+    const clock = new ManualClock();
+    const stack = new UserStack(config(), clock, { emit() {} }, { ipv6: { maxNeighbours: 50 } });
+    const frames: Buffer[] = [];
+    for (let i = 1; i <= 1000; i++) {
+      const a = v6(`fec0::1:${i.toString(16)}`);
+      frames.push(ndp(macA, v6("::"), solicitedNode(a), ns(a)));
+    }
+    stack.input(frames);
+    expect(stack.neighbours6()).toHaveLength(50);
+    // the newest stay
+    expect(ipv6ToString((stack.neighbours6().at(-1) as { address: Buffer }).address)).toBe("fec0::1:3e8");
+  });
+
   const arbAddr = fc.oneof(
     fc.constantFrom(
       gw,
