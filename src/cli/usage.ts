@@ -34,7 +34,11 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
                                         always come from the gateway
       guestfwd=[tcp]:[server]:port-cmd:COMMAND                         (repeatable)
       guestfwd=[tcp]:[server]:port-tcp:HOST:PORT                       (repeatable)
-      ipv4=on ipv6=off                  accepted; ipv4=off and ipv6=on are not supported
+      ipv4=on|off ipv6=on|off           the IPv4 and IPv6 sides (both on; as QEMU, ipv6=on
+                                        alone turns IPv4 off, ipv4=on alone IPv6 off)
+      ipv6-net=PREFIX[/LEN]             IPv6 prefix announced for SLAAC (fec0::/64; also
+                                        ipv6-prefix=PREFIX ipv6-prefixlen=LEN)
+      ipv6-host=ADDR ipv6-dns=ADDR      gateway and DNS on IPv6 (prefix::2, prefix::3)
       dns-upstream=IP[:PORT]            resolvers to forward to (repeatable; default
                                         /etc/resolv.conf)
       host-loopback=on|off              may the guest reach the host's 127.0.0.1 via
@@ -122,7 +126,7 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       there is none)
     e.g. -redir tcp:2222::22
 
-Not supported: unix datagram sockets, file descriptors (fd=), IPv6. -net nic, -nic and -device are guest options:
+Not supported: unix datagram sockets, file descriptors (fd=), IPv6 beyond the gateway. -net nic, -nic and -device are guest options:
 they belong on the QEMU command line.
 
 Subcommand:

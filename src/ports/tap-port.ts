@@ -23,15 +23,16 @@
  *   does not read cannot make usernet grow. A frame the kernel refuses for another
  *   reason (EIO while the link is down) is dropped ("write-error").
  * - Offloads (the default; `offloads: false` gives plain frames): the TAP is opened
- *   with a virtio-net header and offers checksum offload and TSO for IPv4
- *   (TUNSETOFFLOAD TUN_F_CSUM | TUN_F_TSO4), as QEMU's virtio-net does. The kernel then
+ *   with a virtio-net header and offers checksum offload and TSO for IPv4 and IPv6
+ *   (TUNSETOFFLOAD TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6), as QEMU's virtio-net does. The kernel then
  *   leaves TCP/UDP checksums partial and sends TCP super frames of up to 64 KiB; each
  *   read frame carries what its header said as an offload mark
  *   (stack/wire/frame-offload.ts), which the stack honours (no checksum work, one
  *   segment per super frame) and the hub resolves for ports that cannot. A frame
  *   under 1 KiB that is not a super frame gets its checksum completed here instead
  *   and goes unmarked: for an ACK or a request that is cheaper than the mark. Marked frames
- *   we send get the matching header (partial checksum, GSO TCPv4 with the MSS), so the
+ *   we send get the matching header (partial checksum, GSO TCPv4 or TCPv6 by the frame's
+ *   ethertype, with the MSS), so the
  *   kernel takes one super frame where a wire would need forty segments. Without
  *   offloads every frame is at most the TAP's MTU + 14 bytes and fully checksummed.
  * - Not here: multi-queue TAPs, vhost-net, bridges, persistent devices (TUNSETPERSIST),
@@ -131,7 +132,7 @@ export const nativeTap: TapNative = {
     if (!offloads) return handle;
     const c = nativeConstants();
     try {
-      setOffloads(handle.fd, c.TUN_F_CSUM | c.TUN_F_TSO4);
+      setOffloads(handle.fd, c.TUN_F_CSUM | c.TUN_F_TSO4 | c.TUN_F_TSO6);
     } catch (e) {
       closeFd(handle.fd);
       throw e;
@@ -271,7 +272,7 @@ export class TapPort implements Port {
       const frame = b.subarray(vnetHdrMrgRxbufLength);
       const flags = vnetFlagsAt(b);
       const gso = vnetGsoTypeAt(b) & ~VnetGso.ecn;
-      if (gso !== VnetGso.none && gso !== VnetGso.tcpv4) {
+      if (gso !== VnetGso.none && gso !== VnetGso.tcpv4 && gso !== VnetGso.tcpv6) {
         this.counters.drop("vnet-gso-unsupported");
         continue;
       }
@@ -286,7 +287,7 @@ export class TapPort implements Port {
           checksum: "partial",
           csumStart: vnetCsumStartAt(b),
           csumOffset: vnetCsumOffsetAt(b),
-          gsoSize: gso === VnetGso.tcpv4 ? vnetGsoSizeAt(b) : 0,
+          gsoSize: gso === VnetGso.none ? 0 : vnetGsoSizeAt(b),
         });
       } else if (flags & VnetFlags.dataValid) {
         markOffload(frame, { checksum: "valid", csumStart: 0, csumOffset: 0, gsoSize: 0 });
@@ -318,7 +319,8 @@ export class TapPort implements Port {
       headers ??= new Array<Buffer | undefined>(frames.length);
       headers[i] = vnetHdrBuffer({
         flags: VnetFlags.needsCsum,
-        gsoType: o.gsoSize > 0 ? VnetGso.tcpv4 : VnetGso.none,
+        gsoType:
+          o.gsoSize === 0 ? VnetGso.none : f[12] === 0x86 && f[13] === 0xdd ? VnetGso.tcpv6 : VnetGso.tcpv4,
         hdrLen: o.gsoSize > 0 ? o.csumStart + tcpHeaderLengthAt(f, o.csumStart) : 0,
         gsoSize: o.gsoSize,
         csumStart: o.csumStart,

@@ -10,12 +10,14 @@
  * `offloadOf`. For every other consumer (QEMU sockets, captures) the hub turns marked
  * frames into ordinary ones with `resolveOffloads`: tails joined, checksums completed, super frames
  * split into segments as a NIC's TSO would (sequence numbers advanced, FIN and PSH on the
- * last segment only, CWR on the first, IPv4 ids counted up). Marked frames are never
+ * last segment only, CWR on the first, IPv4 ids counted up; IPv6 payload lengths
+ * set, with the IPv6 pseudo-header). Marked frames are never
  * modified in place: other ports may hold the same Buffer.
  */
-import { internetChecksum, pseudoHeaderSum } from "./checksum.js";
+import { internetChecksum, pseudoHeader6, pseudoHeaderSum } from "./checksum.js";
 import { EtherType } from "./ethernet.js";
 import { IpProto } from "./ipv4.js";
+import { ipv6HeaderLength } from "./ipv6.js";
 import { TcpFlag, tcpChecksumOffset } from "./tcp.js";
 
 export interface FrameOffload {
@@ -29,7 +31,7 @@ export interface FrameOffload {
   readonly csumStart: number;
   /** offset from csumStart of the checksum field: 16 for TCP, 6 for UDP */
   readonly csumOffset: number;
-  /** a TCP/IPv4 super frame: its payload splits into segments of this size (0: none) */
+  /** a TCP super frame (IPv4 or IPv6): its payload splits into segments of this size (0: none) */
   readonly gsoSize: number;
   /**
    * Payload bytes that follow the frame: the Buffer then holds only the headers (whose
@@ -104,6 +106,7 @@ function completed(copy: Buffer, o: FrameOffload): Buffer {
 /** TSO in software: one frame per gsoSize bytes of TCP payload, each fully checksummed. */
 function splitSuperFrame(f: Buffer, o: FrameOffload, out: Buffer[]): void {
   const l2 = f.length >= 18 && f.readUInt16BE(12) === EtherType.vlan ? 18 : 14;
+  if (f.readUInt16BE(l2 - 2) === EtherType.ipv6) return splitSuperFrame6(f, o, l2, out);
   if (f.length < l2 + 20) return;
   const ihl = ((f[l2] as number) & 0x0f) * 4;
   const l4 = l2 + ihl;
@@ -138,6 +141,44 @@ function splitSuperFrame(f: Buffer, o: FrameOffload, out: Buffer[]): void {
     seg[l4 + 13] = flags;
     seg.writeUInt16BE(0, l4 + tcpChecksumOffset);
     const pseudo = pseudoHeaderSum(src, dst, IpProto.tcp, thl + part.length);
+    seg.writeUInt16BE(internetChecksum(seg, l4, seg.length, pseudo), l4 + tcpChecksumOffset);
+    out.push(seg);
+  }
+}
+
+/**
+ * `splitSuperFrame` for TCP over IPv6: the TCP header right after the 40-byte IPv6
+ * header (what the stack and a TAP's TSO produce; anything else is passed on whole,
+ * its checksum completed).
+ */
+function splitSuperFrame6(f: Buffer, o: FrameOffload, l2: number, out: Buffer[]): void {
+  const l4 = l2 + ipv6HeaderLength;
+  if (f.length < l4 + 20 || f[l2 + 6] !== IpProto.tcp) {
+    out.push(completed(Buffer.from(f), o));
+    return;
+  }
+  const thl = ((f[l4 + 12] as number) >>> 4) * 4;
+  const hdr = l4 + thl;
+  const ipEnd = Math.min(f.length, l4 + f.readUInt16BE(l2 + 4));
+  const payload = f.subarray(Math.min(hdr, ipEnd), ipEnd);
+  const mss = Math.max(1, o.gsoSize);
+  const ph = pseudoHeader6(f, f, l2 + 8, l2 + 24);
+  const seq0 = f.readUInt32BE(l4 + 4);
+  const flags0 = f[l4 + 13] as number;
+  const count = Math.max(1, Math.ceil(payload.length / mss));
+  for (let i = 0; i < count; i++) {
+    const part = payload.subarray(i * mss, Math.min(payload.length, (i + 1) * mss));
+    const seg = Buffer.allocUnsafe(hdr + part.length);
+    f.copy(seg, 0, 0, hdr);
+    part.copy(seg, hdr);
+    seg.writeUInt16BE(thl + part.length, l2 + 4);
+    seg.writeUInt32BE((seq0 + i * mss) >>> 0, l4 + 4);
+    let flags = flags0;
+    if (i < count - 1) flags &= ~(TcpFlag.fin | TcpFlag.psh);
+    if (i > 0) flags &= ~TcpFlag.cwr;
+    seg[l4 + 13] = flags;
+    seg.writeUInt16BE(0, l4 + tcpChecksumOffset);
+    const pseudo = pseudoHeaderSum(ph.src, ph.dst, IpProto.tcp, thl + part.length);
     seg.writeUInt16BE(internetChecksum(seg, l4, seg.length, pseudo), l4 + tcpChecksumOffset);
     out.push(seg);
   }

@@ -158,6 +158,29 @@ describe("TapPort offloads (fake device with vnet headers)", () => {
     expect(h?.ok && h.value).toEqual(tsoHdr);
     expect(port.stats()).toMatchObject({ txFrames: 2, txBytes: 66 + 5000 + 60 });
   });
+
+  it("takes and writes TCP/IPv6 super frames as GSO TCPv6", () => {
+    const { dev, port, got } = fakePort({}, 12);
+    const tso6 = { ...tsoHdr, gsoType: VnetGso.tcpv6, hdrLen: 86, csumStart: 54 };
+    const read = frame(1, 2000);
+    read.writeUInt16BE(0x86dd, 12);
+    dev.onBatch?.([Buffer.concat([vnetHdrBuffer(tso6), read])]);
+    const [a] = got[0] ?? [];
+    expect(a && offloadOf(a)).toEqual({ checksum: "partial", csumStart: 54, csumOffset: 16, gsoSize: 1448 });
+    const head = frame(5, 86);
+    head.writeUInt16BE(0x86dd, 12);
+    head[54 + 12] = 0x80; // TCP data offset: 32 bytes
+    markOffload(head, {
+      checksum: "partial",
+      csumStart: 54,
+      csumOffset: 16,
+      gsoSize: 1448,
+      tail: Buffer.alloc(3000),
+    });
+    port.send([head]);
+    const h = dev.headers[0] ? decodeVnetHdr(dev.headers[0]) : undefined;
+    expect(h?.ok && h.value).toEqual(tso6);
+  });
 });
 
 describe("TapPort (fake device)", () => {

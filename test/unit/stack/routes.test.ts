@@ -4,9 +4,10 @@
  */
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
-import type { StackConfig } from "../../../src/stack/config.js";
+import { ipv6Defaults, type StackConfig } from "../../../src/stack/config.js";
 import { type RoutedServices, RouteTable } from "../../../src/stack/routes.js";
 import { parseIpv4, prefixToMask } from "../../../src/stack/wire/addr.js";
+import { parseIpv6 } from "../../../src/stack/wire/ipv6-addr.js";
 
 const ip = (s: string): number => parseIpv4(s) ?? Number.NaN;
 const config: StackConfig = {
@@ -88,4 +89,35 @@ describe("RouteTable", () => {
       expect(t.tcp(dst, port)).toBeTypeOf("string");
     },
   );
+});
+
+describe("RouteTable on IPv6", () => {
+  const v6 = (s: string) => parseIpv6(s) as Buffer;
+  const with6: StackConfig = { ...config, ipv6: ipv6Defaults() };
+
+  it("routes DNS at the IPv6 DNS address and DHCPv6 at ff02::1:2 and the gateway when served", () => {
+    const t = new RouteTable(with6, { ...all, dhcpv6: true });
+    expect(t.udp6(v6("fec0::3"), 53)).toBe("dns");
+    expect(t.tcp6(v6("fec0::3"), 53)).toBe("dns");
+    expect(t.udp6(v6("ff02::1:2"), 547)).toBe("dhcpv6");
+    expect(t.udp6(v6("fe80::2"), 547)).toBe("dhcpv6");
+    expect(t.routes6.map((r) => `${r.proto} [${r.addr}]:${r.port} ${r.to}`)).toEqual([
+      "udp [fec0::3]:53 dns",
+      "tcp [fec0::3]:53 dns",
+      "udp [ff02::1:2]:547 dhcpv6",
+      "udp [fe80::2]:547 dhcpv6",
+      "udp [fec0::2]:547 dhcpv6",
+    ]);
+  });
+
+  it("classifies the rest: gateway, no-service, multicast as broadcast, the outside", () => {
+    const t = new RouteTable(with6, { ...all, dns: false });
+    expect(t.udp6(v6("fec0::3"), 53)).toBe("no-service");
+    expect(t.udp6(v6("ff02::1:2"), 547)).toBe("broadcast");
+    expect(t.udp6(v6("fec0::2"), 8080)).toBe("gateway");
+    expect(t.tcp6(v6("fe80::2"), 22)).toBe("gateway");
+    expect(t.tcp6(v6("2001:db8::1"), 80)).toBe("outside");
+    expect(t.udp6(v6("fec0::99"), 53)).toBe("outside");
+    expect(new RouteTable(config, all).routes6).toEqual([]);
+  });
 });

@@ -1,10 +1,12 @@
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { Ipv4Output } from "../../../../src/stack/ipv4-output.js";
+import { Ipv6Output } from "../../../../src/stack/ipv6-output.js";
 import {
   checksumOffloaded,
   foldSum,
   internetChecksum,
+  pseudoHeader6,
   pseudoHeaderSum,
 } from "../../../../src/stack/wire/checksum.js";
 import { decodeEthernet } from "../../../../src/stack/wire/ethernet.js";
@@ -17,6 +19,7 @@ import {
   resolveOffloads,
 } from "../../../../src/stack/wire/frame-offload.js";
 import { decodeIpv4, IpProto } from "../../../../src/stack/wire/ipv4.js";
+import { decodeIpv6 } from "../../../../src/stack/wire/ipv6.js";
 import { decodeTcp, TcpFlag, type TcpSegment, tcpEncodingLength } from "../../../../src/stack/wire/tcp.js";
 import { decodeUdp, encodeUdp } from "../../../../src/stack/wire/udp.js";
 
@@ -205,5 +208,44 @@ describe("completePartialChecksum", () => {
   it("refuses a checksum position outside the frame", () => {
     expect(completePartialChecksum(Buffer.alloc(40), 34, 16)).toBe(false);
     expect(completePartialChecksum(Buffer.alloc(40), 41, 0)).toBe(false);
+  });
+});
+
+describe("resolveOffloads over IPv6", () => {
+  it("splits a TCP/IPv6 super frame into MSS segments with IPv6 pseudo-header checksums", () => {
+    const s6 = Buffer.from("fec00000000000000000000000000002", "hex");
+    const d6 = Buffer.from("fec0000000000000505400fffe123456", "hex");
+    const payload = Buffer.alloc(5000);
+    for (let i = 0; i < payload.length; i++) payload[i] = i & 0xff;
+    const seg: TcpSegment = {
+      srcPort: 80,
+      dstPort: 40000,
+      seq: 0xfffff000,
+      ack: 1,
+      flags: TcpFlag.ack | TcpFlag.psh | TcpFlag.fin,
+      window: 1000,
+      urgent: 0,
+      payload,
+    };
+    const ph = pseudoHeader6(s6, d6);
+    seg.checksum = pseudoHeaderSum(ph.src, ph.dst, IpProto.tcp, tcpEncodingLength(seg));
+    const f = new Ipv6Output(65535).tcp(macs.srcMac, macs.dstMac, s6, d6, seg, checksumOffloaded);
+    markOffload(f, { checksum: "partial", csumStart: 54, csumOffset: 16, gsoSize: 1440, tail: undefined });
+    const out = resolveOffloads([f]);
+    expect(out.map((o) => o.length)).toEqual([1440, 1440, 1440, 680].map((n) => 74 + n));
+    let at = 0;
+    out.forEach((o, i) => {
+      const ip = decodeIpv6((decodeEthernet(o) as { ok: true; value: { payload: Buffer } }).value.payload);
+      if (!ip.ok) throw new Error(ip.reason);
+      const t = decodeTcp(ip.value.payload, pseudoHeader6(ip.value.src, ip.value.dst));
+      if (!t.ok) throw new Error(t.reason);
+      expect(t.value.seq).toBe((0xfffff000 + at) >>> 0);
+      expect(t.value.payload).toEqual(payload.subarray(at, at + t.value.payload.length));
+      expect(t.value.flags & (TcpFlag.fin | TcpFlag.psh)).toBe(
+        i === out.length - 1 ? TcpFlag.fin | TcpFlag.psh : 0,
+      );
+      at += t.value.payload.length;
+    });
+    expect(at).toBe(5000);
   });
 });
