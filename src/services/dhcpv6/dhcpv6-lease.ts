@@ -11,7 +11,7 @@
  * - `parseLeases6` validates stored data; the file store is dhcpv6-lease-file.ts.
  */
 import { macToString, parseMac } from "../../stack/wire/addr.js";
-import { ipv6ToString, parseIpv6 } from "./ipv6-text.js";
+import { ipv6ToString, parseIpv6 } from "../../stack/wire/ipv6-addr.js";
 
 export type Lease6State = "offered" | "bound" | "released";
 

@@ -38,6 +38,7 @@
 import type { Logger } from "../../log.js";
 import { DropCounters } from "../../stack/drop-counters.js";
 import { isMulticastMac, macToString } from "../../stack/wire/addr.js";
+import { ipv6InPrefix, ipv6ToString, parseIpv6 } from "../../stack/wire/ipv6-addr.js";
 import {
   countOption,
   type Dhcpv6Message,
@@ -60,7 +61,6 @@ import {
   u32,
 } from "./dhcpv6-codec.js";
 import type { Lease6, Lease6State, Lease6Store } from "./dhcpv6-lease.js";
-import { ipv6ToString, parseIpv6, samePrefix } from "./ipv6-text.js";
 
 export interface Dhcpv6ServerConfig {
   /** our DUID (option 2) */
@@ -186,8 +186,8 @@ export class Dhcpv6Server {
     this.poolLow = cfg.poolStart.readUInt32BE(12);
     if (this.poolLow + cfg.poolSize - 1 > 0xffffffff) bad("the pool wraps its last 32 bits");
     if (
-      !samePrefix(cfg.poolStart, cfg.prefix, cfg.prefixLength) ||
-      !samePrefix(this.poolAt(cfg.poolSize - 1), cfg.prefix, cfg.prefixLength)
+      !ipv6InPrefix(cfg.poolStart, cfg.prefix, cfg.prefixLength) ||
+      !ipv6InPrefix(this.poolAt(cfg.poolSize - 1), cfg.prefix, cfg.prefixLength)
     )
       bad("the pool leaves the prefix");
     this.leaseTime = seconds("lease time", cfg.leaseTime, DEFAULT_LEASE_TIME);
@@ -459,7 +459,7 @@ export class Dhcpv6Server {
   }
 
   private inPrefix(a: Buffer): boolean {
-    return samePrefix(a, this.cfg.prefix, this.cfg.prefixLength);
+    return ipv6InPrefix(a, this.cfg.prefix, this.cfg.prefixLength);
   }
 
   private inPool(a: Buffer): boolean {

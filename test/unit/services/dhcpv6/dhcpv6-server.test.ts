@@ -23,7 +23,7 @@ import {
 import { type Lease6Store, MemoryLease6Store } from "../../../../src/services/dhcpv6/dhcpv6-lease.js";
 import { FileLease6Store } from "../../../../src/services/dhcpv6/dhcpv6-lease-file.js";
 import { Dhcpv6Server, type Dhcpv6ServerConfig } from "../../../../src/services/dhcpv6/dhcpv6-server.js";
-import { ipv6ToString, parseIpv6 } from "../../../../src/services/dhcpv6/ipv6-text.js";
+import { ipv6ToString, parseIpv6 } from "../../../../src/stack/wire/ipv6-addr.js";
 
 const v6 = (s: string): Buffer => parseIpv6(s) as Buffer;
 const MAC_A = Buffer.from("525400123456", "hex");
