@@ -291,6 +291,7 @@ export function createMetrics(facade: UsernetService): Prom.Registry {
           "formerr",
           "notimp",
           "tcpRetries",
+          "dns64",
         ] as const
       ).map((k): Sample => [{ netdev: u.netdev, kind: k }, u.dns[k]]),
     ),

@@ -125,6 +125,7 @@ export interface UserStatsView {
     formerr: number;
     notimp: number;
     tcpRetries: number;
+    dns64: number;
     inflight: number;
     dropped: Counts;
     upstreamFailures: Counts;

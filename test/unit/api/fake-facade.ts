@@ -101,6 +101,7 @@ export const cannedUserStats: UserNetdevStats = {
     formerr: 0,
     notimp: 0,
     tcpRetries: 0,
+    dns64: 0,
     inflight: 0,
     dropped: {},
     upstreamFailures: { timeout: 1 },
