@@ -31,14 +31,14 @@ const arbMessage: fc.Arbitrary<Dhcpv6Message> = fc.record({
   options: fc.array(arbOpt, { maxLength: 10 }),
 });
 
-/** Shaped as ISC dhclient -6 sends it: SOLICIT with client id, ORO, elapsed time, IA_NA. */
+/**
+ * ISC dhclient 4.4 `-6` on a veth in a private namespace (MAC 52:54:00:12:34:56), its
+ * first SOLICIT as tcpdump captured it: client id (DUID-LLT), ORO (23, 24, 39, 31),
+ * elapsed time, IA_NA (IAID 00:12:34:56, T1 3600, T2 5400).
+ */
 const DHCLIENT_SOLICIT = Buffer.from(
-  "01" +
-    "a1b2c3" +
-    "0001000e000100012c9e2a6e52540012345600" +
-    "06000400170018" +
-    "000800020000" +
-    "0003000c3456000000000000 00000000".replace(/ /g, ""),
+  "01185ec90001000e0001000132aa2714525400123456000600080017001800270" +
+    "01f0008000200000003000c0012345600000e1000001518",
   "hex",
 );
 
@@ -62,10 +62,16 @@ describe("DHCPv6 messages", () => {
   it("reads a client's SOLICIT", () => {
     const m = unwrap(decodeDhcpv6(DHCLIENT_SOLICIT));
     expect(m.type).toBe(1);
-    expect(m.transactionId).toBe(0xa1b2c3);
+    expect(m.transactionId).toBe(0x185ec9);
     expect(m.options.map((o) => o.code)).toEqual([1, 6, 8, 3]);
-    expect(decodeOro(m.options[1]?.data)).toEqual([23, 24]);
-    expect(unwrap(decodeIaNa(m.options[3]?.data as Buffer)).iaid).toBe(0x34560000);
+    expect(decodeOro(m.options[1]?.data)).toEqual([23, 24, 39, 31]);
+    expect(unwrap(decodeIaNa(m.options[3]?.data as Buffer))).toEqual({
+      iaid: 0x123456,
+      t1: 3600,
+      t2: 5400,
+      options: [],
+    });
+    expect(encodeDhcpv6(m)).toEqual(DHCLIENT_SOLICIT);
   });
 
   it("refuses short input, truncated options and relay messages", () => {
