@@ -64,7 +64,8 @@ describeE2E(
 
       // the kernel's link-local address first (dhclient -6 binds to it), then SLAAC
       await waitFor(guest, `ip -6 addr show dev ${tap} scope link -tentative`, /inet6 fe80::/);
-      await waitFor(guest, `ip -6 addr show dev ${tap} scope global -tentative`, /inet6 fec0::/);
+      // fec0::/10 is "scope site" to the kernel
+      await waitFor(guest, `ip -6 addr show dev ${tap} -tentative`, /inet6 fec0::/);
 
       const dhclient = async (extra: string[], tag: string) => {
         const r = await guest.exec(

@@ -8,7 +8,9 @@
  *      slirp4netns binary: the namespace it makes has fd00::/64 and pings fd00::2.
  * As in slirp4netns.test.ts: everything inside a test namespace ("host"), /dev/net/tun
  * made 0666 for the test and restored, subordinate ids for nobody bind-mounted in a
- * private mount namespace. IPv6 goes only to the gateway inside the namespace.
+ * private mount namespace, and there a resolv.conf naming 127.0.0.1 (the drop-in's
+ * upstream; only local names are asked). IPv6 goes only to the gateway inside the
+ * namespace.
  */
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -47,6 +49,8 @@ describeE2E(
         { mode: 0o755 },
       );
       writeFileSync(join(dir, "subid"), "nobody:200000:65536\n", { mode: 0o644 });
+      // the drop-in's DNS upstream comes from resolv.conf: never the machine's resolver
+      writeFileSync(join(dir, "resolv.conf"), "nameserver 127.0.0.1\n", { mode: 0o644 });
       mkdirSync(join(dir, "home"), { mode: 0o700 });
       chownSync(join(dir, "home"), 65534, 65534);
     });
@@ -62,9 +66,13 @@ describeE2E(
         const target = await host.spawnTarget(mode === "root" ? "-n" : "-rn", 120, who);
         const pid = target.pid;
         const main = usernetMain() as string;
-        const drop = host.spawn("usernet-slirp4netns", "sh", [
+        const drop = host.spawn("usernet-slirp4netns", "unshare", [
+          "-m",
+          "--propagation",
+          "private",
+          "sh",
           "-c",
-          `exec ${who.join(" ")} '${process.execPath}' '${main}' slirp4netns --configure --enable-ipv6 ${pid} tap0`,
+          `mount --bind '${dir}/resolv.conf' /etc/resolv.conf && exec ${who.join(" ")} '${process.execPath}' '${main}' slirp4netns --configure --enable-ipv6 ${pid} tap0`,
         ]);
         e2e.watch(drop);
         await drop.until("ready", 20_000, () => (drop.stderr.includes("drop-in ready") ? true : undefined));
@@ -80,8 +88,8 @@ describeE2E(
         expect(addrs).not.toMatch(/tentative/);
         expect((await inside("cat /proc/sys/net/ipv6/conf/tap0/accept_dad")).stdout.trim()).toBe("0");
         expect((await inside("ip -6 route show default")).stdout).toMatch(/default via fe80::2 dev tap0/);
-        const ping = await inside("ping -6 -c 2 -W 2 fd00::2");
-        expect(ping.stdout, ping.stderr).toMatch(/2 packets transmitted, 2 received/);
+        const ping = await inside("busybox ping -6 -c 2 -W 2 fd00::2");
+        expect(ping.stdout, ping.stderr).toMatch(/2 packets transmitted, 2 packets received/);
         const dig = await inside("dig +short +time=3 +tries=2 @fd00::3 AAAA host.usernet.internal");
         expect(dig.stdout.trim()).toBe("fd00::2");
         await target.kill(2000);
@@ -94,18 +102,20 @@ describeE2E(
       async () => {
         if (!haveRootlesskit) throw new Error("USERNET_E2E=required but rootlesskit or newuidmap is missing");
         const host = await e2e.netns();
+        // rootlesskit sets the TAP up itself (no --configure): DAD runs, so this waits
         const inner = [
-          "for i in $(seq 50); do ip -6 addr show dev tap0 | grep -q 'inet6 fd00::.*global' && break; sleep 0.1; done",
+          'for i in $(seq 100); do ip -6 addr show dev tap0 -tentative | grep -q "inet6 fd00::" && break; sleep 0.1; done',
           "ip -6 addr show dev tap0",
-          "ping -6 -c 1 -W 2 fd00::2 | grep received",
+          "busybox ping -6 -c 1 -W 2 fd00::2 | grep received",
           "echo rk6-done",
         ].join("; ");
         const script = [
+          `mount --bind '${dir}/resolv.conf' /etc/resolv.conf`,
           `mount --bind '${dir}/subid' /etc/subuid`,
           `mount --bind '${dir}/subid' /etc/subgid`,
           `exec ${asNobody.join(" ")} env HOME='${dir}/home' XDG_RUNTIME_DIR='${dir}/home' rootlesskit --net=slirp4netns` +
             ` --slirp4netns-binary='${dir}/usernet-slirp4netns' --ipv6 --state-dir='${dir}/home/rk6'` +
-            ` sh -c "${inner}"`,
+            ` sh -c '${inner}'`,
         ].join(" && ");
         const rk = host.spawn("rootlesskit", "unshare", [
           "-m",
@@ -120,7 +130,7 @@ describeE2E(
           rk.stdout.includes("rk6-done") ? true : undefined,
         );
         expect(rk.stdout).toMatch(/inet6 fd00::\S+\/64 scope global/);
-        expect(rk.stdout).toMatch(/1 packets transmitted, 1 received/);
+        expect(rk.stdout).toMatch(/1 packets transmitted, 1 packets received/);
       },
     );
   },
