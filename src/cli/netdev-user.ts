@@ -409,6 +409,8 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
   if (outboundAddr !== undefined) cfg.outboundAddr = outboundAddr;
   if (hostfwdSource === "preserve") cfg.preserveSource = true;
   Object.assign(cfg, limits, parseIpv6Services(opts));
+  if (cfg.nat64Prefix !== undefined && cfg.ipv6 === undefined)
+    opts.fail("nat64", opts.get("nat64") ?? "", "needs the IPv6 side (ipv6=on)");
 
   for (const v of opts.list("hostfwd")) {
     const f = parseHostForward(v);

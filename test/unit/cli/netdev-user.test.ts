@@ -399,6 +399,7 @@ describe("-netdev user: errors", () => {
       "-netdev user: nat64-prefix=64:ff9b::1: the last 32 bits must be zero",
     ],
     [",nat64-prefix=64:ff9b::", "-netdev user: nat64-prefix=64:ff9b::: needs nat64=on"],
+    [",ipv6=off,nat64=on", "-netdev user: nat64=on: needs the IPv6 side (ipv6=on)"],
     [",dhcpv6=yes", "-netdev user: dhcpv6=yes: expected stateful, stateless or off such as dhcpv6=stateless"],
     [
       ",dns-upstream=localhost",
