@@ -1,5 +1,6 @@
 /**
  * usernet's IPv6 services with real clients, in a namespace's kernel behind a TAP:
+ * - the router advertisement (rdisc6) has M and O set: DHCPv6 offers addresses and DNS;
  * - ISC `dhclient -6` (stateful: Solicit/Advertise/Request/Reply) gets fec0::15 with
  *   the DNS server and search list; `dhclient -6 -S` (stateless Information-Request)
  *   gets the DNS server; the lease shows in the API (/v1/leases, `usernet ctl leases`)
@@ -67,6 +68,11 @@ describeE2E(
       // fec0::/10 is "scope site" to the kernel
       await waitFor(guest, `ip -6 addr show dev ${tap} -tentative`, /inet6 fec0::/);
 
+      // the router advertisement says what DHCPv6 offers (dhcpv6=stateful: M and O)
+      const ra = await guest.execOk("rdisc6", ["-1", "-w", "2000", tap], 20_000);
+      expect(ra).toMatch(/Stateful address conf\.\s*:\s*Yes/);
+      expect(ra).toMatch(/Stateful other conf\.\s*:\s*Yes/);
+
       const dhclient = async (extra: string[], tag: string) => {
         const r = await guest.exec(
           "dhclient",
@@ -114,8 +120,16 @@ describeE2E(
         expect(r.code, r.stderr).toBe(0);
         return r.stdout;
       };
-      const leases = JSON.parse(await curl("/v1/leases")) as { leases6?: { ip: string; state: string }[] }[];
+      const leases = JSON.parse(await curl("/v1/leases")) as {
+        leases6?: { ip: string; state: string }[];
+        neighbours6?: { address: string; mac: string }[];
+      }[];
       expect(leases[0]?.leases6?.map((l) => [l.ip, l.state])).toEqual([["fec0::15", "bound"]]);
+      // the guest's SLAAC address, as the stack's neighbour table has it
+      const slaac = /inet6 (fec0::[0-9a-f:]+)\/64/.exec(
+        await guest.execOk("ip", ["-6", "addr", "show", "dev", tap]),
+      );
+      expect(leases[0]?.neighbours6?.map((n) => n.address)).toContain(slaac?.[1]);
       const metrics = await curl("/metrics");
       expect(metrics).toMatch(/^usernet_dhcpv6_leases\{netdev="u0",state="bound"\} 1$/m);
       expect(metrics).toMatch(/^usernet_dhcpv6_messages_total\{netdev="u0",kind="informationRequests"\} 1$/m);
