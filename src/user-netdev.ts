@@ -285,7 +285,10 @@ export class UserNetdev implements Port {
             this.stack.sendUdp6(d);
             this.timers.schedule();
           },
-          neighbours: () => this.stack.neighbours6(),
+          macOf: (a) => {
+            const n = this.stack.ipv6?.neighbours;
+            return n && n.ownerOf(a, this.clock.now()) !== 0 ? n.lookup(a) : undefined;
+          },
           closed: () => this.closed,
         })
       : undefined;

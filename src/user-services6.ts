@@ -37,7 +37,6 @@ import { macToString } from "./stack/wire/addr.js";
 import {
   type Ipv6Address,
   ipv6Copy,
-  ipv6Key,
   ipv6Of,
   ipv6ToString,
   ipv6WithSuffix,
@@ -70,8 +69,8 @@ export interface Ipv6ServicesDeps {
   dnsTcp: LocalTcpService;
   /** the stack's way to a guest over IPv6 */
   sendUdp6: (d: UdpToGuest6) => void;
-  /** the stack's neighbour table now: which MAC uses which address */
-  neighbours: () => readonly { address: Ipv6Address; mac: Buffer }[];
+  /** the MAC that uses `address` now, as the stack's neighbour table has it */
+  macOf: (address: Ipv6Address) => Buffer | undefined;
   /** whether the netdev is closed (late replies are dropped) */
   closed: () => boolean;
 }
@@ -79,8 +78,6 @@ export interface Ipv6ServicesDeps {
 export class Ipv6Services {
   readonly dhcp: Dhcpv6Server | undefined;
   private readonly dnsOn: boolean;
-  /** the neighbour table as a map, built at most once per DHCPv6 message */
-  private neighbourMacs: Map<string, string> | undefined;
 
   constructor(
     cfg: UserNetdevConfig,
@@ -157,17 +154,12 @@ export class Ipv6Services {
   }
 
   private usedBy(a: Ipv6Address): string | undefined {
-    if (this.neighbourMacs === undefined) {
-      this.neighbourMacs = new Map();
-      for (const n of this.deps.neighbours()) this.neighbourMacs.set(ipv6Key(n.address), macToString(n.mac));
-    }
-    return this.neighbourMacs.get(ipv6Key(a));
+    const mac = this.deps.macOf(a);
+    return mac === undefined ? undefined : macToString(mac);
   }
 
   private toDhcp(dhcp: Dhcpv6Server, d: GuestUdp6): void {
-    this.neighbourMacs = undefined;
     const reply = dhcp.handle(d.payload, d.srcMac, this.deps.wallClock());
-    this.neighbourMacs = undefined;
     if (!reply) return;
     // the datagram is a view of a frame: keep what the reply needs
     const to = { dst: ipv6Copy(d.src), dstPort: d.srcPort, dstMac: Buffer.from(d.srcMac) };

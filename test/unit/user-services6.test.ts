@@ -47,7 +47,7 @@ function setup(over: Partial<UserNetdevConfig> = {}, neighbours: { address: Buff
       dns,
       dnsTcp,
       sendUdp6: (d) => sent.push(d),
-      neighbours: () => neighbours,
+      macOf: (a) => neighbours.find((n) => n.address.equals(a))?.mac,
       closed: () => false,
     },
     new MemoryLease6Store(),
