@@ -25,7 +25,9 @@ import type { UserNetdev } from "./user-netdev.js";
 import type {
   BoundView,
   DhcpLeaseInfo,
+  Dhcpv6LeaseInfo,
   IcmpFlowInfo,
+  Neighbour6Info,
   TcpFlowInfo,
   UdpFlowInfo,
   UserBounds,
@@ -123,6 +125,10 @@ export interface LeasesView {
   leases: DhcpLeaseInfo[];
   /** the user network's ARP table */
   neighbours: { ip: string; mac: string }[];
+  /** DHCPv6 leases (IA_NA bindings) */
+  leases6: Dhcpv6LeaseInfo[];
+  /** guests' IPv6 addresses as the stack's neighbour table knows them */
+  neighbours6: Neighbour6Info[];
 }
 
 export interface FlowsView {
@@ -134,11 +140,15 @@ export interface FlowsView {
 /** Everything a user netdev counts, for metrics. */
 export type UserNetdevStats = Omit<
   UserNetdevSnapshot,
-  "leases" | "flowList" | "dhcp" | "neighbours" | "guests"
+  "leases" | "flowList" | "dhcp" | "neighbours" | "guests" | "leases6" | "neighbours6" | "dhcpv6"
 > & {
   netdev: string;
   hub: number;
   dhcp: UserNetdevSnapshot["dhcp"] & { leases: Record<string, number> };
+  /** with DHCPv6 on: its counters and leases by state */
+  dhcpv6?: NonNullable<UserNetdevSnapshot["dhcpv6"]> & { leases: Record<string, number> };
+  /** IPv6 neighbours known now */
+  neighbours6: number;
 };
 
 export interface CaptureOptions {
@@ -381,7 +391,14 @@ export function createControl(parts: ControlParts): Control {
     leases() {
       return users.map((u) => {
         const snap = u.snapshot();
-        return { netdev: u.config.id, hub: u.config.hub, leases: snap.leases, neighbours: snap.neighbours };
+        return {
+          netdev: u.config.id,
+          hub: u.config.hub,
+          leases: snap.leases,
+          neighbours: snap.neighbours,
+          leases6: snap.leases6,
+          neighbours6: snap.neighbours6,
+        };
       });
     },
 
@@ -400,15 +417,29 @@ export function createControl(parts: ControlParts): Control {
 
     userStats() {
       return users.map((u) => {
-        const { leases: all, flowList: _, neighbours: __, guests: ___, ...snap } = u.snapshot();
-        const leases: Record<string, number> = {};
-        for (const l of all) leases[l.state] = (leases[l.state] ?? 0) + 1;
+        const {
+          leases: all,
+          flowList: _,
+          neighbours: __,
+          guests: ___,
+          leases6,
+          neighbours6,
+          dhcpv6,
+          ...snap
+        } = u.snapshot();
+        const byState = (ls: readonly { state: string }[]) => {
+          const out: Record<string, number> = {};
+          for (const l of ls) out[l.state] = (out[l.state] ?? 0) + 1;
+          return out;
+        };
         const s: UserNetdevStats = {
           netdev: u.config.id,
           hub: u.config.hub,
           ...snap,
-          dhcp: { ...snap.dhcp, leases },
+          dhcp: { ...snap.dhcp, leases: byState(all) },
+          neighbours6: neighbours6.length,
         };
+        if (dhcpv6) s.dhcpv6 = { ...dhcpv6, leases: byState(leases6) };
         return s;
       });
     },

@@ -42,11 +42,12 @@ import { ipv4ReassemblyDefaults } from "./stack/ipv4-reassembler.js";
 import { dhcpClientPort, dhcpServerPort, dnsPort, type RoutedServices, RouteTable } from "./stack/routes.js";
 import { tcpFlowLimits } from "./stack/tcp/flow-table.js";
 import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
-import { type GuestUdp, UserStack } from "./stack/user-stack.js";
+import { type GuestUdp, type GuestUdp6, UserStack } from "./stack/user-stack.js";
 import { BROADCAST_MAC, macToString, parseIpv4, parseMac, prefixToMask } from "./stack/wire/addr.js";
 import { IcmpUnreachableCode } from "./stack/wire/icmp.js";
 import { type Ipv6Address, parseIpv6 } from "./stack/wire/ipv6-addr.js";
 import { TimerDriver } from "./timer-driver.js";
+import { Ipv6Services, raFlags } from "./user-services6.js";
 import { takeSnapshot, type UserNetdevSnapshot } from "./user-snapshot.js";
 
 /** a DNS-over-TCP connection with no bytes either way for this long is reset */
@@ -81,6 +82,7 @@ export function stackConfigOf(cfg: UserNetdevConfig): StackConfig {
       dns: ip6(cfg.ipv6.dns, "ipv6-dns"),
       announceDns: cfg.dnsForward !== false,
       dnsSearch: cfg.dnsSearch,
+      ...raFlags(cfg.dhcpv6),
     };
   }
   return stack;
@@ -129,6 +131,8 @@ export class UserNetdev implements Port {
   private guestForwards: GuestForwarder | undefined;
   private readonly dns: DnsForwarder;
   private readonly localNames: LocalNames;
+  /** DHCPv6 and DNS on the IPv6 side (with ipv6=on) */
+  private readonly services6: Ipv6Services | undefined;
   /** tftp=DIR (from start()) */
   private tftp: TftpServer | undefined;
   /** DNS over TCP at the DNS address, port 53 */
@@ -173,6 +177,8 @@ export class UserNetdev implements Port {
           this.icmp.fromGuest(e, this.clock.now());
           this.timers.schedule();
         },
+        udp6: (d) => this.routeUdp6(d),
+        tcp6: (conn, ev) => this.routeTcp6(conn, ev),
       },
       {
         tcp: tcpFlowLimits(config.maxFlows, config.maxFlowsPerGuest),
@@ -247,6 +253,9 @@ export class UserNetdev implements Port {
     );
     this.localNames = new LocalNames();
     this.localNames.set(gatewayName, this.stackConfig.host);
+    const v6 = this.stackConfig.ipv6;
+    if (v6) this.localNames.set6(gatewayName, v6.host);
+    const nat64 = config.nat64Prefix === undefined ? undefined : parseIpv6(config.nat64Prefix);
     this.dnsUpstream = new HostDnsUpstream({ logger: dnsLog, localAddress: config.outboundAddr });
     this.dns = new DnsForwarder({
       upstream: this.dnsUpstream,
@@ -255,6 +264,7 @@ export class UserNetdev implements Port {
       localNames: this.localNames,
       maxInflight: config.dnsMaxQueries,
       maxInflightPerGuest: config.dnsMaxQueriesPerGuest,
+      ...(nat64 === undefined ? {} : { dns64: { prefix: nat64 } }),
     });
     this.dnsTcp = new LocalTcpService(
       {
@@ -264,6 +274,24 @@ export class UserNetdev implements Port {
       },
       dnsLog,
     );
+    this.services6 = v6
+      ? new Ipv6Services(config, v6, {
+          log,
+          stateDir: options.stateDir,
+          wallClock: this.wallClock,
+          dns: this.dns,
+          dnsTcp: this.dnsTcp,
+          sendUdp6: (d) => {
+            this.stack.sendUdp6(d);
+            this.timers.schedule();
+          },
+          macOf: (a) => {
+            const n = this.stack.ipv6?.neighbours;
+            return n && n.ownerOf(a, this.clock.now()) !== 0 ? n.lookup(a) : undefined;
+          },
+          closed: () => this.closed,
+        })
+      : undefined;
     // the order timers run in when the one timer fires
     this.timers.add({ nextDeadline: () => this.stack.nextDeadline(), fire: () => this.stack.onTimer() });
     this.timers.add({
@@ -297,6 +325,8 @@ export class UserNetdev implements Port {
         dhcp: this.dhcp,
         dns: this.dns,
         tftp: this.tftp,
+        services6: this.services6,
+        neighbours6: () => this.stack.neighbours6(),
         drops: this.stats().drops,
       },
       { now: this.clock.now(), wall: this.wallClock() },
@@ -434,7 +464,9 @@ export class UserNetdev implements Port {
     this.dnsTcp.closeAll();
     this.smbTcp?.closeAll();
     // the lease file's last write, so a clean stop loses no lease
-    this.stopping = Promise.all([this.smb?.close(), this.dhcp.flush()]).then(() => undefined);
+    this.stopping = Promise.all([this.smb?.close(), this.dhcp.flush(), this.services6?.flush()]).then(
+      () => undefined,
+    );
     this.icmp.closeAll();
     this.dnsUpstream.close();
   }
@@ -503,6 +535,26 @@ export class UserNetdev implements Port {
         return;
     }
     this.udpNat.fromGuest(d, this.clock.now());
+  }
+
+  /**
+   * Guest UDP over IPv6: DHCPv6 and DNS at the IPv6 DNS address (user-services6.ts);
+   * everything else is dropped and counted until the NAT carries IPv6.
+   */
+  private routeUdp6(d: GuestUdp6): void {
+    if (this.services6?.udp(d)) return;
+    this.stack.drops.drop("udp6-no-route");
+  }
+
+  /** Guest TCP over IPv6: DNS at the IPv6 DNS address; other connections are refused. */
+  private routeTcp6(conn: GuestTcpConnection, ev: TcpEvent): void {
+    if (ev.type !== "connect-request") {
+      if (this.dnsTcp.owns(conn)) this.dnsTcp.event(conn, ev);
+      return;
+    }
+    if (this.services6?.tcp(conn, ev)) return;
+    this.stack.drops.drop("tcp6-no-route");
+    conn.refuse();
   }
 
   private toDns(d: GuestUdp): void {

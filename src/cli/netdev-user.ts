@@ -40,6 +40,7 @@ import {
   isIpv6Multicast,
   isIpv6Unspecified,
   parseIpv6,
+  parseIpv6Cidr,
 } from "../stack/wire/ipv6-addr.js";
 import { guestfwdForm, hostfwdForm, parseGuestForward, parseHostForward } from "./forwards.js";
 import { isDomainName, parseDecimal, parseHostPort } from "./inet.js";
@@ -136,6 +137,9 @@ export const userSpec: Readonly<Record<string, OptionSpec>> = {
   "ipv6-host": { kind: "value", form: "an IPv6 address in the prefix such as ipv6-host=fec0::2" },
   "ipv6-dns": { kind: "value", form: "an IPv6 address in the prefix such as ipv6-dns=fec0::3" },
   "dns-upstream": { kind: "list", form: "IP[:PORT] such as dns-upstream=127.0.0.1:5353" },
+  nat64: boolForm("nat64", "on"),
+  "nat64-prefix": { kind: "value", form: "an IPv6 /96 prefix such as nat64-prefix=64:ff9b::/96" },
+  dhcpv6: { kind: "value", form: "stateful, stateless or off such as dhcpv6=stateless" },
   "host-loopback": boolForm("host-loopback", "off"),
   "outbound-addr": ipForm("outbound-addr", "192.0.2.10"),
   mtu: { kind: "value", form: "68..65520 such as mtu=65520" },
@@ -366,11 +370,7 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
   if (outboundAddr !== undefined && parseIpv4(outboundAddr) === undefined) {
     opts.fail("outbound-addr", outboundAddr);
   }
-  const dnsUpstream: InetAddress[] = opts.list("dns-upstream").map((v) => {
-    const hp = v.includes(":") ? parseHostPort(v) : { host: v, port: 53 };
-    if (!hp || parseIpv4(hp.host) === undefined) return opts.fail("dns-upstream", v);
-    return hp;
-  });
+  const dnsUpstream: InetAddress[] = opts.list("dns-upstream").map((v) => parseDnsUpstream(opts, v));
 
   const limits = parseBounds(opts);
 
@@ -408,7 +408,9 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
   if (smb !== undefined) cfg.smb = smb;
   if (outboundAddr !== undefined) cfg.outboundAddr = outboundAddr;
   if (hostfwdSource === "preserve") cfg.preserveSource = true;
-  Object.assign(cfg, limits);
+  Object.assign(cfg, limits, parseIpv6Services(opts));
+  if (cfg.nat64Prefix !== undefined && cfg.ipv6 === undefined)
+    opts.fail("nat64", opts.get("nat64") ?? "", "needs the IPv6 side (ipv6=on)");
 
   for (const v of opts.list("hostfwd")) {
     const f = parseHostForward(v);
@@ -426,6 +428,51 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
     cfg.guestfwd.push(g);
   }
   return cfg;
+}
+
+/** dns-upstream=: IPv4[:PORT], IPv6 alone, or [IPv6]:PORT; port 53 when not given. */
+function parseDnsUpstream(opts: OptionSet, v: string): InetAddress {
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
+  if (bracket) {
+    const port = bracket[2] === undefined ? 53 : parseDecimal(bracket[2], 1, 65535);
+    const host = bracket[1] as string;
+    if (port === undefined || parseIpv6(host) === undefined) return opts.fail("dns-upstream", v);
+    return { host: ipv6ToString(parseIpv6(host) as Buffer), port };
+  }
+  const six = parseIpv6(v);
+  if (six !== undefined) return { host: ipv6ToString(six), port: 53 };
+  const hp = v.includes(":") ? parseHostPort(v) : { host: v, port: 53 };
+  if (!hp || parseIpv4(hp.host) === undefined) return opts.fail("dns-upstream", v);
+  return hp;
+}
+
+/**
+ * The IPv6 services' options: nat64=on|off with nat64-prefix= (a /96: the only length
+ * whose embedding is the plain last 32 bits, RFC 6052 2.2), and dhcpv6=.
+ */
+function parseIpv6Services(opts: OptionSet): Partial<UserNetdevConfig> {
+  const out: Partial<UserNetdevConfig> = {};
+  const prefixText = opts.get("nat64-prefix");
+  if (opts.bool("nat64", false)) {
+    let prefix = parseIpv6("64:ff9b::") as Buffer;
+    if (prefixText !== undefined) {
+      const p = parseIpv6Cidr(prefixText.includes("/") ? prefixText : `${prefixText}/96`);
+      if (p === undefined) return opts.fail("nat64-prefix", prefixText);
+      if (p.prefix !== 96) return opts.fail("nat64-prefix", prefixText, "only /96 prefixes are supported");
+      if (p.address.readUInt32BE(12) !== 0)
+        return opts.fail("nat64-prefix", prefixText, "the last 32 bits must be zero");
+      prefix = p.address;
+    }
+    out.nat64Prefix = ipv6ToString(prefix);
+  } else if (prefixText !== undefined) {
+    opts.fail("nat64-prefix", prefixText, "needs nat64=on");
+  }
+  const d = opts.get("dhcpv6");
+  if (d !== undefined) {
+    if (d !== "stateful" && d !== "stateless" && d !== "off") return opts.fail("dhcpv6", d);
+    out.dhcpv6 = d;
+  }
+  return out;
 }
 
 /**

@@ -88,7 +88,14 @@ describe("the control facade over a real user netdev", () => {
       expect(stats[0]?.tftp).toBeUndefined();
       // the guest that pinged is in the ARP table, with no lease (it never asked DHCP)
       expect(w.control.leases()).toEqual([
-        { netdev: "u0", hub: 0, leases: [], neighbours: [{ ip: "10.0.2.15", mac: "52:54:00:12:34:56" }] },
+        {
+          netdev: "u0",
+          hub: 0,
+          leases: [],
+          neighbours: [{ ip: "10.0.2.15", mac: "52:54:00:12:34:56" }],
+          leases6: [],
+          neighbours6: [],
+        },
       ]);
       expect(w.control.flows()).toEqual({ tcp: [], udp: [], icmp: [] });
     } finally {

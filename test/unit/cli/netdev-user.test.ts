@@ -137,6 +137,22 @@ describe("-netdev user: valid lines", () => {
       },
     ],
     [
+      ",dns-upstream=[::1]:5353,dns-upstream=2001:db8::53,dns-upstream=[0:0::2]",
+      {
+        dnsUpstream: [
+          { host: "::1", port: 5353 },
+          { host: "2001:db8::53", port: 53 },
+          { host: "::2", port: 53 },
+        ],
+      },
+    ],
+    [",nat64=on", { nat64Prefix: "64:ff9b::" }],
+    [",nat64=on,nat64-prefix=2001:db8:64::/96", { nat64Prefix: "2001:db8:64::" }],
+    [",nat64=on,nat64-prefix=2001:db8:64::", { nat64Prefix: "2001:db8:64::" }],
+    [",nat64=off", {}],
+    [",dhcpv6=stateless", { dhcpv6: "stateless" }],
+    [",dhcpv6=off", { dhcpv6: "off" }],
+    [
       ",host-loopback=off,outbound-addr=192.0.2.10,mtu=65520",
       { hostLoopback: false, outboundAddr: "192.0.2.10", mtu: 65520 },
     ],
@@ -231,7 +247,7 @@ describe("-netdev user: valid lines", () => {
 describe("-netdev user: errors", () => {
   const accepted =
     "id, hubid, net, host, dhcpstart, dhcpcount, dns, dnssearch, domainname, hostname, restrict, tftp, " +
-    "tftp-server-name, bootfile, smb, smbserver, hostfwd, hostfwd-source, guestfwd, ipv4, ipv6, ipv6-net, ipv6-prefix, ipv6-prefixlen, ipv6-host, ipv6-dns, dns-upstream, host-loopback, " +
+    "tftp-server-name, bootfile, smb, smbserver, hostfwd, hostfwd-source, guestfwd, ipv4, ipv6, ipv6-net, ipv6-prefix, ipv6-prefixlen, ipv6-host, ipv6-dns, dns-upstream, nat64, nat64-prefix, dhcpv6, host-loopback, " +
     "outbound-addr, mtu, max-flows, max-flows-per-guest, udp-max-sockets, udp-max-sockets-per-guest, " +
     "icmp-max-ids, icmp-max-ids-per-guest, dns-max-queries, dns-max-queries-per-guest, tftp-max-sessions, " +
     "tftp-max-sessions-per-guest, reasm-max-datagrams, reasm-max-datagrams-per-guest, buffer-max-bytes, buffer-max-bytes-per-guest, max-guests-per-port";
@@ -370,6 +386,21 @@ describe("-netdev user: errors", () => {
       ",dns-upstream=127.0.0.1:0",
       "-netdev user: dns-upstream=127.0.0.1:0: expected IP[:PORT] such as dns-upstream=127.0.0.1:5353",
     ],
+    [
+      ",dns-upstream=[::1]:0",
+      "-netdev user: dns-upstream=[::1]:0: expected IP[:PORT] such as dns-upstream=127.0.0.1:5353",
+    ],
+    [
+      ",nat64=on,nat64-prefix=2001:db8::/64",
+      "-netdev user: nat64-prefix=2001:db8::/64: only /96 prefixes are supported",
+    ],
+    [
+      ",nat64=on,nat64-prefix=64:ff9b::1",
+      "-netdev user: nat64-prefix=64:ff9b::1: the last 32 bits must be zero",
+    ],
+    [",nat64-prefix=64:ff9b::", "-netdev user: nat64-prefix=64:ff9b::: needs nat64=on"],
+    [",ipv6=off,nat64=on", "-netdev user: nat64=on: needs the IPv6 side (ipv6=on)"],
+    [",dhcpv6=yes", "-netdev user: dhcpv6=yes: expected stateful, stateless or off such as dhcpv6=stateless"],
     [
       ",dns-upstream=localhost",
       "-netdev user: dns-upstream=localhost: expected IP[:PORT] such as dns-upstream=127.0.0.1:5353",
