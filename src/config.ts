@@ -98,6 +98,22 @@ export interface UserNetdevConfig {
   bufferMaxBytesPerGuest?: number;
   /** guests (MACs) one hub port may carry (stack/guest-bounds.ts); absent = 64 */
   maxGuestsPerPort?: number;
+  /** false: no IPv4 side (QEMU ipv4=off); absent = on */
+  ipv4?: boolean;
+  /** the IPv6 side (QEMU ipv6=on, the CLI's default); absent = off */
+  ipv6?: UserNetdevIpv6;
+}
+
+/** The IPv6 side of a user netdev, as text (RFC 5952). */
+export interface UserNetdevIpv6 {
+  /** the prefix, host bits clear, e.g. "fec0::" */
+  prefix: string;
+  /** e.g. 64 */
+  prefixLength: number;
+  /** the gateway/host address, default prefix::2 */
+  host: string;
+  /** the DNS address, default prefix::3 */
+  dns: string;
 }
 
 export interface SocketNetdevConfig {

@@ -30,6 +30,7 @@ import {
   type TcpStep,
   type TcpTuple,
 } from "./tcp/tcp-endpoint.js";
+import type { IpAddress, Ipv6Address } from "./wire/ipv6-addr.js";
 import type { TcpSegment } from "./wire/tcp.js";
 
 const CLOSED: TcpEvent = Object.freeze({ type: "closed" });
@@ -47,12 +48,34 @@ export class GuestTcpConnection {
   get guest(): number {
     return this.layer.table.ownerOf(this.endpoint);
   }
+  /** 6 for a connection over IPv6 (its addresses in guestAddr6/remoteAddr6), else 4 */
+  get family(): 4 | 6 {
+    return this.endpoint.tuple.guestAddr6 === undefined ? 4 : 6;
+  }
+  /** the guest's IPv4 address (0 on IPv6) */
   get guestAddr(): number {
     return this.endpoint.tuple.guestAddr;
+  }
+  /** the guest's IPv6 address (undefined on IPv4) */
+  get guestAddr6(): Ipv6Address | undefined {
+    return this.endpoint.tuple.guestAddr6;
+  }
+  /** the address the guest connected to, IPv6 (undefined on IPv4) */
+  get remoteAddr6(): Ipv6Address | undefined {
+    return this.endpoint.tuple.remoteAddr6;
+  }
+  /** the guest's address of either family */
+  get guestAddress(): IpAddress {
+    return this.endpoint.tuple.guestAddr6 ?? this.endpoint.tuple.guestAddr;
+  }
+  /** the address the guest connected to, of either family */
+  get remoteAddress(): IpAddress {
+    return this.endpoint.tuple.remoteAddr6 ?? this.endpoint.tuple.remoteAddr;
   }
   get guestPort(): number {
     return this.endpoint.tuple.guestPort;
   }
+  /** the address the guest connected to, IPv4 (0 on IPv6) */
   get remoteAddr(): number {
     return this.endpoint.tuple.remoteAddr;
   }

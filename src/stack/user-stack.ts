@@ -72,6 +72,7 @@ import {
   icmpHeaderLength,
 } from "./wire/icmp.js";
 import { decodeIpv4, encodeIpv4Quote, IpProto, ipv4HeaderLength } from "./wire/ipv4.js";
+import type { Ipv6Address } from "./wire/ipv6-addr.js";
 import { decodeTcp, tcpChecksumOffset, tcpEncodingLength } from "./wire/tcp.js";
 import { decodeUdp, encodeUdp, udpHeaderLength } from "./wire/udp.js";
 
@@ -100,6 +101,53 @@ export interface UdpToGuest {
   dstMac?: Buffer;
 }
 
+/**
+ * A UDP datagram from a guest over IPv6. `src`, `dst` and `payload` are views into the
+ * frame, valid only during the hook call (`ipv6Copy` an address to keep it).
+ */
+export interface GuestUdp6 {
+  srcMac: Buffer;
+  /** the sender's guest id (guest-bounds.ts), what per-guest bounds count against */
+  guest: number;
+  src: Ipv6Address;
+  srcPort: number;
+  dst: Ipv6Address;
+  dstPort: number;
+  payload: Buffer;
+  /** what an ICMPv6 error quotes of the datagram: its IPv6 header and as much as fits a 1280-byte error */
+  quote(): Buffer;
+}
+
+/** UDP the stack sends to a guest over IPv6 on someone's behalf (`sendUdp6`). */
+export interface UdpToGuest6 {
+  src: Ipv6Address;
+  srcPort: number;
+  dst: Ipv6Address;
+  dstPort: number;
+  payload: Buffer;
+  /** where the frame goes; the neighbour table's entry for `dst` when absent, 33:33:… for a multicast `dst` */
+  dstMac?: Buffer;
+}
+
+/** An ICMPv6 echo request from a guest to an address outside the stack's own (views, as GuestUdp6). */
+export interface GuestEcho6 {
+  guest: number;
+  src: Ipv6Address;
+  dst: Ipv6Address;
+  id: number;
+  seq: number;
+  payload: Buffer;
+}
+
+/** An ICMPv6 echo reply to a guest, from `src` (an outside address that answered): `sendEchoReply6`. */
+export interface EchoReplyToGuest6 {
+  src: Ipv6Address;
+  dst: Ipv6Address;
+  id: number;
+  seq: number;
+  payload: Buffer;
+}
+
 /** The stack's only ways out, given at construction. */
 export interface UserStackHooks {
   /** frames produced outside `input` (replies to host events) */
@@ -110,6 +158,16 @@ export interface UserStackHooks {
   tcp?: GuestTcpEvents;
   /** an ICMP echo request to an address outside the stack's own */
   echo?(e: { guest: number; src: number; dst: number; id: number; seq: number; payload: Buffer }): void;
+  /**
+   * guest UDP over IPv6 (absent: dropped as "ipv6-udp-no-handler"). The siblings of
+   * `udp`, `tcp` and `echo` for IPv6 keep the IPv4 hooks' arguments numbers; the
+   * stack's way back in is `sendUdp6`, `sendEchoReply6` and `sendIcmp6Error`.
+   */
+  udp6?(d: GuestUdp6): void;
+  /** events of guest TCP connections over IPv6 (`conn.family` 6; absent: every SYN refused with a RST) */
+  tcp6?: GuestTcpEvents;
+  /** an ICMPv6 echo request to an address outside the stack's own (absent: dropped as "ipv6-echo-no-handler") */
+  echo6?(e: GuestEcho6): void;
   /** a timer was armed outside `input` (the driver re-reads `nextDeadline`) */
   timersChanged?(): void;
 }

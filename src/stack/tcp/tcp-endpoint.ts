@@ -82,6 +82,7 @@
  * guest retransmits it).
  */
 import type { ByteBudget } from "../guest-bounds.js";
+import type { Ipv6Address } from "../wire/ipv6-addr.js";
 import { seqAdd, seqGe, seqGt, seqLe, seqMax, seqSub } from "../wire/seq.js";
 import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
 import { Congestion, type CongestionOptions } from "./congestion.js";
@@ -111,12 +112,21 @@ export type TcpState =
   | "last-ack"
   | "closed";
 
-/** The connection's addresses: the guest's, and the remote one this endpoint plays. */
+/**
+ * The connection's addresses: the guest's, and the remote one this endpoint plays.
+ * IPv4 addresses are numbers; an IPv6 connection carries its addresses in
+ * `guestAddr6`/`remoteAddr6` (copies, never frame views) and 0 in the numbers, so the
+ * IPv4 paths compare numbers only.
+ */
 export interface TcpTuple {
   guestAddr: number;
   guestPort: number;
   remoteAddr: number;
   remotePort: number;
+  /** IPv6 only: the guest's address */
+  guestAddr6?: Ipv6Address;
+  /** IPv6 only: the remote address this endpoint plays */
+  remoteAddr6?: Ipv6Address;
 }
 
 export type { TcpOutput };
