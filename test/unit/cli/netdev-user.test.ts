@@ -332,7 +332,7 @@ describe("-netdev user: errors", () => {
     ],
     [
       ",hostfwd=tcp:2222-:22",
-      '-netdev user: hostfwd=tcp:2222-:22: bad host address "2222-"; expected [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport such as hostfwd=tcp::2222-:22',
+      '-netdev user: hostfwd=tcp:2222-:22: bad host address "2222-"; expected [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport such as hostfwd=tcp::2222-:22 or hostfwd=tcp:[::1]:2222-[fec0::15]:22',
     ],
     [
       ",hostfwd=tcp::2222-10.0.3.5:22",
