@@ -115,6 +115,7 @@ describe("-netdev user: valid lines", () => {
       ",host-loopback=off,outbound-addr=192.0.2.10,mtu=65520",
       { hostLoopback: false, outboundAddr: "192.0.2.10", mtu: 65520 },
     ],
+    [",outbound-addr6=2001:DB8::10", { outboundAddr6: "2001:db8::10" }],
     [",mtu=68", { mtu: 68 }],
     [",max-flows=100000,max-flows-per-guest=40000", { maxFlows: 100000, maxFlowsPerGuest: 40000 }],
     [",max-flows-per-guest=1", { maxFlowsPerGuest: 1 }],
@@ -200,7 +201,7 @@ describe("-netdev user: errors", () => {
   const accepted =
     "id, hubid, net, host, dhcpstart, dhcpcount, dns, dnssearch, domainname, hostname, restrict, tftp, " +
     "tftp-server-name, bootfile, smb, smbserver, hostfwd, hostfwd-source, guestfwd, ipv4, ipv6, dns-upstream, host-loopback, " +
-    "outbound-addr, mtu, max-flows, max-flows-per-guest, udp-max-sockets, udp-max-sockets-per-guest, " +
+    "outbound-addr, outbound-addr6, mtu, max-flows, max-flows-per-guest, udp-max-sockets, udp-max-sockets-per-guest, " +
     "icmp-max-ids, icmp-max-ids-per-guest, dns-max-queries, dns-max-queries-per-guest, tftp-max-sessions, " +
     "tftp-max-sessions-per-guest, reasm-max-datagrams, reasm-max-datagrams-per-guest, buffer-max-bytes, buffer-max-bytes-per-guest, max-guests-per-port";
   it.each([
@@ -325,6 +326,10 @@ describe("-netdev user: errors", () => {
     [
       ",dns-upstream=localhost",
       "-netdev user: dns-upstream=localhost: expected IP[:PORT] such as dns-upstream=127.0.0.1:5353",
+    ],
+    [
+      ",outbound-addr6=ff02::1",
+      "-netdev user: outbound-addr6=ff02::1: expected an IPv6 address such as outbound-addr6=2001:db8::10",
     ],
     [
       ",outbound-addr=x",
