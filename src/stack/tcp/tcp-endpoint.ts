@@ -303,6 +303,8 @@ export class TcpEndpoint {
     options: Partial<TcpEndpointOptions>,
   ) {
     this.o = { ...tcpEndpointDefaults, ...options };
+    // `mss` is the IPv4 one (MTU - 40); over IPv6 the header is 20 bytes longer (MTU - 60)
+    if (tuple.guestAddr6 !== undefined) this.o.mss -= 20;
     this.o.windowScale = Math.max(0, Math.min(MAX_WINDOW_SHIFT, this.o.windowScale));
     this.count = this.o.counters ?? newTcpEndpointCounters();
     this.cc = new Congestion(this.o);
@@ -1002,6 +1004,10 @@ export class TcpEndpoint {
   private push(seg: TcpSegment, gsoSize = 0): void {
     const o: TcpOutput = { src: this.tuple.remoteAddr, dst: this.tuple.guestAddr, seg };
     if (gsoSize > 0) o.gsoSize = gsoSize;
+    if (this.tuple.guestAddr6 !== undefined) {
+      o.src6 = this.tuple.remoteAddr6;
+      o.dst6 = this.tuple.guestAddr6;
+    }
     this.out.push(o);
   }
 
