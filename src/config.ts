@@ -104,6 +104,12 @@ export interface UserNetdevConfig {
   ipv4?: boolean;
   /** the IPv6 side (QEMU ipv6=on, the CLI's default); absent = off */
   ipv6?: UserNetdevIpv6;
+  /**
+   * nat64=on: the /96 prefix ("64:ff9b::" by default, nat64-prefix=) whose addresses
+   * stand for IPv4 ones: DNS64 synthesizes AAAA records under it and the NAT
+   * translates guest IPv6 traffic to it into IPv4; absent = off
+   */
+  nat64Prefix?: string;
 }
 
 /** The IPv6 side of a user netdev, as text (RFC 5952). */
