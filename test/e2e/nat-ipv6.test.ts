@@ -7,7 +7,8 @@
  * kernel's SLAAC, curl -6, busybox ping -6, a node UDP client and a node HTTP server
  * for the forward. IPv6 traffic goes only to ::1 and to addresses inside these
  * namespaces. Checks compare what arrived (sha256 of 20 MiB, echoed datagrams, the
- * forward's answer, timings), not exit codes alone.
+ * forwards' answers, timings), not exit codes alone. Forwards: from [::1] to the
+ * guest's first IPv6 address (empty guest address), and from [::1] to its IPv4 address.
  *
  * The second test is an IPv6-only guest (ipv4=off, nat64=on) fetching from an
  * IPv4-only server by its NAT64 address (64:ff9b::198.51.100.1), and pinging it.
@@ -22,7 +23,15 @@ import { describeE2E, trace } from "./harness/prereqs.js";
 import { type E2eScope, e2eScope } from "./harness/scope.js";
 
 const tap = "ug0";
-const ports = { dns: 15353, http: 18080, http4: 18081, udp: 18009, fwd: 18090, fwdHost: 12222 };
+const ports = {
+  dns: 15353,
+  http: 18080,
+  http4: 18081,
+  udp: 18009,
+  fwd: 18090,
+  fwdHost: 12222,
+  fwdCross: 12223,
+};
 const outside6 = "2001:db8:1::1";
 const outside4 = "198.51.100.1";
 
@@ -116,11 +125,12 @@ describeE2E(
 
       await e2e.usernet(host, [
         "-netdev",
-        `user,id=u0,dns-upstream=127.0.0.1:${ports.dns},hostfwd=tcp:[::1]:${ports.fwdHost}-:${ports.fwd}`,
+        `user,id=u0,dns-upstream=127.0.0.1:${ports.dns},hostfwd=tcp:[::1]:${ports.fwdHost}-:${ports.fwd},hostfwd=tcp:[::1]:${ports.fwdCross}-10.0.2.15:${ports.fwd}`,
         "-netdev",
         `tap,id=t0,ifname=${tap},netns=${guest.name}`,
       ]);
-      await guest.setUpTap(tap);
+      // IPv4 too, for the forward from an IPv6 listener to the guest's IPv4 address
+      await guest.setUpTap(tap, { addrs: ["10.0.2.15/24"] });
       const addr = await slaac(guest);
 
       // 20 MiB from the host's [::1] through the IPv6 gateway
@@ -163,6 +173,13 @@ describeE2E(
       );
       // the connection comes from the IPv6 gateway, to the address SLAAC gave
       expect(fwd.stdout).toBe(`guest saw fec0::2 at ${addr}`);
+      // an IPv6 listener to an IPv4 guest: the guest sees the IPv4 gateway
+      const cross = await host.exec(
+        "curl",
+        ["-sS", "--max-time", "10", "-g", `http://[::1]:${ports.fwdCross}/`],
+        15_000,
+      );
+      expect(cross.stdout).toBe("guest saw ::ffff:10.0.2.2 at ::ffff:10.0.2.15");
     });
 
     test("ipv4=off,nat64=on: an IPv6-only guest fetches from an IPv4-only server and pings it via 64:ff9b::/96", async () => {
