@@ -36,7 +36,7 @@
 //
 // Usage: node bench/run.mjs [--guest kernel|qemu|both] [--time S] [--mtu 1500,65520]
 //                           [--out FILE] [--no-leak] [--conns N] [--hold 10000,30000]
-//                           [--only tcpUp,tcpDown,udp,udpMax,rr,crr,crrServerClose,hold,mem]
+//                           [--only tcpUp,tcpDown,tcp6Up,tcp6Down,udp,udpMax,rr,crr,crrServerClose,hold,mem]
 //                           [--profile DIR]  (usernet runs with --cpu-prof into DIR)
 //                           [--transport tcp|unix]  (QEMU to usernet; default tcp)
 // Needs root, iproute2, qemu-system-x86_64, iperf3, gcc, /dev/net/tun, and dist/ built
@@ -83,9 +83,23 @@ const stacksOf = (mode) =>
     (st) => !stackFilter || stackFilter.includes(st),
   );
 const only = opt("only", undefined)?.split(",");
-const tests = ["tcpUp", "tcpDown", "udp", "udpMax", "rr", "crr", "crrServerClose", "hold", "mem"];
+const tests = [
+  "tcpUp",
+  "tcpDown",
+  "tcp6Up",
+  "tcp6Down",
+  "udp",
+  "udpMax",
+  "rr",
+  "crr",
+  "crrServerClose",
+  "hold",
+  "mem",
+];
 if (only?.some((t) => !tests.includes(t))) fail(`--only takes ${tests.join(", ")}`);
 const wanted = (name) => !only || only.includes(name);
+/** IPv6 TCP (tap mode only): the namespace tools with their IPv6 on, iperf3 to the gateway standing for ::1 */
+const ipv6Wanted = modes.includes("tap") && (wanted("tcp6Up") || wanted("tcp6Down"));
 /** connections per crr test, both variants (default per guest kind, below) */
 const connsOpt = opt("conns", undefined);
 if (connsOpt !== undefined && !(Number(connsOpt) >= 1)) fail("--conns takes a positive count");
@@ -125,6 +139,13 @@ const UDP_PROBES = 5;
 const PASTA_ADDR = "10.77.0.1";
 const PASTA_GW = "10.77.0.2";
 const IPERF_PORT = 5201;
+/** iperf3 on the server namespace's ::1, for IPv6 TCP */
+const IPERF6_PORT = 5206;
+/** pasta copies these too: the template interface's IPv6 address and default gateway */
+const PASTA_ADDR6 = "fd77::1";
+const PASTA_GW6 = "fd77::2";
+/** slirp4netns --enable-ipv6 (and usernet's drop-in): gateway fd00::2, which stands for ::1 */
+const SLIRP_GW6 = "fd00::2";
 /**
  * Server ports (bench/lib/servers.mjs in S): every test dials a port of its own, so the
  * TIME_WAIT sockets that 20,000 connections leave in the client namespace (60 s) never
@@ -210,6 +231,10 @@ async function setupNamespaces() {
     await nsExecOk(S, "ip", ["link", "set", "ubv1", "up"]);
     await nsExecOk(S, "ip", ["addr", "add", `${PASTA_ADDR}/24`, "dev", "ubv0"]);
     await nsExecOk(S, "ip", ["route", "add", "default", "via", PASTA_GW, "dev", "ubv0"]);
+    if (ipv6Wanted) {
+      await nsExecOk(S, "ip", ["-6", "addr", "add", `${PASTA_ADDR6}/64`, "dev", "ubv0", "nodad"]);
+      await nsExecOk(S, "ip", ["-6", "route", "add", "default", "via", PASTA_GW6, "dev", "ubv0"]);
+    }
   }
   const iperf = spawnIn(S, "iperf3 -s", "iperf3", ["-s", "-B", "127.0.0.1", "-p", String(IPERF_PORT)]);
   const script = join(repoRoot, "bench/lib/servers.mjs");
@@ -225,6 +250,10 @@ async function setupNamespaces() {
   for (const sv of servers)
     await sv.until("SERVERS-READY", 20_000, () => (sv.stdout.includes("SERVERS-READY") ? true : undefined));
   await waitListening(S, IPERF_PORT, iperf);
+  if (ipv6Wanted) {
+    const iperf6 = spawnIn(S, "iperf3 -s (::1)", "iperf3", ["-s", "-B", "::1", "-p", String(IPERF6_PORT)]);
+    await waitListening(S, IPERF6_PORT, iperf6);
+  }
 }
 
 async function waitListening(ns, port, proc, timeoutMs = 20_000) {
@@ -313,6 +342,7 @@ async function startNamespaceTool(stack, mtu) {
     p = spawnPrivate("usernet slirp4netns", process.execPath, [
       ...nodeArgs(),
       "slirp4netns",
+      ...(ipv6Wanted ? ["--enable-ipv6"] : []),
       "--configure",
       `--mtu=${mtu}`,
       "--netns-type=path",
@@ -321,6 +351,7 @@ async function startNamespaceTool(stack, mtu) {
     ]);
   } else if (stack === "slirp4netns") {
     p = spawnPrivate("slirp4netns", "slirp4netns", [
+      ...(ipv6Wanted ? ["--enable-ipv6"] : []),
       "--configure",
       `--mtu=${mtu}`,
       "--netns-type=path",
@@ -359,7 +390,30 @@ async function startNamespaceTool(stack, mtu) {
     await sleep(100);
   }
   await nsExec(C, "busybox", ["ping", "-c", "1", "-W", "3", gateway]).catch(() => undefined);
-  return { p, gateway };
+  const gateway6 = ipv6Wanted ? await waitIpv6(stack, ifname, p) : undefined;
+  return { p, gateway, gateway6 };
+}
+
+/**
+ * Waits for C's IPv6 address from the tool (SLAAC for slirp4netns and usernet, pasta's
+ * own) and a default route; returns the gateway to dial, or undefined (logged) when
+ * none came in 20 s: the IPv6 figures of that tool are then missing, not wrong.
+ */
+async function waitIpv6(stack, ifname, p) {
+  const gateway6 = stack === "pasta" ? PASTA_GW6 : SLIRP_GW6;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const a = await nsExec(C, "ip", ["-6", "-o", "addr", "show", "dev", ifname]);
+    const r = await nsExec(C, "ip", ["-6", "route", "show", "default"]);
+    if (/inet6 (?!fe80)[0-9a-f:]+\/\d+ (?!.*tentative)/.test(a.stdout) && r.stdout.includes("default")) break;
+    if (p.exit || Date.now() > deadline) {
+      log(`  ${stack}: no IPv6 address or route on ${ifname} in C after 20 s`);
+      return undefined;
+    }
+    await sleep(100);
+  }
+  await nsExec(C, "busybox", ["ping", "-6", "-c", "1", "-W", "3", gateway6]).catch(() => undefined);
+  return gateway6;
 }
 
 /** QEMU with no CPU; its TAP is moved into C and addressed there like a guest. */
@@ -415,12 +469,13 @@ function clientInC(nettool) {
 async function setup(mode, stack, mtu, image) {
   const started = [];
   if (mode === "tap") {
-    const { p, gateway } = await startNamespaceTool(stack, mtu);
+    const { p, gateway, gateway6 } = await startNamespaceTool(stack, mtu);
     started.push(p);
     return {
       stackPid: p.pid,
       stackLabel: stack,
       gateway,
+      gateway6,
       nettool: image.nettool,
       client: clientInC(image.nettool),
       close: () => closeAll(started),
@@ -567,6 +622,18 @@ async function measure(mode, cfg, first) {
     r.tcpDownGbps = x.gbps;
     r.cpuPerGbDown = x.cpu;
   });
+  // IPv6 (tap mode): the same iperf3 to the gateway standing for the server's ::1
+  const iperf6 = cfg.gateway6 && `iperf3 -6 -c ${cfg.gateway6} -p ${IPERF6_PORT} -t ${seconds} -J`;
+  if (mode === "tap" && ipv6Wanted) {
+    await step("tcp6Up", async () => {
+      if (!iperf6) throw new Error("no IPv6 in the namespace");
+      r.tcp6UpGbps = (await cpuPerGb(iperf6)).gbps;
+    });
+    await step("tcp6Down", async () => {
+      if (!iperf6) throw new Error("no IPv6 in the namespace");
+      r.tcp6DownGbps = (await cpuPerGb(`${iperf6} -R`)).gbps;
+    });
+  }
   /** iperf3 UDP at `rate` (e.g. "500M") for `secs`: received Gb/s and loss % */
   const udpAt = async (rate, secs) => {
     const cmd = `iperf3 -c ${gw} -p ${IPERF_PORT} -t ${secs} -J -u -b ${rate} -l 1400`;
@@ -841,6 +908,8 @@ async function retryOnce(what, fn) {
 const figures = (n) => [
   ["tcpUpGbps", "TCP guest→host Gb/s", 3],
   ["tcpDownGbps", "TCP host→guest Gb/s", 3],
+  ["tcp6UpGbps", "IPv6 TCP guest→host Gb/s (tap)", 3],
+  ["tcp6DownGbps", "IPv6 TCP host→guest Gb/s (tap)", 3],
   ["connPerS", `connections/s, client closes first (${n})`, 0],
   ["connFailed", "  failed connections", 0],
   ["connScPerS", `connections/s, server closes first (${n})`, 0],

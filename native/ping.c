@@ -1,19 +1,20 @@
 /*
- * Unprivileged ICMP echo ("ping sockets"): socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP).
+ * Unprivileged ICMP echo ("ping sockets"): socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP), or
+ * for IPv6 socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6) (openPingSocket's `family` 6).
  *
  * The kernel lets a process open one only when one of its groups lies inside
  * net.ipv4.ping_group_range of the socket's network namespace (per netns; the
  * default "1 0" allows nobody), otherwise socket() fails with EACCES. With such a
- * socket the process sends ICMP echo requests (type 8, code 0; anything else is
- * EINVAL) and receives only the echo replies matching the socket's identifier:
+ * socket the process sends ICMP echo requests (type 8, code 0; ICMPv6 type 128; anything
+ * else is EINVAL; the same sysctl governs both families) and receives only the echo replies matching the socket's identifier:
  *   - the kernel overwrites the echo identifier with the socket's "port", which is
  *     chosen at bind time (openPingSocket always binds, port 0 = kernel's pick) and
  *     readable with pingSocketIdent(); the NAT maps guest identifiers onto it;
- *   - the kernel fills the ICMP checksum on send; replies arrive without IP header,
+ *   - the kernel fills the ICMP (ICMPv6: with the pseudo-header) checksum on send; replies arrive without IP header,
  *     with the identifier as sent by the peer (= the socket's ident).
  * Replies are read by an FdPoller of kind "ping" (recvfrom, with source address).
  *
- * Not here: raw sockets, IPv6 (ICMPV6 ping sockets), IP_RECVERR error queues.
+ * Not here: raw sockets, IP_RECVERR error queues.
  */
 #define _GNU_SOURCE
 #include "inet.h"
@@ -27,23 +28,29 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* openPingSocket(bindAddr?: string) -> fd */
+/* openPingSocket(bindAddr?: string, family?: 4 | 6) -> fd */
 static napi_value js_open_ping_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  struct sockaddr_in sa;
-  if (!un_get_sockaddr_in(env, argc >= 1 ? argv[0] : NULL, "bindAddr", true, &sa)) return NULL;
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
+  int family;
+  if (!un_get_family(env, argc >= 2 ? argv[1] : NULL, "family", &family)) return NULL;
+  un_sockaddr sa;
+  socklen_t salen;
+  if (!un_get_sockaddr(env, argc >= 1 ? argv[0] : NULL, "bindAddr", true, family, &sa, &salen)) return NULL;
+  int fd = family == 6 ? socket(AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMPV6)
+                       : socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
   if (fd < 0) {
     int e = errno;
-    un_throw_errno(env, e, "openPingSocket", "socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)",
+    un_throw_errno(env, e, "openPingSocket",
+                   family == 6 ? "socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6)"
+                               : "socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)",
                    e == EACCES ? "ICMP ping sockets are not allowed for this process's groups: see sysctl "
                                  "net.ipv4.ping_group_range (per network namespace)"
                                : NULL);
     return NULL;
   }
-  return un_bind_or_close(env, fd, &sa, "openPingSocket");
+  return un_bind_or_close(env, fd, &sa, salen, "openPingSocket");
 }
 
 /* pingSocketIdent(fd) -> the echo identifier the kernel writes into requests */
@@ -57,14 +64,14 @@ static napi_value js_ping_socket_ident(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (!un_get_int32(env, argv[0], "fd", &fd)) return NULL;
-  struct sockaddr_in sa;
+  un_sockaddr sa;
   socklen_t len = sizeof sa;
-  if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+  if (getsockname(fd, &sa.sa, &len) < 0) {
     un_throw_errno(env, errno, "pingSocketIdent", "getsockname", NULL);
     return NULL;
   }
   napi_value out;
-  napi_create_uint32(env, ntohs(sa.sin_port), &out);
+  napi_create_uint32(env, ntohs(sa.sa.sa_family == AF_INET6 ? sa.in6.sin6_port : sa.in4.sin_port), &out);
   return out;
 }
 
@@ -81,15 +88,16 @@ static napi_value js_send_ping(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int32_t fd;
-  struct sockaddr_in sa;
+  un_sockaddr sa;
+  socklen_t salen;
   void *data;
   size_t len;
-  if (!un_get_int32(env, argv[0], "fd", &fd) || !un_get_sockaddr_in(env, argv[1], "dstAddr", false, &sa) ||
+  if (!un_get_int32(env, argv[0], "fd", &fd) || !un_get_sockaddr(env, argv[1], "dstAddr", false, 4, &sa, &salen) ||
       !un_get_buffer(env, argv[2], "icmpMessage", &data, &len))
     return NULL;
   ssize_t n;
   do {
-    n = sendto(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof sa);
+    n = sendto(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, &sa.sa, salen);
   } while (n < 0 && errno == EINTR);
   napi_value out;
   if (n < 0) {
@@ -99,7 +107,8 @@ static napi_value js_send_ping(napi_env env, napi_callback_info info) {
       return out;
     }
     un_throw_errno(env, e, "sendPing", "sendto",
-                   e == EINVAL ? "the message must be an ICMP echo request (type 8, code 0) of at least 8 bytes" : NULL);
+                   e == EINVAL ? "the message must be an ICMP echo request (type 8, or 128 for ICMPv6; code 0) of at least 8 bytes, "
+                                 "to an address of the socket's family" : NULL);
     return NULL;
   }
   napi_get_boolean(env, true, &out);

@@ -7,7 +7,7 @@
  * or maxBatch packets (default 64), copying each into a freshly allocated Buffer of
  * exactly its length (Buffers are never reused: frames handed to the hub are
  * immutable), then calls onBatch ONCE with all of them: one crossing into JS per
- * wake-up, not per packet. Whatever is left wakes the (level-triggered) poll again on
+ * wake-up, not per packet. A ping socket's sources are IPv4 or IPv6 text, as its family. Whatever is left wakes the (level-triggered) poll again on
  * the next loop iteration, so a flood cannot starve the rest of the event loop.
  * With vnet headers (vnetHdrLen 10 or 12) each Buffer is the header followed by the
  * frame, as the kernel wrote them (parse with src/native/vnet-hdr.ts).
@@ -41,6 +41,7 @@
  * environment teardown an async cleanup hook closes what is still open.
  */
 #define _GNU_SOURCE
+#include "inet.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -226,7 +227,7 @@ static void read_batch(poller *p) {
   const char *failed = NULL;
   while (count < p->max_batch) {
     ssize_t n;
-    struct sockaddr_in from;
+    un_sockaddr from;
     if (p->kind == KIND_FRAMES) {
       /* The kernel leaves num_buffers (bytes 10..11 of a 12-byte header) untouched. */
       if (p->vnet_hdr_len) memset(scratch, 0, p->vnet_hdr_len);
@@ -234,7 +235,7 @@ static void read_batch(poller *p) {
     } else {
       socklen_t flen = sizeof from;
       memset(&from, 0, sizeof from);
-      n = recvfrom(p->fd, scratch, scratch_len, MSG_DONTWAIT, (struct sockaddr *)&from, &flen);
+      n = recvfrom(p->fd, scratch, scratch_len, MSG_DONTWAIT, &from.sa, &flen);
     }
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -256,11 +257,7 @@ static void read_batch(poller *p) {
     }
     napi_set_element(env, buffers, count, buf);
     if (sources) {
-      char addr[INET_ADDRSTRLEN] = "0.0.0.0";
-      inet_ntop(AF_INET, &from.sin_addr, addr, sizeof addr);
-      napi_value s;
-      napi_create_string_utf8(env, addr, NAPI_AUTO_LENGTH, &s);
-      napi_set_element(env, sources, count, s);
+      napi_set_element(env, sources, count, un_sockaddr_string(env, &from));
     }
     count++;
     p->packets += 1;

@@ -1,8 +1,9 @@
 /*
  * UDP sockets for the NAT (src/proxy/host-net.ts): what Node's dgram cannot do.
  *
- * - openUdpSocket(bindAddr?, { rcvBuf, sndBuf }) makes a non-blocking IPv4 datagram
- *   socket bound to an ephemeral port, with IP_RECVERR on: the kernel then queues every
+ * - openUdpSocket(bindAddr?, { rcvBuf, sndBuf }, family?) makes a non-blocking datagram
+ *   socket (IPv4, or IPv6-only for family 6) bound to an ephemeral port, with
+ *   IP_RECVERR (IPV6_RECVERR) on: the kernel then queues every
  *   ICMP error it gets for a datagram we sent (port or host unreachable, TTL exceeded)
  *   on the socket's error queue, with the datagram's original destination. Without it
  *   Linux tells an unconnected UDP socket nothing at all (udp(7): "ICMP errors are
@@ -23,9 +24,11 @@
  *   as datagrams reach), each copied out into its own Buffer, with its source address
  *   and port; and, when the poll reports POLLERR, drains the error queue with
  *   un_udp_read_errors (recvmsg MSG_ERRQUEUE) into plain objects { origin, type, code,
- *   errno, dst, dstPort, offender }.
+ *   errno, dst, dstPort, offender } (origin 2 with ICMP's type/code, 3 with ICMPv6's).
+ *   Sources come as text: the last one is kept, so a stream from one peer makes one
+ *   string per batch, not one per datagram.
  *
- * Not here: IPv6, connected sockets, GSO/GRO (UDP_SEGMENT), sendmmsg (each guest
+ * Not here: dual-stack sockets (NAT64 uses an IPv4 socket of its own), connected sockets, GSO/GRO (UDP_SEGMENT), sendmmsg (each guest
  * datagram is sent as it arrives; batching them would hold them until the end of a
  * TAP read).
  */
@@ -50,7 +53,7 @@ typedef struct {
   uint8_t *slots;
   struct mmsghdr msgs[UDP_SLOTS];
   struct iovec iov[UDP_SLOTS];
-  struct sockaddr_in from[UDP_SLOTS];
+  un_sockaddr from[UDP_SLOTS];
 } udp_scratch;
 
 static __thread udp_scratch *scratch;
@@ -84,13 +87,16 @@ static void set_buffer_size(int fd, int opt, uint32_t want) {
   (void)setsockopt(fd, SOL_SOCKET, opt, &v, sizeof v);
 }
 
-/* openUdpSocket(bindAddr?: string | null, opts?: { rcvBuf?: number; sndBuf?: number }) -> fd */
+/* openUdpSocket(bindAddr?: string | null, opts?: { rcvBuf?: number; sndBuf?: number }, family?: 4 | 6) -> fd */
 static napi_value js_open_udp_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  struct sockaddr_in sa;
-  if (!un_get_sockaddr_in(env, argc >= 1 ? argv[0] : NULL, "bindAddr", true, &sa)) return NULL;
+  int family;
+  if (!un_get_family(env, argc >= 3 ? argv[2] : NULL, "family", &family)) return NULL;
+  un_sockaddr sa;
+  socklen_t salen;
+  if (!un_get_sockaddr(env, argc >= 1 ? argv[0] : NULL, "bindAddr", true, family, &sa, &salen)) return NULL;
   uint32_t rcvbuf = 0, sndbuf = 0;
   if (argc >= 2 && !un_is_nullish(env, argv[1])) {
     napi_value v;
@@ -99,21 +105,25 @@ static napi_value js_open_udp_socket(napi_env env, napi_callback_info info) {
     napi_get_named_property(env, argv[1], "sndBuf", &v);
     if (!un_is_nullish(env, v) && !un_get_uint32(env, v, "opts.sndBuf", &sndbuf)) return NULL;
   }
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    un_throw_errno(env, errno, "openUdpSocket", "socket(AF_INET, SOCK_DGRAM)", NULL);
+    un_throw_errno(env, errno, "openUdpSocket", family == 6 ? "socket(AF_INET6, SOCK_DGRAM)" : "socket(AF_INET, SOCK_DGRAM)",
+                   NULL);
     return NULL;
   }
   int one = 1;
-  if (setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) < 0) {
+  bool ok = family == 6 ? setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) == 0 &&
+                              setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof one) == 0
+                        : setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one) == 0;
+  if (!ok) {
     int e = errno;
     close(fd);
-    un_throw_errno(env, e, "openUdpSocket", "setsockopt(IP_RECVERR)", NULL);
+    un_throw_errno(env, e, "openUdpSocket", family == 6 ? "setsockopt(IPV6_RECVERR)" : "setsockopt(IP_RECVERR)", NULL);
     return NULL;
   }
   set_buffer_size(fd, SO_RCVBUF, rcvbuf);
   set_buffer_size(fd, SO_SNDBUF, sndbuf);
-  return un_bind_or_close(env, fd, &sa, "openUdpSocket");
+  return un_bind_or_close(env, fd, &sa, salen, "openUdpSocket");
 }
 
 /* errors a pending ICMP report (sk_err) hands to the next send instead of its own */
@@ -135,19 +145,20 @@ static napi_value js_udp_send(napi_env env, napi_callback_info info) {
   uint32_t port;
   void *data;
   size_t len;
-  struct sockaddr_in sa;
+  un_sockaddr sa;
+  socklen_t salen;
   if (!un_get_int32(env, argv[0], "fd", &fd) || !un_get_buffer(env, argv[1], "data", &data, &len) ||
-      !un_get_sockaddr_in(env, argv[2], "dstAddr", false, &sa) || !un_get_uint32(env, argv[3], "dstPort", &port))
+      !un_get_sockaddr(env, argv[2], "dstAddr", false, 4, &sa, &salen) || !un_get_uint32(env, argv[3], "dstPort", &port))
     return NULL;
   if (port > 65535) {
     un_throw_range(env, "ERR_OUT_OF_RANGE", "dstPort must be 0..65535");
     return NULL;
   }
-  sa.sin_port = htons((uint16_t)port);
+  un_sockaddr_set_port(&sa, (uint16_t)port);
   ssize_t n;
   int tries = 0;
   for (;;) {
-    n = sendto(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof sa);
+    n = sendto(fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, &sa.sa, salen);
     if (n >= 0) break;
     if (errno == EINTR) continue;
     if (is_reported_icmp_error(errno) && tries++ == 0) continue;
@@ -163,12 +174,15 @@ static napi_value js_udp_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static napi_value address_string(napi_env env, const struct in_addr *a) {
-  char s[INET_ADDRSTRLEN] = "0.0.0.0";
-  inet_ntop(AF_INET, a, s, sizeof s);
-  napi_value v;
-  napi_create_string_latin1(env, s, NAPI_AUTO_LENGTH, &v);
-  return v;
+/* whether two peers' addresses (not ports) are the same */
+static bool same_address(const un_sockaddr *a, const un_sockaddr *b) {
+  if (a->sa.sa_family != b->sa.sa_family) return false;
+  if (a->sa.sa_family == AF_INET) return a->in4.sin_addr.s_addr == b->in4.sin_addr.s_addr;
+  return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, sizeof a->in6.sin6_addr) == 0;
+}
+
+static uint16_t port_of(const un_sockaddr *a) {
+  return ntohs(a->sa.sa_family == AF_INET6 ? a->in6.sin6_port : a->in4.sin_port);
 }
 
 int un_udp_read_batch(napi_env env, int fd, uint32_t max, napi_value *datagrams, napi_value *sources,
@@ -180,7 +194,7 @@ int un_udp_read_batch(napi_env env, int fd, uint32_t max, napi_value *datagrams,
     return 0;
   }
   uint32_t count = 0;
-  uint32_t last_addr = 0;
+  un_sockaddr last_addr;
   napi_value last_addr_v = NULL;
   int reported = 0;
   while (count < max) {
@@ -216,12 +230,11 @@ int un_udp_read_batch(napi_env env, int fd, uint32_t max, napi_value *datagrams,
         *err = ENOMEM;
         return (int)count;
       }
-      uint32_t a = s->from[i].sin_addr.s_addr;
-      if (!last_addr_v || a != last_addr) {
-        last_addr_v = address_string(env, &s->from[i].sin_addr);
-        last_addr = a;
+      if (!last_addr_v || !same_address(&s->from[i], &last_addr)) {
+        last_addr_v = un_sockaddr_string(env, &s->from[i]);
+        last_addr = s->from[i];
       }
-      napi_create_uint32(env, ntohs(s->from[i].sin_port), &port);
+      napi_create_uint32(env, port_of(&s->from[i]), &port);
       napi_set_element(env, *datagrams, count, buf);
       napi_set_element(env, *sources, count, last_addr_v);
       napi_set_element(env, *ports, count, port);
@@ -245,10 +258,10 @@ int un_udp_read_errors(napi_env env, int fd, uint32_t max, napi_value *reports) 
     /* an ICMP error quotes at most 576 bytes of IP, so this is all the kernel has */
     uint8_t payload[576];
     union {
-      uint8_t buf[CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in))];
+      uint8_t buf[CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
       struct cmsghdr align;
     } control;
-    struct sockaddr_in dst;
+    un_sockaddr dst;
     struct iovec iov = {.iov_base = payload, .iov_len = sizeof payload};
     struct msghdr m;
     memset(&m, 0, sizeof m);
@@ -265,13 +278,16 @@ int un_udp_read_errors(napi_env env, int fd, uint32_t max, napi_value *reports) 
       break;
     }
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-      if (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR) continue;
+      bool v4 = c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR;
+      bool v6 = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR;
+      if (!v4 && !v6) continue;
       struct sock_extended_err ee;
       memcpy(&ee, CMSG_DATA(c), sizeof ee);
-      struct sockaddr_in off;
+      un_sockaddr off;
       memset(&off, 0, sizeof off);
-      if (c->cmsg_len >= CMSG_LEN(sizeof ee + sizeof off))
-        memcpy(&off, CMSG_DATA(c) + sizeof ee, sizeof off); /* SO_EE_OFFENDER */
+      size_t off_len = v6 ? sizeof off.in6 : sizeof off.in4;
+      if (c->cmsg_len >= CMSG_LEN(sizeof ee + off_len))
+        memcpy(&off, CMSG_DATA(c) + sizeof ee, off_len); /* SO_EE_OFFENDER */
       if (!*reports) napi_create_array(env, reports);
       napi_value o;
       napi_create_object(env, &o);
@@ -281,10 +297,10 @@ int un_udp_read_errors(napi_env env, int fd, uint32_t max, napi_value *reports) 
       set_u32(env, o, "errno", ee.ee_errno);
       /* the datagram's own payload bytes the report carried (the kernel quotes what ICMP quoted) */
       set_u32(env, o, "length", (uint32_t)n);
-      napi_set_named_property(env, o, "dst", address_string(env, &dst.sin_addr));
-      set_u32(env, o, "dstPort", ntohs(dst.sin_port));
-      napi_set_named_property(env, o, "offender",
-                              off.sin_family == AF_INET ? address_string(env, &off.sin_addr) : address_string(env, &dst.sin_addr));
+      napi_set_named_property(env, o, "dst", un_sockaddr_string(env, &dst));
+      set_u32(env, o, "dstPort", port_of(&dst));
+      bool known = off.sa.sa_family == AF_INET || off.sa.sa_family == AF_INET6;
+      napi_set_named_property(env, o, "offender", un_sockaddr_string(env, known ? &off : &dst));
       napi_set_element(env, *reports, count++, o);
     }
   }

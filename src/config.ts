@@ -67,6 +67,8 @@ export interface UserNetdevConfig {
   dnsForward?: boolean;
   hostLoopback: boolean;
   outboundAddr?: string;
+  /** the host IPv6 address outgoing IPv6 sockets bind to (outbound-addr6=, not in QEMU) */
+  outboundAddr6?: string;
   mtu: number;
   /** TCP connections in the whole stack (TIME_WAIT not counted); absent = 65,536 */
   maxFlows?: number;

@@ -24,7 +24,7 @@ import type { HostForward } from "./config.js";
 import { checkHostForward, guestAddressProblem } from "./forward-rule.js";
 import type { Logger } from "./log.js";
 import { type ForwardFile, ForwardStore, type StoredForward } from "./proxy/forward-store.js";
-import { ipv4ToString } from "./stack/wire/addr.js";
+import { ipToString } from "./stack/wire/ipv6-addr.js";
 import type { ForwardInfo, UserNetdev } from "./user-netdev.js";
 
 export interface ForwardView {
@@ -251,7 +251,8 @@ export class Forwards implements ForwardsFacade {
       proto: i.rule.proto,
       hostAddr: i.rule.hostAddr || "0.0.0.0",
       hostPort: i.rule.hostPort,
-      guestAddr: ipv4ToString(i.guest),
+      // an IPv6 rule with no guest address and no guest learned yet: ""
+      guestAddr: i.guest === undefined ? "" : ipToString(i.guest),
       guestPort: i.rule.guestPort,
       preserveSource: nd.forwards.keepsSource(i.rule),
     };

@@ -45,8 +45,15 @@ import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
 import { type GuestUdp, type GuestUdp6, UserStack } from "./stack/user-stack.js";
 import { BROADCAST_MAC, macToString, parseIpv4, parseMac, prefixToMask } from "./stack/wire/addr.js";
 import { IcmpUnreachableCode } from "./stack/wire/icmp.js";
-import { type Ipv6Address, parseIpv6 } from "./stack/wire/ipv6-addr.js";
+import {
+  type Ipv6Address,
+  ipv6InPrefix,
+  isIpv6LinkLocal,
+  parseIpv6,
+  sameIpv6,
+} from "./stack/wire/ipv6-addr.js";
 import { TimerDriver } from "./timer-driver.js";
+import { UserNat6 } from "./user-netdev-nat6.js";
 import { Ipv6Services, raFlags } from "./user-services6.js";
 import { takeSnapshot, type UserNetdevSnapshot } from "./user-snapshot.js";
 
@@ -126,6 +133,8 @@ export class UserNetdev implements Port {
   private readonly udpNat: UdpNat;
   private readonly tcpRelay: TcpRelay;
   private readonly icmp: IcmpEchoNat;
+  /** the IPv6 side of the NAT (ipv6=on) */
+  private nat6: UserNat6 | undefined;
   private readonly hostForwards: HostForwarder;
   /** guestfwd=: guest TCP to SERVER:PORT onto a host socket or a command (from start()) */
   private guestForwards: GuestForwarder | undefined;
@@ -179,6 +188,7 @@ export class UserNetdev implements Port {
         },
         udp6: (d) => this.routeUdp6(d),
         tcp6: (conn, ev) => this.routeTcp6(conn, ev),
+        echo6: (e) => this.nat6?.echo6(e),
       },
       {
         tcp: tcpFlowLimits(config.maxFlows, config.maxFlowsPerGuest),
@@ -195,11 +205,17 @@ export class UserNetdev implements Port {
       return mac === undefined ? undefined : macToString(mac);
     });
     this.bindLeases();
+    const v6 = this.stackConfig.ipv6;
+    const nat64 =
+      v6 === undefined || config.nat64Prefix === undefined ? undefined : parseIpv6(config.nat64Prefix);
     const policy = new NatPolicy({
       host: this.stackConfig.host,
       hostLoopback: config.hostLoopback,
       restrict: config.restrict,
       outboundAddr: config.outboundAddr,
+      host6: v6?.host,
+      outboundAddr6: config.outboundAddr6,
+      nat64Prefix: nat64,
     });
     this.tcpRelay = new TcpRelay(options.hostNet ?? nodeHostNet, policy, log.child({ proxy: "tcp" }), () =>
       this.clock.now(),
@@ -216,6 +232,19 @@ export class UserNetdev implements Port {
         this.stack.sendUdp(d);
         this.timers.schedule();
       },
+      ipv6:
+        v6 === undefined
+          ? undefined
+          : {
+              gateway: v6.host,
+              prefix: v6.prefix,
+              prefixLength: v6.prefixLength,
+              defaultGuest: () => firstGuest6(this.stack.neighbours6(), v6),
+              sendUdp: (d) => {
+                this.stack.sendUdp6(d);
+                this.timers.schedule();
+              },
+            },
       drops: this.stack.drops,
       log: log.child({ proxy: "hostfwd" }),
       now: () => this.clock.now(),
@@ -253,9 +282,7 @@ export class UserNetdev implements Port {
     );
     this.localNames = new LocalNames();
     this.localNames.set(gatewayName, this.stackConfig.host);
-    const v6 = this.stackConfig.ipv6;
     if (v6) this.localNames.set6(gatewayName, v6.host);
-    const nat64 = config.nat64Prefix === undefined ? undefined : parseIpv6(config.nat64Prefix);
     this.dnsUpstream = new HostDnsUpstream({ logger: dnsLog, localAddress: config.outboundAddr });
     this.dns = new DnsForwarder({
       upstream: this.dnsUpstream,
@@ -299,6 +326,22 @@ export class UserNetdev implements Port {
       fire: (now) => this.udpNat.expire(now),
     });
     this.timers.add({ nextDeadline: () => this.icmp.nextDeadline(), fire: (now) => this.icmp.expire(now) });
+    if (v6 !== undefined) {
+      const nat6 = new UserNat6({
+        config,
+        ipv6: v6,
+        stack: this.stack,
+        hostNet: options.hostNet ?? nodeHostNet,
+        policy,
+        forwards: this.hostForwards,
+        drops: this.stack.drops,
+        log,
+        now: () => this.clock.now(),
+        sent: () => this.timers.schedule(),
+      });
+      this.nat6 = nat6;
+      this.timers.add({ nextDeadline: () => nat6.nextDeadline(), fire: (now) => nat6.expire(now) });
+    }
     this.timers.add({ fire: (now) => this.hostForwards.expire(now) });
   }
 
@@ -370,6 +413,7 @@ export class UserNetdev implements Port {
         ...this.stack.drops.toJSON(),
         ...this.udpNat.drops.toJSON(),
         ...this.icmp.drops.toJSON(),
+        ...this.nat6?.drops(),
       },
     };
   }
@@ -468,6 +512,7 @@ export class UserNetdev implements Port {
       () => undefined,
     );
     this.icmp.closeAll();
+    this.nat6?.closeAll();
     this.dnsUpstream.close();
   }
 
@@ -537,24 +582,27 @@ export class UserNetdev implements Port {
     this.udpNat.fromGuest(d, this.clock.now());
   }
 
-  /**
-   * Guest UDP over IPv6: DHCPv6 and DNS at the IPv6 DNS address (user-services6.ts);
-   * everything else is dropped and counted until the NAT carries IPv6.
-   */
+  /** Guest UDP over IPv6: DHCPv6 and DNS at the IPv6 DNS address (user-services6.ts), else the NAT. */
   private routeUdp6(d: GuestUdp6): void {
     if (this.services6?.udp(d)) return;
+    if (this.nat6) return this.nat6.udp6(d);
     this.stack.drops.drop("udp6-no-route");
   }
 
-  /** Guest TCP over IPv6: DNS at the IPv6 DNS address; other connections are refused. */
+  /** Guest TCP over IPv6: DNS at the IPv6 DNS address (user-services6.ts), else the relay (or a RST). */
   private routeTcp6(conn: GuestTcpConnection, ev: TcpEvent): void {
     if (ev.type !== "connect-request") {
-      if (this.dnsTcp.owns(conn)) this.dnsTcp.event(conn, ev);
-      return;
+      if (this.dnsTcp.owns(conn)) return this.dnsTcp.event(conn, ev);
+      return this.tcpRelay.event(conn, ev);
     }
     if (this.services6?.tcp(conn, ev)) return;
-    this.stack.drops.drop("tcp6-no-route");
-    conn.refuse();
+    const dst = conn.remoteAddr6;
+    if (dst === undefined || this.nat6 === undefined) {
+      this.stack.drops.drop("tcp6-no-route");
+      return conn.refuse();
+    }
+    if (!this.nat6.tcpToRelay(dst)) return conn.refuse();
+    this.tcpRelay.event(conn, ev);
   }
 
   private toDns(d: GuestUdp): void {
@@ -699,3 +747,20 @@ function bufferLimits(
 }
 
 const bufferDefaults = { max: 512 * 1024 * 1024, perGuest: 128 * 1024 * 1024 };
+
+/**
+ * The guest an IPv6 forward with no guest address goes to: the first global address in
+ * the prefix the stack learned (its neighbour table's order), as libslirp resolves `::`.
+ */
+function firstGuest6(
+  entries: readonly { address: Ipv6Address }[],
+  v6: { prefix: Ipv6Address; prefixLength: number; host: Ipv6Address; dns: Ipv6Address },
+): Ipv6Address | undefined {
+  for (const e of entries) {
+    const a = e.address;
+    if (isIpv6LinkLocal(a) || !ipv6InPrefix(a, v6.prefix, v6.prefixLength)) continue;
+    if (sameIpv6(a, v6.host) || sameIpv6(a, v6.dns)) continue;
+    return a;
+  }
+  return undefined;
+}

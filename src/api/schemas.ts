@@ -12,8 +12,13 @@ const { Type } = createRequire(import.meta.url)("@sinclair/typebox") as typeof i
 const ipv4Pattern =
   "^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$";
 const ipv4 = (description: string) => Type.String({ pattern: ipv4Pattern, description });
-const ipv4OrAny = (description: string) =>
-  Type.Union([Type.Literal(""), Type.String({ pattern: ipv4Pattern })], { description });
+/** IPv6 text, loosely (forward-rule.ts checks it exactly) */
+const ipv6Pattern = "^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$";
+const ipOrAny = (description: string) =>
+  Type.Union(
+    [Type.Literal(""), Type.String({ pattern: ipv4Pattern }), Type.String({ pattern: ipv6Pattern })],
+    { description },
+  );
 const port = (description: string) => Type.Integer({ minimum: 0, maximum: 65535, description });
 const strict = { additionalProperties: false } as const;
 
@@ -138,9 +143,15 @@ export const ForwardRequest = Type.Object(
   {
     netdev: Type.Optional(Type.String({ minLength: 1, description: "user netdev id; default: the first" })),
     proto: Type.Optional(Type.Union([Type.Literal("tcp"), Type.Literal("udp")], { default: "tcp" })),
-    hostAddr: Type.Optional(ipv4OrAny('host address to bind; "" (default) = every address')),
+    hostAddr: Type.Optional(
+      ipOrAny('host address to bind, IPv4 or IPv6; "" (default) = every IPv4 address, "::" = every address'),
+    ),
     hostPort: port("host port; 0 = any free port"),
-    guestAddr: Type.Optional(ipv4OrAny('guest address; "" (default) = the first DHCP address')),
+    guestAddr: Type.Optional(
+      ipOrAny(
+        'guest address, IPv4 or IPv6; "" (default) = the first DHCP address, or for an IPv6 host address the guest\'s first IPv6 address',
+      ),
+    ),
     guestPort: Type.Integer({ minimum: 1, maximum: 65535 }),
     preserveSource: Type.Optional(Type.Boolean()),
   },

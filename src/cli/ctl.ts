@@ -335,9 +335,9 @@ function printForwards(list: unknown): string {
         num(f.id),
         str(f.netdev),
         str(f.proto),
-        `${str(f.hostAddr) || "0.0.0.0"}:${num(f.hostPort)}`,
-        `${str(f.guestAddr)}:${num(f.guestPort)}`,
-        b ? `${str(b.address)}:${num(b.port)}` : "-",
+        `${bracket(str(f.hostAddr) || "0.0.0.0")}:${num(f.hostPort)}`,
+        `${bracket(str(f.guestAddr))}:${num(f.guestPort)}`,
+        b ? `${bracket(str(b.address))}:${num(b.port)}` : "-",
         str(f.error) || "-",
       ];
     }),
@@ -602,4 +602,9 @@ export async function runCtl(io: CtlEnvironment): Promise<number> {
     }
     throw e;
   }
+}
+
+/** an address as an endpoint shows it: IPv6 in brackets */
+function bracket(a: string): string {
+  return a.includes(":") ? `[${a}]` : a;
 }

@@ -3,6 +3,12 @@
  *
  *   hostfwd=[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport
  *   -redir [tcp|udp]:hostport:[guestaddr]:guestport            (legacy, all host addresses)
+ *
+ * An IPv6 address is written in brackets, as libslirp's hostfwd takes it:
+ * `hostfwd=tcp:[::1]:2222-[fec0::15]:22` (QEMU's own parser refuses IPv6, QEMU issue
+ * #2876), `-redir tcp:2222:[fec0::15]:22`. An empty guest address on an IPv6 host
+ * address (`tcp:[::1]:2222-:22`) means the guest's first IPv6 address the stack
+ * learned (as libslirp resolves `::` late); either family may forward to the other.
  *   guestfwd=[tcp]:[server]:port-cmd:COMMAND
  *   guestfwd=[tcp]:[server]:port-tcp:HOST:PORT
  *
@@ -27,8 +33,9 @@ const good = <T>(value: T): Parsed<T> => ({ ok: true, value });
 const bad = <T>(reason: string): Parsed<T> => ({ ok: false, reason });
 
 export const hostfwdForm =
-  "[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport such as hostfwd=tcp::2222-:22";
-export const redirForm = "[tcp|udp]:hostport:[guestaddr]:guestport such as -redir tcp:2222::22";
+  "[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport such as hostfwd=tcp::2222-:22 or hostfwd=tcp:[::1]:2222-[fec0::15]:22";
+export const redirForm =
+  "[tcp|udp]:hostport:[guestaddr]:guestport such as -redir tcp:2222::22 or -redir tcp:2222:[fec0::15]:22";
 export const guestfwdForm =
   "[tcp]:[server]:port-cmd:COMMAND or [tcp]:[server]:port-tcp:HOST:PORT such as guestfwd=tcp:10.0.2.100:1234-tcp:127.0.0.1:80";
 
@@ -36,6 +43,17 @@ export const guestfwdForm =
 function cut(s: string, sep: string): [string, string] | undefined {
   const i = s.indexOf(sep);
   return i < 0 ? undefined : [s.slice(0, i), s.slice(i + sep.length)];
+}
+
+/**
+ * cuts an address field off `s` at `sep`: "[IPv6]" up to its closing bracket (which
+ * `sep` must follow), anything else as `cut` does; the brackets are not returned.
+ */
+function cutAddr(s: string, sep: string): [string, string] | undefined {
+  if (!s.startsWith("[")) return cut(s, sep);
+  const close = s.indexOf("]");
+  if (close < 0 || s.slice(close + 1, close + 1 + sep.length) !== sep) return undefined;
+  return [s.slice(1, close), s.slice(close + 1 + sep.length)];
 }
 
 function parseOptionalAddr(s: string): string | undefined {
@@ -55,8 +73,13 @@ export function parseHostForward(s: string): Parsed<HostForward> {
   const proto = p1[0] === "" ? "tcp" : p1[0];
   const protoProblem = forwardFieldProblem("proto", proto);
   if (protoProblem) return bad(protoProblem);
-  const p2 = cut(p1[1], ":");
-  if (!p2) return bad("missing ':' after the host address");
+  const p2 = cutAddr(p1[1], ":");
+  if (!p2)
+    return bad(
+      p1[1].startsWith("[") ? "missing ']:' after the host address" : "missing ':' after the host address",
+    );
+  if (p1[1].startsWith("[") && !p2[0].includes(":"))
+    return bad(`bad host address "[${p2[0]}]" (brackets are for IPv6)`);
   const addrProblem = forwardFieldProblem("hostAddr", p2[0]);
   if (addrProblem) return bad(addrProblem);
   const p3 = cut(p2[1], "-");
@@ -78,8 +101,15 @@ export function parseRedirect(s: string): Parsed<HostForward> {
 function guestSide(s: string, host: Record<"proto" | "hostAddr" | "hostPort", unknown>): Parsed<HostForward> {
   const hostPortProblem = forwardFieldProblem("hostPort", host.hostPort);
   if (hostPortProblem) return bad(hostPortProblem);
-  const p = cut(s, ":");
-  if (!p) return bad("missing ':' between guest address and port");
+  const p = cutAddr(s, ":");
+  if (!p)
+    return bad(
+      s.startsWith("[")
+        ? "missing ']:' after the guest address"
+        : "missing ':' between guest address and port",
+    );
+  if (s.startsWith("[") && !p[0].includes(":"))
+    return bad(`bad guest address "[${p[0]}]" (brackets are for IPv6)`);
   const r = checkHostForward({ ...host, guestAddr: p[0], guestPort: portValue(p[1]) });
   return r.ok ? good(r.value) : bad(r.reason);
 }
@@ -111,7 +141,10 @@ export function parseGuestForward(s: string): Parsed<GuestForward> {
   return bad(`bad target "${target}" (cmd:COMMAND or tcp:HOST:PORT)`);
 }
 
-/** back to QEMU's spelling, for messages */
+/** an address as the grammar writes it: IPv6 in brackets */
+const bracketed = (a: string): string => (typeof a === "string" && a.includes(":") ? `[${a}]` : a);
+
+/** back to QEMU's spelling (libslirp's for IPv6), for messages */
 export function formatHostForward(f: HostForward): string {
-  return `${f.proto}:${f.hostAddr}:${f.hostPort}-${f.guestAddr}:${f.guestPort}`;
+  return `${f.proto}:${bracketed(f.hostAddr)}:${f.hostPort}-${bracketed(f.guestAddr)}:${f.guestPort}`;
 }

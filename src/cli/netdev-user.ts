@@ -44,6 +44,7 @@ import {
 } from "../stack/wire/ipv6-addr.js";
 import { guestfwdForm, hostfwdForm, parseGuestForward, parseHostForward } from "./forwards.js";
 import { isDomainName, parseDecimal, parseHostPort } from "./inet.js";
+import { parseOutboundAddr6 } from "./outbound-addr6.js";
 import type { OptionSet, OptionSpec } from "./qemu-opts.js";
 import { UsageError } from "./usage-error.js";
 
@@ -142,6 +143,7 @@ export const userSpec: Readonly<Record<string, OptionSpec>> = {
   dhcpv6: { kind: "value", form: "stateful, stateless or off such as dhcpv6=stateless" },
   "host-loopback": boolForm("host-loopback", "off"),
   "outbound-addr": ipForm("outbound-addr", "192.0.2.10"),
+  "outbound-addr6": { kind: "value", form: "an IPv6 address such as outbound-addr6=2001:db8::10" },
   mtu: { kind: "value", form: "68..65520 such as mtu=65520" },
   ...boundSpecs,
   [guestsPerPortOption.option]: {
@@ -405,6 +407,7 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
   if (tftp !== undefined) cfg.tftp = tftp;
   if (tftpServerName !== undefined) cfg.tftpServerName = tftpServerName;
   if (bootfile !== undefined) cfg.bootfile = bootfile;
+  Object.assign(cfg, parseOutboundAddr6(opts));
   if (smb !== undefined) cfg.smb = smb;
   if (outboundAddr !== undefined) cfg.outboundAddr = outboundAddr;
   if (hostfwdSource === "preserve") cfg.preserveSource = true;

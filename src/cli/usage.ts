@@ -27,7 +27,9 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       smb=DIR smbserver=ADDR            SMB share served by smbd (net+4: 10.0.2.4)
       hostfwd=[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport   (repeatable)
                                         host port 0 = any free port; empty guestaddr =
-                                        the first DHCP address
+                                        the first DHCP address; IPv6 in brackets:
+                                        hostfwd=tcp:[::1]:2222-[fec0::15]:22 (empty
+                                        guestaddr: the guest's first IPv6 address)
       hostfwd-source=preserve|gateway   forwarded clients reach the guest from their own
                                         address and port (preserve), or from the gateway
                                         like QEMU (gateway, the default); loopback clients
@@ -47,6 +49,7 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       host-loopback=on|off              may the guest reach the host's 127.0.0.1 via
                                         the gateway (on)
       outbound-addr=ADDR                source address for NAT'ed connections
+      outbound-addr6=ADDR               source address for NAT'ed IPv6 connections
       mtu=N                             68..65520 (1500)
       max-flows=N                       TCP connections in all, TIME_WAIT not
                                         counted (65536)
@@ -129,8 +132,8 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       there is none)
     e.g. -redir tcp:2222::22
 
-Not supported: unix datagram sockets, file descriptors (fd=), IPv6 beyond the gateway. -net nic, -nic and -device are guest options:
-they belong on the QEMU command line.
+Not supported: unix datagram sockets (except VDE), file descriptors (fd=). -net nic, -nic and
+-device are guest options: they belong on the QEMU command line.
 
 Subcommand:
   usernet slirp4netns [OPTION]... PID|PATH TAPNAME

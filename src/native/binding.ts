@@ -76,9 +76,13 @@ export interface FdPollerOptions {
 
 /** One entry of a UDP socket's error queue (struct sock_extended_err and its addresses). */
 export interface UdpErrorReport {
-  /** SO_EE_ORIGIN_*: 2 an ICMP message came back, 1 the local stack refused (e.g. EMSGSIZE) */
+  /** SO_EE_ORIGIN_*: 2 an ICMP message came back, 3 an ICMPv6 one, 1 the local stack refused (e.g. EMSGSIZE) */
   origin: number;
-  /** ICMP type and code (origin 2): 3/3 port unreachable, 3/1 host unreachable, 11/0 TTL exceeded */
+  /**
+   * ICMP type and code (origin 2): 3/3 port unreachable, 3/1 host unreachable, 11/0 TTL
+   * exceeded; ICMPv6's (origin 3): 1/4 port unreachable, 1/0 no route, 1/3 address
+   * unreachable, 3/0 hop limit exceeded
+   */
   type: number;
   code: number;
   /** the errno the report stands for (ECONNREFUSED = 111 ...) */
@@ -139,10 +143,10 @@ export interface NativeAddon {
   openTapInNetns(nsPath: string, userNsPath: string | null, name: string, opts: TapOptions): TapHandle;
   setOffloads(fd: number, flags: number): void;
   closeFd(fd: number): void;
-  openPingSocket(bindAddr?: string): number;
+  openPingSocket(bindAddr?: string | null, family?: 4 | 6): number;
   pingSocketIdent(fd: number): number;
   sendPing(fd: number, dstAddr: string, icmpMessage: Buffer): boolean;
-  openUdpSocket(bindAddr?: string | null, opts?: UdpSocketOptions): number;
+  openUdpSocket(bindAddr?: string | null, opts?: UdpSocketOptions, family?: 4 | 6): number;
   udpSend(fd: number, data: Buffer, dstAddr: string, dstPort: number): string | null;
   openUnixDgram(bindPath: string | null): number;
   connectUnixDgram(fd: number, path: string): void;
@@ -252,11 +256,12 @@ export function closeFd(fd: number): void {
 }
 
 /**
- * An unprivileged ICMP echo socket (non-blocking), bound to bindAddr (default any).
- * Throws code "EACCES" when net.ipv4.ping_group_range excludes this process.
+ * An unprivileged ICMP echo socket (non-blocking; ICMPv6 for `family` 6), bound to
+ * bindAddr (default any). Throws code "EACCES" when net.ipv4.ping_group_range (which
+ * governs both families) excludes this process.
  */
-export function openPingSocket(bindAddr?: string): number {
-  return loadNative().openPingSocket(bindAddr);
+export function openPingSocket(bindAddr?: string, family: 4 | 6 = 4): number {
+  return loadNative().openPingSocket(bindAddr ?? null, family);
 }
 
 /** The echo identifier the kernel writes into every request sent on this socket. */
@@ -279,12 +284,13 @@ export interface UdpSocketOptions {
 }
 
 /**
- * A non-blocking IPv4 UDP socket bound to an ephemeral port of bindAddr (default any),
- * with IP_RECVERR (ICMP errors for sent datagrams land on its error queue, read by an
- * FdPoller of kind "udp") and the buffer sizes asked for. See native/udp.c.
+ * A non-blocking UDP socket (IPv4, or IPv6-only for `family` 6) bound to an ephemeral
+ * port of bindAddr (default any), with IP_RECVERR/IPV6_RECVERR (ICMP errors for sent
+ * datagrams land on its error queue, read by an FdPoller of kind "udp") and the buffer
+ * sizes asked for. See native/udp.c.
  */
-export function openUdpSocket(bindAddr?: string, opts?: UdpSocketOptions): number {
-  return loadNative().openUdpSocket(bindAddr ?? null, opts);
+export function openUdpSocket(bindAddr?: string, opts?: UdpSocketOptions, family: 4 | 6 = 4): number {
+  return loadNative().openUdpSocket(bindAddr ?? null, opts, family);
 }
 
 /**

@@ -29,6 +29,17 @@
  *
  * A rule whose host port cannot be bound fails alone, with a message naming the
  * address; the others keep working.
+ *
+ * IPv6: a rule's host address may be IPv6 (an IPv6 listener; "::" takes IPv4 clients
+ * too, as a dual-stack socket) and its guest address may be IPv6. The guest's family is
+ * its address's, or for an empty guest address the host address's: an IPv6 host
+ * address with no guest address forwards to the guest's first IPv6 address the stack
+ * learned (from its NDP and traffic; libslirp resolves `::` the same way), looked up
+ * for each new client, so a guest that comes up later is found; a client arriving
+ * before any is known is reset (TCP) or dropped (UDP), counted
+ * "hostfwd-no-guest6". A listener of either family forwards to a guest of either: the
+ * guest sees the flow come from the gateway of its own family (preserveSource keeps a
+ * client's address only when it is of the guest's family).
  */
 import dgram from "node:dgram";
 import net from "node:net";
@@ -36,8 +47,22 @@ import type { HostForward } from "../config.js";
 import { hostFaults, type Logger } from "../log.js";
 import type { DropCounters } from "../stack/drop-counters.js";
 import type { GuestTcpLayer } from "../stack/guest-tcp.js";
-import type { UdpToGuest } from "../stack/user-stack.js";
-import { ipv4ToString, isIpv4Loopback, isIpv4Multicast, parseIpv4 } from "../stack/wire/addr.js";
+import type { UdpToGuest, UdpToGuest6 } from "../stack/user-stack.js";
+import { isIpv4Loopback, isIpv4Multicast, parseIpv4 } from "../stack/wire/addr.js";
+import {
+  type IpAddress,
+  type Ipv6Address,
+  ipToString,
+  ipv6FromKey,
+  ipv6InPrefix,
+  ipv6Key,
+  isIpv4Mapped,
+  isIpv6LinkLocal,
+  isIpv6Loopback,
+  isIpv6Multicast,
+  isIpv6Unspecified,
+  parseIpv6,
+} from "../stack/wire/ipv6-addr.js";
 import { wrapTcpSocket } from "./host-net.js";
 import type { TcpRelay } from "./tcp-relay.js";
 
@@ -54,6 +79,15 @@ export interface HostForwardContext {
   tcp: GuestTcpLayer;
   relay: TcpRelay;
   sendUdp(d: UdpToGuest): void;
+  /** the IPv6 side (ipv6=on): the gateway, the prefix, the guest an empty address means, and the way back */
+  ipv6?: {
+    gateway: Ipv6Address;
+    prefix: Ipv6Address;
+    prefixLength: number;
+    /** the guest's first IPv6 address the stack learned, if any yet */
+    defaultGuest(): Ipv6Address | undefined;
+    sendUdp(d: UdpToGuest6): void;
+  };
   drops: DropCounters;
   log: Logger;
   now(): number;
@@ -62,8 +96,11 @@ export interface HostForwardContext {
 export interface ForwardInfo {
   id: number;
   rule: HostForward;
-  /** the guest address the rule forwards to (the default guest when the rule says "") */
-  guest: number;
+  /**
+   * the guest address the rule forwards to (the default guest when the rule says ""); for
+   * an IPv6 rule with no guest address, the guest learned so far (undefined: none yet)
+   */
+  guest: IpAddress | undefined;
   /** the bound host address, once listening */
   bound?: { address: string; port: number };
   error?: string;
@@ -73,8 +110,10 @@ interface UdpClient {
   key: string;
   address: string;
   port: number;
-  /** the source the guest sees: the client itself (preserved) or the gateway */
-  remote: number;
+  /** the guest this client's datagrams go to (an IPv6 guest as its ipv6Key) */
+  guest: number | string;
+  /** the source the guest sees: the client itself (preserved) or the gateway (ipv6Key on IPv6) */
+  remote: number | string;
   remotePort: number;
   /** whether remotePort is a gateway port from the forward range */
   gatewayPort: boolean;
@@ -128,12 +167,18 @@ export class HostForwarder {
     return rule.preserveSource ?? this.ctx.preserveSource;
   }
 
-  /** The guest address a rule resolves to on this network. */
-  guestOf(rule: HostForward): number {
+  /**
+   * The guest address a rule resolves to on this network now: IPv4 a number, IPv6 16
+   * bytes, undefined for an IPv6 rule with no guest learned yet (or without IPv6).
+   */
+  guestOf(rule: HostForward): IpAddress | undefined {
     // callers validated the address; an unparsable one would be a programming error
-    return rule.guestAddr === ""
-      ? this.ctx.defaultGuest
-      : (parseIpv4(rule.guestAddr) ?? this.ctx.defaultGuest);
+    if (rule.guestAddr === "") {
+      return rule.hostAddr.includes(":") ? this.ctx.ipv6?.defaultGuest() : this.ctx.defaultGuest;
+    }
+    if (rule.guestAddr.includes(":"))
+      return this.ctx.ipv6 === undefined ? undefined : parseIpv6(rule.guestAddr);
+    return parseIpv4(rule.guestAddr) ?? this.ctx.defaultGuest;
   }
 
   /**
@@ -156,12 +201,12 @@ export class HostForwarder {
       }
       info.bound = bound;
       this.ctx.log.info(
-        `forwarding ${rule.proto} ${bound.address}:${bound.port} to ${ipv4ToString(info.guest)}:${rule.guestPort}${this.keepsSource(rule) ? " (client source kept)" : ""}`,
+        `forwarding ${rule.proto} ${endpointText(bound.address, bound.port)} to ${info.guest === undefined ? "the guest's first IPv6 address" : endpointText(ipToString(info.guest), rule.guestPort)}${this.keepsSource(rule) ? " (client source kept)" : ""}`,
         { id },
       );
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? "";
-      info.error = `hostfwd=${rule.proto}:${rule.hostAddr}:${rule.hostPort}-${rule.guestAddr}:${rule.guestPort}: cannot bind ${host}:${rule.hostPort}: ${code || (err as Error).message}${code === "EADDRINUSE" ? " (port already in use)" : ""}`;
+      info.error = `hostfwd=${rule.proto}:${bracketed(rule.hostAddr)}:${rule.hostPort}-${bracketed(rule.guestAddr)}:${rule.guestPort}: cannot bind ${endpointText(host, rule.hostPort)}: ${code || (err as Error).message}${code === "EADDRINUSE" ? " (port already in use)" : ""}`;
       this.ctx.log.error(info.error, { id });
     }
     return info;
@@ -174,12 +219,23 @@ export class HostForwarder {
     this.entries.delete(id);
     this.closeEntry(entry);
     const r = entry.info.rule;
-    this.ctx.log.info(`removed forward ${r.proto} ${r.hostAddr || "0.0.0.0"}:${r.hostPort}`, { id });
+    this.ctx.log.info(`removed forward ${r.proto} ${endpointText(r.hostAddr || "0.0.0.0", r.hostPort)}`, {
+      id,
+    });
     return true;
   }
 
-  /** Routes a guest datagram to a forwarded client; false when it is not forward traffic. */
-  fromGuestUdp(src: number, srcPort: number, dst: number, dstPort: number, payload: Buffer): boolean {
+  /**
+   * Routes a guest datagram to a forwarded client; false when it is not forward traffic.
+   * IPv6 addresses come as their ipv6Key.
+   */
+  fromGuestUdp(
+    src: number | string,
+    srcPort: number,
+    dst: number | string,
+    dstPort: number,
+    payload: Buffer,
+  ): boolean {
     if (this.udpByGuestSide.size === 0) return false;
     const m = this.udpByGuestSide.get(guestSideKey(dst, dstPort, src, srcPort));
     if (!m) return false;
@@ -228,14 +284,43 @@ export class HostForwarder {
     return undefined;
   }
 
-  /** The client's own address as the guest may see it, or undefined when it must be the gateway. */
-  private keptSource(address: string | undefined): number | undefined {
+  /**
+   * The client's own address as a guest of `family` may see it (IPv6 as its ipv6Key), or
+   * undefined when it must be the gateway.
+   */
+  private keptSource(address: string | undefined, family: 4 | 6): number | string | undefined {
     if (address === undefined) return undefined;
+    if (family === 6) return this.keptSource6(address);
     const a = parseIpv4(address.startsWith("::ffff:") ? address.slice(7) : address);
     if (a === undefined || a === 0 || a === 0xffffffff) return undefined;
     if (isIpv4Loopback(a) || isIpv4Multicast(a)) return undefined;
     if ((a & this.ctx.mask) >>> 0 === this.ctx.net) return undefined;
     return a;
+  }
+
+  private keptSource6(address: string): string | undefined {
+    const v6 = this.ctx.ipv6;
+    const a = address.includes(":") ? parseIpv6(address) : undefined;
+    if (v6 === undefined || a === undefined) return undefined;
+    if (
+      isIpv6Loopback(a) ||
+      isIpv6Unspecified(a) ||
+      isIpv6Multicast(a) ||
+      isIpv6LinkLocal(a) ||
+      isIpv4Mapped(a)
+    )
+      return undefined;
+    if (ipv6InPrefix(a, v6.prefix, v6.prefixLength)) return undefined;
+    return ipv6Key(a);
+  }
+
+  /** The guest of a rule for a new client, or undefined (counted) when there is none yet. */
+  private clientGuest(info: ForwardInfo): IpAddress | undefined {
+    const guest =
+      info.rule.guestAddr === "" && info.rule.hostAddr.includes(":") ? this.guestOf(info.rule) : info.guest;
+    if (guest === undefined) this.ctx.drops.drop("hostfwd-no-guest6");
+    else info.guest = guest;
+    return guest;
   }
 
   private listenTcp(entry: Entry, host: string): Promise<{ address: string; port: number }> {
@@ -267,21 +352,34 @@ export class HostForwarder {
 
   private acceptTcp(info: ForwardInfo, sock: net.Socket): void {
     sock.setNoDelay(true);
-    const tuple = (remote: number, port: number) => ({
-      guestAddr: info.guest,
-      guestPort: info.rule.guestPort,
-      remoteAddr: remote,
-      remotePort: port,
-    });
+    const guest = this.clientGuest(info);
+    if (guest === undefined) {
+      sock.resetAndDestroy();
+      return;
+    }
+    const family = typeof guest === "number" ? 4 : 6;
+    const gateway: number | string =
+      typeof guest === "number" ? this.ctx.gateway : ipv6Key(this.ctx.ipv6?.gateway ?? guest);
+    const tuple = (remote: number | string, port: number) =>
+      typeof guest === "number"
+        ? { guestAddr: guest, guestPort: info.rule.guestPort, remoteAddr: remote as number, remotePort: port }
+        : {
+            guestAddr: 0,
+            guestPort: info.rule.guestPort,
+            remoteAddr: 0,
+            remotePort: port,
+            guestAddr6: guest,
+            remoteAddr6: ipv6FromKey(remote as string),
+          };
     let conn: ReturnType<GuestTcpLayer["connect"]>;
-    const kept = this.keepsSource(info.rule) ? this.keptSource(sock.remoteAddress) : undefined;
+    const kept = this.keepsSource(info.rule) ? this.keptSource(sock.remoteAddress, family) : undefined;
     if (kept !== undefined && sock.remotePort !== undefined) {
       conn = this.ctx.tcp.connect(tuple(kept, sock.remotePort));
       if (!conn) this.ctx.drops.drop("hostfwd-source-not-kept");
     }
     if (!conn) {
-      const port = this.gatewayPort((p) => this.ctx.tcp.has(tuple(this.ctx.gateway, p)));
-      conn = port === undefined ? undefined : this.ctx.tcp.connect(tuple(this.ctx.gateway, port));
+      const port = this.gatewayPort((p) => this.ctx.tcp.has(tuple(gateway, p)));
+      conn = port === undefined ? undefined : this.ctx.tcp.connect(tuple(gateway, port));
     }
     if (!conn) {
       this.ctx.drops.drop("hostfwd-no-room");
@@ -293,7 +391,7 @@ export class HostForwarder {
   }
 
   private bindUdp(entry: Entry, host: string): Promise<{ address: string; port: number }> {
-    const socket = dgram.createSocket({ type: "udp4" });
+    const socket = dgram.createSocket({ type: host.includes(":") ? "udp6" : "udp4" });
     const r: UdpRule = { info: entry.info, socket, byClient: new Map() };
     entry.udp = r;
     return new Promise((resolve, reject) => {
@@ -310,10 +408,15 @@ export class HostForwarder {
 
   private fromHostUdp(r: UdpRule, data: Buffer, address: string, port: number): void {
     const key = `${address}:${port}`;
-    const guest = r.info.guest;
     const guestPort = r.info.rule.guestPort;
     let c = r.byClient.get(key);
     if (!c) {
+      const guestAddr = this.clientGuest(r.info);
+      if (guestAddr === undefined) return;
+      const family = typeof guestAddr === "number" ? 4 : 6;
+      const guest = typeof guestAddr === "number" ? guestAddr : ipv6Key(guestAddr);
+      const gateway =
+        typeof guestAddr === "number" ? this.ctx.gateway : ipv6Key(this.ctx.ipv6?.gateway ?? guestAddr);
       if (r.byClient.size >= this.maxUdpClients) {
         const oldest = r.byClient.values().next().value;
         if (oldest) {
@@ -321,7 +424,7 @@ export class HostForwarder {
           this.forgetUdp(r, oldest);
         }
       }
-      let remote: number | undefined = this.keepsSource(r.info.rule) ? this.keptSource(address) : undefined;
+      let remote = this.keepsSource(r.info.rule) ? this.keptSource(address, family) : undefined;
       let remotePort = port;
       if (remote !== undefined && this.udpByGuestSide.has(guestSideKey(remote, port, guest, guestPort))) {
         this.ctx.drops.drop("hostfwd-source-not-kept");
@@ -330,7 +433,7 @@ export class HostForwarder {
       if (remote === undefined) {
         const gp = this.gatewayPort((p) => this.udpGatewayPorts.has(p));
         if (gp === undefined) return this.ctx.drops.drop("hostfwd-no-room");
-        remote = this.ctx.gateway;
+        remote = gateway;
         remotePort = gp;
         this.udpGatewayPorts.add(gp);
       }
@@ -338,24 +441,51 @@ export class HostForwarder {
         key,
         address,
         port,
+        guest,
         remote,
         remotePort,
-        gatewayPort: remote === this.ctx.gateway,
+        gatewayPort: remote === gateway,
         lastActive: 0,
       };
       r.byClient.set(key, c);
       this.udpByGuestSide.set(guestSideKey(remote, remotePort, guest, guestPort), { rule: r, client: c });
     }
     c.lastActive = this.ctx.now();
-    this.ctx.sendUdp({ src: c.remote, srcPort: c.remotePort, dst: guest, dstPort: guestPort, payload: data });
+    if (typeof c.guest === "number") {
+      this.ctx.sendUdp({
+        src: c.remote as number,
+        srcPort: c.remotePort,
+        dst: c.guest,
+        dstPort: guestPort,
+        payload: data,
+      });
+    } else {
+      this.ctx.ipv6?.sendUdp({
+        src: ipv6FromKey(c.remote as string),
+        srcPort: c.remotePort,
+        dst: ipv6FromKey(c.guest),
+        dstPort: guestPort,
+        payload: data,
+      });
+    }
   }
 
   private forgetUdp(r: UdpRule, c: UdpClient): void {
     r.byClient.delete(c.key);
-    this.udpByGuestSide.delete(guestSideKey(c.remote, c.remotePort, r.info.guest, r.info.rule.guestPort));
+    this.udpByGuestSide.delete(guestSideKey(c.remote, c.remotePort, c.guest, r.info.rule.guestPort));
     if (c.gatewayPort) this.udpGatewayPorts.delete(c.remotePort);
   }
 }
 
-const guestSideKey = (remote: number, remotePort: number, guest: number, guestPort: number) =>
-  `${remote}:${remotePort}>${guest}:${guestPort}`;
+const guestSideKey = (
+  remote: number | string,
+  remotePort: number,
+  guest: number | string,
+  guestPort: number,
+) => `${remote}:${remotePort}>${guest}:${guestPort}`;
+
+/** an address as the grammar writes it: IPv6 in brackets */
+const bracketed = (a: string): string => (a.includes(":") ? `[${a}]` : a);
+
+/** address:port, IPv6 in brackets */
+const endpointText = (a: string, port: number): string => `${bracketed(a)}:${port}`;

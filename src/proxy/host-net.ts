@@ -12,6 +12,11 @@
  * 208 KiB (about 90 full-size datagrams); it reads in recvmmsg batches and sends at
  * once, with no per-datagram request object, copy or address lookup. Without the
  * addon, Node's dgram does the same minus the ICMP errors.
+ *
+ * IPv6: `bindUdp` and `openPing` take the socket's family (6: an IPv6-only UDP socket
+ * with IPV6_RECVERR, an ICMPv6 ping socket; native/udp.c, ping.c), and TCP connects to
+ * whatever address it is given. ICMPv6 reports are handed on in ICMP numbering
+ * (nat-family.ts), so the NAT reads one kind of error whatever the family.
  */
 import dgram from "node:dgram";
 import net from "node:net";
@@ -24,6 +29,7 @@ import {
   type UdpErrorReport,
   udpSend,
 } from "../native/binding.js";
+import { icmpErrorOf6 } from "./nat-family.js";
 
 /**
  * Errors that mean this host ran out of something or lost an address, not that the
@@ -72,6 +78,7 @@ export const udpSendBuffer = 1024 * 1024;
 /** datagrams read per wake-up at most: a flood still lets the rest of the loop run */
 const udpMaxBatch = 64;
 const SO_EE_ORIGIN_ICMP = 2;
+const SO_EE_ORIGIN_ICMP6 = 3;
 
 export type HostTcpEvent =
   | { type: "connected" }
@@ -108,7 +115,7 @@ export type HostPingEvent =
   | { type: "error"; code: string };
 
 export interface HostPing {
-  /** sends an ICMP echo request (the kernel sets the id); false when the socket is full */
+  /** sends an ICMP (ICMPv6) echo request (the kernel sets the id); false when the socket is full */
   send(icmpMessage: Buffer, to: string): boolean;
   close(): void;
 }
@@ -117,9 +124,9 @@ export interface HostNet {
   /**
    * An unprivileged ICMP ping socket (net.ipv4.ping_group_range must allow our group).
    * Throws with `code` (EACCES where the host forbids them, ERR_USERNET_NATIVE_UNAVAILABLE
-   * without the addon).
+   * without the addon). `family` 6: an ICMPv6 ping socket.
    */
-  openPing(localAddress: string | undefined, events: (e: HostPingEvent) => void): HostPing;
+  openPing(localAddress: string | undefined, events: (e: HostPingEvent) => void, family?: 4 | 6): HostPing;
   /**
    * An outgoing TCP connection, half-open allowed, bound to `localAddress` when given.
    * `readInto`, asked before every read, may give memory of the caller's to read into
@@ -133,13 +140,13 @@ export interface HostNet {
     events: (e: HostTcpEvent) => void,
     readInto?: () => Buffer | undefined,
   ): HostTcp;
-  /** a UDP socket on an ephemeral port, bound to `localAddress` when given */
-  bindUdp(localAddress: string | undefined, events: (e: HostUdpEvent) => void): HostUdp;
+  /** a UDP socket (IPv6-only for `family` 6) on an ephemeral port, bound to `localAddress` when given */
+  bindUdp(localAddress: string | undefined, events: (e: HostUdpEvent) => void, family?: 4 | 6): HostUdp;
 }
 
 export const nodeHostNet: HostNet = {
-  openPing(localAddress, events) {
-    const fd = openPingSocket(localAddress);
+  openPing(localAddress, events, family = 4) {
+    const fd = openPingSocket(localAddress, family);
     const poller = new FdPoller(
       fd,
       "ping",
@@ -185,13 +192,19 @@ export const nodeHostNet: HostNet = {
     const deadline = connectDeadlines(timeoutMs).add(sock);
     return wrapTcpSocket(sock, false, events, deadline);
   },
-  bindUdp(localAddress, events) {
-    return nativeStatus().available ? nativeUdp(localAddress, events) : dgramUdp(localAddress, events);
+  bindUdp(localAddress, events, family = 4) {
+    return nativeStatus().available
+      ? nativeUdp(localAddress, events, family)
+      : dgramUdp(localAddress, events, family);
   },
 };
 
-function nativeUdp(localAddress: string | undefined, events: (e: HostUdpEvent) => void): HostUdp {
-  const fd = openUdpSocket(localAddress, { rcvBuf: udpReceiveBuffer, sndBuf: udpSendBuffer });
+function nativeUdp(
+  localAddress: string | undefined,
+  events: (e: HostUdpEvent) => void,
+  family: 4 | 6,
+): HostUdp {
+  const fd = openUdpSocket(localAddress, { rcvBuf: udpReceiveBuffer, sndBuf: udpSendBuffer }, family);
   let closed = false;
   const poller = new FdPoller(
     fd,
@@ -228,21 +241,29 @@ function nativeUdp(localAddress: string | undefined, events: (e: HostUdpEvent) =
 
 function reportIcmp(r: UdpErrorReport, events: (e: HostUdpEvent) => void): void {
   // SO_EE_ORIGIN_LOCAL (EMSGSIZE and the like) concerns our own send, not the path
-  if (r.origin !== SO_EE_ORIGIN_ICMP) return events({ type: "error", code: `errqueue-${r.errno}` });
+  if (r.origin !== SO_EE_ORIGIN_ICMP && r.origin !== SO_EE_ORIGIN_ICMP6)
+    return events({ type: "error", code: `errqueue-${r.errno}` });
+  const icmp =
+    r.origin === SO_EE_ORIGIN_ICMP6 ? icmpErrorOf6(r.type, r.code) : { type: r.type, code: r.code };
   events({
     type: "icmp",
     to: { address: r.dst, port: r.dstPort },
-    icmpType: r.type,
-    icmpCode: r.code,
+    icmpType: icmp.type,
+    icmpCode: icmp.code,
     reporter: r.offender,
     length: r.length,
   });
 }
 
 /** Node's dgram, where the addon is missing: no ICMP errors reach an unconnected socket. */
-function dgramUdp(localAddress: string | undefined, events: (e: HostUdpEvent) => void): HostUdp {
+function dgramUdp(
+  localAddress: string | undefined,
+  events: (e: HostUdpEvent) => void,
+  family: 4 | 6,
+): HostUdp {
   const sock = dgram.createSocket({
-    type: "udp4",
+    type: family === 6 ? "udp6" : "udp4",
+    ipv6Only: true,
     recvBufferSize: udpReceiveBuffer,
     sendBufferSize: udpSendBuffer,
   });

@@ -17,29 +17,39 @@
  * socket the host cannot give (EMFILE) drops that echo unanswered, as libslirp does,
  * counted ("icmp-ping-socket-emfile") and a host fault (log.ts), logged once; the
  * next echo tries again.
+ *
+ * IPv6: a table of its own (nat-family.ts), with ICMPv6 ping sockets (type 128 out,
+ * 129 back; the same sysctl, net.ipv4.ping_group_range, governs them). With NAT64 an
+ * echo to prefix::a.b.c.d goes out of an IPv4 ping socket (a flow of its own, key
+ * ending in "/4") as ICMP type 8, and its reply comes back to the guest as an ICMPv6
+ * echo reply from prefix::a.b.c.d.
  */
 import { hostFaults, type Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
-import { ipv4ToString } from "../stack/wire/addr.js";
-import { decodeIcmp, encodeIcmp, icmpHeaderLength } from "../stack/wire/icmp.js";
+import { icmpHeaderLength } from "../stack/wire/icmp.js";
 import { type HostNet, type HostPing, type HostPingEvent, hostFaultCodes } from "./host-net.js";
+import { ipv4NatFamily, type NatFamily } from "./nat-family.js";
 import { IdleNatFlows } from "./nat-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
-export interface GuestEcho {
+/** echo request and reply types of ICMP and of ICMPv6, by socket family */
+const echoRequestType = { 4: 8, 6: 128 } as const;
+const echoReplyType = { 4: 0, 6: 129 } as const;
+
+export interface GuestEcho<A = number> {
   /** the sender's guest id (stack/guest-bounds.ts) */
   guest: number;
-  src: number;
-  dst: number;
+  src: A;
+  dst: A;
   id: number;
   seq: number;
   payload: Buffer;
 }
 
-export interface EchoToGuest {
+export interface EchoToGuest<A = number> {
   /** the address that answered, as the guest sees it */
-  src: number;
-  dst: number;
+  src: A;
+  dst: A;
   id: number;
   seq: number;
   payload: Buffer;
@@ -55,29 +65,34 @@ export interface IcmpFlowInfo {
   ageMs: number;
 }
 
-export interface IcmpEchoOptions {
+export interface IcmpEchoOptions<A = number> {
+  /** the table's address family (IPv4 when absent) */
+  family?: NatFamily<A & (number | string)>;
   idleTimeoutMs?: number;
   maxFlows?: number;
   /** echo ids (sockets) one guest may hold (64, at most maxFlows) */
   maxFlowsPerGuest?: number;
 }
 
-interface Flow {
+interface Flow<A> {
   key: string;
   guest: number;
-  guestAddr: number;
+  guestAddr: A;
   guestId: number;
+  /** the ping socket's family (4 for an IPv6 guest's NAT64 flow) */
+  socketFamily: 4 | 6;
   socket: HostPing;
   lastActive: number;
   created: number;
-  lastDst: number;
+  lastDst: A;
   echoes: number;
   replies: number;
 }
 
-export class IcmpEchoNat {
+export class IcmpEchoNat<A extends number | string = number> {
   readonly drops = new DropCounters();
-  private readonly flows: IdleNatFlows<Flow>;
+  private readonly flows: IdleNatFlows<Flow<A>>;
+  private readonly family: NatFamily<A>;
   private warned = new Set<string>();
   echoesSent = 0;
   repliesReceived = 0;
@@ -85,10 +100,11 @@ export class IcmpEchoNat {
   constructor(
     private readonly host: HostNet,
     private readonly policy: NatPolicy,
-    private readonly toGuest: (e: EchoToGuest) => void,
+    private readonly toGuest: (e: EchoToGuest<A>) => void,
     private readonly log: Logger,
-    options: IcmpEchoOptions = {},
+    options: IcmpEchoOptions<A> = {},
   ) {
+    this.family = options.family ?? (ipv4NatFamily(policy) as unknown as NatFamily<A>);
     this.flows = new IdleNatFlows({
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
       maxFlows: options.maxFlows ?? 1024,
@@ -96,13 +112,19 @@ export class IcmpEchoNat {
     });
   }
 
-  fromGuest(e: GuestEcho, now: number): void {
-    const dest = this.policy.destination(e.dst);
+  fromGuest(e: GuestEcho<A>, now: number): void {
+    const dest = this.family.destination(e.dst);
     if (!dest.ok) return this.drops.drop(`icmp-${dest.reason}`);
-    const flow = this.flowFor(e, now);
+    const flow = this.flowFor(e, now, dest.family ?? this.family.v);
     if (flow === undefined) return;
+    // the kernel fills in the id (the socket's) and the checksum
     const msg = Buffer.allocUnsafe(icmpHeaderLength + e.payload.length);
-    encodeIcmp({ kind: "echo-request", code: 0, id: e.id, seq: e.seq, payload: e.payload }, msg);
+    msg[0] = echoRequestType[flow.socketFamily];
+    msg[1] = 0;
+    msg.writeUInt16BE(0, 2);
+    msg.writeUInt16BE(e.id, 4);
+    msg.writeUInt16BE(e.seq, 6);
+    e.payload.copy(msg, icmpHeaderLength);
     flow.lastDst = e.dst;
     if (flow.socket.send(msg, dest.address)) {
       this.echoesSent++;
@@ -120,9 +142,9 @@ export class IcmpEchoNat {
 
   list(now: number): IcmpFlowInfo[] {
     return this.flows.list(now, (f, ageMs) => ({
-      guest: ipv4ToString(f.guestAddr),
+      guest: this.family.show(f.guestAddr),
       echoId: f.guestId,
-      lastDestination: ipv4ToString(f.lastDst),
+      lastDestination: this.family.show(f.lastDst),
       echoes: f.echoes,
       replies: f.replies,
       ageMs,
@@ -142,8 +164,8 @@ export class IcmpEchoNat {
     for (const f of this.flows.values()) this.close(f);
   }
 
-  private flowFor(e: GuestEcho, now: number): Flow | undefined {
-    const key = `${e.src}:${e.id}`;
+  private flowFor(e: GuestEcho<A>, now: number, socketFamily: 4 | 6): Flow<A> | undefined {
+    const key = socketFamily === this.family.v ? `${e.src}:${e.id}` : `${e.src}:${e.id}/4`;
     const known = this.flows.touch(key, now);
     if (known) return known;
     const guest = e.guest;
@@ -151,11 +173,12 @@ export class IcmpEchoNat {
       this.drops.drop("icmp-guest-limit");
       return undefined;
     }
-    const flow: Flow = {
+    const flow: Flow<A> = {
       key,
       guest,
       guestAddr: e.src,
       guestId: e.id,
+      socketFamily,
       socket: undefined as unknown as HostPing,
       lastActive: now,
       created: now,
@@ -164,7 +187,11 @@ export class IcmpEchoNat {
       replies: 0,
     };
     try {
-      flow.socket = this.host.openPing(this.policy.config.outboundAddr, (ev) => this.fromHost(flow, ev));
+      flow.socket = this.host.openPing(
+        this.policy.outbound(socketFamily),
+        (ev) => this.fromHost(flow, ev),
+        socketFamily,
+      );
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? "EIO";
       const reason =
@@ -198,25 +225,27 @@ export class IcmpEchoNat {
     return flow;
   }
 
-  private fromHost(flow: Flow, ev: HostPingEvent): void {
+  private fromHost(flow: Flow<A>, ev: HostPingEvent): void {
     if (!this.flows.holds(flow)) return;
     if (ev.type === "error") return this.drops.drop(`icmp-host-${ev.code.toLowerCase()}`);
-    const m = decodeIcmp(ev.message);
-    if (!m.ok || m.value.kind !== "echo-reply") return this.drops.drop("icmp-reply-not-echo");
-    const src = this.policy.guestSource(ev.from);
+    const m = ev.message;
+    if (m.length < icmpHeaderLength || m[0] !== echoReplyType[flow.socketFamily] || m[1] !== 0)
+      return this.drops.drop("icmp-reply-not-echo");
+    const src = this.family.guestSource(ev.from);
     if (src === undefined) return this.drops.drop("icmp-reply-source-hidden");
     this.repliesReceived++;
     flow.replies++;
     // the reply's data is a fresh buffer per message (the poller's contract): a view is fine
-    this.toGuest({ src, dst: flow.guestAddr, id: flow.guestId, seq: m.value.seq, payload: m.value.payload });
+    const seq = m.readUInt16BE(6);
+    this.toGuest({ src, dst: flow.guestAddr, id: flow.guestId, seq, payload: m.subarray(icmpHeaderLength) });
   }
 
-  private readonly evict = (oldest: Flow): void => {
+  private readonly evict = (oldest: Flow<A>): void => {
     this.drops.drop("icmp-flow-evicted");
     this.close(oldest);
   };
 
-  private close(flow: Flow): void {
+  private close(flow: Flow<A>): void {
     this.flows.delete(flow);
     flow.socket.close();
   }

@@ -4,7 +4,8 @@
  *
  * Theory of operation
  * - A guest SYN reaches us as `connect-request`. The NAT policy picks the host address
- *   (the gateway stands for 127.0.0.1); the relay connects, and only when the host
+ *   (the gateway stands for 127.0.0.1, the IPv6 gateway for ::1; a NAT64 address for its
+ *   IPv4 address, nat-policy.ts); the relay connects, and only when the host
  *   accepted does the guest get its SYN-ACK (`accept`). A refused, unreachable or
  *   timed-out connect (after `connectTimeoutMs`, 30 s) answers the guest with RST, so a
  *   guest never hangs on a dead destination. So does a connect the host itself cannot
@@ -45,6 +46,7 @@
 import { hostFaults, type Logger } from "../log.js";
 import type { TcpEvent } from "../stack/tcp/tcp-endpoint.js";
 import { ipv4ToString } from "../stack/wire/addr.js";
+import { type IpAddress, type Ipv6Address, ipv6ToString } from "../stack/wire/ipv6-addr.js";
 import { type HostNet, type HostTcp, type HostTcpEvent, hostFaultCodes } from "./host-net.js";
 import { NatFlows } from "./nat-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
@@ -58,10 +60,14 @@ const resumeReadBuffer = Buffer.allocUnsafeSlow(16 * 1024);
 export interface GuestTcp {
   /** the guest id it counts against (stack/guest-bounds.ts) */
   readonly guest?: number;
+  /** IPv4 addresses (0 on a connection over IPv6) */
   readonly guestAddr: number;
   readonly guestPort: number;
   readonly remoteAddr: number;
   readonly remotePort: number;
+  /** the addresses of a connection over IPv6 (undefined on IPv4) */
+  readonly guestAddr6?: Ipv6Address | undefined;
+  readonly remoteAddr6?: Ipv6Address | undefined;
   accept(): void;
   refuse(): void;
   /** bytes for the guest; returns how many the endpoint took */
@@ -185,9 +191,9 @@ export class TcpRelay {
 
   list(): TcpFlowInfo[] {
     return this.relays.list(this.now(), (r, ageMs) => ({
-      guest: `${ipv4ToString(r.conn.guestAddr)}:${r.conn.guestPort}`,
-      remote: `${ipv4ToString(r.conn.remoteAddr)}:${r.conn.remotePort}`,
-      host: `${r.host}:${r.conn.remotePort}`,
+      guest: endpoint(r.conn.guestAddr6 ?? r.conn.guestAddr, r.conn.guestPort),
+      remote: endpoint(r.conn.remoteAddr6 ?? r.conn.remoteAddr, r.conn.remotePort),
+      host: r.host.includes(":") ? `[${r.host}]:${r.conn.remotePort}` : `${r.host}:${r.conn.remotePort}`,
       state: r.state,
       toHostBytes: r.toHostBytes,
       toGuestBytes: r.toGuestBytes,
@@ -244,7 +250,9 @@ export class TcpRelay {
   }
 
   private connect(conn: GuestTcp): void {
-    const dest = this.policy.destination(conn.remoteAddr);
+    const remote6 = conn.remoteAddr6;
+    const dest =
+      remote6 === undefined ? this.policy.destination(conn.remoteAddr) : this.policy.destination6(remote6);
     if (!dest.ok) {
       this.counters.denied++;
       conn.refuse();
@@ -253,7 +261,7 @@ export class TcpRelay {
     const r = this.track(conn, dest.address);
     r.socket = this.hostNet.connectTcp(
       { address: dest.address, port: conn.remotePort },
-      this.policy.config.outboundAddr,
+      this.policy.outbound(dest.family ?? 4),
       this.connectTimeoutMs,
       (e) => this.fromHost(r, e),
       () => this.readInto(r),
@@ -387,4 +395,9 @@ export class TcpRelay {
     if (r.hostEnded) r.conn.shutdownWrite();
     else if (!r.awaitingBudget) r.socket?.resume();
   }
+}
+
+/** An address and port as flows are listed: 10.0.2.15:80, [fec0::15]:80. */
+function endpoint(a: IpAddress, port: number): string {
+  return typeof a === "number" ? `${ipv4ToString(a)}:${port}` : `[${ipv6ToString(a)}]:${port}`;
 }

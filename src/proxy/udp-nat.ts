@@ -37,26 +37,55 @@
  * way for `idleTimeoutMs` (240 s, libslirp's UDP expiry; activity is stamped to the
  * second) is closed. Time comes in as `now`; the owner calls
  * `expire(now)` at `nextDeadline()`.
+ *
+ * IPv6: one table per family (nat-family.ts says how its addresses look). An IPv6
+ * guest endpoint gets an IPv6-only socket; with NAT64 its datagrams to the NAT64
+ * prefix go out of a second flow with an IPv4 socket (the key then ends in "/4"), and
+ * replies from IPv4 peers show as prefix::a.b.c.d. Host ICMP errors come in ICMP
+ * numbering for both families; the IPv6 sink sends ICMPv6.
  */
 import { hostFaults, type Logger } from "../log.js";
 import { DropCounters } from "../stack/drop-counters.js";
-import type { GuestUdp, UdpToGuest } from "../stack/user-stack.js";
-import { ipv4ToString } from "../stack/wire/addr.js";
 import { IcmpType, IcmpUnreachableCode } from "../stack/wire/icmp.js";
-import { encodeIpv4Quote, IpProto } from "../stack/wire/ipv4.js";
 import { udpHeaderLength } from "../stack/wire/udp.js";
 import { type HostNet, type HostUdp, type HostUdpEvent, hostFaultCodes } from "./host-net.js";
+import { ipv4NatFamily, type NatFamily } from "./nat-family.js";
 import { IdleNatFlows } from "./nat-flows.js";
 import type { NatPolicy } from "./nat-policy.js";
 
-/** How the NAT reaches back into the stack. */
-export interface UdpNatSink {
-  toGuest(d: UdpToGuest): void;
-  unreachable(to: number, from: number, code: number, quote: Buffer): void;
-  timeExceeded(to: number, from: number, code: number, quote: Buffer): void;
+/** A guest datagram as the NAT takes it; addresses as the table's family keeps them. */
+export interface NatDatagram<A> {
+  /** the sender's guest id (stack/guest-bounds.ts) */
+  guest: number;
+  src: A;
+  srcPort: number;
+  dst: A;
+  dstPort: number;
+  /** a view of the frame, valid only during the call */
+  payload: Buffer;
+  /** what an ICMP error quotes of it */
+  quote(): Buffer;
 }
 
-export interface UdpNatOptions {
+/** A datagram for a guest. */
+export interface NatDatagramToGuest<A> {
+  src: A;
+  srcPort: number;
+  dst: A;
+  dstPort: number;
+  payload: Buffer;
+}
+
+/** How the NAT reaches back into the stack; errors in ICMP numbering (nat-family.ts). */
+export interface UdpNatSink<A = number> {
+  toGuest(d: NatDatagramToGuest<A>): void;
+  unreachable(to: A, from: A, code: number, quote: Buffer): void;
+  timeExceeded(to: A, from: A, code: number, quote: Buffer): void;
+}
+
+export interface UdpNatOptions<A = number> {
+  /** the table's address family (IPv4 when absent) */
+  family?: NatFamily<A & (number | string)>;
   idleTimeoutMs?: number;
   maxFlows?: number;
   /** host sockets one guest may hold (1024, at most maxFlows) */
@@ -75,10 +104,10 @@ export interface UdpFlowInfo {
   ageMs: number;
 }
 
-interface Flow {
+interface Flow<A> {
   key: string;
   guest: number;
-  guestAddr: number;
+  guestAddr: A;
   guestPort: number;
   socket: HostUdp;
   lastActive: number;
@@ -86,13 +115,13 @@ interface Flow {
   /** false once closed: late events and the `recent` shortcut then ignore it */
   open: boolean;
   /** the guest-visible destination of the last datagram, where it went, and its UDP length */
-  lastDst: number;
+  lastDst: A;
   lastAddress: string;
   lastDstPort: number;
   lastLength: number;
   /** the last reply's host source address, and how the guest sees it */
   lastFrom: string;
-  lastFromGuest: number | undefined;
+  lastFromGuest: A | undefined;
   txPackets: number;
   txBytes: number;
   rxPackets: number;
@@ -102,21 +131,23 @@ interface Flow {
 /** how stale a flow's activity stamp may get before it moves in the idle order */
 const activityGranularityMs = 1000;
 
-export class UdpNat {
+export class UdpNat<A extends number | string = number> {
   readonly drops = new DropCounters();
-  private readonly flows: IdleNatFlows<Flow>;
+  private readonly flows: IdleNatFlows<Flow<A>>;
   /** the flow of the last guest datagram */
-  private recent: Flow | undefined;
+  private recent: Flow<A> | undefined;
   private readonly now: () => number;
   private lastNow = 0;
+  private readonly family: NatFamily<A>;
 
   constructor(
     private readonly host: HostNet,
     private readonly policy: NatPolicy,
-    private readonly sink: UdpNatSink,
+    private readonly sink: UdpNatSink<A>,
     private readonly log: Logger,
-    options: UdpNatOptions = {},
+    options: UdpNatOptions<A> = {},
   ) {
+    this.family = options.family ?? (ipv4NatFamily(policy) as unknown as NatFamily<A>);
     this.flows = new IdleNatFlows({
       idleTimeoutMs: options.idleTimeoutMs ?? 240_000,
       maxFlows: options.maxFlows ?? 4096,
@@ -126,7 +157,7 @@ export class UdpNat {
   }
 
   /** A datagram from a guest to a destination outside (or to the gateway, meaning the host). */
-  fromGuest(d: GuestUdp, now: number): void {
+  fromGuest(d: NatDatagram<A>, now: number): void {
     this.lastNow = now;
     // a stream of datagrams from one guest socket to one destination (the common
     // case) skips the table and the policy: both answers are the flow's last ones
@@ -136,7 +167,7 @@ export class UdpNat {
       address = flow.lastAddress;
       this.active(flow, now);
     } else {
-      const dest = this.policy.destination(d.dst);
+      const dest = this.family.destination(d.dst);
       if (!dest.ok) {
         this.drops.drop(`udp-${dest.reason}`);
         if (dest.reason !== "destination-not-forwarded") {
@@ -144,7 +175,7 @@ export class UdpNat {
         }
         return;
       }
-      const found = this.flowFor(d, now);
+      const found = this.flowFor(d, now, dest.family ?? this.family.v);
       if (typeof found === "string") return this.drops.drop(found);
       flow = found;
       address = dest.address;
@@ -185,8 +216,8 @@ export class UdpNat {
 
   list(now: number): UdpFlowInfo[] {
     return this.flows.list(now, (f, ageMs) => ({
-      guest: `${ipv4ToString(f.guestAddr)}:${f.guestPort}`,
-      lastDestination: `${ipv4ToString(f.lastDst)}:${f.lastDstPort}`,
+      guest: this.endpoint(f.guestAddr, f.guestPort),
+      lastDestination: this.endpoint(f.lastDst, f.lastDstPort),
       txPackets: f.txPackets,
       txBytes: f.txBytes,
       rxPackets: f.rxPackets,
@@ -213,13 +244,18 @@ export class UdpNat {
    * expiry and eviction are that much coarser, and a flood does not reorder the Map
    * for every datagram.
    */
-  private active(flow: Flow, now: number): void {
+  private endpoint(a: A, port: number): string {
+    return this.family.v === 6 ? `[${this.family.show(a)}]:${port}` : `${this.family.show(a)}:${port}`;
+  }
+
+  private active(flow: Flow<A>, now: number): void {
     if (now - flow.lastActive >= activityGranularityMs) this.flows.touch(flow.key, now);
   }
 
   /** The guest endpoint's flow, new if need be, or the drop reason when there can be none. */
-  private flowFor(d: GuestUdp, now: number): Flow | string {
-    const key = `${d.src}:${d.srcPort}`;
+  private flowFor(d: NatDatagram<A>, now: number, family: 4 | 6): Flow<A> | string {
+    // an IPv6 endpoint's NAT64 flow (an IPv4 socket) is a flow of its own
+    const key = family === this.family.v ? `${d.src}:${d.srcPort}` : `${d.src}:${d.srcPort}/4`;
     const known = this.flows.get(key);
     if (known) {
       this.active(known, now);
@@ -227,7 +263,7 @@ export class UdpNat {
     }
     const guest = d.guest;
     if (!this.flows.room(guest, this.evict)) return "udp-guest-limit";
-    const flow: Flow = {
+    const flow: Flow<A> = {
       key,
       guest,
       guestAddr: d.src,
@@ -248,7 +284,7 @@ export class UdpNat {
       rxBytes: 0,
     };
     try {
-      flow.socket = this.host.bindUdp(this.policy.config.outboundAddr, (e) => this.fromHost(flow, e));
+      flow.socket = this.host.bindUdp(this.policy.outbound(family), (e) => this.fromHost(flow, e), family);
     } catch (err) {
       // EMFILE, or the outbound address gone (EADDRNOTAVAIL): as libslirp, the
       // datagram is dropped unanswered; the next one tries again
@@ -268,7 +304,7 @@ export class UdpNat {
     return flow;
   }
 
-  private fromHost(flow: Flow, e: HostUdpEvent): void {
+  private fromHost(flow: Flow<A>, e: HostUdpEvent): void {
     if (!flow.open) return;
     if (e.type === "error") {
       this.log.debug("udp host socket error", { code: e.code, guest: flow.key });
@@ -280,7 +316,7 @@ export class UdpNat {
     if (e.type === "icmp") return this.icmpFromHost(flow, e);
     let src = flow.lastFromGuest;
     if (e.from.address !== flow.lastFrom) {
-      src = this.policy.guestSource(e.from.address);
+      src = this.family.guestSource(e.from.address);
       flow.lastFrom = e.from.address;
       flow.lastFromGuest = src;
     }
@@ -298,19 +334,19 @@ export class UdpNat {
     });
   }
 
-  private icmpFromHost(flow: Flow, e: Extract<HostUdpEvent, { type: "icmp" }>): void {
+  private icmpFromHost(flow: Flow<A>, e: Extract<HostUdpEvent, { type: "icmp" }>): void {
     // the address the guest sent to, as it sees it (the host's loopback is the gateway)
-    const dst = this.policy.guestSource(e.to.address);
+    const dst = this.family.guestSource(e.to.address);
     if (dst === undefined) return this.drops.drop("udp-icmp-source-hidden");
     const sameAsLast = dst === flow.lastDst && e.to.port === flow.lastDstPort;
     const length = sameAsLast ? flow.lastLength : udpHeaderLength + e.length;
-    const quote = udpQuote(flow.guestAddr, dst, flow.guestPort, e.to.port, length);
+    const quote = this.family.udpQuote(flow.guestAddr, dst, flow.guestPort, e.to.port, length);
     if (e.icmpType === IcmpType.destUnreachable && e.icmpCode !== IcmpUnreachableCode.fragmentationNeeded) {
       this.drops.drop(`udp-icmp-unreachable-${e.icmpCode}`);
       return this.sink.unreachable(flow.guestAddr, dst, e.icmpCode, quote);
     }
     if (e.icmpType === IcmpType.timeExceeded) {
-      const router = this.policy.guestSource(e.reporter);
+      const router = this.family.guestSource(e.reporter);
       if (router === undefined) return this.drops.drop("udp-icmp-source-hidden");
       this.drops.drop("udp-icmp-time-exceeded");
       return this.sink.timeExceeded(flow.guestAddr, router, e.icmpCode, quote);
@@ -318,12 +354,12 @@ export class UdpNat {
     this.drops.drop(`udp-icmp-ignored-${e.icmpType}-${e.icmpCode}`);
   }
 
-  private readonly evict = (oldest: Flow): void => {
+  private readonly evict = (oldest: Flow<A>): void => {
     this.drops.drop("udp-flow-evicted");
     this.close(oldest, "evicted");
   };
 
-  private close(flow: Flow, why: string): void {
+  private close(flow: Flow<A>, why: string): void {
     flow.open = false;
     if (this.recent === flow) this.recent = undefined;
     this.flows.delete(flow);
@@ -339,12 +375,3 @@ const unreachableCodes: Record<string, number> = {
   EACCES: IcmpUnreachableCode.adminProhibited,
   EPERM: IcmpUnreachableCode.adminProhibited,
 };
-
-/** What an ICMP error quotes of a guest's datagram: its IPv4 header and UDP header, rebuilt. */
-function udpQuote(src: number, dst: number, srcPort: number, dstPort: number, udpLength: number): Buffer {
-  const udp = Buffer.alloc(udpHeaderLength);
-  udp.writeUInt16BE(srcPort, 0);
-  udp.writeUInt16BE(dstPort, 2);
-  udp.writeUInt16BE(Math.min(0xffff, udpLength), 4);
-  return encodeIpv4Quote(src, dst, IpProto.udp, udp, udpLength);
-}

@@ -168,3 +168,27 @@ describe("guestAddressProblem", () => {
     expect(guestAddressProblem(network, "10.0.2.3")).toBe("guest address 10.0.2.3 is the DNS address");
   });
 });
+
+describe("guestAddressProblem on IPv6", () => {
+  const net = {
+    net: "10.0.2.0",
+    prefixLength: 24,
+    host: "10.0.2.2",
+    dns: "10.0.2.3",
+    ipv6: { prefix: "fec0::", prefixLength: 64, host: "fec0::2", dns: "fec0::3" },
+  };
+  it.each([
+    ["fec0::15", undefined],
+    ["fec0::2", "guest address fec0::2 is the IPv6 host address"],
+    ["fec0::3", "guest address fec0::3 is the IPv6 DNS address"],
+    ["fec0::", "guest address fec0:: is the prefix address of fec0::/64"],
+    ["fec1::15", "guest address fec1::15 not inside ipv6-net=fec0::/64"],
+  ])("%s → %s", (a, problem) => {
+    expect(guestAddressProblem(net, a)).toBe(problem);
+  });
+  it("refuses an IPv6 guest on a netdev without IPv6", () => {
+    expect(guestAddressProblem({ ...net, ipv6: undefined }, "fec0::15")).toBe(
+      "guest address fec0::15 is IPv6, but this netdev has ipv6=off",
+    );
+  });
+});

@@ -79,6 +79,35 @@ describe("slirp4netns API requests", () => {
     );
   });
 
+  it("takes IPv6 addresses (slirp4netns itself cannot): kept in RFC 5952 form, listed as given", async () => {
+    const f = new FakeForwards();
+    const add = (args: Record<string, unknown>) =>
+      ask(f, { execute: "add_hostfwd", arguments: args }, { defaultGuestAddr: "10.0.2.100" });
+    expect(
+      await add({
+        proto: "tcp",
+        host_addr: "::1",
+        host_port: 8080,
+        guest_addr: "FD00:0::100",
+        guest_port: 80,
+      }),
+    ).toBe('{"return":{"id":1}}');
+    // an IPv6 listener to the IPv4 --configure address when no guest address is given
+    expect(await add({ proto: "tcp", host_addr: "::", host_port: 8081, guest_port: 80 })).toBe(
+      '{"return":{"id":2}}',
+    );
+    expect(f.added.map((a) => [a.rule.hostAddr, a.rule.guestAddr])).toEqual([
+      ["::1", "fd00::100"],
+      ["::", "10.0.2.100"],
+    ]);
+    expect(await ask(f, { execute: "list_hostfwd" })).toContain(
+      '{"id":1,"proto":"tcp","host_addr":"::1","host_port":8080,"guest_addr":"fd00::100","guest_port":80}',
+    );
+    expect(await add({ proto: "tcp", host_addr: "::1::2", host_port: 8082, guest_port: 80 })).toBe(
+      '{"error":{"desc":"bad request: add_hostfwd: bad arguments.host_addr"}}',
+    );
+  });
+
   it("answers errors with slirp4netns's messages", async () => {
     const f = new FakeForwards();
     const add = (args: Record<string, unknown>) => ask(f, { execute: "add_hostfwd", arguments: args });

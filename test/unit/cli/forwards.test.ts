@@ -6,6 +6,7 @@ import {
   parseHostForward,
   parseRedirect,
 } from "../../../src/cli/forwards.js";
+import { ipv6ToString, parseIpv6 } from "../../../src/stack/wire/ipv6-addr.js";
 
 describe("hostfwd=", () => {
   it.each([
@@ -16,6 +17,19 @@ describe("hostfwd=", () => {
       { proto: "udp", hostAddr: "127.0.0.1", hostPort: 5353, guestAddr: "10.0.2.15", guestPort: 53 },
     ],
     ["tcp::0-:80", { proto: "tcp", hostAddr: "", hostPort: 0, guestAddr: "", guestPort: 80 }],
+    [
+      "tcp:[::1]:2222-[fec0::15]:22",
+      { proto: "tcp", hostAddr: "::1", hostPort: 2222, guestAddr: "fec0::15", guestPort: 22 },
+    ],
+    ["tcp:[::1]:2222-:22", { proto: "tcp", hostAddr: "::1", hostPort: 2222, guestAddr: "", guestPort: 22 }],
+    [
+      "udp:[::]:5353-10.0.2.15:53",
+      { proto: "udp", hostAddr: "::", hostPort: 5353, guestAddr: "10.0.2.15", guestPort: 53 },
+    ],
+    [
+      "tcp:127.0.0.1:8080-[FEC0:0::0015]:80",
+      { proto: "tcp", hostAddr: "127.0.0.1", hostPort: 8080, guestAddr: "fec0::15", guestPort: 80 },
+    ],
   ])("%s", (s, value) => {
     expect(parseHostForward(s)).toEqual({ ok: true, value });
   });
@@ -32,15 +46,23 @@ describe("hostfwd=", () => {
     ["tcp::2222-:22x", 'bad guest port "22x" (1..65535)'],
     ["tcp::2222-10.0.2:22", 'bad guest address "10.0.2"'],
     ["tcp:localhost:2222-:22", 'bad host address "localhost"'],
+    ["tcp:::1:2222-:22", 'bad host port ":1:2222" (0..65535)'],
+    ["tcp:[::1:2222-:22", "missing ']:' after the host address"],
+    ["tcp:[::1]2222-:22", "missing ']:' after the host address"],
+    ["tcp:[10.0.0.1]:2222-:22", 'bad host address "[10.0.0.1]" (brackets are for IPv6)'],
+    ["tcp:[::1]:2222-[fec0::zz]:22", 'bad guest address "fec0::zz"'],
+    ["tcp:[::1]:2222-[fec0::15]22", "missing ']:' after the guest address"],
   ])("%s → %s", (s, reason) => {
     expect(parseHostForward(s)).toEqual({ ok: false, reason });
   });
 
+  // IPv6 as the parser keeps it: RFC 5952 text
+  const arbIpv6 = fc.ipV6().map((a) => ipv6ToString(parseIpv6(a) as Buffer));
   const arbForward = fc.record({
     proto: fc.constantFrom("tcp" as const, "udp" as const),
-    hostAddr: fc.oneof(fc.constant(""), fc.ipV4()),
+    hostAddr: fc.oneof(fc.constant(""), fc.ipV4(), arbIpv6),
     hostPort: fc.integer({ min: 0, max: 65535 }),
-    guestAddr: fc.oneof(fc.constant(""), fc.ipV4()),
+    guestAddr: fc.oneof(fc.constant(""), fc.ipV4(), arbIpv6),
     guestPort: fc.integer({ min: 1, max: 65535 }),
   });
   test.prop([arbForward])("formatHostForward round-trips", (f) => {
@@ -52,6 +74,10 @@ describe("-redir", () => {
   it.each([
     ["tcp:2222::22", { proto: "tcp", hostAddr: "", hostPort: 2222, guestAddr: "", guestPort: 22 }],
     [":2222::22", { proto: "tcp", hostAddr: "", hostPort: 2222, guestAddr: "", guestPort: 22 }],
+    [
+      "tcp:2222:[fec0::15]:22",
+      { proto: "tcp", hostAddr: "", hostPort: 2222, guestAddr: "fec0::15", guestPort: 22 },
+    ],
     [
       "udp:5555:10.0.2.15:53",
       { proto: "udp", hostAddr: "", hostPort: 5555, guestAddr: "10.0.2.15", guestPort: 53 },

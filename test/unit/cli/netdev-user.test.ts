@@ -156,6 +156,9 @@ describe("-netdev user: valid lines", () => {
       ",host-loopback=off,outbound-addr=192.0.2.10,mtu=65520",
       { hostLoopback: false, outboundAddr: "192.0.2.10", mtu: 65520 },
     ],
+    [",outbound-addr6=2001:DB8::10", { outboundAddr6: "2001:db8::10" }],
+    [",nat64=on", { nat64Prefix: "64:ff9b::" }],
+    [",nat64=on,nat64-prefix=2001:db8:64::/96", { nat64Prefix: "2001:db8:64::" }],
     [",mtu=68", { mtu: 68 }],
     [",max-flows=100000,max-flows-per-guest=40000", { maxFlows: 100000, maxFlowsPerGuest: 40000 }],
     [",max-flows-per-guest=1", { maxFlowsPerGuest: 1 }],
@@ -248,7 +251,7 @@ describe("-netdev user: errors", () => {
   const accepted =
     "id, hubid, net, host, dhcpstart, dhcpcount, dns, dnssearch, domainname, hostname, restrict, tftp, " +
     "tftp-server-name, bootfile, smb, smbserver, hostfwd, hostfwd-source, guestfwd, ipv4, ipv6, ipv6-net, ipv6-prefix, ipv6-prefixlen, ipv6-host, ipv6-dns, dns-upstream, nat64, nat64-prefix, dhcpv6, host-loopback, " +
-    "outbound-addr, mtu, max-flows, max-flows-per-guest, udp-max-sockets, udp-max-sockets-per-guest, " +
+    "outbound-addr, outbound-addr6, mtu, max-flows, max-flows-per-guest, udp-max-sockets, udp-max-sockets-per-guest, " +
     "icmp-max-ids, icmp-max-ids-per-guest, dns-max-queries, dns-max-queries-per-guest, tftp-max-sessions, " +
     "tftp-max-sessions-per-guest, reasm-max-datagrams, reasm-max-datagrams-per-guest, buffer-max-bytes, buffer-max-bytes-per-guest, max-guests-per-port";
   it.each([
@@ -405,13 +408,22 @@ describe("-netdev user: errors", () => {
       ",dns-upstream=localhost",
       "-netdev user: dns-upstream=localhost: expected IP[:PORT] such as dns-upstream=127.0.0.1:5353",
     ],
+    [",nat64-prefix=64:ff9b::/96", "-netdev user: nat64-prefix=64:ff9b::/96: needs nat64=on"],
+    [
+      ",nat64=on,nat64-prefix=64:ff9b::/64",
+      "-netdev user: nat64-prefix=64:ff9b::/64: only /96 prefixes are supported",
+    ],
+    [
+      ",outbound-addr6=ff02::1",
+      "-netdev user: outbound-addr6=ff02::1: expected an IPv6 address such as outbound-addr6=2001:db8::10",
+    ],
     [
       ",outbound-addr=x",
       "-netdev user: outbound-addr=x: expected an IPv4 address such as outbound-addr=192.0.2.10",
     ],
     [
       ",hostfwd=tcp:2222-:22",
-      '-netdev user: hostfwd=tcp:2222-:22: bad host address "2222-"; expected [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport such as hostfwd=tcp::2222-:22',
+      '-netdev user: hostfwd=tcp:2222-:22: bad host address "2222-"; expected [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport such as hostfwd=tcp::2222-:22 or hostfwd=tcp:[::1]:2222-[fec0::15]:22',
     ],
     [
       ",hostfwd=tcp::2222-10.0.3.5:22",

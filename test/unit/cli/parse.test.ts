@@ -351,7 +351,7 @@ describe("parseCommandLine: errors", () => {
     [["-net"], "-net: missing value: expected -net TYPE,... such as -net user,vlan=0"],
     [
       ["-redir"],
-      "-redir: missing value: expected -redir [tcp|udp]:hostport:[guestaddr]:guestport such as -redir tcp:2222::22",
+      "-redir: missing value: expected -redir [tcp|udp]:hostport:[guestaddr]:guestport such as -redir tcp:2222::22 or -redir tcp:2222:[fec0::15]:22",
     ],
     [["--config"], "--config: missing value: expected --config FILE such as --config /etc/usernet.conf"],
     [
@@ -379,7 +379,7 @@ describe("parseCommandLine: errors", () => {
     ],
     [
       ["-redir", "x"],
-      "-redir x: missing ':' after the protocol; expected [tcp|udp]:hostport:[guestaddr]:guestport such as -redir tcp:2222::22",
+      "-redir x: missing ':' after the protocol; expected [tcp|udp]:hostport:[guestaddr]:guestport such as -redir tcp:2222::22 or -redir tcp:2222:[fec0::15]:22",
     ],
     [
       ["-redir", "tcp:2222:10.0.3.4:22"],

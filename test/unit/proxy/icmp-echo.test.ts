@@ -2,8 +2,10 @@ import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../../src/log.js";
 import type { HostNet, HostPingEvent } from "../../../src/proxy/host-net.js";
 import { type EchoToGuest, IcmpEchoNat } from "../../../src/proxy/icmp-echo.js";
+import { ipv6NatFamily } from "../../../src/proxy/nat-family.js";
 import { NatPolicy } from "../../../src/proxy/nat-policy.js";
 import { encodeIcmp, icmpHeaderLength } from "../../../src/stack/wire/icmp.js";
+import { ipv6Key, parseIpv6 } from "../../../src/stack/wire/ipv6-addr.js";
 
 const ip = (s: string) => s.split(".").reduce((a, b) => ((a << 8) | Number(b)) >>> 0, 0);
 
@@ -85,5 +87,68 @@ describe("IcmpEchoNat bounds", () => {
     nat.expire(120_000);
     nat.fromGuest(echo("10.0.2.15", 3), 120_001);
     expect(sockets).toHaveLength(4);
+  });
+});
+
+describe("IcmpEchoNat on IPv6", () => {
+  const ip6 = (s: string) => parseIpv6(s) as Buffer;
+  const k = (s: string) => ipv6Key(ip6(s));
+  it("pings through ICMPv6 ping sockets and, with NAT64, IPv4 ones; replies reach the guest as ICMPv6", () => {
+    const sockets: {
+      family: number | undefined;
+      events: (e: HostPingEvent) => void;
+      sent: Buffer[];
+      to: string[];
+    }[] = [];
+    const host = {
+      openPing(_local: string | undefined, events: (e: HostPingEvent) => void, family?: 4 | 6) {
+        const s = { family, events, sent: [] as Buffer[], to: [] as string[] };
+        sockets.push(s);
+        return {
+          send: (m: Buffer, to: string) => {
+            s.sent.push(Buffer.from(m));
+            s.to.push(to);
+            return true;
+          },
+          close() {},
+        };
+      },
+    } as unknown as HostNet;
+    const policy = new NatPolicy({
+      host: ip("10.0.2.2"),
+      hostLoopback: true,
+      restrict: false,
+      host6: ip6("fec0::2"),
+      nat64Prefix: ip6("64:ff9b::"),
+    });
+    const toGuest: EchoToGuest<string>[] = [];
+    const nat = new IcmpEchoNat<string>(host, policy, (e) => toGuest.push(e), silentLogger, {
+      family: ipv6NatFamily(policy),
+    });
+    const echo = (dst: string) => ({
+      guest: 1,
+      src: k("fec0::15"),
+      dst: k(dst),
+      id: 7,
+      seq: 3,
+      payload: Buffer.from("ab"),
+    });
+    nat.fromGuest(echo("fec0::2"), 0);
+    nat.fromGuest(echo("64:ff9b::198.51.100.1"), 0);
+    expect(sockets.map((s) => s.family)).toEqual([6, 4]);
+    expect(sockets[0]?.to).toEqual(["::1"]);
+    expect(sockets[0]?.sent[0]?.[0]).toBe(128);
+    expect(sockets[1]?.to).toEqual(["198.51.100.1"]);
+    expect(sockets[1]?.sent[0]?.[0]).toBe(8);
+    const reply = (type: number) => Buffer.from([type, 0, 0, 0, 0x99, 0x99, 0, 3, 0x61, 0x62]);
+    sockets[0]?.events({ type: "reply", message: reply(129), from: "::1" });
+    sockets[1]?.events({ type: "reply", message: reply(0), from: "198.51.100.1" });
+    // an ICMP reply type on the ICMPv6 socket is not an echo reply there
+    sockets[0]?.events({ type: "reply", message: reply(0), from: "::1" });
+    expect(toGuest).toEqual([
+      { src: k("fec0::2"), dst: k("fec0::15"), id: 7, seq: 3, payload: Buffer.from("ab") },
+      { src: k("64:ff9b::198.51.100.1"), dst: k("fec0::15"), id: 7, seq: 3, payload: Buffer.from("ab") },
+    ]);
+    expect(nat.list(0).map((f) => f.lastDestination)).toEqual(["fec0::2", "64:ff9b::c633:6401"]);
   });
 });

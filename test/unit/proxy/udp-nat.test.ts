@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../../src/log.js";
 import type { HostEndpoint, HostNet, HostUdpEvent } from "../../../src/proxy/host-net.js";
+import { ipv6NatFamily } from "../../../src/proxy/nat-family.js";
 import { NatPolicy } from "../../../src/proxy/nat-policy.js";
 import { UdpNat } from "../../../src/proxy/udp-nat.js";
 import type { GuestUdp, UdpToGuest } from "../../../src/stack/user-stack.js";
 import { parseIpv4 } from "../../../src/stack/wire/addr.js";
 import { IcmpUnreachableCode } from "../../../src/stack/wire/icmp.js";
+import { ipv6Key, parseIpv6 } from "../../../src/stack/wire/ipv6-addr.js";
 
 const ip = (s: string): number => parseIpv4(s) ?? Number.NaN;
 
@@ -343,5 +345,123 @@ describe("UdpNat", () => {
     nat.expire(300_000);
     nat.fromGuest(guest("198.51.100.1", 7, 40002), 300_001);
     expect(sockets).toHaveLength(4);
+  });
+});
+
+describe("UdpNat on IPv6", () => {
+  const ip6 = (s: string) => parseIpv6(s) as Buffer;
+  const k = (s: string) => ipv6Key(ip6(s));
+  function setup6() {
+    const sockets: Array<{
+      family: 4 | 6 | undefined;
+      local: string | undefined;
+      sent: HostEndpoint[];
+      events: (e: HostUdpEvent) => void;
+    }> = [];
+    const host = {
+      bindUdp(local: string | undefined, events: (e: HostUdpEvent) => void, family?: 4 | 6) {
+        const s = { family, local, sent: [] as HostEndpoint[], events };
+        sockets.push(s);
+        return {
+          send: (_d: Buffer, address: string, port: number) => {
+            s.sent.push({ address, port });
+            return undefined;
+          },
+          close() {},
+        };
+      },
+    } as unknown as HostNet;
+    const policy = new NatPolicy({
+      host: ip("10.0.2.2"),
+      hostLoopback: true,
+      restrict: false,
+      host6: ip6("fec0::2"),
+      outboundAddr: "192.0.2.7",
+      outboundAddr6: "2001:db8::7",
+      nat64Prefix: ip6("64:ff9b::"),
+    });
+    const toGuest: Array<{ src: string; srcPort: number; dst: string; dstPort: number }> = [];
+    const unreachable: Array<{ to: string; from: string; code: number; quote: Buffer }> = [];
+    const nat = new UdpNat<string>(
+      host,
+      policy,
+      {
+        toGuest: (d) => toGuest.push(d),
+        unreachable: (to, from, code, quote) => unreachable.push({ to, from, code, quote }),
+        timeExceeded: () => {},
+      },
+      silentLogger,
+      { family: ipv6NatFamily(policy) },
+    );
+    const send = (dst: string, dstPort: number) =>
+      nat.fromGuest(
+        {
+          guest: 1,
+          src: k("fec0::15"),
+          srcPort: 40000,
+          dst: k(dst),
+          dstPort,
+          payload: Buffer.from("hi"),
+          quote: () => Buffer.alloc(48),
+        },
+        0,
+      );
+    return { nat, sockets, toGuest, unreachable, send };
+  }
+
+  it("sends from an IPv6 socket, the gateway to ::1, and replies from ::1 come from the gateway", () => {
+    const { sockets, toGuest, send, nat } = setup6();
+    send("fec0::2", 5353);
+    expect(sockets).toHaveLength(1);
+    expect(sockets[0]?.family).toBe(6);
+    expect(sockets[0]?.local).toBe("2001:db8::7");
+    expect(sockets[0]?.sent).toEqual([{ address: "::1", port: 5353 }]);
+    sockets[0]?.events({ type: "datagram", data: Buffer.from("r"), from: { address: "::1", port: 5353 } });
+    expect(toGuest).toEqual([
+      { src: k("fec0::2"), srcPort: 5353, dst: k("fec0::15"), dstPort: 40000, payload: Buffer.from("r") },
+    ]);
+    expect(nat.list(0)[0]).toMatchObject({ guest: "[fec0::15]:40000", lastDestination: "[fec0::2]:5353" });
+  });
+
+  it("sends to the NAT64 prefix from an IPv4 socket of its own, and IPv4 replies show inside the prefix", () => {
+    const { sockets, toGuest, send } = setup6();
+    send("2001:db8::1", 53);
+    send("64:ff9b::198.51.100.1", 53);
+    expect(sockets.map((s) => [s.family, s.local])).toEqual([
+      [6, "2001:db8::7"],
+      [4, "192.0.2.7"],
+    ]);
+    expect(sockets[1]?.sent).toEqual([{ address: "198.51.100.1", port: 53 }]);
+    sockets[1]?.events({
+      type: "datagram",
+      data: Buffer.from("a"),
+      from: { address: "198.51.100.1", port: 53 },
+    });
+    expect(toGuest[0]?.src).toBe(k("64:ff9b::198.51.100.1"));
+  });
+
+  it("answers a host's port unreachable with an unreachable from the address the guest sent to", () => {
+    const { sockets, unreachable, send } = setup6();
+    send("fec0::2", 9);
+    sockets[0]?.events({
+      type: "icmp",
+      to: { address: "::1", port: 9 },
+      icmpType: 3,
+      icmpCode: IcmpUnreachableCode.port,
+      reporter: "::1",
+      length: 2,
+    });
+    expect(unreachable).toHaveLength(1);
+    expect(unreachable[0]).toMatchObject({
+      to: k("fec0::15"),
+      from: k("fec0::2"),
+      code: IcmpUnreachableCode.port,
+    });
+    // the quote is an IPv6 header (next header UDP) and the UDP header, rebuilt
+    const q = unreachable[0]?.quote as Buffer;
+    expect(q.length).toBe(48);
+    expect((q[0] ?? 0) >> 4).toBe(6);
+    expect(q[6]).toBe(17);
+    expect(q.readUInt16BE(40 + 2)).toBe(9);
   });
 });
