@@ -26,7 +26,14 @@ const code = await runCli({
   stdout: process.stdout,
   stderr: process.stderr,
   async start(config, log, options) {
-    const { startUsernet } = await import("../usernet.js");
+    const [{ startUsernet }, { nativeStatus }] = await Promise.all([
+      import("../usernet.js"),
+      import("../native/binding.js"),
+    ]);
+    // An install without a C compiler has no addon (package.json's install script goes
+    // on without it): said once here, not at each use of a JS fallback.
+    const native = nativeStatus();
+    if (!native.available) log.warn(`running without the native addon: ${native.reason}`);
     return startUsernet(config, log, { version: readVersion(), ...options });
   },
   onSignal(handler) {
