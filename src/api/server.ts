@@ -5,8 +5,9 @@
  *
  * One fastify instance per listener (fastify listens once), sharing the facade; the
  * TCP one has the token check. Request validation is strict: unknown fields are
- * errors, bodies are not coerced, bodies over 64 KiB are refused. Logging is fastify's
- * pino on stderr at the service's level; per-request lines only at debug.
+ * errors, bodies are not coerced, bodies over 64 KiB are refused. fastify logs through
+ * the service's own logger (src/log.ts fastifyLogger: one format for every line) at the
+ * service's level; per-request lines only at debug.
  * Closing ends live captures first, so a capture client cannot hold the close up.
  * Not here: TLS (put a proxy in front, or use the unix socket over ssh), users/roles.
  */
@@ -15,6 +16,7 @@ import { chmod, mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
+import { fastifyLogger } from "../log.js";
 import { clearStaleSocket } from "../ports/unix-socket.js";
 import { errorBody, errorHandler } from "./errors.js";
 import { registerRoutes } from "./routes.js";
@@ -44,8 +46,10 @@ export interface BuildApiOptions {
   token?: string;
   logLevel?: ApiLogLevel;
   version?: string;
-  /** where fastify's pino writes (default stderr) */
+  /** where fastify's pino writes (default stderr) when no `log` is given */
   logStream?: { write(s: string): unknown };
+  /** the service's logger: fastify's lines go through it */
+  log?: ApiLog;
 }
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
@@ -56,7 +60,11 @@ export async function buildApi(
 ): Promise<FastifyInstance> {
   const level = options.logLevel ?? "off";
   const app = Fastify({
-    logger: level === "off" ? false : { level, stream: options.logStream ?? process.stderr },
+    ...(level === "off"
+      ? { logger: false }
+      : options.log
+        ? { loggerInstance: fastifyLogger(options.log, level) }
+        : { logger: { level, stream: options.logStream ?? process.stderr } }),
     logController: new LogController({ disableRequestLogging: level !== "debug" }),
     bodyLimit: 64 * 1024,
     ajv: {
@@ -132,7 +140,7 @@ export async function startApi(
       const path = config.socket;
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
       await clearStaleSocket(path, (why) => new Error(`--api ${path}: ${why}`));
-      const app = await buildApi(facade, { logLevel: options.logLevel, version: options.version });
+      const app = await buildApi(facade, { logLevel: options.logLevel, version: options.version, log });
       apps.push(app);
       await app.listen({ path });
       await chmod(path, 0o600);
@@ -144,6 +152,7 @@ export async function startApi(
         logLevel: options.logLevel,
         version: options.version,
         token: config.token,
+        log,
       });
       apps.push(app);
       const host = config.listen.host === "" ? "0.0.0.0" : config.listen.host;

@@ -16,7 +16,7 @@
  * its own grammar (slirp4netns.ts, slirp4netns-run.ts).
  */
 import type { Config } from "../config.js";
-import { createLogger, type Logger } from "../log.js";
+import { createLogger, hostFaults, internalErrors, type Logger } from "../log.js";
 import { formatQemuAttachCommands } from "./attach.js";
 import { defaultRuntimeDir } from "./defaults.js";
 import { parseCommandLine } from "./parse.js";
@@ -74,7 +74,14 @@ export async function runCli(io: CliEnvironment): Promise<number> {
     return 0;
   }
   const { config } = parsed;
-  const log = io.logger ? io.logger(config.logLevel) : createLogger(config.logLevel, io.stderr);
+  const log = io.logger
+    ? io.logger(config.logLevel)
+    : createLogger(config.logLevel, io.stderr, {}, config.logFormat ?? "text");
+  // the process-wide counters' lines (bugs, host faults) in the same format too
+  if (!io.logger && config.logFormat === "json") {
+    internalErrors.setLogger(log);
+    hostFaults.setLogger(log);
+  }
   if (parsed.runtimeDir !== undefined) {
     if (runtime.note) log.warn(runtime.note);
     try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createLogger, HostFaults, InternalErrors } from "../../src/log.js";
+import { createLogger, fastifyLogger, HostFaults, InternalErrors } from "../../src/log.js";
 
 function capture() {
   const out: string[] = [];
@@ -67,5 +67,58 @@ describe("HostFaults", () => {
     expect(f.list()).toHaveLength(257);
     expect(f.list().at(-1)).toEqual({ where: "other", code: "other", count: 44 });
     expect(out).toHaveLength(257);
+  });
+});
+
+describe("createLogger formats", () => {
+  const at = () => new Date("2026-12-08T01:02:03.004Z");
+  it("text: one readable line, bindings then fields as key=value", () => {
+    const out: string[] = [];
+    const log = createLogger("info", { write: (s: string) => out.push(s) }, { mode: "x" });
+    log.child({ component: "api" }).warn("slow", { ms: 12, where: "dns" });
+    log.debug("hidden");
+    expect(out).toEqual(["usernet warn: slow mode=x component=api ms=12 where=dns\n"]);
+  });
+  it("json: one object per line with time, level, msg, bindings and fields", () => {
+    const out: string[] = [];
+    const log = createLogger("info", { write: (s: string) => out.push(s) }, {}, "json", at);
+    log.child({ component: "api" }).error('a "quoted"\nmessage', { n: 1 });
+    log.debug("hidden");
+    expect(out).toHaveLength(1);
+    expect(out[0]?.endsWith("\n")).toBe(true);
+    expect(JSON.parse(out[0] as string)).toEqual({
+      time: "2026-12-08T01:02:03.004Z",
+      level: "error",
+      msg: 'a "quoted"\nmessage',
+      component: "api",
+      n: 1,
+    });
+  });
+});
+
+describe("fastifyLogger", () => {
+  it("takes pino's call forms into the logger, requests and errors as short fields", () => {
+    const out: string[] = [];
+    const log = createLogger("debug", { write: (s: string) => out.push(s) }, {}, "json", () => new Date(0));
+    const f = fastifyLogger(log, "debug").child({ reqId: "req-1" });
+    f.info("plain");
+    f.info({ req: { method: "GET", url: "/status", headers: {} } }, "incoming request");
+    f.info({ res: { statusCode: 404 }, responseTime: 1.5 }, "request completed");
+    f.error({ err: new Error("boom") }, "handler failed");
+    f.fatal(new Error("fatal one"));
+    f.trace({ msg: "from the object" });
+    const lines = out.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      ["info", "plain"],
+      ["info", "incoming request"],
+      ["info", "request completed"],
+      ["error", "handler failed"],
+      ["error", "fatal one"],
+      ["debug", "from the object"],
+    ]);
+    expect(lines[1]).toMatchObject({ reqId: "req-1", req: "GET /status" });
+    expect(lines[2]).toMatchObject({ status: 404, responseTime: 1.5 });
+    expect(lines[3]).toMatchObject({ err: "boom" });
+    expect(lines[4]).toMatchObject({ err: "fatal one" });
   });
 });
