@@ -98,6 +98,34 @@ export interface UserNetdevConfig {
   bufferMaxBytesPerGuest?: number;
   /** guests (MACs) one hub port may carry (stack/guest-bounds.ts); absent = 64 */
   maxGuestsPerPort?: number;
+  /** false: no IPv4 side (QEMU ipv4=off); absent = on */
+  ipv4?: boolean;
+  /** the IPv6 side (QEMU ipv6=on, the CLI's default); absent = off */
+  ipv6?: UserNetdevIpv6;
+  /**
+   * nat64=on: the /96 prefix ("64:ff9b::" by default, nat64-prefix=) whose addresses
+   * stand for IPv4 ones: DNS64 synthesizes AAAA records under it and the NAT
+   * translates guest IPv6 traffic to it into IPv4; absent = off
+   */
+  nat64Prefix?: string;
+  /**
+   * dhcpv6=: what the DHCPv6 server offers on the IPv6 side, and so the RA's M/O
+   * flags: "stateful" (addresses and DNS; M=1 O=1), "stateless" (DNS and search list
+   * only; M=0 O=1) or "off" (no DHCPv6; M=0 O=0); absent = stateful
+   */
+  dhcpv6?: "stateful" | "stateless" | "off";
+}
+
+/** The IPv6 side of a user netdev, as text (RFC 5952). */
+export interface UserNetdevIpv6 {
+  /** the prefix, host bits clear, e.g. "fec0::" */
+  prefix: string;
+  /** e.g. 64 */
+  prefixLength: number;
+  /** the gateway/host address, default prefix::2 */
+  host: string;
+  /** the DNS address, default prefix::3 */
+  dns: string;
 }
 
 export interface SocketNetdevConfig {

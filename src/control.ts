@@ -25,7 +25,9 @@ import type { UserNetdev } from "./user-netdev.js";
 import type {
   BoundView,
   DhcpLeaseInfo,
+  Dhcpv6LeaseInfo,
   IcmpFlowInfo,
+  Neighbour6Info,
   TcpFlowInfo,
   UdpFlowInfo,
   UserBounds,
@@ -119,6 +121,10 @@ export interface LeasesView {
   netdev: string;
   hub: number;
   leases: DhcpLeaseInfo[];
+  /** DHCPv6 leases (IA_NA bindings) */
+  leases6: Dhcpv6LeaseInfo[];
+  /** guests' IPv6 addresses as the stack's neighbour table knows them */
+  neighbours6: Neighbour6Info[];
 }
 
 export interface FlowsView {
@@ -128,10 +134,17 @@ export interface FlowsView {
 }
 
 /** Everything a user netdev counts, for metrics. */
-export type UserNetdevStats = Omit<UserNetdevSnapshot, "leases" | "flowList" | "dhcp"> & {
+export type UserNetdevStats = Omit<
+  UserNetdevSnapshot,
+  "leases" | "flowList" | "dhcp" | "leases6" | "neighbours6" | "dhcpv6"
+> & {
   netdev: string;
   hub: number;
   dhcp: UserNetdevSnapshot["dhcp"] & { leases: Record<string, number> };
+  /** with DHCPv6 on: its counters and leases by state */
+  dhcpv6?: NonNullable<UserNetdevSnapshot["dhcpv6"]> & { leases: Record<string, number> };
+  /** IPv6 neighbours known now */
+  neighbours6: number;
 };
 
 export interface CaptureOptions {
@@ -344,7 +357,16 @@ export function createControl(parts: ControlParts): Control {
     },
 
     leases() {
-      return users.map((u) => ({ netdev: u.config.id, hub: u.config.hub, leases: u.snapshot().leases }));
+      return users.map((u) => {
+        const snap = u.snapshot();
+        return {
+          netdev: u.config.id,
+          hub: u.config.hub,
+          leases: snap.leases,
+          leases6: snap.leases6,
+          neighbours6: snap.neighbours6,
+        };
+      });
     },
 
     flows() {
@@ -362,15 +384,20 @@ export function createControl(parts: ControlParts): Control {
 
     userStats() {
       return users.map((u) => {
-        const { leases: all, flowList: _, ...snap } = u.snapshot();
-        const leases: Record<string, number> = {};
-        for (const l of all) leases[l.state] = (leases[l.state] ?? 0) + 1;
+        const { leases: all, flowList: _, leases6, neighbours6, dhcpv6, ...snap } = u.snapshot();
+        const byState = (ls: readonly { state: string }[]) => {
+          const out: Record<string, number> = {};
+          for (const l of ls) out[l.state] = (out[l.state] ?? 0) + 1;
+          return out;
+        };
         const s: UserNetdevStats = {
           netdev: u.config.id,
           hub: u.config.hub,
           ...snap,
-          dhcp: { ...snap.dhcp, leases },
+          dhcp: { ...snap.dhcp, leases: byState(all) },
+          neighbours6: neighbours6.length,
         };
+        if (dhcpv6) s.dhcpv6 = { ...dhcpv6, leases: byState(leases6) };
         return s;
       });
     },

@@ -36,7 +36,7 @@ import { chooseUpstreams } from "./services/dns/resolv-conf.js";
 import type { SmbdHost, SmbdLauncher } from "./services/smb/smbd-launcher.js";
 import type { TftpSend, TftpServer } from "./services/tftp/tftp-server.js";
 import { type Clock, systemClock } from "./stack/clock.js";
-import type { StackConfig } from "./stack/config.js";
+import { ipv6Defaults, type StackConfig } from "./stack/config.js";
 import type { GuestTcpConnection } from "./stack/guest-tcp.js";
 import { ipv4ReassemblyDefaults } from "./stack/ipv4-reassembler.js";
 import { dhcpClientPort, dhcpServerPort, dnsPort, type RoutedServices, RouteTable } from "./stack/routes.js";
@@ -45,6 +45,7 @@ import type { TcpEvent } from "./stack/tcp/tcp-endpoint.js";
 import { type GuestUdp, UserStack } from "./stack/user-stack.js";
 import { BROADCAST_MAC, macToString, parseIpv4, parseMac, prefixToMask } from "./stack/wire/addr.js";
 import { IcmpUnreachableCode } from "./stack/wire/icmp.js";
+import { type Ipv6Address, parseIpv6 } from "./stack/wire/ipv6-addr.js";
 import { TimerDriver } from "./timer-driver.js";
 import { takeSnapshot, type UserNetdevSnapshot } from "./user-snapshot.js";
 
@@ -58,7 +59,7 @@ export function stackConfigOf(cfg: UserNetdevConfig): StackConfig {
     return v;
   };
   const guestfwdServers = cfg.guestfwd.map((g) => ip(g.server, "guestfwd server"));
-  return {
+  const stack: StackConfig = {
     net: ip(cfg.net, "net"),
     mask: prefixToMask(cfg.prefixLength),
     host: ip(cfg.host, "host"),
@@ -67,6 +68,22 @@ export function stackConfigOf(cfg: UserNetdevConfig): StackConfig {
     extraAddresses: guestfwdServers,
     mtu: cfg.mtu,
   };
+  if (cfg.ipv4 === false) stack.ipv4 = false;
+  if (cfg.ipv6 !== undefined) {
+    const ip6 = (s: string, what: string): Ipv6Address => {
+      const v = parseIpv6(s);
+      if (v === undefined) throw new Error(`-netdev user,id=${cfg.id}: ${what}=${s} is not an IPv6 address`);
+      return v;
+    };
+    stack.ipv6 = {
+      ...ipv6Defaults(ip6(cfg.ipv6.prefix, "ipv6-prefix"), cfg.ipv6.prefixLength),
+      host: ip6(cfg.ipv6.host, "ipv6-host"),
+      dns: ip6(cfg.ipv6.dns, "ipv6-dns"),
+      announceDns: cfg.dnsForward !== false,
+      dnsSearch: cfg.dnsSearch,
+    };
+  }
+  return stack;
 }
 
 export interface UserNetdevOptions {

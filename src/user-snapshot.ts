@@ -8,14 +8,26 @@ import type { IcmpEchoNat, IcmpFlowInfo } from "./proxy/icmp-echo.js";
 import type { TcpFlowInfo, TcpRelay, TcpRelayCounters } from "./proxy/tcp-relay.js";
 import type { UdpFlowInfo, UdpNat } from "./proxy/udp-nat.js";
 import type { DhcpLeaseInfo, DhcpServer, DhcpStats } from "./services/dhcp/dhcp-server.js";
+import type { Dhcpv6LeaseInfo, Dhcpv6Stats } from "./services/dhcpv6/dhcpv6-server.js";
 import type { DnsForwarder, DnsForwarderStats } from "./services/dns/dns-forwarder.js";
 import type { TftpServer, TftpStats } from "./services/tftp/tftp-server.js";
 import type { TcpFlowTableCounters } from "./stack/tcp/flow-table.js";
 import type { TcpEndpointCounters } from "./stack/tcp/tcp-endpoint.js";
 import type { TimeWaitCounters } from "./stack/tcp/time-wait.js";
 import type { UserStack, UserStackCounters } from "./stack/user-stack.js";
+import { macToString } from "./stack/wire/addr.js";
+import { ipv6ToString } from "./stack/wire/ipv6-addr.js";
+import type { Ipv6Services } from "./user-services6.js";
 
-export type { DhcpLeaseInfo, IcmpFlowInfo, TcpFlowInfo, UdpFlowInfo };
+export type { DhcpLeaseInfo, Dhcpv6LeaseInfo, IcmpFlowInfo, TcpFlowInfo, UdpFlowInfo };
+
+/** A guest IPv6 address the stack has seen, as the API shows it. */
+export interface Neighbour6Info {
+  address: string;
+  mac: string;
+  /** ms until the entry is forgotten unless the guest is heard from again */
+  expiresInMs: number;
+}
 
 /** One bound pair: its limits and the refusals at either of them since start. */
 export interface BoundView {
@@ -65,6 +77,12 @@ export interface UserNetdevSnapshot {
   /** every lease the DHCP server remembers, at the wall clock's now */
   leases: DhcpLeaseInfo[];
   dns: DnsForwarderStats;
+  /** with the IPv6 side and dhcpv6= not off */
+  dhcpv6?: Dhcpv6Stats;
+  /** every lease the DHCPv6 server remembers, at the wall clock's now */
+  leases6: Dhcpv6LeaseInfo[];
+  /** the guests' IPv6 addresses the stack knows (its neighbour table) */
+  neighbours6: Neighbour6Info[];
   /** with tftp= only */
   tftp?: TftpStats;
   bounds: UserBounds;
@@ -81,6 +99,10 @@ export interface SnapshotSources {
   dhcp: DhcpServer;
   dns: DnsForwarder;
   tftp: TftpServer | undefined;
+  /** the IPv6 side's services, when it has one */
+  services6?: Ipv6Services | undefined;
+  /** the IPv6 neighbour table (address, MAC, until in the stack clock) */
+  neighbours6?: () => readonly { address: Buffer; mac: Buffer; until: number }[];
   /** the netdev's drops by reason (its port counters' and its parts') */
   drops: Record<string, number>;
 }
@@ -103,8 +125,16 @@ export function takeSnapshot(
     dhcp: s.dhcp.stats(),
     leases: s.dhcp.leases(at.wall),
     dns: s.dns.stats(),
+    leases6: s.services6?.leases(at.wall) ?? [],
+    neighbours6: (s.neighbours6?.() ?? []).map((n) => ({
+      address: ipv6ToString(n.address),
+      mac: macToString(n.mac),
+      expiresInMs: Math.max(0, Math.round(n.until - at.now)),
+    })),
     bounds: boundsOf(s),
   };
+  const dhcpv6 = s.services6?.stats();
+  if (dhcpv6) snap.dhcpv6 = dhcpv6;
   if (s.tftp) snap.tftp = s.tftp.stats();
   if (withFlows) {
     snap.flowList = { tcp: s.tcpRelay.list(), udp: s.udpNat.list(at.now), icmp: s.icmp.list(at.now) };

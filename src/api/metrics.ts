@@ -17,6 +17,8 @@
  *   usernet_bound_limit {netdev,resource,scope}, usernet_bound_refused_total
  *     {netdev,resource}                      the other per-guest and overall bounds
  *   usernet_dhcp_* {netdev}                   messages by type, leases by state, drops
+ *   usernet_dhcpv6_* {netdev}                 the same for DHCPv6 (with IPv6 and dhcpv6= on)
+ *   usernet_ipv6_neighbours {netdev}          guest IPv6 addresses the stack knows
  *   usernet_dns_* {netdev}                    queries, answers, failures
  *   usernet_tftp_* {netdev}                   transfers by result, refusals
  * A registry per API instance (never prom-client's global one), so two servers or
@@ -277,6 +279,52 @@ export function createMetrics(facade: UsernetService): Prom.Registry {
       ]),
   );
 
+  // ---- DHCPv6 and IPv6 neighbours ----------------------------------------------------
+  counter("usernet_dhcpv6_messages_total", "DHCPv6 messages and events, by kind", ["netdev", "kind"], () =>
+    users().flatMap((u) => {
+      const d = u.dhcpv6;
+      if (!d) return [];
+      return (
+        [
+          "solicits",
+          "advertises",
+          "requests",
+          "renews",
+          "rebinds",
+          "releases",
+          "declines",
+          "confirms",
+          "informationRequests",
+          "replies",
+          "noAddrsAvail",
+          "saveFailures",
+        ] as const
+      ).map((k): Sample => [{ netdev: u.netdev, kind: k }, d[k]]);
+    }),
+  );
+  gauge("usernet_dhcpv6_leases", "DHCPv6 leases remembered, by state", ["netdev", "state"], () =>
+    users().flatMap((u) =>
+      Object.entries(u.dhcpv6?.leases ?? {}).map(([state, n]): Sample => [{ netdev: u.netdev, state }, n]),
+    ),
+  );
+  counter(
+    "usernet_dhcpv6_dropped_total",
+    "DHCPv6 messages dropped or ignored, by reason",
+    ["netdev", "reason"],
+    () =>
+      users().flatMap((u) =>
+        u.dhcpv6
+          ? [
+              ...byReason({ netdev: u.netdev }, u.dhcpv6.malformed),
+              ...byReason({ netdev: u.netdev }, u.dhcpv6.ignored),
+            ]
+          : [],
+      ),
+  );
+  gauge("usernet_ipv6_neighbours", "Guest IPv6 addresses the stack knows", ["netdev"], () =>
+    users().map((u) => [{ netdev: u.netdev }, u.neighbours6]),
+  );
+
   // ---- DNS --------------------------------------------------------------------------
   counter("usernet_dns_messages_total", "DNS forwarder activity, by kind", ["netdev", "kind"], () =>
     users().flatMap((u) =>
@@ -291,6 +339,7 @@ export function createMetrics(facade: UsernetService): Prom.Registry {
           "formerr",
           "notimp",
           "tcpRetries",
+          "dns64",
         ] as const
       ).map((k): Sample => [{ netdev: u.netdev, kind: k }, u.dns[k]]),
     ),

@@ -84,6 +84,23 @@ export const LeasesView = Type.Array(
         static: Type.Boolean(),
       }),
     ),
+    leases6: Type.Array(
+      Type.Object({
+        mac: Type.String(),
+        duid: Type.String({ description: "the client's DUID, hex" }),
+        iaid: Type.Integer(),
+        ip: Type.String(),
+        state: Type.String({ description: "offered, bound, released or expired" }),
+        expiresAt: Type.Number({ description: "ms since the Unix epoch" }),
+      }),
+    ),
+    neighbours6: Type.Array(
+      Type.Object({
+        address: Type.String(),
+        mac: Type.String(),
+        expiresInMs: Type.Number({ description: "until forgotten unless heard from again" }),
+      }),
+    ),
   }),
 );
 

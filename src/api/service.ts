@@ -68,6 +68,8 @@ export interface LeasesView {
   netdev: string;
   hub: number;
   leases: object[];
+  leases6: object[];
+  neighbours6: object[];
 }
 
 export interface FlowsView {
@@ -115,6 +117,26 @@ export interface UserStatsView {
     ignored: Counts;
     leases: Counts;
   };
+  /** with DHCPv6 on */
+  dhcpv6?: {
+    solicits: number;
+    advertises: number;
+    requests: number;
+    renews: number;
+    rebinds: number;
+    releases: number;
+    declines: number;
+    confirms: number;
+    informationRequests: number;
+    replies: number;
+    noAddrsAvail: number;
+    saveFailures: number;
+    malformed: Counts;
+    ignored: Counts;
+    leases: Counts;
+  };
+  /** IPv6 neighbours the stack knows */
+  neighbours6: number;
   dns: {
     queries: number;
     localAnswers: number;
@@ -125,6 +147,7 @@ export interface UserStatsView {
     formerr: number;
     notimp: number;
     tcpRetries: number;
+    dns64: number;
     inflight: number;
     dropped: Counts;
     upstreamFailures: Counts;

@@ -260,8 +260,8 @@ function printHubs(hubs: unknown): string {
 }
 
 function printLeases(view: unknown, now: number): string {
-  const rows = arr(view).flatMap((nd) =>
-    arr(nd.leases).map((l) => [
+  const rows = arr(view).flatMap((nd) => [
+    ...arr(nd.leases).map((l) => [
       str(nd.netdev),
       str(l.ip),
       str(l.mac),
@@ -269,7 +269,16 @@ function printLeases(view: unknown, now: number): string {
       str(l.hostname) || "-",
       l.state === "bootp" ? "never" : `${Math.round((num(l.expiresAt) - now) / 1000)} s`,
     ]),
-  );
+    // DHCPv6 leases (IA_NA bindings) after the IPv4 ones
+    ...arr(nd.leases6).map((l) => [
+      str(nd.netdev),
+      str(l.ip),
+      str(l.mac),
+      str(l.state),
+      "-",
+      `${Math.round((num(l.expiresAt) - now) / 1000)} s`,
+    ]),
+  ]);
   return formatTable(["NETDEV", "IP", "MAC", "STATE", "HOSTNAME", "EXPIRES-IN"], rows);
 }
 

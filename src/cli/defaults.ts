@@ -13,7 +13,7 @@
  */
 import type { NetdevConfig } from "../config.js";
 import type { NetdevEntry } from "./netdev.js";
-import { defaultUserNetdev } from "./netdev-user.js";
+import { defaultUserIpv6, defaultUserNetdev } from "./netdev-user.js";
 import { UsageError } from "./usage-error.js";
 
 function tmpdir(env: NodeJS.ProcessEnv): string {
@@ -51,7 +51,7 @@ export function defaultNetdevs(env: NodeJS.ProcessEnv, uid: number): NetdevEntry
     implicit: true,
   });
   return [
-    entry(defaultUserNetdev("user0", 0), "-netdev user,id=user0"),
+    entry({ ...defaultUserNetdev("user0", 0), ipv6: defaultUserIpv6() }, "-netdev user,id=user0"),
     entry(
       { type: "stream", id: "unix0", hub: 0, server: true, addr: { type: "unix", path }, reconnect: 0 },
       `-netdev stream,id=unix0 on ${path}`,

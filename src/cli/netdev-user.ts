@@ -14,16 +14,34 @@
  * non-contiguous netmask, a prefix outside 4..30, host/dns/smbserver/guestfwd servers
  * on the network or broadcast address or inside the DHCP pool, a pool running past the
  * end of the network, and hostfwd guest addresses outside the network are refused.
- * ipv4=off is refused (the stack is IPv4) and ipv6=on is "not supported yet".
+ *
+ * IPv6 as QEMU: on by default with ipv6-net=fec0::/64 (or ipv6-prefix= and
+ * ipv6-prefixlen=, QEMU's spelling; ipv6-net= without a length means /64), host
+ * prefix::2, DNS prefix::3 (ipv6-host=, ipv6-dns=, which must lie in the prefix).
+ * QEMU's quirk is kept: giving only ipv6=on turns IPv4 off, giving only ipv4=on turns
+ * IPv6 off; both off is refused. Stricter than QEMU: host bits of the prefix are
+ * cleared (QEMU announces them as given), a prefix length of 0 is refused (QEMU takes
+ * it as 64), and ipv6-net= together with ipv6-prefix= is refused.
  *
  * Not in QEMU: `hostfwd-source=preserve|gateway` (default gateway, QEMU's way) says
  * whether forwarded connections reach the guest from the real client's address and
  * port; it applies to the netdev's hostfwd= rules, -redir rules landing on it, and
  * runtime forwards that do not say otherwise.
  */
-import type { GuestForward, InetAddress, UserNetdevConfig } from "../config.js";
+import type { GuestForward, InetAddress, UserNetdevConfig, UserNetdevIpv6 } from "../config.js";
 import { placeProblem as addressPlaceProblem, guestAddressProblem } from "../forward-rule.js";
 import { ipv4ToString, maskToPrefix, parseIpv4, prefixToMask } from "../stack/wire/addr.js";
+import {
+  type Ipv6Address,
+  ipv6InPrefix,
+  ipv6PrefixOf,
+  ipv6ToString,
+  ipv6WithSuffix,
+  isIpv6Multicast,
+  isIpv6Unspecified,
+  parseIpv6,
+  parseIpv6Cidr,
+} from "../stack/wire/ipv6-addr.js";
 import { guestfwdForm, hostfwdForm, parseGuestForward, parseHostForward } from "./forwards.js";
 import { isDomainName, parseDecimal, parseHostPort } from "./inet.js";
 import type { OptionSet, OptionSpec } from "./qemu-opts.js";
@@ -112,8 +130,16 @@ export const userSpec: Readonly<Record<string, OptionSpec>> = {
   "hostfwd-source": { kind: "value", form: "preserve or gateway such as hostfwd-source=preserve" },
   guestfwd: { kind: "list", form: guestfwdForm },
   ipv4: boolForm("ipv4", "on"),
-  ipv6: boolForm("ipv6", "off"),
+  ipv6: boolForm("ipv6", "on"),
+  "ipv6-net": { kind: "value", form: "PREFIX[/LEN] such as ipv6-net=fec0::/64" },
+  "ipv6-prefix": { kind: "value", form: "an IPv6 prefix such as ipv6-prefix=fec0::" },
+  "ipv6-prefixlen": { kind: "value", form: "1..126 such as ipv6-prefixlen=64" },
+  "ipv6-host": { kind: "value", form: "an IPv6 address in the prefix such as ipv6-host=fec0::2" },
+  "ipv6-dns": { kind: "value", form: "an IPv6 address in the prefix such as ipv6-dns=fec0::3" },
   "dns-upstream": { kind: "list", form: "IP[:PORT] such as dns-upstream=127.0.0.1:5353" },
+  nat64: boolForm("nat64", "on"),
+  "nat64-prefix": { kind: "value", form: "an IPv6 /96 prefix such as nat64-prefix=64:ff9b::/96" },
+  dhcpv6: { kind: "value", form: "stateful, stateless or off such as dhcpv6=stateless" },
   "host-loopback": boolForm("host-loopback", "off"),
   "outbound-addr": ipForm("outbound-addr", "192.0.2.10"),
   mtu: { kind: "value", form: "68..65520 such as mtu=65520" },
@@ -124,14 +150,78 @@ export const userSpec: Readonly<Record<string, OptionSpec>> = {
   },
 };
 
-const ipv6Later = "not supported yet (IPv6 is planned)";
-export const userRefused: Readonly<Record<string, string>> = {
-  "ipv6-net": ipv6Later,
-  "ipv6-host": ipv6Later,
-  "ipv6-prefix": ipv6Later,
-  "ipv6-prefixlen": ipv6Later,
-  "ipv6-dns": ipv6Later,
-};
+export const userRefused: Readonly<Record<string, string>> = {};
+
+/**
+ * Which families are on, with QEMU's quirk (net/slirp.c): only ipv6=on given turns IPv4
+ * off, only ipv4=on given turns IPv6 off.
+ */
+function families(opts: OptionSet): { ipv4: boolean; ipv6: boolean } {
+  const has4 = opts.has("ipv4");
+  const has6 = opts.has("ipv6");
+  const v4 = opts.bool("ipv4", true);
+  const v6 = opts.bool("ipv6", true);
+  const ipv4 = !((has6 && v6 && !has4) || (has4 && !v4));
+  const ipv6 = !((has4 && v4 && !has6) || (has6 && !v6));
+  if (!ipv4 && !ipv6) {
+    throw new UsageError(`${opts.where}: ipv4=off and ipv6=off: at least one of IPv4 and IPv6 must be on`);
+  }
+  return { ipv4, ipv6 };
+}
+
+/** The IPv6 side from ipv6-net= / ipv6-prefix= / ipv6-prefixlen= / ipv6-host= / ipv6-dns=. */
+function parseIpv6Side(opts: OptionSet): UserNetdevIpv6 {
+  const where = opts.where;
+  const net = opts.get("ipv6-net");
+  let prefixText = opts.get("ipv6-prefix") ?? "fec0::";
+  let lengthText = opts.get("ipv6-prefixlen") ?? "64";
+  let lengthKey = "ipv6-prefixlen";
+  let prefixKey = "ipv6-prefix";
+  if (net !== undefined) {
+    if (opts.has("ipv6-prefix") || opts.has("ipv6-prefixlen")) {
+      throw new UsageError(
+        `${where}: ipv6-net=${net}: give ipv6-net= or ipv6-prefix=/ipv6-prefixlen=, not both`,
+      );
+    }
+    const slash = net.indexOf("/");
+    prefixText = slash < 0 ? net : net.slice(0, slash);
+    lengthText = slash < 0 ? "64" : net.slice(slash + 1);
+    lengthKey = "ipv6-net";
+    prefixKey = "ipv6-net";
+  }
+  const address = parseIpv6(prefixText);
+  if (address === undefined) return opts.fail(prefixKey, opts.get(prefixKey) ?? prefixText);
+  const length = parseDecimal(lengthText, 1, 126);
+  if (length === undefined) {
+    return opts.fail(lengthKey, opts.get(lengthKey) ?? lengthText, "prefix length must be 1..126");
+  }
+  const prefix = ipv6PrefixOf(address, length);
+  if (isIpv6Multicast(prefix) || isIpv6Unspecified(prefix)) {
+    return opts.fail(prefixKey, opts.get(prefixKey) ?? prefixText, "not a unicast prefix");
+  }
+  const label = `${ipv6ToString(prefix)}/${length}`;
+  const place = (key: string, suffix: number): Ipv6Address => {
+    const given = opts.get(key);
+    const a = given === undefined ? ipv6WithSuffix(prefix, suffix) : parseIpv6(given);
+    if (a === undefined) return opts.fail(key, given ?? "");
+    if (!ipv6InPrefix(a, prefix, length)) return opts.fail(key, given ?? "", `must lie in ${label}`);
+    if (a.equals(prefix)) return opts.fail(key, given ?? "", `must not be the prefix itself (${label})`);
+    return a;
+  };
+  const host = place("ipv6-host", 2);
+  const dns = place("ipv6-dns", 3);
+  if (host.equals(dns)) {
+    throw new UsageError(
+      `${where}: ipv6-dns=${ipv6ToString(dns)}: must differ from ipv6-host=${ipv6ToString(host)}`,
+    );
+  }
+  return {
+    prefix: ipv6ToString(prefix),
+    prefixLength: length,
+    host: ipv6ToString(host),
+    dns: ipv6ToString(dns),
+  };
+}
 
 /** a network as numbers, for placing addresses in it */
 interface Network {
@@ -197,9 +287,8 @@ const printable = (s: string, max: number) =>
 
 export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserNetdevConfig {
   const where = opts.where;
-  if (!opts.bool("ipv4", true))
-    opts.fail("ipv4", opts.get("ipv4") ?? "", "not supported: usernet needs IPv4");
-  if (opts.bool("ipv6", false)) opts.fail("ipv6", opts.get("ipv6") ?? "", "not supported yet (use ipv6=off)");
+  const family = families(opts);
+  const ipv6Side = family.ipv6 ? parseIpv6Side(opts) : undefined;
 
   const n = parseNet(opts);
   /** "key=ADDR", marked when the address is the default rather than written */
@@ -281,11 +370,7 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
   if (outboundAddr !== undefined && parseIpv4(outboundAddr) === undefined) {
     opts.fail("outbound-addr", outboundAddr);
   }
-  const dnsUpstream: InetAddress[] = opts.list("dns-upstream").map((v) => {
-    const hp = v.includes(":") ? parseHostPort(v) : { host: v, port: 53 };
-    if (!hp || parseIpv4(hp.host) === undefined) return opts.fail("dns-upstream", v);
-    return hp;
-  });
+  const dnsUpstream: InetAddress[] = opts.list("dns-upstream").map((v) => parseDnsUpstream(opts, v));
 
   const limits = parseBounds(opts);
 
@@ -313,6 +398,8 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
     hostLoopback: opts.bool("host-loopback", true),
     mtu,
   };
+  if (!family.ipv4) cfg.ipv4 = false;
+  if (ipv6Side !== undefined) cfg.ipv6 = ipv6Side;
   if (domainName !== undefined) cfg.domainName = domainName;
   if (hostname !== undefined) cfg.hostname = hostname;
   if (tftp !== undefined) cfg.tftp = tftp;
@@ -321,7 +408,7 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
   if (smb !== undefined) cfg.smb = smb;
   if (outboundAddr !== undefined) cfg.outboundAddr = outboundAddr;
   if (hostfwdSource === "preserve") cfg.preserveSource = true;
-  Object.assign(cfg, limits);
+  Object.assign(cfg, limits, parseIpv6Services(opts));
 
   for (const v of opts.list("hostfwd")) {
     const f = parseHostForward(v);
@@ -339,6 +426,51 @@ export function buildUserNetdev(opts: OptionSet, id: string, hub: number): UserN
     cfg.guestfwd.push(g);
   }
   return cfg;
+}
+
+/** dns-upstream=: IPv4[:PORT], IPv6 alone, or [IPv6]:PORT; port 53 when not given. */
+function parseDnsUpstream(opts: OptionSet, v: string): InetAddress {
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
+  if (bracket) {
+    const port = bracket[2] === undefined ? 53 : parseDecimal(bracket[2], 1, 65535);
+    const host = bracket[1] as string;
+    if (port === undefined || parseIpv6(host) === undefined) return opts.fail("dns-upstream", v);
+    return { host: ipv6ToString(parseIpv6(host) as Buffer), port };
+  }
+  const six = parseIpv6(v);
+  if (six !== undefined) return { host: ipv6ToString(six), port: 53 };
+  const hp = v.includes(":") ? parseHostPort(v) : { host: v, port: 53 };
+  if (!hp || parseIpv4(hp.host) === undefined) return opts.fail("dns-upstream", v);
+  return hp;
+}
+
+/**
+ * The IPv6 services' options: nat64=on|off with nat64-prefix= (a /96: the only length
+ * whose embedding is the plain last 32 bits, RFC 6052 2.2), and dhcpv6=.
+ */
+function parseIpv6Services(opts: OptionSet): Partial<UserNetdevConfig> {
+  const out: Partial<UserNetdevConfig> = {};
+  const prefixText = opts.get("nat64-prefix");
+  if (opts.bool("nat64", false)) {
+    let prefix = parseIpv6("64:ff9b::") as Buffer;
+    if (prefixText !== undefined) {
+      const p = parseIpv6Cidr(prefixText.includes("/") ? prefixText : `${prefixText}/96`);
+      if (p === undefined) return opts.fail("nat64-prefix", prefixText);
+      if (p.prefix !== 96) return opts.fail("nat64-prefix", prefixText, "only /96 prefixes are supported");
+      if (p.address.readUInt32BE(12) !== 0)
+        return opts.fail("nat64-prefix", prefixText, "the last 32 bits must be zero");
+      prefix = p.address;
+    }
+    out.nat64Prefix = ipv6ToString(prefix);
+  } else if (prefixText !== undefined) {
+    opts.fail("nat64-prefix", prefixText, "needs nat64=on");
+  }
+  const d = opts.get("dhcpv6");
+  if (d !== undefined) {
+    if (d !== "stateful" && d !== "stateless" && d !== "off") return opts.fail("dhcpv6", d);
+    out.dhcpv6 = d;
+  }
+  return out;
 }
 
 /**
@@ -394,6 +526,12 @@ function guestfwdProblem(
 }
 
 /** QEMU's `-netdev user` with nothing but an id and a hub */
+/** QEMU's IPv6 side of `-netdev user` when nothing about it is given. */
+export function defaultUserIpv6(): UserNetdevIpv6 {
+  return { prefix: "fec0::", prefixLength: 64, host: "fec0::2", dns: "fec0::3" };
+}
+
+/** The IPv4 side of `-netdev user` with QEMU's defaults; `-netdev user` adds `defaultUserIpv6()`. */
 export function defaultUserNetdev(id: string, hub: number): UserNetdevConfig {
   return {
     type: "user",

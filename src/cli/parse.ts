@@ -25,7 +25,7 @@ import { defaultApiSocketPath, defaultNetdevs, defaultRuntimeDir } from "./defau
 import { parseRedirect, redirForm } from "./forwards.js";
 import { parseHostPort } from "./inet.js";
 import { NetdevList } from "./netdev.js";
-import { defaultUserNetdev } from "./netdev-user.js";
+import { defaultUserIpv6, defaultUserNetdev } from "./netdev-user.js";
 import { usageText } from "./usage.js";
 import { UsageError } from "./usage-error.js";
 import { readVersion } from "./version.js";
@@ -255,7 +255,7 @@ export function parseCommandLine(
     let target = list.entries.find((e) => e.config.type === "user" && e.config.hub === 0)?.config;
     if (target?.type !== "user") {
       const id = list.generatedId("user");
-      target = defaultUserNetdev(id, 0);
+      target = { ...defaultUserNetdev(id, 0), ipv6: defaultUserIpv6() };
       list.push({
         config: target,
         written: "user",

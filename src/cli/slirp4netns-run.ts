@@ -16,6 +16,7 @@ import type { NativeError } from "../native/binding.js";
 import type { ForwardsFacade } from "../usernet.js";
 import {
   configureCommands,
+  configureSysctls6,
   namespacePaths,
   parseSlirp4netnsArgs,
   type Slirp4netnsCommand,
@@ -48,6 +49,11 @@ export interface Slirp4netnsEnvironment {
   version?: string;
   /** runs `ip -batch` lines inside the namespace; rejects with the reason */
   configure?: (ns: { netns: string; userns: string | undefined }, lines: string[]) => Promise<void>;
+  /** writes kernel settings (paths under /proc/sys) inside the namespace; rejects with the reason */
+  sysctls?: (
+    ns: { netns: string; userns: string | undefined },
+    settings: [string, string][],
+  ) => Promise<void>;
   /** whether a user namespace path is the one this process is in already */
   isOwnUserNs?: (path: string) => boolean;
   /** writes "1" to the fd and closes it */
@@ -102,7 +108,10 @@ export async function runSlirp4netns(io: Slirp4netnsEnvironment): Promise<number
       running = await io.start(config, log, {
         onTapFailure: (_id, err) => stop(`TAP ${o.tapName} stopped (${err.code ?? err.message})`),
       });
-      if (o.configure) await (io.configure ?? configureInNamespace)(ns, configureCommands(o));
+      if (o.configure) {
+        await configureIpv6(io, ns, configureSysctls6(o), log);
+        await (io.configure ?? configureInNamespace)(ns, configureCommands(o));
+      }
       if (o.apiSocket !== undefined) {
         if (!running.forwards) throw new Error("--api-socket: this network has no runtime port forwards");
         const { startSlirp4netnsApi } = await import("../api/slirp4netns-api.js");
@@ -144,6 +153,54 @@ export async function runSlirp4netns(io: Slirp4netnsEnvironment): Promise<number
         log.error(`close failed: ${oneLine(e)}`);
       }
     }
+  }
+}
+
+/**
+ * --configure with -6: the kernel settings before the TAP comes up. Best effort: a
+ * namespace without IPv6 (or a kernel that refuses) keeps DAD and still works, later.
+ */
+async function configureIpv6(
+  io: Slirp4netnsEnvironment,
+  ns: { netns: string; userns: string | undefined },
+  settings: [string, string][],
+  log: Logger,
+): Promise<void> {
+  if (settings.length === 0) return;
+  try {
+    await (io.sysctls ?? sysctlsInNamespace)(ns, settings);
+  } catch (e) {
+    log.warn(`--configure: IPv6 settings not applied: ${oneLine(e)}`);
+  }
+}
+
+/** `nsenter ... sh -c 'printf %s VALUE > /proc/sys/PATH'`, one per setting, 15 s at most each. */
+export async function sysctlsInNamespace(
+  ns: { netns: string; userns: string | undefined },
+  settings: [string, string][],
+): Promise<void> {
+  for (const [path, value] of settings) {
+    const args = [`--net=${ns.netns}`];
+    if (ns.userns !== undefined) args.push(`--user=${ns.userns}`, "--preserve-credentials");
+    args.push("--", "sh", "-c", 'printf %s "$2" > "/proc/sys/$1"', "sh", path, value);
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn("nsenter", args, { stdio: ["ignore", "ignore", "pipe"] });
+      let err = "";
+      child.stderr.setEncoding("utf8");
+      child.stderr.on("data", (s: string) => {
+        if (err.length < 4096) err += s;
+      });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      child.on("error", (e) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot run nsenter: ${e.message}`));
+      });
+      child.on("exit", (code, signal) => {
+        clearTimeout(timer);
+        if (code === 0) resolve();
+        else reject(new Error(`${path}=${value} failed (${signal ?? `code ${code}`}): ${err.trim()}`));
+      });
+    });
   }
 }
 

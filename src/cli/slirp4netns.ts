@@ -34,8 +34,14 @@
  *   --help after slirp4netns's own options.
  * - --disable-dns: no DNS at net+3 (queries there get ICMP port unreachable, TCP a RST)
  *   and DHCP offers no DNS server, so the namespace brings its own resolver.
- * - Not supported, refused with a message: IPv6 (-6, --outbound-addr6),
- *   --target-type=bess. --api-socket serves slirp4netns's JSON API (src/api/
+ * - -6, --enable-ipv6: the network is dual-stack with slirp4netns's IPv6 addresses
+ *   (fd00::/64, gateway fd00::2, DNS fd00::3; slirp4netns has no option to change
+ *   them, nor has this). The namespace gets its address by SLAAC from the gateway's
+ *   router advertisements, as with slirp4netns (whose --configure sets nothing for
+ *   IPv6); --configure also turns duplicate address detection off on the TAP before
+ *   bringing it up (the TAP's link has no other host), so the link-local and SLAAC
+ *   addresses are usable at once instead of after a second or two of DAD each.
+ * - Not supported, refused with a message: --outbound-addr6, --target-type=bess. --api-socket serves slirp4netns's JSON API (src/api/
  *   slirp4netns-api.ts) on the user netdev's forwards, guest_addr defaulting to net+100.
  *   --enable-sandbox and --enable-seccomp confine the process once the TAP is up,
  *   configured and the API socket listens, before --ready-fd is written
@@ -73,6 +79,8 @@ export interface Slirp4netnsOptions {
   disableDns: boolean;
   /** usernet's bound options (--max-flows, --udp-max-sockets-per-guest, ...) as -netdev user fields */
   bounds: Partial<UserNetdevConfig>;
+  /** -6, --enable-ipv6: slirp4netns's IPv6 side (fd00::/64); absent = IPv4 only */
+  ipv6?: boolean;
   /** --enable-sandbox: no_new_privs and Landlock once started */
   sandbox: boolean;
   /** --enable-seccomp: no_new_privs and the seccomp filter once started */
@@ -115,8 +123,8 @@ export function slirp4netnsHelpText(version: string): string {
     ...optionLines,
     "",
     `This is usernet ${version} (\`usernet slirp4netns\`), a drop-in for slirp4netns 1.2 built on`,
-    "usernet's own TypeScript stack, not libslirp. Not supported: IPv6 (-6, --outbound-addr6),",
-    "--target-type=bess. --enable-sandbox confines files with Landlock (no mount namespace),",
+    "usernet's own TypeScript stack, not libslirp. -6 gives fd00::/64 (gateway fd00::2, DNS",
+    "fd00::3) with DHCPv6 too. Not supported: --outbound-addr6, --target-type=bess. --enable-sandbox confines files with Landlock (no mount namespace),",
     "--enable-seccomp denies ptrace, mount, bpf, modules, namespaces and more (EPERM).",
     "--mtu is at most 65520.",
     "",
@@ -277,9 +285,10 @@ export function parseSlirp4netnsArgs(argv: readonly string[], version: string): 
         break;
       }
       case "enable-ipv6":
-        throw new UsageError("--enable-ipv6: not supported: usernet has no IPv6 yet");
+        o.ipv6 = true;
+        break;
       case "outbound-addr6":
-        throw new UsageError(`--outbound-addr6=${v}: not supported: usernet has no IPv6 yet`);
+        throw new UsageError(`--outbound-addr6=${v}: not supported`);
       case "disable-dns":
         disableDns = true;
         break;
@@ -447,6 +456,7 @@ export function slirp4netnsConfig(
     mtu: o.mtu,
   };
   if (o.disableDns) user.dnsForward = false;
+  if (o.ipv6) user.ipv6 = slirp4netnsIpv6();
   if (o.outboundAddr !== undefined) user.outboundAddr = o.outboundAddr;
   Object.assign(user, o.bounds);
   const tap: TapNetdevConfig = {
@@ -459,6 +469,20 @@ export function slirp4netnsConfig(
   if (ns.userns !== undefined) tap.userns = ns.userns;
   const netdevs: NetdevConfig[] = [user, tap];
   return { netdevs, logLevel };
+}
+
+/** slirp4netns's fixed IPv6 network (slirp4netns.c: fd00::/64, host ::2, DNS ::3). */
+export function slirp4netnsIpv6(): NonNullable<UserNetdevConfig["ipv6"]> {
+  return { prefix: "fd00::", prefixLength: 64, host: "fd00::2", dns: "fd00::3" };
+}
+
+/**
+ * The kernel settings --configure makes in the namespace before the TAP comes up,
+ * as (path under /proc/sys, value): with -6, no DAD on the TAP (its link has no other
+ * host; see the header). Empty without -6.
+ */
+export function configureSysctls6(o: Pick<Slirp4netnsOptions, "ipv6" | "tapName">): [string, string][] {
+  return o.ipv6 ? [[`net/ipv6/conf/${o.tapName}/accept_dad`, "0"]] : [];
 }
 
 /**

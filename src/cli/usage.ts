@@ -36,7 +36,10 @@ Netdevs (every -netdev takes id=ID and hubid=N, default hub 0):
       guestfwd=[tcp]:[server]:port-tcp:HOST:PORT                       (repeatable)
       ipv4=on ipv6=off                  accepted; ipv4=off and ipv6=on are not supported
       dns-upstream=IP[:PORT]            resolvers to forward to (repeatable; default
-                                        /etc/resolv.conf)
+                                        /etc/resolv.conf); IPv6: [::1]:5353
+      dhcpv6=stateful|stateless|off     what DHCPv6 offers: addresses and DNS (stateful),
+                                        DNS only (stateless), nothing; sets the RA's M/O
+      nat64=on|off nat64-prefix=P/96    NAT64 and DNS64 under 64:ff9b::/96 (off)
       host-loopback=on|off              may the guest reach the host's 127.0.0.1 via
                                         the gateway (on)
       outbound-addr=ADDR                source address for NAT'ed connections

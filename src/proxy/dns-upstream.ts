@@ -24,7 +24,7 @@
  * one, DNS over TLS/HTTPS.
  */
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { connect, type Socket as TcpSocket } from "node:net";
+import { connect, isIPv6, type Socket as TcpSocket } from "node:net";
 import type { Logger } from "../log.js";
 import { DNS_TCP_MAX_MESSAGE, responseMismatch } from "../services/dns/dns-message.js";
 import {
@@ -175,7 +175,8 @@ export class HostDnsUpstream implements DnsUpstream {
     this.udpQueries++;
     if (packet.length > UDP_MAX_PAYLOAD) return this.tooLarge("udp");
     return this.run(server, "udp", timeoutMs, (done) => {
-      const sock: UdpSocket = createSocket("udp4");
+      const six = isIPv6(server.host);
+      const sock: UdpSocket = createSocket(six ? "udp6" : "udp4");
       let mismatches = 0;
       sock.on("error", (e) => done(new DnsUpstreamError(errorReason(e))));
       sock.on("message", (msg) => {
@@ -191,7 +192,8 @@ export class HostDnsUpstream implements DnsUpstream {
             if (e) done(new DnsUpstreamError(errorReason(e)));
           });
         });
-      if (this.localAddress === undefined) send();
+      // an outbound address of the other family does not apply to this server
+      if (this.localAddress === undefined || isIPv6(this.localAddress) !== six) send();
       else sock.bind({ port: 0, address: this.localAddress }, send);
       return () => {
         try {
@@ -210,7 +212,9 @@ export class HostDnsUpstream implements DnsUpstream {
       const sock: TcpSocket = connect({
         host: server.host,
         port: server.port,
-        ...(this.localAddress === undefined ? {} : { localAddress: this.localAddress }),
+        ...(this.localAddress === undefined || isIPv6(this.localAddress) !== isIPv6(server.host)
+          ? {}
+          : { localAddress: this.localAddress }),
       });
       const chunks: Buffer[] = [];
       let buffered = 0;

@@ -30,6 +30,7 @@ import {
   type TcpStep,
   type TcpTuple,
 } from "./tcp/tcp-endpoint.js";
+import type { IpAddress, Ipv6Address } from "./wire/ipv6-addr.js";
 import type { TcpSegment } from "./wire/tcp.js";
 
 const CLOSED: TcpEvent = Object.freeze({ type: "closed" });
@@ -47,12 +48,34 @@ export class GuestTcpConnection {
   get guest(): number {
     return this.layer.table.ownerOf(this.endpoint);
   }
+  /** 6 for a connection over IPv6 (its addresses in guestAddr6/remoteAddr6), else 4 */
+  get family(): 4 | 6 {
+    return this.endpoint.tuple.guestAddr6 === undefined ? 4 : 6;
+  }
+  /** the guest's IPv4 address (0 on IPv6) */
   get guestAddr(): number {
     return this.endpoint.tuple.guestAddr;
+  }
+  /** the guest's IPv6 address (undefined on IPv4) */
+  get guestAddr6(): Ipv6Address | undefined {
+    return this.endpoint.tuple.guestAddr6;
+  }
+  /** the address the guest connected to, IPv6 (undefined on IPv4) */
+  get remoteAddr6(): Ipv6Address | undefined {
+    return this.endpoint.tuple.remoteAddr6;
+  }
+  /** the guest's address of either family */
+  get guestAddress(): IpAddress {
+    return this.endpoint.tuple.guestAddr6 ?? this.endpoint.tuple.guestAddr;
+  }
+  /** the address the guest connected to, of either family */
+  get remoteAddress(): IpAddress {
+    return this.endpoint.tuple.remoteAddr6 ?? this.endpoint.tuple.remoteAddr;
   }
   get guestPort(): number {
     return this.endpoint.tuple.guestPort;
   }
+  /** the address the guest connected to, IPv4 (0 on IPv6) */
   get remoteAddr(): number {
     return this.endpoint.tuple.remoteAddr;
   }
@@ -120,7 +143,8 @@ export class GuestTcpLayer {
     /** told after any timer was armed, so the driver can move its one timer earlier */
     private readonly timersChanged: () => void = () => {},
     /** the guest key a connection towards `addr` counts against (a port forward) */
-    private readonly guestOf: (addr: number) => number = guestKeyOfAddr,
+    private readonly guestOf: (addr: IpAddress) => number = (a) =>
+      typeof a === "number" ? guestKeyOfAddr(a) : 0x2_0000_0000_0000 + a.readUInt32BE(12),
   ) {
     this.table = new TcpFlowTable(options);
     this.endpointOptions = options.endpoint ?? {};
@@ -133,7 +157,7 @@ export class GuestTcpLayer {
   connect(tuple: TcpTuple): GuestTcpConnection | undefined {
     if (this.table.get(tuple)) return undefined;
     const { endpoint, step } = TcpEndpoint.connect(tuple, this.endpointOptions, this.now());
-    if (!this.table.add(endpoint, this.guestOf(tuple.guestAddr))) return undefined;
+    if (!this.table.add(endpoint, this.guestOf(tuple.guestAddr6 ?? tuple.guestAddr))) return undefined;
     const conn = this.connectionOf(endpoint);
     this.apply(conn, step);
     return conn;
@@ -168,6 +192,31 @@ export class GuestTcpLayer {
       ep = this.table.open(src, dst, seg, guest);
       if (ep === undefined) {
         const rst = this.table.reject(src, dst, seg);
+        if (rst) this.output([rst]);
+        return this.drops.drop("tcp-too-many-connections");
+      }
+    }
+    const conn = this.connectionOf(ep);
+    this.apply(conn, ep.onSegment(seg, this.now()));
+  }
+
+  /** `input` for a guest IPv6 segment from `src` to `dst` (views into the frame). */
+  input6(src: Uint8Array, dst: Uint8Array, seg: TcpSegment, guest: number): void {
+    let ep = this.table.lookup6(src, dst, seg);
+    if (ep === undefined) {
+      const tw = this.table.timeWaitInput6(src, dst, seg, this.now());
+      if (tw !== undefined && !tw.reopen) {
+        if (tw.reply !== undefined) this.output([tw.reply]);
+        return;
+      }
+      if (!isTcpOpen(seg)) {
+        const rst = this.table.reject6(src, dst, seg);
+        if (rst) this.output([rst]);
+        return this.drops.drop("tcp-no-connection");
+      }
+      ep = this.table.open6(src, dst, seg, guest);
+      if (ep === undefined) {
+        const rst = this.table.reject6(src, dst, seg);
         if (rst) this.output([rst]);
         return this.drops.drop("tcp-too-many-connections");
       }

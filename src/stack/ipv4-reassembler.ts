@@ -46,7 +46,11 @@
  * counted in `stats()`, or still held (`inFlight().fragments`).
  *
  * Not done: checking that fragments agree on TOS/TTL/options (the first fragment's
- * header is what the caller keeps), IPv6 (its reassembly will be its own module).
+ * header is what the caller keeps).
+ *
+ * IPv6 (ipv6-gateway.ts) uses a reassembler of its own with these same rules (RFC 8200
+ * §4.5 and RFC 5722 ask for what this does): its fragments give their addresses as a
+ * string `key` instead of `src`/`dst`, and the 60 s timeout of RFC 8200.
  */
 import { DropCounters } from "./drop-counters.js";
 import { GuestCounts } from "./guest-bounds.js";
@@ -65,6 +69,8 @@ export interface Ipv4Fragment {
   headerLength?: number;
   /** who sent it (guest-bounds.ts), for maxDatagramsPerSource; `src` when absent */
   guest?: number;
+  /** stands for (src, dst) in the datagram's key when present: IPv6 fragments give their addresses' keys */
+  key?: string;
 }
 
 export interface Ipv4Datagram {
@@ -175,7 +181,7 @@ export class Ipv4Reassembler {
       return undefined;
     }
 
-    const key = `${src}/${dst}/${id}/${protocol}`;
+    const key = frag.key === undefined ? `${src}/${dst}/${id}/${protocol}` : `${frag.key}/${id}/${protocol}`;
     let p = this.table.get(key);
     if (p?.dead !== undefined) {
       this.drops.drop(p.dead);

@@ -56,11 +56,21 @@ import { type Bounds, ByteBudget, GuestIdentities, type GuestIdentityOptions } f
 import { type GuestTcpEvents, GuestTcpLayer } from "./guest-tcp.js";
 import { Ipv4Output } from "./ipv4-output.js";
 import { Ipv4Reassembler, type Ipv4ReassemblerOptions } from "./ipv4-reassembler.js";
+import {
+  type EchoReplyToGuest6,
+  type GuestEcho6,
+  type GuestUdp6,
+  type Icmp6ErrorKind,
+  Ipv6Gateway,
+  type Ipv6GatewayOptions,
+  type UdpToGuest6,
+} from "./ipv6-gateway.js";
+import type { Ipv6NeighbourEntry } from "./ipv6-neighbours.js";
 import { guestKeyOfAddr, type TcpFlowTableOptions } from "./tcp/flow-table.js";
 import { newTcpEndpointCounters, type TcpEndpointCounters, type TcpOutput } from "./tcp/tcp-endpoint.js";
 import { BROADCAST_MAC, isBroadcastMac, isIpv4Multicast, sameMac } from "./wire/addr.js";
 import { ArpOp, arpPacketLength, decodeArp, encodeArp } from "./wire/arp.js";
-import { checksumFull, checksumOffloaded, pseudoHeaderSum } from "./wire/checksum.js";
+import { checksumFull, checksumOffloaded, pseudoHeader6, pseudoHeaderSum } from "./wire/checksum.js";
 import { decodeEthernet, EtherType, encodeEthernet, ethernetHeaderLength } from "./wire/ethernet.js";
 import { joinTail, markOffload, offloadOf } from "./wire/frame-offload.js";
 import { FrameSlab } from "./wire/frame-slab.js";
@@ -72,6 +82,8 @@ import {
   icmpHeaderLength,
 } from "./wire/icmp.js";
 import { decodeIpv4, encodeIpv4Quote, IpProto, ipv4HeaderLength } from "./wire/ipv4.js";
+import { ipv6HeaderLength } from "./wire/ipv6.js";
+import type { IpAddress, Ipv6Address } from "./wire/ipv6-addr.js";
 import { decodeTcp, tcpChecksumOffset, tcpEncodingLength } from "./wire/tcp.js";
 import { decodeUdp, encodeUdp, udpHeaderLength } from "./wire/udp.js";
 
@@ -100,6 +112,14 @@ export interface UdpToGuest {
   dstMac?: Buffer;
 }
 
+export type {
+  EchoReplyToGuest6,
+  GuestEcho6,
+  GuestUdp6,
+  Icmp6ErrorKind,
+  UdpToGuest6,
+} from "./ipv6-gateway.js";
+
 /** The stack's only ways out, given at construction. */
 export interface UserStackHooks {
   /** frames produced outside `input` (replies to host events) */
@@ -110,6 +130,16 @@ export interface UserStackHooks {
   tcp?: GuestTcpEvents;
   /** an ICMP echo request to an address outside the stack's own */
   echo?(e: { guest: number; src: number; dst: number; id: number; seq: number; payload: Buffer }): void;
+  /**
+   * guest UDP over IPv6 (absent: dropped as "ipv6-udp-no-handler"). The siblings of
+   * `udp`, `tcp` and `echo` for IPv6 keep the IPv4 hooks' arguments numbers; the
+   * stack's way back in is `sendUdp6`, `sendEchoReply6` and `sendIcmp6Error`.
+   */
+  udp6?(d: GuestUdp6): void;
+  /** events of guest TCP connections over IPv6 (`conn.family` 6; absent: every SYN refused with a RST) */
+  tcp6?: GuestTcpEvents;
+  /** an ICMPv6 echo request to an address outside the stack's own (absent: dropped as "ipv6-echo-no-handler") */
+  echo6?(e: GuestEcho6): void;
   /** a timer was armed outside `input` (the driver re-reads `nextDeadline`) */
   timersChanged?(): void;
 }
@@ -124,8 +154,10 @@ export interface UserStackOptions {
   guests?: Partial<GuestIdentityOptions>;
   /** bytes of guest TCP data buffered towards the host, in all and per guest (guest-bounds.ts ByteBudget); unbounded when absent */
   buffers?: Bounds;
-  /** IPv4 reassembly bounds (ipv4-reassembler.ts) */
+  /** IPv4 reassembly bounds (ipv4-reassembler.ts), also those of IPv6's */
   reassembly?: Pick<Ipv4ReassemblerOptions, "maxDatagrams" | "maxDatagramsPerSource">;
+  /** the IPv6 side's timing and bounds (ipv6-gateway.ts) */
+  ipv6?: Omit<Ipv6GatewayOptions, "reassembly" | "addressBindingMs">;
 }
 
 /**
@@ -173,6 +205,9 @@ export class UserStack {
   readonly tcpCounters: TcpEndpointCounters = newTcpEndpointCounters();
   private readonly reassembler: Ipv4Reassembler;
   private readonly output: Ipv4Output;
+  /** the IPv6 side; undefined when IPv6 is off */
+  readonly ipv6: Ipv6Gateway | undefined;
+  private readonly ipv4On: boolean;
   /** where IPv4 frames are made: back to back, so a stream port writes them without copies */
   private readonly slab = new FrameSlab();
   /** IPv4 address → the MAC the stack answers with for it */
@@ -203,7 +238,7 @@ export class UserStack {
     options: UserStackOptions = {},
   ) {
     for (const a of gatewayAddresses(config)) this.owned.set(a, virtualMac(a));
-    this.ownMacs = [...this.owned.values()];
+    this.ipv4On = config.ipv4 !== false;
     this.broadcast = (config.net | ~config.mask) >>> 0;
     this.addressBindingMs = options.addressBindingMs ?? 60_000;
     this.maxAddressBindings = options.maxAddressBindings ?? 65_536;
@@ -211,12 +246,14 @@ export class UserStack {
     this.buffers = options.buffers === undefined ? undefined : new ByteBudget(options.buffers);
     this.reassembler = new Ipv4Reassembler({ ...options.reassembly, drops: this.drops });
     this.output = new Ipv4Output(config.mtu, (n) => this.slab.take(n));
-    const tcpEvents = hooks.tcp;
+    const refuse: GuestTcpEvents = (conn, ev) => ev.type === "connect-request" && conn.refuse();
+    const tcp4 = hooks.tcp ?? refuse;
+    const tcp6 = hooks.tcp6 ?? refuse;
     this.tcp = new GuestTcpLayer(
       clock,
       this.drops,
       (segments) => this.sendTcp(segments),
-      tcpEvents ?? ((conn, ev) => ev.type === "connect-request" && conn.refuse()),
+      hooks.tcp6 === undefined ? tcp4 : (conn, ev) => (conn.family === 6 ? tcp6 : tcp4)(conn, ev),
       {
         ...options.tcp,
         ...(this.buffers === undefined ? {} : { budget: this.buffers }),
@@ -230,6 +267,27 @@ export class UserStack {
       () => hooks.timersChanged?.(),
       (addr) => this.guestKeyOf(addr),
     );
+    this.ipv6 =
+      config.ipv6 === undefined
+        ? undefined
+        : new Ipv6Gateway(
+            config.ipv6,
+            config.mtu,
+            clock,
+            this.drops,
+            this.tcp,
+            hooks,
+            (frames) => this.emit(frames),
+            (n) => this.slab.take(n),
+            {
+              ...options.ipv6,
+              ...(options.reassembly === undefined ? {} : { reassembly: options.reassembly }),
+              ...(options.addressBindingMs === undefined
+                ? {}
+                : { addressBindingMs: options.addressBindingMs }),
+            },
+          );
+    this.ownMacs = [...this.owned.values(), ...(this.ipv6?.macs ?? [])];
   }
 
   /**
@@ -256,6 +314,7 @@ export class UserStack {
   portLeft(port: number): void {
     const gone = new Set(this.guests.portLeft(port));
     if (gone.size === 0) return;
+    this.ipv6?.guestsLeft(gone);
     for (const b of this.bindings.values()) if (gone.has(b.guest)) b.guest = 0;
   }
 
@@ -279,7 +338,12 @@ export class UserStack {
   }
 
   /** The guest id of whoever owns `addr` (a port forward towards it); an address key when nobody does yet. */
-  private guestKeyOf(addr: number): number {
+  private guestKeyOf(addr: IpAddress): number {
+    if (typeof addr !== "number") {
+      const g = this.ipv6?.neighbours.ownerOf(addr, this.clock.now()) ?? 0;
+      // an IPv6 address nobody holds yet: a key above IPv4's, from its last 32 bits
+      return g !== 0 ? g : 0x2_0000_0000_0000 + addr.readUInt32BE(12);
+    }
     const b = this.bindings.get(addr >>> 0);
     if (b === undefined || b.guest === 0 || b.until <= this.clock.now()) return guestKeyOfAddr(addr);
     return b.guest;
@@ -374,18 +438,25 @@ export class UserStack {
   nextDeadline(): number | undefined {
     const a = this.reassembler.nextDeadline();
     const b = this.tcp.nextDeadline();
-    if (a === undefined) return b;
-    return b === undefined ? a : Math.min(a, b);
+    const c = this.ipv6?.nextDeadline();
+    let d = a;
+    if (b !== undefined && (d === undefined || b < d)) d = b;
+    if (c !== undefined && (d === undefined || c < d)) d = c;
+    return d;
   }
 
   onTimer(): void {
-    this.reassembler.expire(this.clock.now());
+    const now = this.clock.now();
+    this.reassembler.expire(now);
+    this.ipv6?.onTimer(now);
     this.tcp.onTimer();
   }
 
   /** Whether the frame's destination MAC (its first six bytes) is ours or broadcast. */
   private isForUs(frame: Buffer): boolean {
     if (isBroadcastMac(frame)) return true;
+    // IPv6 multicast (33:33:...): the gateway sorts out its groups
+    if (frame[0] === 0x33 && frame[1] === 0x33 && this.ipv6 !== undefined) return true;
     for (const m of this.ownMacs) if (sameMac(m, frame)) return true;
     return false;
   }
@@ -409,8 +480,22 @@ export class UserStack {
     const src = frame.subarray(6, 12);
     this.rxGuest = this.guests.identify(this.rxPort, src, this.rxNow);
     if (this.rxGuest === 0) return this.drops.drop("guest-identity-limit");
-    if (ethertype === EtherType.arp) return this.inputArp(src, frame.subarray(ethernetHeaderLength), out);
-    if (ethertype === EtherType.ipv4) return this.inputIpv4(src, frame.subarray(ethernetHeaderLength), out);
+    if (ethertype === EtherType.ipv4 || ethertype === EtherType.arp) {
+      if (!this.ipv4On) return this.drops.drop("ipv4-off");
+      if (ethertype === EtherType.ipv4) return this.inputIpv4(src, frame.subarray(ethernetHeaderLength), out);
+      return this.inputArp(src, frame.subarray(ethernetHeaderLength), out);
+    }
+    if (ethertype === EtherType.ipv6) {
+      if (this.ipv6 === undefined) return this.drops.drop("ipv6-off");
+      return this.ipv6.input(
+        src,
+        frame.subarray(ethernetHeaderLength),
+        this.rxGuest,
+        this.rxNow,
+        this.rxTrusted,
+        out,
+      );
+    }
     this.drops.drop("ethernet-unsupported-ethertype");
   }
 
@@ -597,7 +682,13 @@ export class UserStack {
   private sendTcp(segments: TcpOutput[]): void {
     const frames: Buffer[] = [];
     const offloads = this.offloads;
-    for (const { src, dst, seg, gsoSize } of segments) {
+    for (const o of segments) {
+      const { src, dst, seg, gsoSize } = o;
+      if (o.dst6 !== undefined) {
+        const f = this.tcpFrame6(o, offloads);
+        if (f !== undefined) frames.push(f);
+        continue;
+      }
       const dstMac = this.arp.lookup(dst);
       if (dstMac === undefined) {
         this.resolve(dst);
@@ -637,6 +728,62 @@ export class UserStack {
       frames.push(frame);
     }
     this.emit(frames);
+  }
+
+  /** The frame of an IPv6 segment for a guest (as `sendTcp` does IPv4's); undefined when dropped. */
+  private tcpFrame6(o: TcpOutput, offloads: boolean): Buffer | undefined {
+    const v6 = this.ipv6;
+    const src = o.src6 as Ipv6Address;
+    const dst = o.dst6 as Ipv6Address;
+    const seg = o.seg;
+    if (v6 === undefined) return undefined;
+    if (!offloads && o.gsoSize !== undefined) {
+      this.drops.drop("tcp-super-frame-without-offload");
+      return undefined;
+    }
+    let frame: Buffer | undefined;
+    if (!offloads || (o.gsoSize === undefined && seg.payload.length < tailMinBytes)) {
+      frame = v6.tcpFrame(src, dst, seg, checksumFull);
+    } else {
+      const ph = pseudoHeader6(src, dst);
+      seg.checksum = pseudoHeaderSum(ph.src, ph.dst, IpProto.tcp, tcpEncodingLength(seg));
+      let tail: Buffer | undefined;
+      if (seg.payload.length >= tailMinBytes) {
+        tail = seg.payload;
+        seg.payload = EMPTY;
+      }
+      frame = v6.tcpFrame(src, dst, seg, checksumOffloaded, tail);
+      if (frame !== undefined)
+        markOffload(frame, {
+          checksum: "partial",
+          csumStart: ethernetHeaderLength + ipv6HeaderLength,
+          csumOffset: tcpChecksumOffset,
+          gsoSize: o.gsoSize ?? 0,
+          tail,
+        });
+    }
+    if (frame === undefined) this.drops.drop("tcp-guest-mac-unknown");
+    return frame;
+  }
+
+  /** Sends a UDP datagram to a guest over IPv6; false when IPv6 is off or the guest's MAC is unknown. */
+  sendUdp6(d: UdpToGuest6): boolean {
+    return this.ipv6?.sendUdp6(d) ?? false;
+  }
+
+  /** An ICMPv6 echo reply to a guest, from an outside address that answered. */
+  sendEchoReply6(e: EchoReplyToGuest6): boolean {
+    return this.ipv6?.sendEchoReply6(e) ?? false;
+  }
+
+  /** Tells a guest, from `from`, what became of the packet `quote` quotes (GuestUdp6.quote()). */
+  sendIcmp6Error(to: Ipv6Address, from: Ipv6Address, e: Icmp6ErrorKind, quote: Buffer): boolean {
+    return this.ipv6?.sendIcmp6Error(to, from, e, quote) ?? false;
+  }
+
+  /** The IPv6 neighbour table: guest addresses, their MACs and guests. */
+  neighbours6(): Ipv6NeighbourEntry[] {
+    return this.ipv6?.neighbours.entries() ?? [];
   }
 
   /** Tells a guest its datagram could not be delivered; `from` is the address it was sent to. */

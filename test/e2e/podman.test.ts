@@ -16,8 +16,9 @@
  *   3. `-p 127.0.0.1:PORT:80` reaches busybox httpd in a container with
  *      port_handler=rootlesskit (Podman's rootlessport, which dials 127.0.0.1 in the
  *      container) and port_handler=slirp4netns (through the drop-in's --api-socket).
- * All with enable_ipv6=false: the drop-in has no IPv6 yet, and Podman's default
- * (enable_ipv6=true) passes --enable-ipv6.
+ * These run with enable_ipv6=false; one run per mode takes Podman's defaults
+ * (enable_ipv6=true: --enable-ipv6, and --disable-host-loopback) and checks that the
+ * drop-in accepts them and IPv4 and DNS work.
  *
  * Isolation: everything runs in a test namespace ("host"), and each Podman session in a
  * private mount namespace of it, where /etc/resolv.conf says `nameserver 127.0.0.1`,
@@ -311,6 +312,26 @@ echo "podman-rc=$?"`,
         expect(log, log).toMatch(/drop-in ready: tap0/);
         expect(log).toMatch(/exit-fd 3 closed: closing/);
         expect(log).not.toMatch(/internal error/);
+        await expectNoDropInLeft();
+      });
+
+      test(`${mode}: Podman's defaults (enable_ipv6=true passes --enable-ipv6)`, async () => {
+        const host = await prepare(mode);
+        const dns = await e2e.dns(host, { port: 53, records: { "podman-e2e.test": ["198.51.100.7"] } });
+        const r = await session(
+          host,
+          mode,
+          `podman run --rm --network slirp4netns ${image} sh -c 'ip -o addr show tap0; nslookup podman-e2e.test'\necho "podman-rc=$?"`,
+        );
+        expect(r.stdout, r.stdout).toMatch(/podman-rc=0/);
+        expect(r.stdout).toMatch(/tap0\s+inet 10\.0\.2\.100\/24/);
+        expect(r.stdout).toMatch(/Name:\s+podman-e2e\.test\s+Address:\s+198\.51\.100\.7/);
+        expect(dns.queries().some((q) => q.name === "podman-e2e.test")).toBe(true);
+        const netnsDir = mode === "root" ? "/run/netns" : `${dir}/h/run/netns`;
+        expect(argvLines().map((c) => c.argv)).toEqual([
+          "--help",
+          `--disable-host-loopback --mtu=65520 --enable-sandbox --enable-seccomp --enable-ipv6 -c -e 3 -r 4 --netns-type=path ${netnsDir}/netns-UUID tap0`,
+        ]);
         await expectNoDropInLeft();
       });
 

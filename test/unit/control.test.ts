@@ -80,7 +80,9 @@ describe("the control facade over a real user netdev", () => {
       expect(stats[0]).toMatchObject({ netdev: "u0", stack: { arpReplies: 1 }, tcp: { opened: 0 } });
       expect(stats[0]?.dns.queries).toBe(0);
       expect(stats[0]?.tftp).toBeUndefined();
-      expect(w.control.leases()).toEqual([{ netdev: "u0", hub: 0, leases: [] }]);
+      expect(w.control.leases()).toEqual([
+        { netdev: "u0", hub: 0, leases: [], leases6: [], neighbours6: [] },
+      ]);
       expect(w.control.flows()).toEqual({ tcp: [], udp: [], icmp: [] });
     } finally {
       w.close();

@@ -9,9 +9,23 @@
  *   Not exactly one question, an unreadable question, or a message dns-packet cannot
  *   decode: FORMERR (header only, the guest's ID). All counted by reason.
  * - Names in the `LocalNames` table are answered here and never leave the host:
- *   A (or ANY) in class IN → one authoritative A record (TTL `localTtl`, 60 s: the
- *   table changes at run time); any other type or class → empty NOERROR (NODATA), so
- *   AAAA lookups fail over to A at once instead of asking upstream.
+ *   A, AAAA (or ANY) in class IN → the name's authoritative A and AAAA records (TTL
+ *   `localTtl`, 60 s: the table changes at run time); a type the name has no address
+ *   of, or any other type or class → empty NOERROR (NODATA), so an AAAA lookup of an
+ *   IPv4-only name fails over to A at once instead of asking upstream.
+ * - The forwarder does not care which address family the guest asked at (10.0.2.3 or
+ *   fec0::3): the query bytes are the same, and go to the configured upstreams
+ *   whatever their family (libslirp answers at fec0::3 only when the host has an IPv6
+ *   nameserver).
+ * - DNS64 (RFC 6147, with `dns64`, nat64=on): an AAAA query in class IN whose upstream
+ *   answer is NOERROR without AAAA records (and not truncated) is asked again for A;
+ *   each A record becomes an AAAA under the /96 prefix (RFC 6052 2.2: prefix::a.b.c.d)
+ *   with the A record's TTL, CNAMEs of the answer kept, in a response with the guest's
+ *   ID and question, sized for the guest like any answer. NXDOMAIN, errors and names
+ *   with real AAAA records pass through untouched; local names are never synthesized
+ *   (their IPv4 addresses are not reachable through NAT64). Not done for DNS64: PTR
+ *   for the prefix (5.3.1), the exclusion of ::ffff:0:0/96 answers (5.1.4), DNSSEC
+ *   (answers to DO/CD queries are synthesized like others, unsigned).
  * - Everything else is forwarded: a copy of the guest's bytes (EDNS0 and all, nothing
  *   re-encoded) with a fresh random 16-bit ID (crypto.randomInt), the guest's ID put
  *   back into the answer. Guest UDP queries go to upstream over UDP, guest TCP queries
@@ -53,9 +67,9 @@ import type { Logger } from "../../log.js";
 import { type Clock, systemClock } from "../../stack/clock.js";
 import { DropCounters } from "../../stack/drop-counters.js";
 import { GuestCounts } from "../../stack/guest-bounds.js";
+import { type Ipv6Address, ipv6Copy, ipv6ToString } from "../../stack/wire/ipv6-addr.js";
 import { fail, ok, type Result } from "../../stack/wire/result.js";
 import {
-  addressResponse,
   DNS_CLASS_IN,
   DNS_UDP_CLASSIC_LIMIT,
   type DnsQuestion,
@@ -68,6 +82,7 @@ import {
   questionName,
   readHeader,
   readQuestion,
+  recordsResponse,
   responseMismatch,
   responseRcode,
   setMessageId,
@@ -83,7 +98,7 @@ import {
 
 // dns-packet is CommonJS: require() keeps it from being imported as ESM, which makes
 // Node compile its WebAssembly CJS lexer first (about 6 MiB of RSS for the process).
-const { decode } = createRequire(import.meta.url)("dns-packet") as typeof import("dns-packet");
+const { decode, encode } = createRequire(import.meta.url)("dns-packet") as typeof import("dns-packet");
 
 /** One-shot timers; `set` returns a function that cancels the timer. */
 export interface DnsTimers {
@@ -124,6 +139,8 @@ export interface DnsForwarderOptions {
   maxInflightPerGuest?: number;
   /** the source of upstream query IDs (crypto.randomInt by default) */
   randomId?: () => number;
+  /** DNS64 (nat64=on): AAAA records synthesized from A under this /96 prefix */
+  dns64?: { prefix: Ipv6Address };
 }
 
 export interface DnsForwarderStats {
@@ -140,6 +157,8 @@ export interface DnsForwarderStats {
   formerr: number;
   notimp: number;
   tcpRetries: number;
+  /** AAAA answers synthesized from A records (DNS64) */
+  dns64: number;
   inflight: number;
   /** messages that got no answer at all, by reason */
   dropped: Record<string, number>;
@@ -148,7 +167,7 @@ export interface DnsForwarderStats {
 }
 
 type Counter = "queries" | "localAnswers" | "forwarded" | "answered" | "truncated";
-type Counted = Counter | "servfail" | "formerr" | "notimp" | "tcpRetries";
+type Counted = Counter | "servfail" | "formerr" | "notimp" | "tcpRetries" | "dns64";
 
 export class DnsForwarder {
   readonly localNames: LocalNames;
@@ -163,6 +182,7 @@ export class DnsForwarder {
   private readonly localTtl: number;
   private readonly inflightByGuest: GuestCounts;
   private readonly randomId: () => number;
+  private readonly dns64Prefix: Ipv6Address | undefined;
   private preferred: { servers: readonly DnsServerAddress[]; index: number; until: number } | undefined;
   private inflight = 0;
   private readonly maxInflight: number;
@@ -179,6 +199,7 @@ export class DnsForwarder {
     formerr: 0,
     notimp: 0,
     tcpRetries: 0,
+    dns64: 0,
   };
   private readonly dropped = new DropCounters();
   private readonly failures = new DropCounters();
@@ -200,6 +221,7 @@ export class DnsForwarder {
       perGuest: Math.min(this.maxInflight, o.maxInflightPerGuest ?? 64),
     });
     this.randomId = o.randomId ?? (() => randomInt(0, 0x10000));
+    this.dns64Prefix = o.dns64 === undefined ? undefined : ipv6Copy(o.dns64.prefix);
   }
 
   /** Replaces the upstream list (queries under way finish with the old one). */
@@ -257,14 +279,18 @@ export class DnsForwarder {
     if (!limit.ok) return this.formerr(query, limit.reason);
 
     const name = questionName(q.value);
-    const address = name === undefined ? undefined : this.localNames.lookup(name);
-    if (address !== undefined) {
+    if (name !== undefined && this.localNames.has(name)) {
       this.counts.localAnswers++;
       const { qtype, qclass } = q.value;
-      const wantsA =
-        (qtype === DnsType.A || qtype === TYPE_ANY) && (qclass === DNS_CLASS_IN || qclass === CLASS_ANY);
-      return wantsA
-        ? addressResponse(query, q.value, address, this.localTtl)
+      const records: { type: number; data: Buffer }[] = [];
+      if (qclass === DNS_CLASS_IN || qclass === CLASS_ANY) {
+        const v4 = qtype === DnsType.A || qtype === TYPE_ANY ? this.localNames.lookup(name) : undefined;
+        if (v4 !== undefined) records.push({ type: DnsType.A, data: ipv4Bytes(v4) });
+        const v6 = qtype === DnsType.AAAA || qtype === TYPE_ANY ? this.localNames.lookup6(name) : undefined;
+        if (v6 !== undefined) records.push({ type: DnsType.AAAA, data: v6 });
+      }
+      return records.length > 0
+        ? recordsResponse(query, q.value, records, this.localTtl)
         : emptyResponse(query, q.value, DnsRcode.NOERROR, true);
     }
 
@@ -275,12 +301,29 @@ export class DnsForwarder {
     this.inflight++;
     if (guest !== undefined) this.inflightByGuest.take(guest);
     try {
-      return await this.forward(
-        query,
-        q.value,
+      const max = transport === "udp" ? limit.value : Number.POSITIVE_INFINITY;
+      const answer = await this.forward(query, q.value, transport, max);
+      const prefix = this.dns64Prefix;
+      if (prefix === undefined || q.value.qtype !== DnsType.AAAA || q.value.qclass !== DNS_CLASS_IN)
+        return answer;
+      if (!lacksAaaa(answer)) return answer;
+      // RFC 6147 5.1.1: the same name, asked for A
+      const aQuery = Buffer.from(query);
+      aQuery.writeUInt16BE(DnsType.A, q.value.end - 4);
+      const aAnswer = await this.forward(
+        aQuery,
+        { ...q.value, qtype: DnsType.A },
         transport,
-        transport === "udp" ? limit.value : Number.POSITIVE_INFINITY,
+        Number.POSITIVE_INFINITY,
       );
+      const synthesized = synthesizeAaaa(aAnswer, query, prefix);
+      if (synthesized === undefined) return answer;
+      this.counts.dns64++;
+      if (synthesized.length > max) {
+        this.counts.truncated++;
+        return truncatedResponse(synthesized, query, q.value);
+      }
+      return synthesized;
     } finally {
       this.inflight--;
       if (guest !== undefined) this.inflightByGuest.release(guest);
@@ -445,6 +488,74 @@ function udpLimit(query: Buffer): Result<number> {
   }
   const opt = additionals?.find((a) => a.type === "OPT");
   return ok(Math.max(DNS_UDP_CLASSIC_LIMIT, opt?.udpPayloadSize ?? 0));
+}
+
+function ipv4Bytes(a: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(a >>> 0);
+  return b;
+}
+
+type Decoded = ReturnType<typeof decode>;
+
+function tryDecode(b: Buffer): Decoded | undefined {
+  try {
+    return decode(b);
+  } catch {
+    return undefined;
+  }
+}
+
+/** An answer DNS64 replaces: NOERROR, not truncated, and no AAAA record in it (RFC 6147 5.1.1). */
+function lacksAaaa(answer: Buffer): boolean {
+  const h = readHeader(answer);
+  if (!h.ok || h.value.rcode !== DnsRcode.NOERROR || h.value.tc) return false;
+  const d = tryDecode(answer);
+  return d !== undefined && !(d.answers ?? []).some((a) => a.type === "AAAA");
+}
+
+/**
+ * The guest's AAAA answer made from the upstream's A answer: CNAMEs kept, each A
+ * record as an AAAA under the /96 prefix; undefined when there is no A record.
+ */
+function synthesizeAaaa(aAnswer: Buffer, query: Buffer, prefix: Ipv6Address): Buffer | undefined {
+  const h = readHeader(aAnswer);
+  if (!h.ok || h.value.rcode !== DnsRcode.NOERROR) return undefined;
+  const a = tryDecode(aAnswer);
+  const qd = tryDecode(query);
+  if (a === undefined || qd === undefined) return undefined;
+  const answers = [];
+  let any = false;
+  for (const rr of a.answers ?? []) {
+    if (rr.type === "CNAME") answers.push(rr);
+    else if (rr.type === "A" && (rr.class ?? "IN") === "IN" && typeof rr.data === "string") {
+      const v4 = rr.data.split(".").map(Number);
+      if (v4.length !== 4 || v4.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) continue;
+      const six = ipv6Copy(prefix);
+      six.set(v4, 12);
+      answers.push({
+        name: rr.name,
+        type: "AAAA" as const,
+        class: "IN" as const,
+        ttl: rr.ttl ?? 0,
+        data: ipv6ToString(six),
+      });
+      any = true;
+    }
+  }
+  if (!any) return undefined;
+  const rd = query.readUInt16BE(2) & 0x0100;
+  try {
+    return encode({
+      id: messageId(query),
+      type: "response",
+      flags: rd | 0x0080,
+      questions: qd.questions ?? [],
+      answers,
+    });
+  } catch {
+    return undefined;
+  }
 }
 
 function checkResponse(response: Buffer, packet: Buffer): Result<Buffer> {

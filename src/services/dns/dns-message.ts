@@ -176,15 +176,33 @@ export function emptyResponse(query: Buffer, q: DnsQuestion, rcode: number, auth
 
 /** An authoritative answer with one A record; the owner name points at the question. */
 export function addressResponse(query: Buffer, q: DnsQuestion, address: number, ttl: number): Buffer {
-  const h = responseHeader(query, DnsRcode.NOERROR, { qd: 1, an: 1 }, FLAG_AA);
-  const rr = Buffer.alloc(16);
-  rr.writeUInt16BE(0xc000 | q.start, 0);
-  rr.writeUInt16BE(DnsType.A, 2);
-  rr.writeUInt16BE(DNS_CLASS_IN, 4);
-  rr.writeUInt32BE(ttl >>> 0, 6);
-  rr.writeUInt16BE(4, 10);
-  rr.writeUInt32BE(address >>> 0, 12);
-  return Buffer.concat([h, query.subarray(q.start, q.end), rr]);
+  const data = Buffer.alloc(4);
+  data.writeUInt32BE(address >>> 0);
+  return recordsResponse(query, q, [{ type: DnsType.A, data }], ttl);
+}
+
+/**
+ * An authoritative answer with the given address records (A: 4 bytes, AAAA: 16), each
+ * owned by the question's name (a pointer to it).
+ */
+export function recordsResponse(
+  query: Buffer,
+  q: DnsQuestion,
+  records: readonly { type: number; data: Buffer }[],
+  ttl: number,
+): Buffer {
+  const h = responseHeader(query, DnsRcode.NOERROR, { qd: 1, an: records.length }, FLAG_AA);
+  const rrs = records.map((r) => {
+    const rr = Buffer.alloc(12 + r.data.length);
+    rr.writeUInt16BE(0xc000 | q.start, 0);
+    rr.writeUInt16BE(r.type, 2);
+    rr.writeUInt16BE(DNS_CLASS_IN, 4);
+    rr.writeUInt32BE(ttl >>> 0, 6);
+    rr.writeUInt16BE(r.data.length, 10);
+    r.data.copy(rr, 12);
+    return rr;
+  });
+  return Buffer.concat([h, query.subarray(q.start, q.end), ...rrs]);
 }
 
 /**

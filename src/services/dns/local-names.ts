@@ -17,9 +17,13 @@
  *   holds. The first holder keeps a name while its lease is live; a later claimant gets
  *   nothing (all of its names or none) and may get the name once the holder's lease is
  *   gone. Each refused claim is reported once (by reason) for the caller to count.
- * Not done: several addresses per name, IPv6 (AAAA is answered empty), reverse (PTR).
+ * - IPv6: configured names may also have one IPv6 address (`set6`, e.g. the gateway's
+ *   fec0::2), answered as AAAA; a name with no IPv6 address gets an empty AAAA answer.
+ *   Guests' names are IPv4 only (from DHCPv4 leases).
+ * Not done: several addresses per name, guests' IPv6 names, reverse (PTR).
  */
 import { ipv4ToString, parseIpv4 } from "../../stack/wire/addr.js";
+import { type Ipv6Address, ipv6Copy, ipv6ToString, parseIpv6 } from "../../stack/wire/ipv6-addr.js";
 
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 /** what a guest may call itself: one RFC 952/1123 label */
@@ -59,6 +63,8 @@ interface Entry {
 
 export class LocalNames {
   private readonly table = new Map<string, Entry>();
+  /** configured names' IPv6 addresses */
+  private readonly table6 = new Map<string, Ipv6Address>();
   /** names each guest holds now */
   private readonly held = new Map<string, { key: string; names: string[] }>();
   /** the last claim seen from each guest, so a refusal is reported once, not per sync */
@@ -88,9 +94,28 @@ export class LocalNames {
     return true;
   }
 
+  /** Adds or replaces a name's IPv6 address; false when the name or address is not acceptable or the table is full. */
+  set6(name: string, address: string | Ipv6Address): boolean {
+    const key = normaliseName(name);
+    const addr =
+      typeof address === "string"
+        ? parseIpv6(address)
+        : address.length === 16
+          ? ipv6Copy(address)
+          : undefined;
+    if (key === undefined || addr === undefined) return false;
+    if (!this.table6.has(key) && this.table6.size >= this.maxEntries) return false;
+    const old = this.table.get(key);
+    if (old?.owner !== undefined) this.dropGuest(old.owner);
+    this.table6.set(key, addr);
+    return true;
+  }
+
   delete(name: string): boolean {
     const key = normaliseName(name);
-    return key !== undefined && this.table.delete(key);
+    if (key === undefined) return false;
+    const six = this.table6.delete(key);
+    return this.table.delete(key) || six;
   }
 
   /**
@@ -129,6 +154,7 @@ export class LocalNames {
     for (const n of names) {
       const e = this.table.get(n);
       if (e) return e.owner === undefined ? "reserved" : "taken";
+      if (this.table6.has(n)) return "reserved";
     }
     if (this.table.size + names.length > this.maxEntries) return "full";
     for (const n of names) this.table.set(n, { address: claim.address >>> 0, owner });
@@ -149,11 +175,27 @@ export class LocalNames {
     return key === undefined ? undefined : this.table.get(key)?.address;
   }
 
+  /** The IPv6 address of a configured name, if it has one. */
+  lookup6(name: string): Ipv6Address | undefined {
+    const key = normaliseName(name);
+    return key === undefined ? undefined : this.table6.get(key);
+  }
+
+  /** Whether the name is answered here (with an address of either family, or none of the asked one). */
+  has(name: string): boolean {
+    const key = normaliseName(name);
+    return key !== undefined && (this.table.has(key) || this.table6.has(key));
+  }
+
   get size(): number {
     return this.table.size;
   }
 
+  /** Every name and address, IPv4 entries first; a name with both appears twice. */
   entries(): Array<{ name: string; address: string }> {
-    return [...this.table].map(([name, e]) => ({ name, address: ipv4ToString(e.address) }));
+    return [
+      ...[...this.table].map(([name, e]) => ({ name, address: ipv4ToString(e.address) })),
+      ...[...this.table6].map(([name, a]) => ({ name, address: ipv6ToString(a) })),
+    ];
   }
 }

@@ -6,11 +6,13 @@
  * when no `dns-upstream=` is given). A loopback nameserver such as systemd-resolved's
  * 127.0.0.53 is fine: the forwarder's queries leave from the host, not the guest.
  * Follows glibc's reading of the file: "#" and ";" start comments, only the first
- * three nameservers count (MAXNS), port 53 always. Not done: IPv6 nameservers (skipped
- * with a note until the upstream transport speaks IPv6), `options` (timeout, attempts,
+ * three nameservers count (MAXNS), port 53 always; IPv6 nameservers count like IPv4
+ * ones, except link-local ones with a zone (fe80::1%eth0), skipped with a note.
+ * Not done: `options` (timeout, attempts,
  * rotate: the forwarder has its own), `search`/`domain` (DHCP hands out dnssearch=).
  */
 import { parseIpv4 } from "../../stack/wire/addr.js";
+import { parseIpv6 } from "../../stack/wire/ipv6-addr.js";
 import type { DnsServerAddress } from "./upstream.js";
 
 /** glibc's MAXNS: later nameserver lines are ignored by every resolver on the host. */
@@ -33,10 +35,10 @@ export function parseResolvConf(text: string): ResolvConf {
     const where = `resolv.conf line ${i + 1}`;
     if (value === undefined) {
       notes.push(`${where}: nameserver without an address, skipped`);
-    } else if (value.includes(":")) {
-      notes.push(`${where}: IPv6 nameserver ${value} skipped (IPv4 upstreams only for now)`);
-    } else if (parseIpv4(value) === undefined) {
-      notes.push(`${where}: "${value}" is not an IPv4 address, skipped`);
+    } else if (value.includes("%")) {
+      notes.push(`${where}: nameserver ${value} with a zone skipped`);
+    } else if (parseIpv4(value) === undefined && parseIpv6(value) === undefined) {
+      notes.push(`${where}: "${value}" is not an IP address, skipped`);
     } else if (nameservers.length >= RESOLV_CONF_MAX_NAMESERVERS) {
       notes.push(
         `${where}: nameserver ${value} ignored (only the first ${RESOLV_CONF_MAX_NAMESERVERS} count)`,
@@ -73,7 +75,7 @@ export function chooseUpstreams(
     return {
       servers: [],
       source: "none",
-      notes: [...parsed.notes, "resolv.conf names no usable IPv4 nameserver"],
+      notes: [...parsed.notes, "resolv.conf names no usable nameserver"],
     };
   }
   return { servers: parsed.nameservers, source: "resolv.conf", notes: parsed.notes };

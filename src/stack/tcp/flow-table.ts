@@ -33,6 +33,7 @@
  * bytes more per record, measured).
  */
 import type { ByteBudget } from "../guest-bounds.js";
+import { type Ipv6Address, ipv6Copy, ipv6Key, sameIpv6 } from "../wire/ipv6-addr.js";
 import { seqAdd } from "../wire/seq.js";
 import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
 import {
@@ -96,6 +97,9 @@ export function guestKeyOfAddr(addr: number): number {
 }
 
 export function tcpTupleKey(t: TcpTuple): string {
+  if (t.guestAddr6 !== undefined) {
+    return tcpTupleKey6(t.guestAddr6, t.guestPort, t.remoteAddr6 as Ipv6Address, t.remotePort);
+  }
   return String.fromCharCode(
     t.guestAddr >>> 16,
     t.guestAddr & 0xffff,
@@ -104,6 +108,31 @@ export function tcpTupleKey(t: TcpTuple): string {
     t.remoteAddr & 0xffff,
     t.remotePort,
   );
+}
+
+/**
+ * The key of an IPv6 tuple: the addresses' eight code units each and the ports, 18 code
+ * units (an IPv4 key has 6, so the two never meet). The addresses may be frame views.
+ */
+export function tcpTupleKey6(
+  guest: Uint8Array,
+  guestPort: number,
+  remote: Uint8Array,
+  remotePort: number,
+): string {
+  return ipv6Key(guest) + String.fromCharCode(guestPort) + ipv6Key(remote) + String.fromCharCode(remotePort);
+}
+
+/** The tuple of an IPv6 segment sent by the guest from `src` to `dst` (the addresses copied). */
+export function tcpTupleFromGuest6(src: Uint8Array, dst: Uint8Array, seg: TcpSegment): TcpTuple {
+  return {
+    guestAddr: 0,
+    guestPort: seg.srcPort,
+    remoteAddr: 0,
+    remotePort: seg.dstPort,
+    guestAddr6: ipv6Copy(src),
+    remoteAddr6: ipv6Copy(dst),
+  };
 }
 
 /** The tuple of a segment sent by the guest from `src` to `dst`. */
@@ -138,6 +167,15 @@ export function rstFor(src: number, dst: number, seg: TcpSegment): TcpOutput | u
           flags: RST | ACK,
         };
   return { src: dst >>> 0, dst: src >>> 0, seg: reply };
+}
+
+/** `rstFor` over IPv6: the answer goes from `dst` to `src` (copied). */
+export function rstFor6(src: Uint8Array, dst: Uint8Array, seg: TcpSegment): TcpOutput | undefined {
+  const r = rstFor(0, 0, seg);
+  if (r === undefined) return undefined;
+  r.src6 = ipv6Copy(dst);
+  r.dst6 = ipv6Copy(src);
+  return r;
 }
 
 export class TcpFlowTable {
@@ -208,6 +246,51 @@ export class TcpFlowTable {
     const ep = this.flows.get(tcpTupleKey(tcpTupleFromGuest(src, dst, seg)));
     if (ep !== undefined) this.recent = ep;
     return ep;
+  }
+
+  /** The endpoint for a guest IPv6 segment from `src` to `dst` (views), if any. */
+  lookup6(src: Uint8Array, dst: Uint8Array, seg: TcpSegment): TcpEndpoint | undefined {
+    const r = this.recent;
+    if (r !== undefined) {
+      const t = r.tuple;
+      if (
+        t.guestAddr6 !== undefined &&
+        t.guestPort === seg.srcPort &&
+        t.remotePort === seg.dstPort &&
+        sameIpv6(t.guestAddr6, src) &&
+        sameIpv6(t.remoteAddr6 as Ipv6Address, dst)
+      )
+        return r;
+    }
+    const ep = this.flows.get(tcpTupleKey6(src, seg.srcPort, dst, seg.dstPort));
+    if (ep !== undefined) this.recent = ep;
+    return ep;
+  }
+
+  /** `open` for an IPv6 SYN. */
+  open6(src: Uint8Array, dst: Uint8Array, seg: TcpSegment, guest: number): TcpEndpoint | undefined {
+    const tuple = tcpTupleFromGuest6(src, dst, seg);
+    const existing = this.get(tuple);
+    if (existing) return existing;
+    return this.insert(tuple, TcpEndpoint.listen(tuple, this.o.endpoint), guest);
+  }
+
+  /** `timeWaitInput` for an IPv6 segment. */
+  timeWaitInput6(src: Uint8Array, dst: Uint8Array, seg: TcpSegment, now: number): TimeWaitAnswer | undefined {
+    if (this.timeWait.size === 0) return undefined;
+    const a = this.timeWait.input(tcpTupleKey6(src, seg.srcPort, dst, seg.dstPort), 0, 0, seg, now);
+    if (a?.reply !== undefined) {
+      a.reply.src6 = ipv6Copy(dst);
+      a.reply.dst6 = ipv6Copy(src);
+    }
+    return a;
+  }
+
+  /** `reject` for an IPv6 segment. */
+  reject6(src: Uint8Array, dst: Uint8Array, seg: TcpSegment): TcpOutput | undefined {
+    const r = rstFor6(src, dst, seg);
+    if (r) this.counters.resets++;
+    return r;
   }
 
   /**

@@ -82,6 +82,7 @@
  * guest retransmits it).
  */
 import type { ByteBudget } from "../guest-bounds.js";
+import type { Ipv6Address } from "../wire/ipv6-addr.js";
 import { seqAdd, seqGe, seqGt, seqLe, seqMax, seqSub } from "../wire/seq.js";
 import { TcpFlag, type TcpSegment } from "../wire/tcp.js";
 import { Congestion, type CongestionOptions } from "./congestion.js";
@@ -111,12 +112,21 @@ export type TcpState =
   | "last-ack"
   | "closed";
 
-/** The connection's addresses: the guest's, and the remote one this endpoint plays. */
+/**
+ * The connection's addresses: the guest's, and the remote one this endpoint plays.
+ * IPv4 addresses are numbers; an IPv6 connection carries its addresses in
+ * `guestAddr6`/`remoteAddr6` (copies, never frame views) and 0 in the numbers, so the
+ * IPv4 paths compare numbers only.
+ */
 export interface TcpTuple {
   guestAddr: number;
   guestPort: number;
   remoteAddr: number;
   remotePort: number;
+  /** IPv6 only: the guest's address */
+  guestAddr6?: Ipv6Address;
+  /** IPv6 only: the remote address this endpoint plays */
+  remoteAddr6?: Ipv6Address;
 }
 
 export type { TcpOutput };
@@ -293,6 +303,8 @@ export class TcpEndpoint {
     options: Partial<TcpEndpointOptions>,
   ) {
     this.o = { ...tcpEndpointDefaults, ...options };
+    // `mss` is the IPv4 one (MTU - 40); over IPv6 the header is 20 bytes longer (MTU - 60)
+    if (tuple.guestAddr6 !== undefined) this.o.mss -= 20;
     this.o.windowScale = Math.max(0, Math.min(MAX_WINDOW_SHIFT, this.o.windowScale));
     this.count = this.o.counters ?? newTcpEndpointCounters();
     this.cc = new Congestion(this.o);
@@ -992,6 +1004,10 @@ export class TcpEndpoint {
   private push(seg: TcpSegment, gsoSize = 0): void {
     const o: TcpOutput = { src: this.tuple.remoteAddr, dst: this.tuple.guestAddr, seg };
     if (gsoSize > 0) o.gsoSize = gsoSize;
+    if (this.tuple.guestAddr6 !== undefined) {
+      o.src6 = this.tuple.remoteAddr6;
+      o.dst6 = this.tuple.guestAddr6;
+    }
     this.out.push(o);
   }
 

@@ -165,3 +165,15 @@ export interface PseudoHeader {
   readonly src: number;
   readonly dst: number;
 }
+
+/**
+ * The IPv6 pseudo-header (RFC 8200 §8.1: source, destination, upper-layer length,
+ * next header) as a `PseudoHeader` the TCP, UDP and ICMPv6 codecs take unchanged:
+ * `src` and `dst` hold the folded sums of the 16-byte addresses. Ones'-complement
+ * addition is associative, so `pseudoHeaderSum(src, dst, proto, len)` over these is
+ * the IPv6 pseudo-header sum (a sum is below 0x10000, so `sum32` of it is itself). The
+ * upper-layer length is 32 bits in IPv6; lengths over 65535 (jumbograms) are not sent.
+ */
+export function pseudoHeader6(src: Uint8Array, dst: Uint8Array, srcAt = 0, dstAt = 0): PseudoHeader {
+  return { src: onesSum(src, srcAt, srcAt + 16), dst: onesSum(dst, dstAt, dstAt + 16) };
+}

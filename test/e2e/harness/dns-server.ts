@@ -8,9 +8,9 @@
  *   over UDP for guest UDP queries), started with `TestDnsServer.start(ns, { port,
  *   records })`. The server code is the small script below, run with `node -e`; it
  *   decodes and encodes with dns-packet.
- * - Answers: an A (or ANY) question for a name in `records` gets its addresses (TTL
- *   30); any other type for a known name gets an empty NOERROR; an unknown name gets
- *   NXDOMAIN. Names match case-insensitively, without a trailing dot.
+ * - Answers: an A (or ANY) question for a name in `records` gets its IPv4 addresses
+ *   (TTL 30), an AAAA question its IPv6 ones (those with a ":"); any other type, or a
+ *   family the name has none of, gets an empty NOERROR; an unknown name gets NXDOMAIN. Names match case-insensitively, without a trailing dot.
  * - "dead" mode: every query is read and counted, none is answered (the forwarder's
  *   timeouts are what is tested).
  * - "truncate" mode: a UDP answer with records comes without them and with TC set; the
@@ -31,7 +31,7 @@ export interface DnsServerOptions {
   port?: number;
   /** the loopback address to listen on; default 127.0.0.1 */
   host?: string;
-  /** name → IPv4 addresses for A questions */
+  /** name → addresses: IPv4 ones answer A questions, IPv6 ones AAAA questions */
   records?: Record<string, string[]>;
   /** never answer (count only) */
   dead?: boolean;
@@ -66,7 +66,9 @@ function answer(msg, transport) {
   if (!question || (q.questions || []).length !== 1) reply.flags |= 1; // FORMERR
   else if (!records.has(name)) reply.flags |= 3; // NXDOMAIN
   else if (question.type === "A" || question.type === "ANY")
-    reply.answers = records.get(name).map((ip) => ({ type: "A", class: "IN", name: question.name, ttl: 30, data: ip }));
+    reply.answers = records.get(name).filter((ip) => !ip.includes(":")).map((ip) => ({ type: "A", class: "IN", name: question.name, ttl: 30, data: ip }));
+  else if (question.type === "AAAA")
+    reply.answers = records.get(name).filter((ip) => ip.includes(":")).map((ip) => ({ type: "AAAA", class: "IN", name: question.name, ttl: 30, data: ip }));
   if (opts.truncate && transport === "udp" && reply.answers.length > 0) {
     reply.answers = [];
     reply.flags |= packet.TRUNCATED_RESPONSE;

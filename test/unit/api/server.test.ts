@@ -78,6 +78,10 @@ describe("read-only routes", () => {
   it("GET /v1/leases and /v1/flows", async () => {
     const leases = (await app.inject({ method: "GET", url: "/v1/leases" })).json();
     expect(leases[0]).toMatchObject({ netdev: "user0", leases: [{ ip: "10.0.2.15", state: "bound" }] });
+    expect(leases[0]).toMatchObject({
+      leases6: [{ ip: "fec0::15", iaid: 1, duid: "00030001525400123456", state: "bound" }],
+      neighbours6: [{ address: "fec0::15", mac: "52:54:00:12:34:56" }],
+    });
     const flows = (await app.inject({ method: "GET", url: "/v1/flows" })).json();
     expect(flows.tcp[0]).toMatchObject({ netdev: "user0", guest: "10.0.2.15:40000", toGuestBytes: 2000 });
     expect(flows.udp).toEqual([]);
@@ -366,6 +370,10 @@ describe("metrics and openapi", () => {
     expect(t).toContain('usernet_tcp_time_wait_recycled_total{netdev="user0"} 3');
     expect(t).toContain('usernet_dhcp_messages_total{netdev="user0",type="acks"} 1');
     expect(t).toContain('usernet_dhcp_leases{netdev="user0",state="bound"} 1');
+    expect(t).toContain('usernet_dhcpv6_messages_total{netdev="user0",kind="informationRequests"} 2');
+    expect(t).toContain('usernet_dhcpv6_leases{netdev="user0",state="bound"} 1');
+    expect(t).toContain('usernet_dhcpv6_dropped_total{netdev="user0",reason="dhcpv6-too-short"} 1');
+    expect(t).toContain('usernet_ipv6_neighbours{netdev="user0"} 1');
     expect(t).toContain('usernet_dns_messages_total{netdev="user0",kind="queries"} 3');
     expect(t).toContain('usernet_dns_upstream_failures_total{netdev="user0",reason="timeout"} 1');
     expect(t).toContain('usernet_tftp_transfers_total{netdev="user0",result="completed"} 1');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { defaultNetdevs, defaultUnixSocketPath } from "../../../src/cli/defaults.js";
-import { defaultUserNetdev } from "../../../src/cli/netdev-user.js";
+import { defaultUserIpv6, defaultUserNetdev } from "../../../src/cli/netdev-user.js";
 import { UsageError } from "../../../src/cli/usage-error.js";
 
 describe("defaults", () => {
@@ -23,7 +23,7 @@ describe("defaults", () => {
 
   it("is hub 0 with user0 and unix0, no TCP listener", () => {
     expect(defaultNetdevs({ XDG_RUNTIME_DIR: "/run/user/7" }, 7).map((e) => e.config)).toEqual([
-      defaultUserNetdev("user0", 0),
+      { ...defaultUserNetdev("user0", 0), ipv6: defaultUserIpv6() },
       {
         type: "stream",
         id: "unix0",

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { NetdevList } from "../../../src/cli/netdev.js";
-import { defaultUserNetdev } from "../../../src/cli/netdev-user.js";
+import { defaultUserIpv6, defaultUserNetdev } from "../../../src/cli/netdev-user.js";
 import { UsageError } from "../../../src/cli/usage-error.js";
 import type { UserNetdevConfig } from "../../../src/config.js";
 
@@ -18,7 +18,11 @@ const error = (opts: string): string => {
   }
   return "no error";
 };
-const base = defaultUserNetdev("n0", 0);
+const base: UserNetdevConfig = { ...defaultUserNetdev("n0", 0), ipv6: defaultUserIpv6() };
+const noIpv6 = (): UserNetdevConfig => {
+  const { ipv6: _, ...rest } = base;
+  return rest;
+};
 
 describe("-netdev user: valid lines", () => {
   it.each<[string, Partial<UserNetdevConfig>]>([
@@ -101,7 +105,28 @@ describe("-netdev user: valid lines", () => {
     ],
     [",tftp=/srv/a,,b", { tftp: "/srv/a,b" }],
     [",smb=/srv/share,smbserver=10.0.2.9", { smb: "/srv/share", smbServer: "10.0.2.9" }],
-    [",ipv4=on,ipv6=off", {}],
+    [",ipv6=on,ipv4=on", {}],
+    [
+      ",ipv6-net=fd00::/64",
+      { ipv6: { prefix: "fd00::", prefixLength: 64, host: "fd00::2", dns: "fd00::3" } },
+    ],
+    [
+      ",ipv6-net=fd00:1:2:3::9",
+      { ipv6: { prefix: "fd00:1:2:3::", prefixLength: 64, host: "fd00:1:2:3::2", dns: "fd00:1:2:3::3" } },
+    ],
+    [
+      ",ipv6-prefix=2001:db8:0:0:ff::,ipv6-prefixlen=80,ipv6-host=2001:db8:0:0:ff::1,ipv6-dns=2001:db8:0:0:ff::53",
+      {
+        ipv6: {
+          prefix: "2001:db8:0:0:ff::",
+          prefixLength: 80,
+          host: "2001:db8::ff:0:0:1",
+          dns: "2001:db8::ff:0:0:53",
+        },
+      },
+    ],
+    // QEMU's quirk: ipv6=on alone turns IPv4 off
+    [",ipv6=on", { ipv4: false }],
     [
       ",dns-upstream=127.0.0.1:5353,dns-upstream=192.0.2.53",
       {
@@ -111,6 +136,22 @@ describe("-netdev user: valid lines", () => {
         ],
       },
     ],
+    [
+      ",dns-upstream=[::1]:5353,dns-upstream=2001:db8::53,dns-upstream=[0:0::2]",
+      {
+        dnsUpstream: [
+          { host: "::1", port: 5353 },
+          { host: "2001:db8::53", port: 53 },
+          { host: "::2", port: 53 },
+        ],
+      },
+    ],
+    [",nat64=on", { nat64Prefix: "64:ff9b::" }],
+    [",nat64=on,nat64-prefix=2001:db8:64::/96", { nat64Prefix: "2001:db8:64::" }],
+    [",nat64=on,nat64-prefix=2001:db8:64::", { nat64Prefix: "2001:db8:64::" }],
+    [",nat64=off", {}],
+    [",dhcpv6=stateless", { dhcpv6: "stateless" }],
+    [",dhcpv6=off", { dhcpv6: "off" }],
     [
       ",host-loopback=off,outbound-addr=192.0.2.10,mtu=65520",
       { hostLoopback: false, outboundAddr: "192.0.2.10", mtu: 65520 },
@@ -178,6 +219,13 @@ describe("-netdev user: valid lines", () => {
     expect(user(opts)).toEqual({ ...base, ...changes });
   });
 
+  it.each([",ipv4=on", ",ipv6=off", ",ipv4=on,ipv6=off"])(
+    "user,id=n0%s: IPv4 only (QEMU's quirk for ipv4=on alone)",
+    (opts) => {
+      expect(user(opts)).toEqual(noIpv6());
+    },
+  );
+
   it("leaves optional fields out when not given", () => {
     const c = user("");
     for (const k of [
@@ -199,7 +247,7 @@ describe("-netdev user: valid lines", () => {
 describe("-netdev user: errors", () => {
   const accepted =
     "id, hubid, net, host, dhcpstart, dhcpcount, dns, dnssearch, domainname, hostname, restrict, tftp, " +
-    "tftp-server-name, bootfile, smb, smbserver, hostfwd, hostfwd-source, guestfwd, ipv4, ipv6, dns-upstream, host-loopback, " +
+    "tftp-server-name, bootfile, smb, smbserver, hostfwd, hostfwd-source, guestfwd, ipv4, ipv6, ipv6-net, ipv6-prefix, ipv6-prefixlen, ipv6-host, ipv6-dns, dns-upstream, nat64, nat64-prefix, dhcpv6, host-loopback, " +
     "outbound-addr, mtu, max-flows, max-flows-per-guest, udp-max-sockets, udp-max-sockets-per-guest, " +
     "icmp-max-ids, icmp-max-ids-per-guest, dns-max-queries, dns-max-queries-per-guest, tftp-max-sessions, " +
     "tftp-max-sessions-per-guest, reasm-max-datagrams, reasm-max-datagrams-per-guest, buffer-max-bytes, buffer-max-bytes-per-guest, max-guests-per-port";
@@ -263,9 +311,25 @@ describe("-netdev user: errors", () => {
     [",dhcpcount=x", "-netdev user: dhcpcount=x: expected a pool size such as dhcpcount=16"],
     [",restrict=1", "-netdev user: restrict=1: expected on or off such as restrict=on"],
     [",restrict=ON", "-netdev user: restrict=ON: expected on or off such as restrict=on"],
-    [",ipv4=off", "-netdev user: ipv4=off: not supported: usernet needs IPv4"],
-    [",ipv6=on", "-netdev user: ipv6=on: not supported yet (use ipv6=off)"],
-    [",ipv6-net=fd00::/64", "-netdev user: ipv6-net=fd00::/64: not supported yet (IPv6 is planned)"],
+    [",ipv4=off,ipv6=off", "-netdev user: ipv4=off and ipv6=off: at least one of IPv4 and IPv6 must be on"],
+    [",ipv6-net=fd00::/127", "-netdev user: ipv6-net=fd00::/127: prefix length must be 1..126"],
+    [",ipv6-net=fd00::/0", "-netdev user: ipv6-net=fd00::/0: prefix length must be 1..126"],
+    [
+      ",ipv6-net=fd00::x/64",
+      "-netdev user: ipv6-net=fd00::x/64: expected PREFIX[/LEN] such as ipv6-net=fec0::/64",
+    ],
+    [",ipv6-net=ff02::/64", "-netdev user: ipv6-net=ff02::/64: not a unicast prefix"],
+    [
+      ",ipv6-net=fd00::/64,ipv6-prefix=fd00::",
+      "-netdev user: ipv6-net=fd00::/64: give ipv6-net= or ipv6-prefix=/ipv6-prefixlen=, not both",
+    ],
+    [",ipv6-host=fec1::2", "-netdev user: ipv6-host=fec1::2: must lie in fec0::/64"],
+    [",ipv6-dns=fec0::", "-netdev user: ipv6-dns=fec0::: must not be the prefix itself (fec0::/64)"],
+    [",ipv6-dns=fec0::2", "-netdev user: ipv6-dns=fec0::2: must differ from ipv6-host=fec0::2"],
+    [
+      ",ipv6-host=10.0.2.2",
+      "-netdev user: ipv6-host=10.0.2.2: expected an IPv6 address in the prefix such as ipv6-host=fec0::2",
+    ],
     [",mtu=67", "-netdev user: mtu=67: expected 68..65520 such as mtu=65520"],
     [",mtu=65521", "-netdev user: mtu=65521: expected 68..65520 such as mtu=65520"],
     [",max-flows=0", "-netdev user: max-flows=0: expected 1..1048576 such as max-flows=65536"],
@@ -322,6 +386,20 @@ describe("-netdev user: errors", () => {
       ",dns-upstream=127.0.0.1:0",
       "-netdev user: dns-upstream=127.0.0.1:0: expected IP[:PORT] such as dns-upstream=127.0.0.1:5353",
     ],
+    [
+      ",dns-upstream=[::1]:0",
+      "-netdev user: dns-upstream=[::1]:0: expected IP[:PORT] such as dns-upstream=127.0.0.1:5353",
+    ],
+    [
+      ",nat64=on,nat64-prefix=2001:db8::/64",
+      "-netdev user: nat64-prefix=2001:db8::/64: only /96 prefixes are supported",
+    ],
+    [
+      ",nat64=on,nat64-prefix=64:ff9b::1",
+      "-netdev user: nat64-prefix=64:ff9b::1: the last 32 bits must be zero",
+    ],
+    [",nat64-prefix=64:ff9b::", "-netdev user: nat64-prefix=64:ff9b::: needs nat64=on"],
+    [",dhcpv6=yes", "-netdev user: dhcpv6=yes: expected stateful, stateless or off such as dhcpv6=stateless"],
     [
       ",dns-upstream=localhost",
       "-netdev user: dns-upstream=localhost: expected IP[:PORT] such as dns-upstream=127.0.0.1:5353",

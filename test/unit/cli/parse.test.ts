@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { fc, test } from "@fast-check/vitest";
 import { describe, expect, it } from "vitest";
 import { defaultNetdevs } from "../../../src/cli/defaults.js";
-import { defaultUserNetdev } from "../../../src/cli/netdev-user.js";
+import { defaultUserIpv6, defaultUserNetdev } from "../../../src/cli/netdev-user.js";
 import { parseCommandLine } from "../../../src/cli/parse.js";
 import { usageText } from "../../../src/cli/usage.js";
 import { UsageError } from "../../../src/cli/usage-error.js";
@@ -37,6 +37,7 @@ const error = (argv: string[], readFile = noFiles): string => {
 const defaults = defaultNetdevs(env, process.getuid?.() ?? 0).map((e) => e.config);
 const user = (id: string, changes: Partial<UserNetdevConfig> = {}, hub = 0): UserNetdevConfig => ({
   ...defaultUserNetdev(id, hub),
+  ipv6: defaultUserIpv6(),
   ...changes,
 });
 const fwd = (hostPort: number, guestPort: number, proto: "tcp" | "udp" = "tcp", guestAddr = "") => ({

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { type CliEnvironment, runCli } from "../../../src/cli/run.js";
 import {
   configureCommands,
+  configureSysctls6,
   namespacePaths,
   parseSlirp4netnsArgs,
   type Slirp4netnsOptions,
@@ -117,10 +118,9 @@ describe("slirp4netns grammar", () => {
   });
 
   it("refuses what it does not do, naming the option", () => {
-    expect(usage("-6", "1")).toBe("--enable-ipv6: not supported: usernet has no IPv6 yet");
-    expect(usage("--outbound-addr6=::1", "1")).toBe(
-      "--outbound-addr6=::1: not supported: usernet has no IPv6 yet",
-    );
+    expect(run("-6", "1").ipv6).toBe(true);
+    expect(run("1").ipv6).toBeUndefined();
+    expect(usage("--outbound-addr6=::1", "1")).toBe("--outbound-addr6=::1: not supported");
     expect(usage("--target-type=bess", "1")).toBe(
       "--target-type=bess: only netns is supported (bess is not)",
     );
@@ -251,6 +251,17 @@ describe("what slirp4netns options become", () => {
     });
   });
 
+  it("-6: slirp4netns's fd00::/64, gateway fd00::2, DNS fd00::3, and no DAD on the TAP", () => {
+    const ns = { netns: "/proc/42/ns/net", userns: undefined };
+    const six = slirp4netnsConfig(run("-6", "-c", "42", "tap5"), ns).netdevs[0] as UserNetdevConfig;
+    expect(six.ipv6).toEqual({ prefix: "fd00::", prefixLength: 64, host: "fd00::2", dns: "fd00::3" });
+    expect((slirp4netnsConfig(run("42"), ns).netdevs[0] as UserNetdevConfig).ipv6).toBeUndefined();
+    expect(configureSysctls6(run("-6", "-c", "42", "tap5"))).toEqual([
+      ["net/ipv6/conf/tap5/accept_dad", "0"],
+    ]);
+    expect(configureSysctls6(run("-c", "42"))).toEqual([]);
+  });
+
   it("--configure: lo up, MAC, MTU, up, net+100/prefix, default route via net+2", () => {
     const o = run("-c", "--mtu=65520", "--macaddress=02:00:00:00:00:09", "--cidr=10.0.2.0/24", "1");
     expect(configureCommands(o)).toEqual([
@@ -344,6 +355,28 @@ function world(
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
 describe("runSlirp4netns", () => {
+  it("-6 -c: turns DAD off before the ip lines bring the TAP up; a refusal only warns", async () => {
+    for (const refuse of [false, true]) {
+      const w = world(["-6", "-c", "-r", "3", "77", "tap0"]);
+      const order: string[] = [];
+      const configure = w.env.configure;
+      w.env.configure = async (ns, lines) => {
+        order.push("ip");
+        await configure?.(ns, lines);
+      };
+      w.env.sysctls = async (ns, settings) => {
+        order.push(`sysctl ${ns.netns} ${settings.map((x) => x.join("=")).join(",")}`);
+        if (refuse) throw new Error("EACCES");
+      };
+      const done = runSlirp4netns(w.env);
+      for (let i = 0; i < 10 && w.ready.length === 0; i++) await tick();
+      expect(order).toEqual(["sysctl /proc/77/ns/net net/ipv6/conf/tap0/accept_dad=0", "ip"]);
+      expect(w.ready).toEqual([3]);
+      w.signal?.("SIGTERM");
+      expect(await done).toBe(0);
+    }
+  });
+
   it("starts, configures, signals ready, and closes on SIGTERM with status 0", async () => {
     const w = world(["-c", "-r", "3", "--mtu", "65520", "77", "tap0"]);
     const done = runSlirp4netns(w.env);

@@ -49,8 +49,9 @@ type UdpHandler = (msg: Buffer, reply: (b: Buffer) => void) => void;
 
 async function udpServer(
   handle: UdpHandler,
+  host = LOOPBACK,
 ): Promise<{ port: number; received: Buffer[]; sources: number[] }> {
-  const sock: UdpSocket = createSocket("udp4");
+  const sock: UdpSocket = createSocket(host.includes(":") ? "udp6" : "udp4");
   const received: Buffer[] = [];
   const sources: number[] = [];
   sock.on("message", (msg, rinfo) => {
@@ -58,7 +59,7 @@ async function udpServer(
     sources.push(rinfo.port);
     handle(msg, (b) => sock.send(b, rinfo.port, rinfo.address));
   });
-  await new Promise<void>((r) => sock.bind(0, LOOPBACK, () => r()));
+  await new Promise<void>((r) => sock.bind(0, host, () => r()));
   cleanups.push(() => new Promise<void>((r) => sock.close(() => r())));
   return { port: sock.address().port, received, sources };
 }
@@ -139,6 +140,17 @@ describe("HostDnsUpstream over UDP", () => {
     expect(r.answers).toHaveLength(2);
     expect(srv.received[0]).toEqual(q);
     expect(u.stats()).toMatchObject({ udpQueries: 1, answered: 1, inflight: 0, failures: {} });
+  });
+
+  it("asks an IPv6 upstream (::1) too, with an IPv4 outbound address left out for it", async () => {
+    const srv = await udpServer((m, reply) => reply(answer(m, 1)), "::1");
+    const u = new HostDnsUpstream({ logger: silentLogger, localAddress: LOOPBACK });
+    cleanups.push(() => u.close());
+    const r = dnsPacket.decode(
+      await u.query(query("six.test", 7), { host: "::1", port: srv.port }, "udp", 2000),
+    );
+    expect(r.answers).toHaveLength(1);
+    expect(srv.received).toHaveLength(1);
   });
 
   it("uses a fresh source port for every query", async () => {

@@ -219,6 +219,7 @@ describe("UserStack Ethernet header", () => {
       echo.subarray(0, 13),
       withType(0x0100),
       withType(EtherType.ipv6),
+      withType(0x88cc),
       tagged,
       tagged.subarray(0, 17),
       taggedLength,
@@ -228,6 +229,7 @@ describe("UserStack Ethernet header", () => {
     expect(stack.drops.get("ethernet-truncated")).toBe(2);
     expect(stack.drops.get("ethernet-8023-length-field")).toBe(2);
     expect(stack.drops.get("ethernet-unsupported-ethertype")).toBe(1);
+    expect(stack.drops.get("ipv6-off")).toBe(1);
     expect(stack.drops.get("ethernet-vlan-tagged")).toBe(1);
     expect(stack.counters.ignored).toBe(1);
     // and the untouched frame is answered

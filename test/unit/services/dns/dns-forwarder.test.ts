@@ -11,6 +11,7 @@ import {
   DnsUpstreamError,
 } from "../../../../src/services/dns/upstream.js";
 import type { Clock } from "../../../../src/stack/clock.js";
+import { parseIpv6 } from "../../../../src/stack/wire/ipv6-addr.js";
 
 const flush = () => new Promise<void>((r) => setImmediate(r));
 
@@ -111,7 +112,10 @@ function query(name: string, type: dnsPacket.RecordType = "A", id = 0x1111, udpP
 
 const servers = ["192.0.2.1", "192.0.2.2", "192.0.2.3"].map((host) => ({ host, port: 53 }));
 
-function setup(behave: Behaviour = (p) => Promise.resolve(answer(p)), opts: { ids?: number[] } = {}) {
+function setup(
+  behave: Behaviour = (p) => Promise.resolve(answer(p)),
+  opts: { ids?: number[]; dns64?: string } = {},
+) {
   const time = new FakeTime();
   const upstream = new FakeUpstream(time, behave);
   const localNames = new LocalNames([["host.usernet.internal", "10.0.2.2"]]);
@@ -125,6 +129,7 @@ function setup(behave: Behaviour = (p) => Promise.resolve(answer(p)), opts: { id
     clock: time,
     timers: time,
     ...(ids === undefined ? {} : { randomId: () => ids[n++ % ids.length] ?? 0 }),
+    ...(opts.dns64 === undefined ? {} : { dns64: { prefix: parseIpv6(opts.dns64) as Buffer } }),
   });
   return { time, upstream, fwd, localNames };
 }
@@ -473,6 +478,24 @@ describe("local names", () => {
     expect(s.upstream.calls).toEqual([]);
   });
 
+  it("answers AAAA (and ANY with both) for names with an IPv6 address", async () => {
+    const s = setup();
+    s.localNames.set6("host.usernet.internal", "fec0::2");
+    const r = decoded((await run(s, query("Host.usernet.internal", "AAAA", 9))).reply);
+    expect(r).toMatchObject({ id: 9, rcode: "NOERROR", flag_aa: true });
+    expect(r.answers).toEqual([expect.objectContaining({ type: "AAAA", data: "fec0::2", ttl: 60 })]);
+    const any = decoded(
+      (await run(s, query("host.usernet.internal", "ANY" as dnsPacket.RecordType, 10))).reply,
+    );
+    expect(any.answers?.map((a) => (a as { data?: unknown }).data)).toEqual(["10.0.2.2", "fec0::2"]);
+    // a name with only an IPv6 address is local too: A is answered empty
+    s.localNames.set6("v6only.usernet.internal", "fec0::99");
+    expect(decoded((await run(s, query("v6only.usernet.internal", "A", 11))).reply)).toMatchObject({
+      answers: [],
+    });
+    expect(s.upstream.calls).toEqual([]);
+  });
+
   it("follows changes to the table at run time", async () => {
     const s = setup();
     s.localNames.set("Guest1", "10.0.2.15");
@@ -600,5 +623,49 @@ describe("properties", () => {
     expect(reply).toBeDefined();
     checkIdAndNoBug(s.fwd, q, reply);
     expect(s.fwd.stats().formerr).toBe(0);
+  });
+});
+
+describe("DNS64", () => {
+  /** An upstream where "v4only" has A records only, "dual" both, "nx" does not exist. */
+  const upstream: Behaviour = (p) => {
+    const q = dnsPacket.decode(p).questions?.[0];
+    const name = q?.name ?? "";
+    if (name.startsWith("nx")) return Promise.resolve(answer(p, [], { rcode: 3 }));
+    if (q?.type === "A")
+      return Promise.resolve(answer(p, [{ type: "A", name: "x", data: "198.51.100.7", ttl: 30 }]));
+    if (name.startsWith("dual"))
+      return Promise.resolve(answer(p, [{ type: "AAAA", name: "x", data: "2001:db8::7" }]));
+    return Promise.resolve(answer(p, []));
+  };
+
+  it("synthesizes AAAA from A under the prefix for a name without AAAA", async () => {
+    const s = setup(upstream, { dns64: "64:ff9b::" });
+    const q = query("V4only.example", "AAAA", 0x77);
+    const r = decoded((await run(s, q)).reply);
+    expect(r).toMatchObject({ id: 0x77, rcode: "NOERROR", flag_rd: true, flag_ra: true });
+    expect(r.questions).toEqual([{ name: "V4only.example", type: "AAAA", class: "IN" }]);
+    expect(r.answers).toEqual([
+      expect.objectContaining({ type: "AAAA", data: "64:ff9b::c633:6407", ttl: 30 }),
+    ]);
+    expect(s.upstream.calls.map((c) => dnsPacket.decode(c.packet).questions?.[0]?.type)).toEqual([
+      "AAAA",
+      "A",
+    ]);
+    expect(s.fwd.stats().dns64).toBe(1);
+  });
+
+  it("leaves real AAAA answers, NXDOMAIN and local names alone, and does nothing when off", async () => {
+    const s = setup(upstream, { dns64: "64:ff9b::" });
+    expect(decoded((await run(s, query("dual.example", "AAAA"))).reply).answers?.[0]).toMatchObject({
+      data: "2001:db8::7",
+    });
+    expect(decoded((await run(s, query("nx.example", "AAAA"))).reply).rcode).toBe("NXDOMAIN");
+    expect(decoded((await run(s, query("host.usernet.internal", "AAAA"))).reply).answers).toEqual([]);
+    expect(s.upstream.calls).toHaveLength(2);
+    const off = setup(upstream);
+    expect(decoded((await run(off, query("v4only.example", "AAAA"))).reply).answers).toEqual([]);
+    expect(off.upstream.calls).toHaveLength(1);
+    expect(s.fwd.stats().dns64).toBe(0);
   });
 });

@@ -35,6 +35,27 @@ describe("LocalNames", () => {
     expect(t.set("my_host-1.lan", "10.0.2.2")).toBe(true);
   });
 
+  it("keeps IPv6 addresses of configured names beside their IPv4 ones", () => {
+    const t = new LocalNames([["host.usernet.internal", "10.0.2.2"]]);
+    expect(t.set6("HOST.usernet.internal", "fec0::2")).toBe(true);
+    expect(t.set6("bad name", "fec0::2")).toBe(false);
+    expect(t.set6("ok", "10.0.2.2")).toBe(false);
+    expect(t.lookup("host.usernet.internal")).toBe(0x0a000202);
+    expect(t.lookup6("host.usernet.internal.")?.toString("hex")).toBe("fec00000000000000000000000000002");
+    expect(t.has("host.usernet.internal")).toBe(true);
+    expect(t.entries()).toEqual([
+      { name: "host.usernet.internal", address: "10.0.2.2" },
+      { name: "host.usernet.internal", address: "fec0::2" },
+    ]);
+    // a guest cannot take a name that has only an IPv6 address either
+    t.set6("v6name", "fec0::5");
+    expect(t.syncGuests([{ owner: "52:54:00:00:00:01", hostname: "v6name", address: 0x0a00020f }])).toEqual([
+      "reserved",
+    ]);
+    expect(t.delete("host.usernet.internal")).toBe(true);
+    expect(t.has("host.usernet.internal")).toBe(false);
+  });
+
   it("is bounded", () => {
     const t = new LocalNames([], 2);
     expect(t.set("a", 1)).toBe(true);
@@ -120,6 +141,27 @@ describe("LocalNames", () => {
       t.set("web.lab.test", gw);
       expect(t.lookup("web")).toBeUndefined();
       expect(t.lookup("web.lab.test")).toBe(gw);
+    });
+
+    it("keeps IPv6 addresses of configured names beside their IPv4 ones", () => {
+      const t = new LocalNames([["host.usernet.internal", "10.0.2.2"]]);
+      expect(t.set6("HOST.usernet.internal", "fec0::2")).toBe(true);
+      expect(t.set6("bad name", "fec0::2")).toBe(false);
+      expect(t.set6("ok", "10.0.2.2")).toBe(false);
+      expect(t.lookup("host.usernet.internal")).toBe(0x0a000202);
+      expect(t.lookup6("host.usernet.internal.")?.toString("hex")).toBe("fec00000000000000000000000000002");
+      expect(t.has("host.usernet.internal")).toBe(true);
+      expect(t.entries()).toEqual([
+        { name: "host.usernet.internal", address: "10.0.2.2" },
+        { name: "host.usernet.internal", address: "fec0::2" },
+      ]);
+      // a guest cannot take a name that has only an IPv6 address either
+      t.set6("v6name", "fec0::5");
+      expect(t.syncGuests([{ owner: "52:54:00:00:00:01", hostname: "v6name", address: 0x0a00020f }])).toEqual(
+        ["reserved"],
+      );
+      expect(t.delete("host.usernet.internal")).toBe(true);
+      expect(t.has("host.usernet.internal")).toBe(false);
     });
 
     it("is bounded", () => {

@@ -20,10 +20,10 @@ describe("parseResolvConf", () => {
     ]);
   });
 
-  it("skips IPv6, junk, comments and more than three, with notes", () => {
+  it("skips zoned IPv6, junk, comments and more than three, with notes", () => {
     const r = parseResolvConf(
       [
-        "nameserver 2001:db8::1",
+        "nameserver fe80::1%eth0",
         "; nameserver 192.0.2.9",
         "#nameserver 192.0.2.8",
         "nameserver 192.0.2.1 # primary",
@@ -38,11 +38,18 @@ describe("parseResolvConf", () => {
     );
     expect(r.nameservers.map((s) => s.host)).toEqual(["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
     expect(r.notes).toHaveLength(5);
-    expect(r.notes[0]).toMatch(/line 1: IPv6 nameserver 2001:db8::1 skipped/);
-    expect(r.notes[1]).toMatch(/line 5: "not-an-address" is not an IPv4 address/);
+    expect(r.notes[0]).toMatch(/line 1: nameserver fe80::1%eth0 with a zone skipped/);
+    expect(r.notes[1]).toMatch(/line 5: "not-an-address" is not an IP address/);
     expect(r.notes[2]).toMatch(/line 6: nameserver without an address/);
     expect(r.notes[3]).toMatch(/line 9: nameserver 192.0.2.4 ignored/);
     expect(r.notes[4]).toMatch(/line 10: nameserver 192.0.2.5 ignored/);
+  });
+
+  it("takes IPv6 nameservers like IPv4 ones", () => {
+    expect(parseResolvConf("nameserver 2001:db8::1\nnameserver 192.0.2.1\n").nameservers).toEqual([
+      { host: "2001:db8::1", port: 53 },
+      { host: "192.0.2.1", port: 53 },
+    ]);
   });
 
   it("returns nothing for an empty file", () => {
@@ -73,9 +80,9 @@ describe("chooseUpstreams", () => {
 
   it("says why there are no servers", () => {
     expect(chooseUpstreams([], undefined)).toMatchObject({ servers: [], source: "none" });
-    const r = chooseUpstreams([], "nameserver ::1\n");
+    const r = chooseUpstreams([], "nameserver fe80::1%lo\n");
     expect(r.servers).toEqual([]);
     expect(r.source).toBe("none");
-    expect(r.notes.join("\n")).toMatch(/IPv6.*\n.*no usable IPv4 nameserver/);
+    expect(r.notes.join("\n")).toMatch(/zone skipped\n.*no usable nameserver/);
   });
 });
