@@ -309,7 +309,7 @@ if (!inner) {
     const ou = over("usernet");
     const os = over("slirp4netns");
     rows.push(
-      `podman    start overhead over --network none: usernet ${median(ou).toFixed(0)} ms, slirp4netns ${median(os).toFixed(0)} ms, ratio of medians ${(median(ou) / median(os)).toFixed(2)}x`,
+      `podman    start overhead over --network none: usernet ${median(ou).toFixed(0)} ms, slirp4netns ${median(os).toFixed(0)} ms, ratio of medians ${median(os) > 0 ? `${(median(ou) / median(os)).toFixed(2)}x` : "n/a (slirp4netns's is within the noise)"}`,
     );
     results.overheadMs = { usernet: median(ou), slirp4netns: median(os) };
   }
