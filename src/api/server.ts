@@ -6,7 +6,7 @@
  * One fastify instance per listener (fastify listens once), sharing the facade; the
  * TCP one has the token check. Request validation is strict: unknown fields are
  * errors, bodies are not coerced, bodies over 64 KiB are refused. fastify logs through
- * the service's own logger (src/log.ts fastifyLogger: one format for every line) at the
+ * the service's own logger (fastify-log.ts: one format for every line) at the
  * service's level; per-request lines only at debug.
  * Closing ends live captures first, so a capture client cannot hold the close up.
  * Not here: TLS (put a proxy in front, or use the unix socket over ssh), users/roles.
@@ -16,9 +16,9 @@ import { chmod, mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { fastifyLogger } from "../log.js";
 import { clearStaleSocket } from "../ports/unix-socket.js";
 import { errorBody, errorHandler } from "./errors.js";
+import { fastifyLogger } from "./fastify-log.js";
 import { registerRoutes } from "./routes.js";
 import type { ApiLog, UsernetService } from "./service.js";
 
