@@ -275,4 +275,6 @@ export interface Config {
   /** --sandbox: confine the process once started (src/sandbox.ts); absent = off */
   sandbox?: boolean;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** --log-format: every log line as text (default) or JSON */
+  logFormat?: "text" | "json";
 }

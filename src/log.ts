@@ -1,8 +1,16 @@
 /**
  * A small structured logger handed to every component that talks to the outside.
  * No global logger: components receive one (or a child) at construction.
+ *
+ * One format for every line of a process (`--log-format`): "text", one readable line
+ * per record (`usernet LEVEL: message key=value ...`, the default, terminal or not, as
+ * it always was: scripts and the e2e harness read it), or "json", one object per line
+ * (`{"time":ISO,"level":...,"msg":...,...fields}`). The management API's fastify logs
+ * through the same logger (src/api/fastify-log.ts), not through its own pino.
  */
 export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "text" | "json";
+export const logFormats: readonly LogFormat[] = ["text", "json"];
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -14,16 +22,22 @@ export interface Logger {
 
 const order: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-/** Writes one human-readable line per record to a stream (stderr by default). */
+/** Writes one line per record to a stream (stderr by default), as text or JSON. */
 export function createLogger(
   level: LogLevel = "info",
   out: { write(s: string): unknown } = process.stderr,
   bindings: Record<string, unknown> = {},
+  format: LogFormat = "text",
+  now: () => Date = () => new Date(),
 ): Logger {
   const min = order[level];
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (order[lvl] < min) return;
     const all = { ...bindings, ...fields };
+    if (format === "json") {
+      out.write(`${JSON.stringify({ time: now().toISOString(), level: lvl, msg, ...all })}\n`);
+      return;
+    }
     const extra = Object.entries(all)
       .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
       .join(" ");
@@ -34,7 +48,7 @@ export function createLogger(
     info: (m, f) => emit("info", m, f),
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
-    child: (b) => createLogger(level, out, { ...bindings, ...b }),
+    child: (b) => createLogger(level, out, { ...bindings, ...b }, format, now),
   };
 }
 

@@ -5,8 +5,9 @@
  *
  * One fastify instance per listener (fastify listens once), sharing the facade; the
  * TCP one has the token check. Request validation is strict: unknown fields are
- * errors, bodies are not coerced, bodies over 64 KiB are refused. Logging is fastify's
- * pino on stderr at the service's level; per-request lines only at debug.
+ * errors, bodies are not coerced, bodies over 64 KiB are refused. fastify logs through
+ * the service's own logger (fastify-log.ts: one format for every line) at the
+ * service's level; per-request lines only at debug.
  * Closing ends live captures and event streams first, so a client cannot hold the close up.
  *
  * Socket activation: sockets systemd passes as "api" (`fds`) replace the configured
@@ -29,6 +30,7 @@ import type { FastifyInstance } from "fastify";
 import { clearStaleSocket } from "../ports/unix-socket.js";
 import { registerDashboard } from "./dashboard.js";
 import { errorBody, errorHandler } from "./errors.js";
+import { fastifyLogger } from "./fastify-log.js";
 import { registerRoutes } from "./routes.js";
 import type { ApiLog, ApiLogTail, UsernetService } from "./service.js";
 
@@ -62,7 +64,7 @@ export interface BuildApiOptions {
   token?: string;
   logLevel?: ApiLogLevel;
   version?: string;
-  /** where fastify's pino writes (default stderr) */
+  /** where fastify's pino writes (default stderr) when no `log` is given */
   logStream?: { write(s: string): unknown };
   /** check the token only on requests that arrive over TCP (an activated socket of either kind) */
   tokenOnTcpOnly?: boolean;
@@ -70,6 +72,8 @@ export interface BuildApiOptions {
   dashboardPage?: boolean;
   /** the log's last lines, for the event stream */
   logTail?: ApiLogTail;
+  /** the service's logger: fastify's lines go through it */
+  log?: ApiLog;
 }
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
@@ -80,7 +84,11 @@ export async function buildApi(
 ): Promise<FastifyInstance> {
   const level = options.logLevel ?? "off";
   const app = Fastify({
-    logger: level === "off" ? false : { level, stream: options.logStream ?? process.stderr },
+    ...(level === "off"
+      ? { logger: false }
+      : options.log
+        ? { loggerInstance: fastifyLogger(options.log, level) }
+        : { logger: { level, stream: options.logStream ?? process.stderr } }),
     logController: new LogController({ disableRequestLogging: level !== "debug" }),
     bodyLimit: 64 * 1024,
     ajv: {
@@ -194,7 +202,7 @@ export async function startApi(
   const close = async () => {
     await Promise.allSettled(apps.map((a) => a.close()));
   };
-  const common = { logLevel: options.logLevel, version: options.version, logTail: options.logTail };
+  const common = { logLevel: options.logLevel, version: options.version, logTail: options.logTail, log };
   const tcpAddress = (app: FastifyInstance): { host: string; port: number } | undefined => {
     const a = app.server.address();
     return a && typeof a === "object" ? { host: a.address, port: a.port } : undefined;

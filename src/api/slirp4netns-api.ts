@@ -210,7 +210,13 @@ export async function startSlirp4netnsApi(
       new Promise<void>((resolve) => {
         for (const s of open) s.destroy();
         server.close(() => {
-          fs.rmSync(path, { force: true });
+          try {
+            fs.rmSync(path, { force: true });
+          } catch (e) {
+            // under --enable-sandbox (Landlock) the socket's directory is read-only to
+            // us: the socket stays for its owner (Podman's run directory) to remove
+            log.debug(`api socket ${path} not removed: ${(e as Error).message}`);
+          }
           resolve();
         });
       }),

@@ -18,6 +18,7 @@
 import { readFileSync } from "node:fs";
 import type { ApiConfig, Config, HostForward } from "../config.js";
 import { guestAddressProblem } from "../forward-rule.js";
+import { type LogFormat, logFormats } from "../log.js";
 import { checkBindConflicts } from "./binds.js";
 import { tokenizeConfigFile } from "./config-file.js";
 import { defaultApiSocketPath, defaultNetdevs, defaultRuntimeDir } from "./defaults.js";
@@ -51,6 +52,7 @@ const valued: Record<string, { display: string; form: string }> = {
   "api-token-file": { display: "--api-token-file", form: "FILE such as --api-token-file ~/.usernet-token" },
   dashboard: { display: "--dashboard", form: "HOST:PORT such as --dashboard 127.0.0.1:8188" },
   "log-level": { display: "--log-level", form: "debug, info, warn or error such as --log-level debug" },
+  "log-format": { display: "--log-format", form: "text or json such as --log-format json" },
   device: { display: "-device", form: "" },
   nic: { display: "-nic", form: "" },
 };
@@ -176,6 +178,7 @@ export function parseCommandLine(
   let apiTokenFile: string | undefined;
   let dashboard: { host: string; port: number } | undefined;
   let logLevel: LogLevel = "info";
+  let logFormat: LogFormat | undefined;
   let sandbox = false;
   for (const t of tokens) {
     if (t.kind === "bad") throw new UsageError(t.message);
@@ -240,6 +243,12 @@ export function parseCommandLine(
         }
         logLevel = value;
         break;
+      case "log-format":
+        if (!(logFormats as readonly string[]).includes(value)) {
+          throw new UsageError(`--log-format ${value}: expected ${valued["log-format"]?.form}`);
+        }
+        logFormat = value as LogFormat;
+        break;
       default:
         throw new UsageError(
           `-${name}: is a QEMU guest option; it belongs on the QEMU command line, not usernet's`,
@@ -274,6 +283,7 @@ export function parseCommandLine(
   const config: Config = { netdevs: list.entries.map((e) => e.config), logLevel };
   if (stateDir !== undefined) config.stateDir = stateDir;
   if (sandbox) config.sandbox = true;
+  if (logFormat !== undefined) config.logFormat = logFormat;
   if (apiSocket !== undefined) config.slirp4netnsApiSocket = apiSocket;
   const apiConfig = managementApi(api, apiListen, apiTokenFile, sawNetdev, env, uid, readFile, dashboard);
   if (apiConfig) config.api = apiConfig;

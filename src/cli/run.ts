@@ -23,7 +23,7 @@
  * its own grammar (slirp4netns.ts, slirp4netns-run.ts).
  */
 import type { Config } from "../config.js";
-import { createLogger, type Logger } from "../log.js";
+import { createLogger, hostFaults, internalErrors, type Logger } from "../log.js";
 import { LogTail, type LogTailSource } from "../log-tail.js";
 import type { ReloadReport } from "../reload.js";
 import { ActivatedSockets, parseListenFds, unsetListenEnv } from "../systemd/activation.js";
@@ -102,7 +102,14 @@ export async function runCli(io: CliEnvironment): Promise<number> {
   }
   const { config } = parsed;
   const logTail = new LogTail();
-  const log = io.logger ? io.logger(config.logLevel) : createLogger(config.logLevel, logTail.tee(io.stderr));
+  const log = io.logger
+    ? io.logger(config.logLevel)
+    : createLogger(config.logLevel, logTail.tee(io.stderr), {}, config.logFormat ?? "text");
+  // the process-wide counters' lines (bugs, host faults) in the same format too
+  if (!io.logger && config.logFormat === "json") {
+    internalErrors.setLogger(log);
+    hostFaults.setLogger(log);
+  }
   const listenFds = parseListenFds(io.env, io.pid ?? process.pid);
   unsetListenEnv(io.env);
   if (!listenFds.ok) {

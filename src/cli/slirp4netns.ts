@@ -18,8 +18,8 @@
  * - Start-up: one `-netdev user` built from --cidr (gateway net+2, DNS net+3, DHCP from
  *   net+15, the --configure address net+100), --mtu, --disable-host-loopback and
  *   --outbound-addr, on a hub with a TAP port created inside the namespace. With
- *   --configure, `nsenter` into the namespace runs `ip` to set the TAP's MAC
- *   (--macaddress), MTU, link up, address net+100/prefix and the default route via
+ *   --configure, `nsenter` into the namespace runs `ip` to bring `lo` up and set the
+ *   TAP's MAC (--macaddress), MTU, link up, address net+100/prefix and the default route via
  *   the gateway, as slirp4netns does. Then "1" is written to --ready-fd, which is
  *   closed.
  * - Exit: on SIGINT/SIGTERM, when --exit-fd becomes readable or is closed by its other
@@ -485,10 +485,14 @@ export function configureSysctls6(o: Pick<Slirp4netnsOptions, "ipv6" | "tapName"
   return o.ipv6 ? [[`net/ipv6/conf/${o.tapName}/accept_dad`, "0"]] : [];
 }
 
-/** `ip -batch` lines that --configure runs inside the namespace, in slirp4netns's order. */
+/**
+ * `ip -batch` lines that --configure runs inside the namespace, in slirp4netns's order:
+ * `lo` first (slirp4netns brings it up; without it 127.0.0.1 in a container is dead and
+ * Podman's rootlessport, which dials the container on 127.0.0.1, cannot forward).
+ */
 export function configureCommands(o: Slirp4netnsOptions): string[] {
   const a = slirp4netnsAddresses(o);
-  const lines: string[] = [];
+  const lines: string[] = ["link set dev lo up"];
   if (o.macAddress !== undefined) lines.push(`link set dev ${o.tapName} address ${o.macAddress}`);
   lines.push(`link set dev ${o.tapName} mtu ${o.mtu}`);
   lines.push(`link set dev ${o.tapName} up`);

@@ -167,6 +167,9 @@ Other options:
     e.g. --dashboard 127.0.0.1:8188
   --log-level LEVEL    debug, info, warn or error (info)
     e.g. --log-level debug
+  --log-format FORMAT  text (one readable line per record) or json (one object per
+                       line), for every line, the API's included (text)
+    e.g. --log-format json
   --sandbox            once started, confine the process: no new privileges, a
                        seccomp filter (no ptrace, mount, bpf, modules, namespaces,
                        ...: EPERM), and Landlock where the kernel has it (files: only

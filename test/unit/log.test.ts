@@ -69,3 +69,29 @@ describe("HostFaults", () => {
     expect(out).toHaveLength(257);
   });
 });
+
+describe("createLogger formats", () => {
+  const at = () => new Date("2026-12-08T01:02:03.004Z");
+  it("text: one readable line, bindings then fields as key=value", () => {
+    const out: string[] = [];
+    const log = createLogger("info", { write: (s: string) => out.push(s) }, { mode: "x" });
+    log.child({ component: "api" }).warn("slow", { ms: 12, where: "dns" });
+    log.debug("hidden");
+    expect(out).toEqual(["usernet warn: slow mode=x component=api ms=12 where=dns\n"]);
+  });
+  it("json: one object per line with time, level, msg, bindings and fields", () => {
+    const out: string[] = [];
+    const log = createLogger("info", { write: (s: string) => out.push(s) }, {}, "json", at);
+    log.child({ component: "api" }).error('a "quoted"\nmessage', { n: 1 });
+    log.debug("hidden");
+    expect(out).toHaveLength(1);
+    expect(out[0]?.endsWith("\n")).toBe(true);
+    expect(JSON.parse(out[0] as string)).toEqual({
+      time: "2026-12-08T01:02:03.004Z",
+      level: "error",
+      msg: 'a "quoted"\nmessage',
+      component: "api",
+      n: 1,
+    });
+  });
+});

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { buildApi, startApi } from "../../../src/api/server.js";
-import { hostFaults, internalErrors, silentLogger } from "../../../src/log.js";
+import { createLogger, hostFaults, internalErrors, silentLogger } from "../../../src/log.js";
 import { readPcap } from "../../../src/ports/pcap.js";
 import { type FakeWorld, fakeWorld } from "./fake-facade.js";
 
@@ -624,5 +624,25 @@ describe("startApi", () => {
     world.ports[0]?.emit([Buffer.alloc(60, 7)]);
     await api.close();
     expect(await ended).toBe(24 + 16 + 60);
+  });
+});
+
+describe("logging", () => {
+  it("fastify's lines go through the service's logger, in its format", async () => {
+    const out: string[] = [];
+    const log = createLogger("debug", { write: (s: string) => out.push(s) }, { component: "api" }, "json");
+    const logged = await buildApi(world.facade, { logLevel: "debug", log });
+    try {
+      expect((await logged.inject({ method: "GET", url: "/no/such/route" })).statusCode).toBe(404);
+    } finally {
+      await logged.close();
+    }
+    const lines = out.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => l.msg === "incoming request")).toMatchObject({
+      level: "info",
+      component: "api",
+      req: "GET /no/such/route",
+    });
+    expect(lines.find((l) => l.msg === "request completed")).toMatchObject({ status: 404 });
   });
 });

@@ -209,6 +209,15 @@ describe("parseCommandLine: valid command lines", () => {
     expect(run(argv)).toEqual(config);
   });
 
+  it("--log-format text|json", () => {
+    expect(run(["--log-format", "json", "-netdev", "user,id=n0"]).logFormat).toBe("json");
+    expect(run(["--log-format=text", "-netdev", "user,id=n0"]).logFormat).toBe("text");
+    expect(run(["-netdev", "user,id=n0"]).logFormat).toBeUndefined();
+    expect(error(["--log-format", "yaml"])).toBe(
+      "--log-format yaml: expected text or json such as --log-format json",
+    );
+  });
+
   it("--sandbox asks for confinement and takes no value", () => {
     expect(run(["--sandbox", "-netdev", "user,id=n0"]).sandbox).toBe(true);
     expect(run(["-sandbox", "-netdev", "user,id=n0"]).sandbox).toBe(true);

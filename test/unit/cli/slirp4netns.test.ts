@@ -262,9 +262,10 @@ describe("what slirp4netns options become", () => {
     expect(configureSysctls6(run("-c", "42"))).toEqual([]);
   });
 
-  it("--configure: MAC, MTU, up, net+100/prefix, default route via net+2", () => {
+  it("--configure: lo up, MAC, MTU, up, net+100/prefix, default route via net+2", () => {
     const o = run("-c", "--mtu=65520", "--macaddress=02:00:00:00:00:09", "--cidr=10.0.2.0/24", "1");
     expect(configureCommands(o)).toEqual([
+      "link set dev lo up",
       "link set dev tap0 address 02:00:00:00:00:09",
       "link set dev tap0 mtu 65520",
       "link set dev tap0 up",
