@@ -15,17 +15,37 @@
  *   Malformed entries are skipped and logged.
  * - A failing save is logged once and counted (`failures()`), not thrown: the server
  *   keeps serving from memory and the next change writes everything again.
+ * - The same file, with its own lease records, holds DHCPv6's leases
+ *   (dhcpv6-lease-file.ts): `LeaseFileKind` says which records and how they read.
  * Not done: locking against a second process using the same file (one usernet per
  *   state directory is assumed).
  */
 import * as path from "node:path";
 import type { Logger } from "../../log.js";
 import { type StateFs, VersionedStateFile } from "../../state-file.js";
-import { type Lease, type LeaseStore, parseLeases } from "./dhcp-lease.js";
+import { type Lease, parseLeases } from "./dhcp-lease.js";
 
 export const LEASE_FILE_VERSION = 1;
 
-export class FileLeaseStore implements LeaseStore {
+/** What one kind of lease file holds: its records, how they are named in logs, how they read. */
+export interface LeaseFileKind<L> {
+  version: number;
+  /** e.g. "DHCP leases" */
+  what: string;
+  /** e.g. "DHCP lease file" */
+  fileLabel: string;
+  parse(data: unknown): { leases: L[]; skipped: number };
+}
+
+const dhcpv4Leases: LeaseFileKind<Lease> = {
+  version: LEASE_FILE_VERSION,
+  what: "DHCP leases",
+  fileLabel: "DHCP lease file",
+  parse: parseLeases,
+};
+
+/** A LeaseStore (dhcp-lease.ts) or, with DHCPv6's kind, a Lease6Store (dhcpv6-lease.ts). */
+export class FileLeaseStore<L = Lease> {
   readonly file: string;
   private readonly state: VersionedStateFile;
 
@@ -38,29 +58,30 @@ export class FileLeaseStore implements LeaseStore {
     fileName: string,
     private readonly log: Logger,
     fs?: StateFs,
+    private readonly kind: LeaseFileKind<L> = dhcpv4Leases as unknown as LeaseFileKind<L>,
   ) {
     if (fileName === "" || fileName !== path.basename(fileName)) {
       throw new Error(`lease file name must be a plain file name, got "${fileName}"`);
     }
     this.file = path.join(stateDir, fileName);
-    this.state = new VersionedStateFile(this.file, LEASE_FILE_VERSION, {
+    this.state = new VersionedStateFile(this.file, kind.version, {
       log,
-      what: "DHCP leases",
-      fileName: "DHCP lease file",
+      what: kind.what,
+      fileName: kind.fileLabel,
       fallback: "starting empty",
       ...(fs ? { fs } : {}),
     });
   }
 
-  load(): Lease[] {
+  load(): L[] {
     const body = this.state.load();
     if (body === undefined) return [];
-    const { leases, skipped } = parseLeases(body.leases);
-    if (skipped > 0) this.log.warn("skipped malformed DHCP leases", { file: this.file, skipped });
+    const { leases, skipped } = this.kind.parse(body.leases);
+    if (skipped > 0) this.log.warn(`skipped malformed ${this.kind.what}`, { file: this.file, skipped });
     return leases;
   }
 
-  save(leases: Lease[]): Promise<boolean> {
+  save(leases: L[]): Promise<boolean> {
     // `leases` is the server's fresh snapshot: rendering it later is rendering the latest
     return this.state.save({ leases });
   }
