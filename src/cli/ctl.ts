@@ -541,8 +541,7 @@ async function dispatch(io: CtlEnvironment, p: Parsed): Promise<number> {
         const view = await call(target, "POST", `/v1/hubs/${hub}/ports`, body);
         print(
           view,
-          (v: Record<string, unknown>) =>
-            `added ${str(v.id)} (${str(v.kind)}) on hub ${hub}: ${str(v.description)}\n`,
+          (v: Record<string, unknown>) => `added ${str(v.id)} (${str(v.kind)}): ${str(v.description)}\n`,
         );
         return 0;
       }

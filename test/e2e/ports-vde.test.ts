@@ -184,7 +184,7 @@ describeE2E(
         const sw2 = join(dir, "added");
         const add = await ctl("ports", "add", "0", `vde,id=v1,listen=${sw2}`);
         expect(add.code, add.stderr).toBe(0);
-        expect(add.stdout).toContain("added v1 on hub 0");
+        expect(add.stdout).toMatch(/^added v1 \(vde-listen\): /);
         const second = plug(sw2);
         const deadline2 = Date.now() + 10_000;
         while (!(await ports()).some((p) => p.name === "v1#1") && Date.now() < deadline2)

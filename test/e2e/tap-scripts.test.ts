@@ -54,8 +54,15 @@ ip link set "$1" master br0 up`,
       `tap,ifname=qtap0,script=${up},downscript=${down}`,
     ]);
     await ns.waitForLink("qtap0");
+    // the script runs once the device exists; give it the moment it needs to bridge it
+    let link = "";
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+      link = await ns.execOk("ip", ["-o", "link", "show", "qtap0"]);
+      if (/master br0/.test(link)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(readFileSync(join(dir, "up.log"), "utf8")).toBe("up 1 qtap0\n");
-    expect(await ns.execOk("ip", ["-o", "link", "show", "qtap0"])).toMatch(/master br0/);
+    expect(link).toMatch(/master br0/);
 
     const ping = await ns.exec("busybox", ["ping", "-c", "2", "-W", "2", "10.0.2.2"], 15_000);
     expect(ping.stdout).toMatch(/2 packets transmitted, 2 packets received/);
